@@ -1,0 +1,94 @@
+"""The worker: ``faust -A app.main worker -l info``.
+
+``create_app(settings)`` builds the faust App and wires topics, tables, agents and web views;
+``app`` is the one built from the environment, for the faust command line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from yarl import URL
+
+from app import agents, web
+from app.runtime import Runtime
+from app.settings import Settings
+from app.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+class AnalyticsApp(faust.App):
+    """faust.App that creates every topic of the product before anything subscribes."""
+
+    runtime: Runtime
+
+    async def on_first_start(self) -> None:
+        if not self.client_only:
+            created = await ensure_topics(self.runtime.settings)
+            if created:
+                log.info("created topics: %s", ", ".join(created))
+        await super().on_first_start()
+
+
+def _broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    ssl_context = settings.kafka_client_kwargs().get("ssl_context")
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl_context if protocol == "SASL_SSL" else None,
+        )
+    return faust.SSLCredentials(ssl_context)
+
+
+def create_app(settings: Settings | None = None) -> AnalyticsApp:
+    settings = settings or Settings()
+    servers = ";".join(s.strip() for s in settings.kafka_bootstrap_servers.split(","))
+    canonical = settings.worker_canonical_url or URL.build(
+        scheme="http", host=settings.worker_web_host, port=settings.worker_web_port
+    )
+    app = AnalyticsApp(
+        settings.app_id,
+        broker=f"kafka://{servers}",
+        broker_credentials=_broker_credentials(settings),
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        web_host=settings.worker_web_host,
+        web_port=settings.worker_web_port,
+        web_bind=settings.worker_web_host,
+        canonical_url=str(canonical),
+        web_tables_enabled=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        topic_allow_declare=True,
+        topic_disable_leader=False,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=settings.table_standby_replicas,
+        broker_commit_interval=settings.commit_interval_seconds,
+        broker_max_poll_records=settings.max_poll_records,
+        consumer_max_fetch_size=settings.max_fetch_bytes,
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        producer_acks=-1,
+        web_cors_options=None,
+    )
+    app.runtime = Runtime(app, settings)
+    agents.register(app, app.runtime)
+    web.register(app, app.runtime)
+
+    @app.command()
+    async def create_topics(self: faust.cli.AppCommand) -> None:
+        """Create every topic of the product (idempotent), then exit."""
+        created = await ensure_topics(settings)
+        print("created: " + (", ".join(created) if created else "nothing, all topics exist"))
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,55 @@
+"""Typed input events, decoded from the camelCase JSON the upstream services publish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True, frozen=True)
+class PropertyViewed:
+    """One accepted-shape property view. Times are epoch milliseconds (UTC)."""
+
+    event_id: str
+    timestamp_ms: int
+    property_id: str
+    user_id: str
+    version: str = "1.0"
+    session_id: str | None = None
+    source: str | None = None
+    duration_ms: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class UserProfile:
+    """A viewer's profile, version 1.0 or 2.0 (2.0 adds the optional ``profile`` object)."""
+
+    user_id: str
+    segment: str
+    version: str = "1.0"
+    updated_at: str | None = None
+    email: str | None = None
+    profile: dict[str, Any] | None = field(default=None)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The camelCase form of CONTRACT §3, without absent optional fields."""
+        wire: dict[str, Any] = {
+            "userId": self.user_id,
+            "segment": self.segment,
+            "version": self.version,
+        }
+        if self.updated_at is not None:
+            wire["updatedAt"] = self.updated_at
+        if self.email is not None:
+            wire["email"] = self.email
+        if self.profile is not None:
+            wire["profile"] = self.profile
+        return wire
+
+
+@dataclass(slots=True, frozen=True)
+class Rejection:
+    """Why a record was refused; ``reason`` is one of the stable codes of CONTRACT §3."""
+
+    reason: str
+    detail: str

@@ -1,0 +1,71 @@
+"""The TrendInsight published to ``analytics.insights`` (CONTRACT §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from app.windows import iso_ms
+
+PROPERTY_HOURLY_SPIKE = "property_hourly_spike"
+SEGMENT_PROPERTY_TREND = "segment_property_trend"
+
+
+@dataclass(slots=True, frozen=True)
+class TrendInsight:
+    insight_id: str
+    type: str
+    subject: dict[str, str]
+    window_start_ms: int
+    window_end_ms: int
+    metrics: dict[str, Any]
+    detected_at_ms: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "insightId": self.insight_id,
+            "type": self.type,
+            "subject": self.subject,
+            "windowStart": iso_ms(self.window_start_ms),
+            "windowEnd": iso_ms(self.window_end_ms),
+            "metrics": self.metrics,
+            "detectedAt": iso_ms(self.detected_at_ms),
+        }
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_wire())
+
+
+def spike_insight(
+    property_id: str, hour_start_ms: int, hour_end_ms: int, metrics: dict[str, Any], now_ms: int
+) -> TrendInsight:
+    return TrendInsight(
+        insight_id=f"{PROPERTY_HOURLY_SPIKE}:{property_id}:{iso_ms(hour_start_ms)}",
+        type=PROPERTY_HOURLY_SPIKE,
+        subject={"propertyId": property_id},
+        window_start_ms=hour_start_ms,
+        window_end_ms=hour_end_ms,
+        metrics=metrics,
+        detected_at_ms=now_ms,
+    )
+
+
+def trend_insight(
+    segment: str,
+    property_id: str,
+    week_start_ms: int,
+    week_end_ms: int,
+    metrics: dict[str, Any],
+    now_ms: int,
+) -> TrendInsight:
+    return TrendInsight(
+        insight_id=f"{SEGMENT_PROPERTY_TREND}:{segment}:{property_id}:{iso_ms(week_start_ms)}",
+        type=SEGMENT_PROPERTY_TREND,
+        subject={"segment": segment, "propertyId": property_id},
+        window_start_ms=week_start_ms,
+        window_end_ms=week_end_ms,
+        metrics=metrics,
+        detected_at_ms=now_ms,
+    )

@@ -1,0 +1,112 @@
+"""Runs batches of a faust stream through the owned partitions of one stage.
+
+The batch's events are acked by faust only after this returns, i.e. after the commit
+transaction; a failure inside is fatal on purpose (see ``fatal``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+import faust
+from faust.types import EventT
+
+from app.metrics import Metrics
+from app.state.partitions import OwnedPartitions
+
+log = logging.getLogger(__name__)
+
+
+class StageRunner:
+    def __init__(
+        self,
+        app: faust.App,
+        owned: OwnedPartitions,
+        metrics: Metrics,
+        batch_max_events: int,
+        publish_interval_s: float,
+    ) -> None:
+        self._app = app
+        self.owned = owned
+        self._metrics = metrics
+        self._batch_max_events = batch_max_events
+        self._publish_interval_s = publish_interval_s
+        self._last_publish = 0.0
+
+    def assigned_partitions(self) -> set[int]:
+        topic = self.owned.source_topic
+        return {tp.partition for tp in self._app.consumer.assignment() if tp.topic == topic}
+
+    async def process_batch(self, events: Sequence[EventT]) -> None:
+        try:
+            await self._process_batch(events)
+        except Exception:  # noqa: BLE001
+            fatal(f"{self.owned.name}: processing a batch failed")
+
+    async def _process_batch(self, events: Sequence[EventT]) -> None:
+        received = time.monotonic()
+        owned = self.owned
+        async with owned.lock:
+            generation = self._app.consumer_generation_id
+            assigned = self.assigned_partitions()
+            now_ms = int(time.time() * 1000)
+            touched: set[int] = set()
+            for event in events:
+                message = event.message
+                partition = message.partition
+                if message.generation_id != generation or partition not in assigned:
+                    continue  # revoked meanwhile: the new owner processes it
+                processor = owned.processor(partition) or await owned.open(partition)
+                processor.process(message.offset, message.key, message.value, now_ms)
+                touched.add(partition)
+            publish = (
+                len(events) < self._batch_max_events
+                or received - self._last_publish >= self._publish_interval_s
+            )
+            await self._commit(touched, now_ms, publish)
+        self._metrics.events_consumed.labels(owned.source_topic).inc(len(events))
+        self._metrics.latency_receive.observe(time.monotonic() - received)
+
+    async def publish_pending(self) -> None:
+        """Publish shares left unpublished by throttling, when the stream is quiet."""
+        owned = self.owned
+        async with owned.lock:
+            pending = {
+                p for p in owned.partitions if (proc := owned.processor(p)) and proc.has_unpublished
+            }
+            if pending:
+                await self._commit(pending, int(time.time() * 1000), True)
+
+    async def _commit(self, partitions: set[int], now_ms: int, publish: bool) -> None:
+        owned = self.owned
+        await owned.commit(partitions, now_ms, publish)
+        if publish:
+            self._last_publish = time.monotonic()
+        for partition in partitions:
+            processor = owned.processor(partition)
+            if processor is not None:
+                self._metrics.record_outcomes(owned.source_topic, processor.outcomes)
+
+    async def open_assigned(self) -> None:
+        """Open newly assigned partitions ahead of their first event (readiness, latency)."""
+        async with self.owned.lock:
+            for partition in sorted(self.assigned_partitions() - self.owned.partitions):
+                await self.owned.open(partition)
+
+    async def on_revoked(self, partitions: set[int]) -> None:
+        async with self.owned.lock:
+            await self.owned.close(partitions)
+
+    @property
+    def ready(self) -> bool:
+        return self.assigned_partitions() <= self.owned.partitions
+
+
+def fatal(what: str) -> None:
+    """Log and exit at once, before faust can ack and commit the failed batch (faust #527)."""
+    log.critical("%s; exiting so that the batch is replayed, not skipped", what, exc_info=True)
+    logging.shutdown()
+    os._exit(70)

@@ -1,0 +1,81 @@
+"""Per-partition processing of the views-by-user repartition topic: exact unique users
+per (ISO week, segment). Each user is owned by one partition, so shares add up exactly."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from app.state.store import PartitionStore
+from app.state.writer import Outbox
+from app.tables.partials import USERS, partial_key, users_partial
+from app.tables.segment_users import SegmentWeeklyUsers
+from app.windows import WEEK_MS
+
+APPLIED_KEY = b"m\x1fapplied"
+LATEST_WEEK_KEY = b"m\x1flatest-week"
+
+
+class SegmentUsersProcessor:
+    def __init__(
+        self,
+        partition: int,
+        store: PartitionStore,
+        outbox: Outbox,
+        partials_topic: str,
+        retention_weeks: int,
+    ) -> None:
+        self.partition = partition
+        self.store = store
+        self.outbox = outbox
+        self._partials_topic = partials_topic
+        self._retention_ms = retention_weeks * WEEK_MS
+        self.users = SegmentWeeklyUsers(store)
+        applied = store.get(APPLIED_KEY)
+        self.applied_offset = int(applied) if applied is not None else -1
+        latest = store.get(LATEST_WEEK_KEY)
+        self.latest_week = int(latest) if latest is not None else 0
+        self._unpublished: set[tuple[int, str]] = set(self.users.segment_weeks())
+        self.outcomes: Counter[str] = Counter()
+
+    def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
+        if offset <= self.applied_offset:
+            self.outcomes["replayed"] += 1
+            return
+        self.applied_offset = offset
+        if key is None or value is None:  # written only by the views stage; never expected
+            self.outcomes["malformed"] += 1
+            return
+        week_raw, segment_raw = value.split(b"\x1f", 1)
+        week, segment = int(week_raw), segment_raw.decode()
+        if week < self.latest_week - self._retention_ms:
+            return
+        if self.users.add_user(week, segment, key.decode()):
+            self._unpublished.add((week, segment))
+        if week > self.latest_week:
+            self.latest_week = week
+            self._expire()
+
+    def _expire(self) -> None:
+        for week, segment in self.users.expire_before(self.latest_week - self._retention_ms):
+            self._unpublished.discard((week, segment))
+            self.outbox.add(
+                self._partials_topic, 0, partial_key(USERS, self.partition, week, segment), None
+            )
+
+    @property
+    def has_unpublished(self) -> bool:
+        return bool(self._unpublished)
+
+    def before_commit(self, now_ms: int, publish: bool) -> None:
+        if self.store.pending or len(self.outbox):
+            self.store.put(APPLIED_KEY, b"%d" % self.applied_offset)
+            self.store.put(LATEST_WEEK_KEY, b"%d" % self.latest_week)
+        if publish:
+            for week, segment in sorted(self._unpublished):
+                self.outbox.add(
+                    self._partials_topic,
+                    0,
+                    partial_key(USERS, self.partition, week, segment),
+                    users_partial(self.users.unique_users(week, segment)),
+                )
+            self._unpublished.clear()

@@ -1,0 +1,259 @@
+"""Per-partition processing of ``property.views``: validate, dedupe, window, count, detect.
+
+One ViewsProcessor per owned partition. Every decision reads only this partition's state
+and the event itself, in offset order, so a replay decides exactly as the first run did.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiokafka.partitioner import murmur2
+
+from app import codec, dedupe
+from app.models.events import PropertyViewed, Rejection
+from app.models.insights import spike_insight, trend_insight
+from app.settings import Settings
+from app.state.store import PartitionStore
+from app.state.writer import Outbox
+from app.tables.dedupe import SeenEvents
+from app.tables.hourly import HourlyPropertyViews
+from app.tables.partials import VIEWS, partial_key, views_partial
+from app.tables.weekly import WeeklySegmentPatterns
+from app.trends import TrendRules, is_segment_trend, is_spike, ratio, spike_baseline
+from app.windows import HOUR_MS, WEEK_MS, hour_start, is_late, week_start
+
+APPLIED_KEY = b"m\x1fapplied"
+STREAM_TIME_KEY = b"m\x1fstream-time"
+UNKNOWN_SEGMENT = "unknown"
+
+
+@dataclass(slots=True, frozen=True)
+class ViewsConfig:
+    """What the views stage needs from Settings, in the units it computes with."""
+
+    views_topic: str
+    dlq_topic: str
+    insights_topic: str
+    insights_partitions: int
+    repartition_topic: str
+    partitions: int
+    partials_topic: str
+    max_value_bytes: int
+    future_tolerance_ms: int
+    hourly_grace_ms: int
+    weekly_grace_ms: int
+    hourly_retention_ms: int
+    weekly_retention_ms: int
+    dedupe_horizon_ms: int
+    rules: TrendRules
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> ViewsConfig:
+        return cls(
+            views_topic=s.views_topic,
+            dlq_topic=s.dlq_views_topic,
+            insights_topic=s.insights_topic,
+            insights_partitions=s.insights_partitions,
+            repartition_topic=s.segments_repartition_topic,
+            partitions=s.topic_partitions,
+            partials_topic=s.partials_topic,
+            max_value_bytes=s.max_value_bytes,
+            future_tolerance_ms=int(s.future_tolerance_seconds * 1000),
+            hourly_grace_ms=s.hourly_grace_seconds * 1000,
+            weekly_grace_ms=s.weekly_grace_seconds * 1000,
+            hourly_retention_ms=s.hourly_retention_seconds * 1000,
+            weekly_retention_ms=s.weekly_retention_weeks * WEEK_MS,
+            dedupe_horizon_ms=s.dedupe_horizon_seconds * 1000,
+            rules=TrendRules(
+                spike_min_views=s.spike_min_views,
+                spike_ratio=s.spike_ratio,
+                spike_baseline_hours=s.spike_baseline_hours,
+                trend_min_views=s.trend_min_views,
+                trend_ratio=s.trend_ratio,
+            ),
+        )
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The Java client's default partitioner (murmur2), as every producer of our topics uses."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class ViewsProcessor:
+    """State and rules of one ``property.views`` partition."""
+
+    def __init__(
+        self,
+        partition: int,
+        store: PartitionStore,
+        outbox: Outbox,
+        config: ViewsConfig,
+        segment_of: Callable[[str], str | None],
+    ) -> None:
+        self.partition = partition
+        self.store = store
+        self.outbox = outbox
+        self.config = config
+        self._segment_of = segment_of
+        self.hourly = HourlyPropertyViews(store)
+        self.weekly = WeeklySegmentPatterns(store)
+        self.seen = SeenEvents(store)
+        applied = store.get(APPLIED_KEY)
+        self.applied_offset = int(applied) if applied is not None else -1
+        stream_time = store.get(STREAM_TIME_KEY)
+        self.stream_time = int(stream_time) if stream_time is not None else 0
+        self._expired_through_hour = hour_start(self.stream_time)
+        # After a restart, republish every live (week, segment) share: a crash may have
+        # come between committing counts and publishing them.
+        self._unpublished: set[tuple[int, str]] = set(self.weekly.segment_weeks())
+        self.outcomes: Counter[str] = Counter()
+
+    # -- per event ----------------------------------------------------------------------
+    def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
+        if offset <= self.applied_offset:
+            self.outcomes["replayed"] += 1
+            return
+        self.applied_offset = offset
+        cfg = self.config
+        event = codec.decode_view(
+            value,
+            now_ms=now_ms,
+            max_bytes=cfg.max_value_bytes,
+            future_tolerance_ms=cfg.future_tolerance_ms,
+        )
+        if isinstance(event, Rejection):
+            self._dead_letter(offset, key, value, event)
+            return
+        self._process_valid(offset, key, value, event, now_ms)
+
+    def _process_valid(
+        self, offset: int, key: bytes | None, value: bytes | None, event: PropertyViewed, now_ms: int
+    ) -> None:
+        cfg = self.config
+        ts = event.timestamp_ms
+        stream_time = self.stream_time
+        seen = self.seen.seen(event.event_id, ts)
+        if dedupe.is_duplicate(seen, ts, stream_time, cfg.dedupe_horizon_ms):
+            self.outcomes["duplicate"] += 1
+            return
+        hour = hour_start(ts)
+        week = week_start(ts)
+        hourly_late = is_late(hour + HOUR_MS, cfg.hourly_grace_ms, stream_time)
+        weekly_late = is_late(week + WEEK_MS, cfg.weekly_grace_ms, stream_time)
+        if hourly_late and weekly_late:
+            self._dead_letter(
+                offset, key, value, Rejection(codec.LATE, f"late for hour and week by stream time {stream_time}")
+            )
+            return
+        self.outcomes["accepted"] += 1
+        if hourly_late:
+            self.outcomes["late_hourly"] += 1
+        self.seen.remember(event.event_id, ts)
+        if ts > stream_time:
+            self.stream_time = ts
+        segment = self._segment_of(event.user_id) or UNKNOWN_SEGMENT
+        if not hourly_late:
+            self._count_hourly(event, hour, now_ms)
+        if not weekly_late:
+            self._count_weekly(event, segment, week, now_ms)
+        if hour_start(self.stream_time) > self._expired_through_hour:
+            self._expire()
+
+    def _count_hourly(self, event: PropertyViewed, hour: int, now_ms: int) -> None:
+        rules = self.config.rules
+        counts = self.hourly.add_view(event.property_id, hour, event.user_id)
+        if counts.spike_emitted or counts.views < rules.spike_min_views:
+            return
+        baseline = spike_baseline(
+            self.hourly.previous_views(event.property_id, hour, rules.spike_baseline_hours),
+            rules.spike_baseline_hours,
+        )
+        if not is_spike(counts.views, baseline, rules):
+            return
+        self.hourly.mark_spike_emitted(event.property_id, hour, counts)
+        metrics = {
+            "views": counts.views,
+            "uniqueUsers": counts.unique_users,
+            "baseline": round(baseline, 2),
+            "ratio": ratio(counts.views, baseline),
+        }
+        self._emit(spike_insight(event.property_id, hour, hour + HOUR_MS, metrics, now_ms))
+
+    def _count_weekly(self, event: PropertyViewed, segment: str, week: int, now_ms: int) -> None:
+        cfg = self.config
+        counts = self.weekly.add_view(week, segment, event.property_id)
+        self._unpublished.add((week, segment))
+        user_key = event.user_id.encode()
+        self.outbox.add(
+            cfg.repartition_topic,
+            key_partition(user_key, cfg.partitions),
+            user_key,
+            b"%d\x1f%s" % (week, segment.encode()),
+        )
+        if counts.trend_emitted or counts.views < cfg.rules.trend_min_views:
+            return
+        previous = self.weekly.property_views(week - WEEK_MS, segment, event.property_id)
+        if not is_segment_trend(counts.views, previous, cfg.rules):
+            return
+        self.weekly.mark_trend_emitted(week, segment, event.property_id, counts)
+        metrics = {"views": counts.views, "previousViews": previous, "ratio": ratio(counts.views, previous)}
+        self._emit(trend_insight(segment, event.property_id, week, week + WEEK_MS, metrics, now_ms))
+
+    def _emit(self, insight) -> None:  # noqa: ANN001
+        key = insight.insight_id.encode()
+        cfg = self.config
+        self.outbox.add(
+            cfg.insights_topic, key_partition(key, cfg.insights_partitions), key, insight.to_bytes()
+        )
+        self.outcomes[f"insight:{insight.type}"] += 1
+
+    def _dead_letter(
+        self, offset: int, key: bytes | None, value: bytes | None, rejection: Rejection
+    ) -> None:
+        cfg = self.config
+        headers = [
+            ("dlq.reason", rejection.reason.encode()),
+            ("dlq.detail", rejection.detail.encode()[:1024]),
+            ("dlq.origin.topic", cfg.views_topic.encode()),
+            ("dlq.origin.partition", str(self.partition).encode()),
+            ("dlq.origin.offset", str(offset).encode()),
+        ]
+        self.outbox.add(cfg.dlq_topic, self.partition, key, value, headers)
+        self.outcomes[f"rejected:{rejection.reason}"] += 1
+
+    # -- retention ----------------------------------------------------------------------
+    def _expire(self) -> None:
+        cfg = self.config
+        stream_time = self.stream_time
+        self._expired_through_hour = hour_start(stream_time)
+        self.hourly.expire_before(hour_start(stream_time - cfg.hourly_retention_ms))
+        self.seen.expire_before(dedupe.expiry_hour(stream_time, cfg.dedupe_horizon_ms))
+        for week, segment in self.weekly.expire_before(week_start(stream_time) - cfg.weekly_retention_ms):
+            self._unpublished.discard((week, segment))
+            key = partial_key(VIEWS, self.partition, week, segment)
+            self.outbox.add(cfg.partials_topic, 0, key, None)
+
+    # -- commit -------------------------------------------------------------------------
+    @property
+    def has_unpublished(self) -> bool:
+        return bool(self._unpublished)
+
+    def before_commit(self, now_ms: int, publish: bool) -> None:
+        store = self.store
+        if store.pending or len(self.outbox):
+            store.put(APPLIED_KEY, b"%d" % self.applied_offset)
+            store.put(STREAM_TIME_KEY, b"%d" % self.stream_time)
+        if publish:
+            self._publish_partials()
+
+    def _publish_partials(self) -> None:
+        cfg = self.config
+        for week, segment in sorted(self._unpublished):
+            value = views_partial(
+                self.weekly.segment_views(week, segment), self.weekly.top_properties(week, segment)
+            )
+            self.outbox.add(cfg.partials_topic, 0, partial_key(VIEWS, self.partition, week, segment), value)
+        self._unpublished.clear()

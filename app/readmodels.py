@@ -1,0 +1,112 @@
+"""Read models every worker keeps in memory by tailing a topic from the start:
+the segment partials (compacted) and the latest insights."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from app.tables.partials import PartialsView
+
+log = logging.getLogger(__name__)
+
+
+class TopicTail:
+    """Reads every partition of ``topic`` (committed records only) and hands them to ``apply``."""
+
+    def __init__(
+        self,
+        topic: str,
+        client_kwargs: dict[str, Any],
+        apply: Callable[[bytes | None, bytes | None], None],
+        start_back: int | None = None,
+    ) -> None:
+        self.topic = topic
+        self._client_kwargs = client_kwargs
+        self._apply = apply
+        self._start_back = start_back
+        self.caught_up = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError) as exc:
+                log.warning("tail of %s failed (%r); reconnecting", self.topic, exc)
+                await asyncio.sleep(1.0)
+
+    async def _run_once(self) -> None:
+        consumer = AIOKafkaConsumer(
+            enable_auto_commit=False, isolation_level="read_committed", **self._client_kwargs
+        )
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(self.topic)
+            while not partitions:
+                await asyncio.sleep(0.5)
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                partitions = consumer.partitions_for_topic(self.topic)
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            starts = await consumer.beginning_offsets(tps)
+            for tp in tps:
+                back = ends[tp] - self._start_back if self._start_back else starts[tp]
+                consumer.seek(tp, max(back, starts[tp]))
+            while True:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        self._apply(record.key, record.value)
+                if not self.caught_up.is_set():
+                    positions = [await consumer.position(tp) for tp in tps]
+                    if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                        self.caught_up.set()
+        finally:
+            await consumer.stop()
+
+
+class InsightsMemory:
+    """The newest insights, newest first; one copy per insightId."""
+
+    def __init__(self, size: int) -> None:
+        self._items: deque[dict] = deque(maxlen=size)
+        self._ids: set[str] = set()
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            return
+        insight = orjson.loads(value)
+        insight_id = insight.get("insightId")
+        if insight_id in self._ids:
+            return
+        if len(self._items) == self._items.maxlen:
+            self._ids.discard(self._items[-1].get("insightId"))
+        self._items.appendleft(insight)
+        self._ids.add(insight_id)
+
+    def latest(self, limit: int, insight_type: str | None = None) -> list[dict]:
+        items = (i for i in self._items if insight_type is None or i.get("type") == insight_type)
+        out = []
+        for item in items:
+            if len(out) >= limit:
+                break
+            out.append(item)
+        return out
+
+
+def partials_tail(view: PartialsView, topic: str, client_kwargs: dict[str, Any]) -> TopicTail:
+    def apply(key: bytes | None, value: bytes | None) -> None:
+        if key is not None:
+            view.apply(key, value)
+
+    return TopicTail(topic, client_kwargs, apply)

@@ -1,0 +1,103 @@
+"""What a running worker holds: its stages, tables, read models and metrics."""
+
+from __future__ import annotations
+
+import functools
+
+import faust
+
+from app.metrics import Metrics
+from app.pipeline.runner import StageRunner
+from app.pipeline.segments import SegmentUsersProcessor
+from app.pipeline.views import ViewsConfig, ViewsProcessor
+from app.readmodels import InsightsMemory, TopicTail, partials_tail
+from app.settings import Settings
+from app.state.partitions import OwnedPartitions
+from app.state.store import rocksdb_options
+from app.tables.partials import PartialsView
+from app.tables.profiles import ProfileLookup, create_profiles_table
+
+
+class Runtime:
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = Metrics()
+        client_kwargs = settings.kafka_client_kwargs()
+        options = rocksdb_options(
+            settings.rocksdb_block_cache_bytes, settings.rocksdb_write_buffer_bytes
+        )
+        state_dir = settings.data_dir / "state"
+
+        self.profiles_table = create_profiles_table(app, settings)
+        self.profiles = ProfileLookup(self.profiles_table)
+
+        views_config = ViewsConfig.from_settings(settings)
+        self.views = StageRunner(
+            app,
+            OwnedPartitions(
+                name="views",
+                app_id=settings.app_id,
+                source_topic=settings.views_topic,
+                changelog_topic=settings.views_changelog_topic,
+                data_dir=state_dir,
+                rocksdb_options=options,
+                client_kwargs=client_kwargs,
+                factory=functools.partial(
+                    _views_processor, config=views_config, segment_of=self.profiles.segment_of
+                ),
+            ),
+            self.metrics,
+            settings.batch_max_events,
+            settings.partials_publish_seconds,
+        )
+        self.segments = StageRunner(
+            app,
+            OwnedPartitions(
+                name="segment-users",
+                app_id=settings.app_id,
+                source_topic=settings.segments_repartition_topic,
+                changelog_topic=settings.segments_changelog_topic,
+                data_dir=state_dir,
+                rocksdb_options=options,
+                client_kwargs=client_kwargs,
+                factory=functools.partial(
+                    SegmentUsersProcessor,
+                    partials_topic=settings.partials_topic,
+                    retention_weeks=settings.weekly_retention_weeks,
+                ),
+            ),
+            self.metrics,
+            settings.batch_max_events,
+            settings.partials_publish_seconds,
+        )
+        self.stages = (self.views, self.segments)
+
+        self.partials = PartialsView()
+        self.insights = InsightsMemory(settings.insights_memory)
+        self.tails = (
+            partials_tail(self.partials, settings.partials_topic, client_kwargs),
+            TopicTail(
+                settings.insights_topic,
+                client_kwargs,
+                self.insights.apply,
+                start_back=settings.insights_memory,
+            ),
+        )
+
+    @property
+    def recovered(self) -> bool:
+        """faust's table recovery (the profiles GlobalTable) has completed."""
+        return self.app.tables.recovery.completed.is_set()
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.recovered
+            and all(stage.ready for stage in self.stages)
+            and all(tail.caught_up.is_set() for tail in self.tails)
+        )
+
+
+def _views_processor(partition, store, outbox, *, config, segment_of):  # noqa: ANN001, ANN202
+    return ViewsProcessor(partition, store, outbox, config, segment_of)

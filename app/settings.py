@@ -1,0 +1,125 @@
+"""One settings object, read once from the environment and passed in.
+
+Every default of the product contract is a setting here, never a constant in code.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Worker configuration. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    # --- Kafka connection --------------------------------------------------------------
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+
+    # --- Identity, web, storage ---------------------------------------------------------
+    app_id: str = "property-analytics"
+    worker_web_host: str = "127.0.0.1"
+    worker_web_port: int = Field(6066, ge=1, le=65535)
+    worker_data_dir: Path | None = None
+    worker_canonical_url: str | None = None
+    api_token: SecretStr | None = None
+
+    # --- Topics -------------------------------------------------------------------------
+    topic_partitions: int = Field(12, ge=1)
+    topic_replication_factor: int = Field(1, ge=1)
+    views_topic: str = "property.views"
+    profiles_topic: str = "user.profiles"
+    insights_topic: str = "analytics.insights"
+    profiles_partitions: int = Field(1, ge=1)
+    insights_partitions: int = Field(1, ge=1)
+
+    # --- Input validation ---------------------------------------------------------------
+    max_value_bytes: int = 64 * 1024
+    future_tolerance_seconds: float = 300.0
+
+    # --- Windows, lateness, retention (event time) --------------------------------------
+    hourly_grace_seconds: int = 15 * 60
+    weekly_grace_seconds: int = 60 * 60
+    hourly_retention_seconds: int = 48 * 3600
+    weekly_retention_weeks: int = 5
+    dedupe_horizon_seconds: int = 24 * 3600
+
+    # --- Trend thresholds ---------------------------------------------------------------
+    spike_min_views: int = 20
+    spike_ratio: float = 3.0
+    spike_baseline_hours: int = 24
+    trend_min_views: int = 50
+    trend_ratio: float = 2.0
+
+    # --- Processing and performance -----------------------------------------------------
+    batch_max_events: int = Field(2000, ge=1)
+    batch_max_seconds: float = Field(0.05, gt=0)
+    partials_publish_seconds: float = Field(1.0, ge=0)
+    table_standby_replicas: int = Field(1, ge=0)
+    commit_interval_seconds: float = Field(1.0, gt=0)
+    max_poll_records: int = Field(5000, ge=1)
+    max_fetch_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    stream_buffer_maxsize: int = Field(20000, ge=1)
+    rocksdb_block_cache_bytes: int = 16 * 1024 * 1024
+    rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
+    insights_memory: int = Field(500, ge=1)
+
+    @cached_property
+    def data_dir(self) -> Path:
+        return self.worker_data_dir or Path(f"./data/worker-{self.worker_web_port}")
+
+    @property
+    def dlq_views_topic(self) -> str:
+        return f"{self.views_topic}.dlq"
+
+    @property
+    def dlq_profiles_topic(self) -> str:
+        return f"{self.profiles_topic}.dlq"
+
+    @property
+    def views_changelog_topic(self) -> str:
+        return f"{self.app_id}-views-state-changelog"
+
+    @property
+    def segments_repartition_topic(self) -> str:
+        return f"{self.app_id}-views-by-user-repartition"
+
+    @property
+    def segments_changelog_topic(self) -> str:
+        return f"{self.app_id}-segment-users-state-changelog"
+
+    @property
+    def partials_topic(self) -> str:
+        return f"{self.app_id}-segment-partials"
+
+    def kafka_client_kwargs(self) -> dict[str, object]:
+        """Connection arguments for aiokafka clients (security passed through)."""
+        kwargs: dict[str, object] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = self.kafka_sasl_mechanism
+            kwargs["sasl_plain_username"] = self.kafka_sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        if self.kafka_security_protocol.endswith("SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            kwargs["ssl_context"] = create_ssl_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+            )
+        return kwargs

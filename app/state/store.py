@@ -1,0 +1,125 @@
+"""One partition's state: a RocksDB database (rocksdict, raw bytes) behind a write-back cache.
+
+Reads see the pending (dirty) writes first. Nothing reaches RocksDB until ``apply`` is called,
+which the partition does only after the same changes were committed to the changelog, so the
+local database is never ahead of the changelog.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+
+# Local-only bookkeeping, never sent to the changelog: the changelog offset this database
+# reflects. Sorts before every data key.
+CHECKPOINT_KEY = b"\x00changelog-offset"
+_DELETED = None
+
+
+def rocksdb_options(block_cache_bytes: int, write_buffer_bytes: int) -> Options:
+    """Bounded memory per partition database (rocksdict's default block cache is 2 GiB)."""
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_write_buffer_size(write_buffer_bytes)
+    options.set_max_open_files(256)
+    table = BlockBasedOptions()
+    table.set_block_cache(Cache(block_cache_bytes))
+    options.set_block_based_table_factory(table)
+    return options
+
+
+class PartitionStore:
+    """Key/value state of one partition, with pending writes held until committed."""
+
+    def __init__(self, path: Path, options: Options) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = Rdict(str(path), options)
+        self._dirty: dict[bytes, bytes | None] = {}
+
+    # -- reads --------------------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        dirty = self._dirty
+        if key in dirty:
+            return dirty[key]
+        return self._db.get(key)
+
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Items with ``start <= key < end`` in key order, pending writes included."""
+        pending = {k: v for k, v in self._dirty.items() if start <= k < end}
+        for key, value in self._db.items(from_key=start):
+            if key >= end:
+                break
+            if key in pending:
+                continue
+            yield key, value
+        for key in sorted(pending):
+            value = pending[key]
+            if value is not _DELETED:
+                yield key, value
+
+    def committed(self) -> CommittedState:
+        """A read-only view without pending writes: what survives a crash right now."""
+        return CommittedState(self._db)
+
+    def checkpoint(self) -> int | None:
+        raw = self._db.get(CHECKPOINT_KEY)
+        return int(raw) if raw is not None else None
+
+    # -- writes -------------------------------------------------------------------------
+    def put(self, key: bytes, value: bytes) -> None:
+        self._dirty[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self._dirty[key] = _DELETED
+
+    @property
+    def pending(self) -> dict[bytes, bytes | None]:
+        return self._dirty
+
+    def discard_pending(self) -> None:
+        self._dirty = {}
+
+    def apply_pending(self, changelog_offset: int | None) -> None:
+        """Write the pending changes (already committed to the changelog) to RocksDB."""
+        self.apply(self._dirty.items(), changelog_offset)
+        self._dirty = {}
+
+    def apply(self, items, changelog_offset: int | None) -> None:  # noqa: ANN001
+        batch = WriteBatch(raw_mode=True)
+        for key, value in items:
+            if value is _DELETED:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        if changelog_offset is not None:
+            batch.put(CHECKPOINT_KEY, str(changelog_offset).encode())
+        self._db.write(batch)
+
+    def close(self) -> None:
+        self._dirty = {}
+        self._db.close()
+
+    def destroy(self) -> None:
+        """Close and delete the local files (they are rebuilt from the changelog)."""
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class CommittedState:
+    """Reads of committed state only, for the web views."""
+
+    def __init__(self, db: Rdict) -> None:
+        self._db = db
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._db.get(key)
+
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for key, value in self._db.items(from_key=start):
+            if key >= end:
+                break
+            yield key, value

@@ -1,0 +1,70 @@
+"""Event-time windows in UTC, as epoch milliseconds: hours, ISO weeks, lateness.
+
+Pure functions: the pipeline, the tests' oracles and the benchmark all call these.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+WEEK_MS = 7 * DAY_MS
+# 1970-01-01 was a Thursday; the first Monday 00:00 UTC after the epoch.
+_FIRST_MONDAY_MS = 4 * DAY_MS
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def hour_start(ts_ms: int) -> int:
+    """Start of the hourly window ``[HH:00, HH+1:00)`` holding ``ts_ms``."""
+    return ts_ms - ts_ms % HOUR_MS
+
+
+def week_start(ts_ms: int) -> int:
+    """Start (Monday 00:00 UTC) of the ISO week holding ``ts_ms``."""
+    return ts_ms - (ts_ms - _FIRST_MONDAY_MS) % WEEK_MS
+
+
+def is_late(window_end_ms: int, grace_ms: int, stream_time_ms: int) -> bool:
+    """A view is late for a window once that window's end + grace <= stream time."""
+    return window_end_ms + grace_ms <= stream_time_ms
+
+
+def parse_iso(text: str) -> int:
+    """ISO-8601 with an explicit offset or ``Z`` -> epoch ms. Raises ValueError otherwise."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return (moment - _EPOCH) // _ONE_MS
+
+
+def iso_ms(ts_ms: int) -> str:
+    """Epoch ms -> ``2026-11-20T14:00:00Z`` (milliseconds only when not zero)."""
+    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    if ts_ms % 1000:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_hour(text: str) -> int:
+    """A query's ISO hour -> the start of the hour holding it."""
+    return hour_start(parse_iso(_assume_utc(text)))
+
+
+def parse_week(text: str) -> int:
+    """``2026-11-23`` or ``2026-11-23T00:00:00Z`` -> that week's Monday 00:00 UTC.
+
+    Raises ValueError when the instant is not a Monday 00:00 UTC.
+    """
+    ts = parse_iso(_assume_utc(text if "T" in text else text + "T00:00:00Z"))
+    if week_start(ts) != ts:
+        raise ValueError(f"{text!r} is not a Monday 00:00 UTC")
+    return ts
+
+
+def _assume_utc(text: str) -> str:
+    """Query parameters may omit the offset; they are read as UTC."""
+    if text.endswith(("Z", "z")) or "+" in text[10:] or "-" in text[10:]:
+        return text
+    return text + "Z"
