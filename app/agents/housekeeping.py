@@ -4,12 +4,23 @@ throttled segment shares, tail the read-model topics, measure consumer lag."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Set
+import logging
+from collections.abc import Awaitable, Set
 
 import faust
 from faust.types import TP
 
 from app.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def _logged(work: Awaitable[None], what: str) -> None:
+    """Background work whose failure is logged; the next event retries it inline."""
+    try:
+        await work
+    except Exception:  # noqa: BLE001
+        log.exception("%s failed; will retry when its partitions receive events", what)
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
@@ -26,7 +37,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: faust.App, assigned: Set[TP], **_: object) -> None:
         for stage in runtime.stages:
-            app.add_future(stage.open_assigned())
+            app.add_future(_logged(stage.open_assigned(), f"opening {stage.owned.name} partitions"))
 
     @app.timer(max(settings.partials_publish_seconds, 0.2))
     async def publish_pending_shares() -> None:
@@ -36,15 +47,16 @@ def register(app: faust.App, runtime: Runtime) -> None:
     @app.timer(5.0)
     async def measure_lag() -> None:
         consumer = app.consumer
-        committed = consumer._committed_offset  # noqa: SLF001  (faust keeps no public copy)
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
-                lag = max(highwater - (committed.get(tp) or 0), 0)
-                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-        metrics.recovery_complete.set(1 if runtime.recovered else 0)
         for stage in runtime.stages:
-            metrics.owned_partitions.labels(stage.owned.name).set(len(stage.owned.partitions))
+            owned = stage.owned
+            for partition in owned.partitions:
+                processor = owned.processor(partition)
+                highwater = consumer.highwater(TP(owned.source_topic, partition))
+                if processor is not None and highwater is not None:
+                    lag = max(highwater - processor.applied_offset - 1, 0)
+                    metrics.consumer_lag.labels(owned.source_topic, str(partition)).set(lag)
+            metrics.owned_partitions.labels(owned.name).set(len(owned.partitions))
+        metrics.recovery_complete.set(1 if runtime.recovered else 0)
 
     @app.task
     async def tail_read_models() -> None:

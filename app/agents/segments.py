@@ -9,8 +9,9 @@ from app.runtime import Runtime
 
 def register(app: faust.App, runtime: Runtime) -> None:
     settings = runtime.settings
+    # acks=False: offsets are committed inside each partition's transaction, as for views.
     topic = app.topic(
-        settings.segments_repartition_topic, key_serializer="raw", value_serializer="raw"
+        settings.segments_repartition_topic, key_serializer="raw", value_serializer="raw", acks=False
     )
 
     @app.agent(topic, name="segment_users")

@@ -9,7 +9,11 @@ from app.runtime import Runtime
 
 def register(app: faust.App, runtime: Runtime) -> None:
     settings = runtime.settings
-    topic = app.topic(settings.views_topic, key_serializer="raw", value_serializer="raw")
+    # acks=False: faust never commits this topic's offsets; each partition's transaction
+    # commits them together with the state they produced (see app.state.partitions).
+    topic = app.topic(
+        settings.views_topic, key_serializer="raw", value_serializer="raw", acks=False
+    )
 
     @app.agent(topic, name="property_views")
     async def property_views(stream: faust.StreamT) -> None:

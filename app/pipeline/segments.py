@@ -32,6 +32,7 @@ class SegmentUsersProcessor:
         self.users = SegmentWeeklyUsers(store)
         applied = store.get(APPLIED_KEY)
         self.applied_offset = int(applied) if applied is not None else -1
+        self._committed_offset = self.applied_offset
         latest = store.get(LATEST_WEEK_KEY)
         self.latest_week = int(latest) if latest is not None else 0
         self._unpublished: set[tuple[int, str]] = set(self.users.segment_weeks())
@@ -66,10 +67,7 @@ class SegmentUsersProcessor:
     def has_unpublished(self) -> bool:
         return bool(self._unpublished)
 
-    def before_commit(self, now_ms: int, publish: bool) -> None:
-        if self.store.pending or len(self.outbox):
-            self.store.put(APPLIED_KEY, b"%d" % self.applied_offset)
-            self.store.put(LATEST_WEEK_KEY, b"%d" % self.latest_week)
+    def before_commit(self, now_ms: int, publish: bool) -> bool:
         if publish:
             for week, segment in sorted(self._unpublished):
                 self.outbox.add(
@@ -79,3 +77,9 @@ class SegmentUsersProcessor:
                     users_partial(self.users.unique_users(week, segment)),
                 )
             self._unpublished.clear()
+        if self.applied_offset == self._committed_offset and not len(self.outbox):
+            return False
+        self.store.put(APPLIED_KEY, b"%d" % self.applied_offset)
+        self.store.put(LATEST_WEEK_KEY, b"%d" % self.latest_week)
+        self._committed_offset = self.applied_offset
+        return True

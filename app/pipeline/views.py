@@ -103,6 +103,7 @@ class ViewsProcessor:
         self.seen = SeenEvents(store)
         applied = store.get(APPLIED_KEY)
         self.applied_offset = int(applied) if applied is not None else -1
+        self._committed_offset = self.applied_offset
         stream_time = store.get(STREAM_TIME_KEY)
         self.stream_time = int(stream_time) if stream_time is not None else 0
         self._expired_through_hour = hour_start(self.stream_time)
@@ -241,13 +242,15 @@ class ViewsProcessor:
     def has_unpublished(self) -> bool:
         return bool(self._unpublished)
 
-    def before_commit(self, now_ms: int, publish: bool) -> None:
-        store = self.store
-        if store.pending or len(self.outbox):
-            store.put(APPLIED_KEY, b"%d" % self.applied_offset)
-            store.put(STREAM_TIME_KEY, b"%d" % self.stream_time)
+    def before_commit(self, now_ms: int, publish: bool) -> bool:
         if publish:
             self._publish_partials()
+        if self.applied_offset == self._committed_offset and not len(self.outbox):
+            return False
+        self.store.put(APPLIED_KEY, b"%d" % self.applied_offset)
+        self.store.put(STREAM_TIME_KEY, b"%d" % self.stream_time)
+        self._committed_offset = self.applied_offset
+        return True
 
     def _publish_partials(self) -> None:
         cfg = self.config

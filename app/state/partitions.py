@@ -2,9 +2,10 @@
 
 Opening a partition fences its previous owner (transactional id per partition), then brings
 its RocksDB up to date from the changelog. Committing publishes the partition's pending
-state, outputs and dead letters in one transaction, then writes RocksDB. A crash anywhere
-leaves the changelog at the last committed batch; replayed input at or below the stored
-``applied`` offset is skipped. That is what makes every count exact under at-least-once.
+state, outputs, dead letters and its input offset in one transaction, then writes RocksDB.
+A crash anywhere leaves changelog, outputs and group offset at the last committed batch,
+together; input at or below the stored ``applied`` offset is skipped should it be seen
+again. That is what makes every count exact after any crash or rebalance.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from aiokafka import TopicPartition
 from rocksdict import Options
 
 from app.state.restore import restore_partition
@@ -25,14 +27,21 @@ log = logging.getLogger(__name__)
 
 
 class Processor(Protocol):
-    """Domain logic of one partition: reads and writes its store, fills its outbox."""
+    """Domain logic of one partition: reads and writes its store, fills its outbox.
+
+    ``applied_offset`` is the last input offset it has taken into account (stored in its
+    state); ``process`` skips anything at or below it.
+    """
 
     store: PartitionStore
     outbox: Outbox
+    applied_offset: int
 
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None: ...
 
-    def before_commit(self, now_ms: int, publish: bool) -> None: ...
+    def before_commit(self, now_ms: int, publish: bool) -> bool:
+        """Stage bookkeeping and shares for commit; True when there is anything to commit."""
+        ...
 
     @property
     def has_unpublished(self) -> bool: ...
@@ -64,6 +73,7 @@ class OwnedPartitions:
         self._options = rocksdb_options
         self._client_kwargs = client_kwargs
         self._factory = factory
+        self._group_id = app_id
         self._open: dict[int, tuple[Processor, TransactionalWriter]] = {}
         self.lock = asyncio.Lock()
 
@@ -120,14 +130,14 @@ class OwnedPartitions:
         if entry is None:
             return
         processor, writer = entry
-        processor.before_commit(now_ms, publish)
-        store, outbox = processor.store, processor.outbox
-        if not store.pending and not len(outbox):
+        if not processor.before_commit(now_ms, publish):
             return
+        store, outbox = processor.store, processor.outbox
         for key, value in store.pending.items():
             outbox.add(self.changelog_topic, partition, key, value)
+        source = {TopicPartition(self.source_topic, partition): processor.applied_offset + 1}
         try:
-            offset = await writer.commit(outbox, self.changelog_topic)
+            offset = await writer.commit(outbox, self.changelog_topic, source, self._group_id)
         except PartitionFenced:
             log.warning("%s: partition %d fenced by a newer owner; dropping it", self.name, partition)
             store.discard_pending()

@@ -1,5 +1,6 @@
-"""Atomic publication of one partition's changes: changelog, outputs and dead letters
-in one Kafka transaction, by a producer whose transactional id belongs to the partition.
+"""Atomic publication of one partition's changes: changelog, outputs, dead letters and the
+consumer group's input offset, in one Kafka transaction, by a producer whose transactional
+id belongs to the partition.
 
 Starting the producer fences any older owner of the same partition (a zombie after a
 rebalance): its open transaction is aborted and its later commits fail.
@@ -12,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,16 @@ class TransactionalWriter:
             except KafkaError:  # a fenced or broken producer may fail to stop cleanly
                 log.debug("producer %s stopped with an error", self.transactional_id)
 
-    async def commit(self, outbox: Outbox, changelog_topic: str) -> int | None:
-        """Publish ``outbox`` atomically; return the last changelog batch's base offset.
+    async def commit(
+        self,
+        outbox: Outbox,
+        changelog_topic: str,
+        source_offsets: dict[TopicPartition, int],
+        group_id: str,
+    ) -> int | None:
+        """Publish ``outbox`` and commit the consumer group's ``source_offsets``, atomically.
+
+        Returns the last changelog batch's base offset.
 
         Transient failures (broker restarts, timeouts) are retried with a fresh producer,
         as long as it takes. Raises PartitionFenced when a newer owner exists.
@@ -91,7 +100,7 @@ class TransactionalWriter:
         delay = 0.5
         while True:
             try:
-                return await self._commit_once(outbox, changelog_topic)
+                return await self._commit_once(outbox, changelog_topic, source_offsets, group_id)
             except ProducerFenced as exc:
                 await self.stop()
                 raise PartitionFenced(self.transactional_id) from exc
@@ -112,7 +121,13 @@ class TransactionalWriter:
                 except (KafkaError, OSError) as start_exc:
                     log.warning("producer %s restart failed: %r", self.transactional_id, start_exc)
 
-    async def _commit_once(self, outbox: Outbox, changelog_topic: str) -> int | None:
+    async def _commit_once(
+        self,
+        outbox: Outbox,
+        changelog_topic: str,
+        source_offsets: dict[TopicPartition, int],
+        group_id: str,
+    ) -> int | None:
         producer = self._producer
         if producer is None:
             await self.start()
@@ -130,6 +145,7 @@ class TransactionalWriter:
                 metadata = await fut
                 if topic == changelog_topic:
                     changelog_offset = max(changelog_offset or -1, metadata.offset)
+            await producer.send_offsets_to_transaction(source_offsets, group_id)
         except BaseException:
             await _abort_quietly(producer)
             raise

@@ -1,0 +1,204 @@
+"""Real worker processes for integration and fault tests: start, kill, pause, wait.
+
+Each test gets its own app id and topic names (``isolated_env``), so tests never share
+state on the broker; workers are ``faust -A app.main worker`` subprocesses, as users run them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+REPO = Path(__file__).resolve().parents[2]
+FAUST = str(Path(sys.executable).with_name("faust"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def isolated_env(bootstrap: str, **overrides: str) -> dict[str, str]:
+    """Environment for workers of one test: unique app id and topics, fast batches."""
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "APP_ID": f"pa-test-{tag}",
+        "VIEWS_TOPIC": f"views-{tag}",
+        "PROFILES_TOPIC": f"profiles-{tag}",
+        "INSIGHTS_TOPIC": f"insights-{tag}",
+        "TOPIC_PARTITIONS": "6",
+        "PARTIALS_PUBLISH_SECONDS": "0.2",
+        "COMMIT_INTERVAL_SECONDS": "0.5",
+    }
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class Worker:
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    data_dir: Path | None = None
+    log_dir: Path = REPO / "tests" / "artifacts" / "logs"
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.env['APP_ID']}-worker-{self.port}.log"
+
+    def start(self) -> Worker:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.data_dir is None:
+            self.data_dir = REPO / "tests" / "artifacts" / "data" / f"{self.env['APP_ID']}-{self.port}"
+        env = {
+            **os.environ,
+            **self.env,
+            "WORKER_WEB_PORT": str(self.port),
+            "WORKER_DATA_DIR": str(self.data_dir),
+        }
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [FAUST, "-A", "app.main", "worker", "-l", "info"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no commit, no flush."""
+        if self.proc and self.proc.poll() is None:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self, timeout: float = 60) -> int | None:
+        """SIGTERM and wait for a graceful exit; SIGKILL if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def get(self, path: str, **kwargs) -> tuple[int, object]:  # noqa: ANN003
+        async with aiohttp.ClientSession() as session:
+            async with session.get(self.url + path, timeout=aiohttp.ClientTimeout(total=15), **kwargs) as r:
+                body = await r.read()
+                try:
+                    import orjson
+
+                    return r.status, orjson.loads(body)
+                except ValueError:
+                    return r.status, body.decode(errors="replace")
+
+    async def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise AssertionError(f"worker on {self.port} exited; see {self.log_path}")
+            try:
+                status, last = await self.get("/ready")
+                if status == 200:
+                    return
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                last = exc
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"worker on {self.port} not ready after {timeout}s: {last!r}; see {self.log_path}")
+
+
+async def committed_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Records of ``topics`` after group ``group``'s committed offsets.
+
+    Counts real records (read_committed), not offsets: transaction markers take offsets too,
+    so ``end - committed`` never reaches 0 on a transactionally written topic.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
+    await admin.start()
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+        ]
+        ends = await consumer.end_offsets(tps)
+        committed = await admin.list_consumer_group_offsets(group)
+        consumer.assign(tps)
+        behind = []
+        for tp in tps:
+            offset = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
+            if offset < ends[tp]:
+                consumer.seek(tp, offset)
+                behind.append(tp)
+            else:
+                consumer.pause(tp)
+        remaining = 0
+        while behind:
+            batches = await consumer.getmany(*behind, timeout_ms=500)
+            for tp, records in batches.items():
+                remaining += sum(1 for r in records if r.offset < ends[tp])
+            positions = [(tp, await consumer.position(tp)) for tp in behind]
+            behind = [tp for tp, pos in positions if pos < ends[tp]]
+        return remaining
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def wait_caught_up(
+    bootstrap: str, env: dict[str, str], timeout: float = 180, settle: float = 1.0
+) -> float:
+    """Wait until the group has committed every views and views-by-user record; returns seconds."""
+    group = env["APP_ID"]
+    topics = [env["VIEWS_TOPIC"], f"{group}-views-by-user-repartition"]
+    started = time.monotonic()
+    lag = None
+    while time.monotonic() - started < timeout:
+        lag = await committed_lag(bootstrap, group, topics)
+        if lag == 0:
+            await asyncio.sleep(settle)  # throttled segment shares are published on a timer
+            if await committed_lag(bootstrap, group, topics) == 0:
+                return time.monotonic() - started
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"group {group} still {lag} records behind after {timeout}s")
