@@ -1,0 +1,91 @@
+# property-analytics: developer entry points. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+PIP       := $(VENV)/bin/pip
+PYTEST    := $(VENV)/bin/pytest
+KAFKA_SH  := bash tools/kafka/kafka.sh
+
+# The local broker from tools/kafka/kafka.sh. Point KAFKA_BOOTSTRAP_SERVERS at
+# another broker to use it instead; then no local broker is started or stopped.
+KAFKA_PORT ?= 9092
+LOCAL_BOOTSTRAP := 127.0.0.1:$(KAFKA_PORT)
+KAFKA_BOOTSTRAP_SERVERS ?= $(LOCAL_BOOTSTRAP)
+export KAFKA_PORT KAFKA_BOOTSTRAP_SERVERS
+USE_LOCAL_KAFKA := $(filter $(LOCAL_BOOTSTRAP) localhost:$(KAFKA_PORT),$(KAFKA_BOOTSTRAP_SERVERS))
+
+PYTEST_ARGS ?= -v --timeout=900
+# e.g. TEST_SELECT="not soak" (the marker must be registered in pyproject.toml)
+TEST_SELECT ?=
+N ?= 3
+
+.PHONY: help venv kafka-up kafka-down kafka-reset kafka-status test unit demo workers bench soak clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-12s %s\n", $$1, $$2 }'
+
+# --- environment ---------------------------------------------------------------
+
+venv: $(VENV)/.installed ## create .venv and install the package with dev extras
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+# --- local Kafka broker ------------------------------------------------------------
+
+kafka-up: ## start the local Kafka broker (127.0.0.1:9092), downloading it on first use
+	$(KAFKA_SH) up
+
+kafka-down: ## stop the local Kafka broker
+	$(KAFKA_SH) down
+
+kafka-reset: ## stop the local broker and wipe its data (all topics)
+	$(KAFKA_SH) reset
+
+kafka-status: ## is the local broker running?
+	$(KAFKA_SH) status
+
+# --- tests ---------------------------------------------------------------------
+
+# Starts the local broker unless it already runs (or another broker is
+# configured) and always stops the broker it started; keeps pytest's exit code.
+test: venv ## run all tests against a real broker
+	@if [ -n "$(USE_LOCAL_KAFKA)" ] && ! $(KAFKA_SH) status >/dev/null 2>&1; then
+	  trap '$(KAFKA_SH) down' EXIT
+	  $(KAFKA_SH) up
+	elif [ -n "$(USE_LOCAL_KAFKA)" ]; then
+	  echo "kafka: using the broker that is already running (it will be left running)"
+	else
+	  echo "kafka: using KAFKA_BOOTSTRAP_SERVERS=$$KAFKA_BOOTSTRAP_SERVERS"
+	fi
+	$(PYTEST) tests $(if $(TEST_SELECT),-m "$(TEST_SELECT)") $(PYTEST_ARGS)
+
+unit: venv ## run the unit tests only (no broker)
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
+
+soak: venv ## long-running fault tests (tests/faults, -m soak)
+	$(PYTEST) tests/faults -m soak $(PYTEST_ARGS)
+
+# --- running it -------------------------------------------------------------------
+
+demo: venv ## broker + topics + one worker + generator; dashboard on :6066
+	bash tools/demo.sh
+
+workers: venv ## start N workers (default 3) on ports 6066.. ; Ctrl-C stops them
+	bash tools/workers.sh $(N)
+
+bench: venv ## benchmarks (installs the bench extras)
+	$(PIP) install -e '.[bench]'
+	$(PY) -m bench
+
+clean: ## stop the broker; remove .venv, broker data and logs, data/, caches (keeps the Kafka jars)
+	$(KAFKA_SH) down || true
+	rm -rf $(VENV) .local/kafka/data .local/kafka/logs .local/logs data .pytest_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
