@@ -77,8 +77,18 @@ class Workload:
                 doc["profile"] = {"firstName": f"F{i}", "lastName": f"L{i}", "company": "Acme"}
             yield Record(self.profiles_topic, self.user(i).encode(), orjson.dumps(doc))
 
-    def views(self, count: int | None, start_ms: int, step_ms: float, jitter_ms: int = 0) -> Iterator[Record]:
-        """``count`` views (None: endless) with event times from ``start_ms``, ``step_ms`` apart."""
+    def views(
+        self,
+        count: int | None,
+        start_ms: int,
+        step_ms: float,
+        jitter_ms: int = 0,
+        id_prefix: str = "ev",
+    ) -> Iterator[Record]:
+        """``count`` views (None: endless) with event times from ``start_ms``, ``step_ms`` apart.
+
+        Event ids are ``<id_prefix>-<seed>-<n>``: give each call on one topic its own prefix.
+        """
         rng = self._rng
         n = 0
         burst: list[int] = []
@@ -93,7 +103,7 @@ class Workload:
             else:
                 prop = rng.randrange(self.properties)
             user = rng.randrange(self.users)
-            record = self.view_record(f"ev-{self.seed}-{n}", ts, self.prop(prop), self.user(user))
+            record = self.view_record(f"{id_prefix}-{self.seed}-{n}", ts, self.prop(prop), self.user(user))
             if self.bad_rate and rng.random() < self.bad_rate:
                 record = Record(record.topic, record.key, b"{not json")
             yield record
@@ -163,13 +173,22 @@ async def _main(args: argparse.Namespace) -> int:
     profiles = await produce(workload.profiles(), kwargs)
     log.info("produced %d profiles to %s", profiles, settings.profiles_topic)
     if args.views is None:
+        if args.history_views:
+            # A day of history first, so baselines and sparklines have something to show.
+            now = int(time.time() * 1000)
+            span = args.history_hours * HOUR_MS
+            history = workload.views(
+                args.history_views, now - span, span / args.history_views, id_prefix=f"h{now}"
+            )
+            sent = await produce(history, kwargs, progress_every=10000)
+            log.info("produced %d views of history (%d h)", sent, args.history_hours)
         # Live: event time follows the wall clock, a little out of order.
         start = int(time.time() * 1000)
-        views = workload.views(None, start, 1000 / args.rate, jitter_ms=2000)
+        views = workload.views(None, start, 1000 / args.rate, jitter_ms=2000, id_prefix=f"l{start}")
     else:
         start = int(time.time() * 1000) - args.backfill_hours * HOUR_MS
         step = args.backfill_hours * HOUR_MS / max(args.views, 1)
-        views = workload.views(args.views, start, step)
+        views = workload.views(args.views, start, step, id_prefix=f"b{start}")
     sent = await produce(views, kwargs, rate=args.rate, progress_every=10000)
     log.info("produced %d views to %s", sent, settings.views_topic)
     return 0
@@ -184,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views", type=int, default=None, help="finite backfill of this many views")
     parser.add_argument("--backfill-hours", type=int, default=24)
     parser.add_argument("--spike-every", type=int, default=2000)
+    parser.add_argument(
+        "--history-views", type=int, default=20000, help="live mode: views of history first"
+    )
+    parser.add_argument("--history-hours", type=int, default=24)
     args = parser.parse_args(argv)
     if args.views is None and args.rate <= 0:
         parser.error("live mode (no --views) needs --rate > 0")

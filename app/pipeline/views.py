@@ -107,6 +107,7 @@ class ViewsProcessor:
         stream_time = store.get(STREAM_TIME_KEY)
         self.stream_time = int(stream_time) if stream_time is not None else 0
         self._expired_through_hour = hour_start(self.stream_time)
+        self._last_seen_purge = self.stream_time
         # After a restart, republish every live (week, segment) share: a crash may have
         # come between committing counts and publishing them.
         self._unpublished: set[tuple[int, str]] = set(self.weekly.segment_weeks())
@@ -136,8 +137,8 @@ class ViewsProcessor:
         cfg = self.config
         ts = event.timestamp_ms
         stream_time = self.stream_time
-        seen = self.seen.seen(event.event_id, ts)
-        if dedupe.is_duplicate(seen, ts, stream_time, cfg.dedupe_horizon_ms):
+        accepted_at = self.seen.accepted_at(event.event_id)
+        if dedupe.is_duplicate(accepted_at, stream_time, cfg.dedupe_horizon_ms):
             self.outcomes["duplicate"] += 1
             return
         hour = hour_start(ts)
@@ -231,7 +232,9 @@ class ViewsProcessor:
         stream_time = self.stream_time
         self._expired_through_hour = hour_start(stream_time)
         self.hourly.expire_before(hour_start(stream_time - cfg.hourly_retention_ms))
-        self.seen.expire_before(dedupe.expiry_hour(stream_time, cfg.dedupe_horizon_ms))
+        if dedupe.purge_due(stream_time, self._last_seen_purge, cfg.dedupe_horizon_ms):
+            self.seen.expire(stream_time - cfg.dedupe_horizon_ms)
+            self._last_seen_purge = stream_time
         for week, segment in self.weekly.expire_before(week_start(stream_time) - cfg.weekly_retention_ms):
             self._unpublished.discard((week, segment))
             key = partial_key(VIEWS, self.partition, week, segment)

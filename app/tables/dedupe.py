@@ -1,31 +1,38 @@
-"""``seen_events``: event ids already accepted, for duplicate detection.
+"""``seen_events``: event ids already accepted, with their event time, for duplicate detection.
 
-Keyed by (hour of the event, eventId): a resent event carries the same timestamp, so the
-lookup is one get, and expiry past the dedupe horizon is a range delete.
+One key per eventId, so a resend is one get whatever its timestamp. Entries older than the
+dedupe horizon are purged by a scan every few hours of stream time: each entry is visited a
+handful of times in its life, O(1) per event amortised.
 """
 
 from __future__ import annotations
 
 from app.state.store import PartitionStore
-from app.tables.keys import family_range, window_key
-from app.windows import hour_start
+from app.tables.keys import SEP, family_range
 
 SEEN = "e"
+
+
+def _key(event_id: str) -> bytes:
+    return f"{SEEN}{SEP}{event_id}".encode()
 
 
 class SeenEvents:
     def __init__(self, store: PartitionStore) -> None:
         self._store = store
 
-    def seen(self, event_id: str, ts_ms: int) -> bool:
-        return self._store.get(window_key(SEEN, hour_start(ts_ms), event_id)) is not None
+    def accepted_at(self, event_id: str) -> int | None:
+        """Event time (ms) of the accepted view with this id, if one is remembered."""
+        raw = self._store.get(_key(event_id))
+        return int(raw) if raw is not None else None
 
     def remember(self, event_id: str, ts_ms: int) -> None:
-        self._store.put(window_key(SEEN, hour_start(ts_ms), event_id), b"")
+        self._store.put(_key(event_id), b"%d" % ts_ms)
 
-    def expire_before(self, hour_ms: int) -> int:
-        start, end = family_range(SEEN, hour_ms)
-        keys = [key for key, _ in self._store.scan(start, end)]
-        for key in keys:
+    def expire(self, oldest_kept_ms: int) -> int:
+        """Forget ids accepted with an event time before ``oldest_kept_ms``; returns how many."""
+        start, end = family_range(SEEN)
+        old = [key for key, raw in self._store.scan(start, end) if int(raw) < oldest_kept_ms]
+        for key in old:
             self._store.delete(key)
-        return len(keys)
+        return len(old)
