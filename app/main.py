@@ -88,6 +88,17 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         created = await ensure_topics(settings)
         print("created: " + (", ".join(created) if created else "nothing, all topics exist"))
 
+    @app.command()
+    async def watch_insights(self: faust.cli.AppCommand) -> None:
+        """Print insights as they are published (committed only), one JSON per line."""
+        from app.readmodels import TopicTail
+
+        def show(key: bytes | None, value: bytes | None) -> None:
+            if value is not None:
+                print(value.decode(), flush=True)
+
+        await TopicTail(settings.insights_topic, settings.kafka_client_kwargs(), show).run()
+
     return app
 
 

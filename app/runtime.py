@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import faust
@@ -31,6 +32,7 @@ class Runtime:
 
         self.profiles_table = create_profiles_table(app, settings)
         self.profiles = ProfileLookup(self.profiles_table)
+        self.profiles_bootstrapped = asyncio.Event()
 
         views_config = ViewsConfig.from_settings(settings)
         self.views = StageRunner(
@@ -50,6 +52,7 @@ class Runtime:
             self.metrics,
             settings.batch_max_events,
             settings.partials_publish_seconds,
+            gate=self.profiles_bootstrapped,
         )
         self.segments = StageRunner(
             app,
@@ -94,6 +97,7 @@ class Runtime:
     def ready(self) -> bool:
         return (
             self.recovered
+            and self.profiles_bootstrapped.is_set()
             and all(stage.ready for stage in self.stages)
             and all(tail.caught_up.is_set() for tail in self.tails)
         )

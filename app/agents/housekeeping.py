@@ -1,5 +1,5 @@
-"""Background work of a worker: open assigned partitions, close revoked ones, publish
-throttled segment shares, tail the read-model topics, measure consumer lag."""
+"""Background work of a worker: bootstrap profiles, open assigned partitions, close revoked
+ones, publish throttled segment shares, tail the read-model topics, measure consumer lag."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import logging
 from collections.abc import Awaitable, Set
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from app.runtime import Runtime
+from app.tables.profiles import wait_bootstrapped
+from app.topics import profiles_changelog_topic
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,20 @@ def register(app: faust.App, runtime: Runtime) -> None:
                     metrics.consumer_lag.labels(owned.source_topic, str(partition)).set(lag)
             metrics.owned_partitions.labels(owned.name).set(len(owned.partitions))
         metrics.recovery_complete.set(1 if runtime.recovered else 0)
+
+    @app.task
+    async def bootstrap_profiles() -> None:
+        while True:
+            try:
+                await wait_bootstrapped(
+                    runtime.profiles_table, settings, profiles_changelog_topic(settings)
+                )
+                break
+            except (KafkaError, OSError) as exc:
+                log.warning("profiles bootstrap check failed (%r); retrying", exc)
+                await asyncio.sleep(1.0)
+        runtime.profiles_bootstrapped.set()
+        runtime.views.release()
 
     @app.task
     async def tail_read_models() -> None:

@@ -6,6 +6,7 @@ transaction; a failure inside is fatal on purpose (see ``fatal``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -28,13 +29,16 @@ class StageRunner:
         metrics: Metrics,
         batch_max_events: int,
         publish_interval_s: float,
+        gate: asyncio.Event | None = None,
     ) -> None:
         self._app = app
+        self._gate = gate
         self.owned = owned
         self._metrics = metrics
         self._batch_max_events = batch_max_events
         self._publish_interval_s = publish_interval_s
         self._last_publish = 0.0
+        self._rewind: dict = {}  # TP -> first offset held back while the gate is closed
 
     def assigned_partitions(self) -> set[int]:
         topic = self.owned.source_topic
@@ -47,11 +51,15 @@ class StageRunner:
             fatal(f"{self.owned.name}: processing a batch failed")
 
     async def _process_batch(self, events: Sequence[EventT]) -> None:
+        if self._gate is not None and not self._gate.is_set():
+            await self._hold_back(events)
+            return
         received = time.monotonic()
         owned = self.owned
         async with owned.lock:
             generation = self._app.consumer_generation_id
             assigned = self.assigned_partitions()
+            stream_times = _stream_times(owned, owned.partitions)
             now_ms = int(time.time() * 1000)
             touched: set[int] = set()
             for event in events:
@@ -67,8 +75,37 @@ class StageRunner:
                 or received - self._last_publish >= self._publish_interval_s
             )
             await self._commit(touched, now_ms, publish)
+            self._metrics.observe_event_time(
+                int(time.time() * 1000), stream_times, _stream_times(owned, touched)
+            )
         self._metrics.events_consumed.labels(owned.source_topic).inc(len(events))
         self._metrics.latency_receive.observe(time.monotonic() - received)
+
+    async def _hold_back(self, events: Sequence[EventT]) -> None:
+        """Gate closed (profiles still loading): pause our partitions and rewind to the first
+        held-back offset, so these events are fetched again once the gate opens.
+
+        Blocking here instead would stop faust's shared fetcher once our buffer filled up,
+        and with it the very profiles the gate waits for.
+        """
+        consumer = self._app.consumer
+        topic = self.owned.source_topic
+        mine = {tp for tp in consumer.assignment() if tp.topic == topic}
+        consumer.pause_partitions(mine)
+        for event in events:
+            tp, offset = event.message.tp, event.message.offset
+            if tp in mine and offset < self._rewind.get(tp, offset + 1):
+                self._rewind[tp] = offset
+        for tp, offset in self._rewind.items():
+            if tp in mine:
+                await consumer.seek(tp, offset)
+
+    def release(self) -> None:
+        """Gate open: fetch this stage's partitions again, from where they were held back."""
+        consumer = self._app.consumer
+        topic = self.owned.source_topic
+        consumer.resume_partitions({tp for tp in consumer.assignment() if tp.topic == topic})
+        self._rewind.clear()
 
     async def publish_pending(self) -> None:
         """Publish shares left unpublished by throttling, when the stream is quiet."""
@@ -103,6 +140,16 @@ class StageRunner:
     @property
     def ready(self) -> bool:
         return self.assigned_partitions() <= self.owned.partitions
+
+
+def _stream_times(owned: OwnedPartitions, partitions: set[int]) -> dict[int, int]:
+    """Stream time (newest accepted event time) per open partition, for stages that keep one."""
+    out = {}
+    for partition in partitions:
+        stream_time = getattr(owned.processor(partition), "stream_time", None)
+        if stream_time is not None:
+            out[partition] = stream_time
+    return out
 
 
 def fatal(what: str) -> None:

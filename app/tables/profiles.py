@@ -7,10 +7,19 @@ GlobalTable docstring's advice against the infinite-recovery trap (FAUST_NOTES).
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from typing import Any
+
 import faust
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def create_profiles_table(app: faust.App, settings: Settings) -> faust.GlobalTable:
@@ -43,3 +52,64 @@ class ProfileLookup:
 
     def profile(self, user_id: str) -> bytes | None:
         return self._table.get(user_id.encode())
+
+
+async def wait_bootstrapped(
+    table: faust.GlobalTable,
+    settings: Settings,
+    changelog_topic: str,
+    timeout_s: float = 120.0,
+) -> bool:
+    """Wait until every profile published before now is in this worker's GlobalTable.
+
+    Like a Kafka Streams GlobalKTable, views are joined only once the profiles that existed
+    at start-up are loaded: first the group has processed ``user.profiles`` up to its end at
+    the time of the call, then this worker's copy has read the changelog up to its end.
+    Returns False (and the worker goes on) if that takes longer than ``timeout_s``.
+    """
+    kwargs: dict[str, Any] = settings.kafka_client_kwargs()
+    deadline = time.monotonic() + timeout_s
+    source_ends = await _end_offsets(kwargs, settings.profiles_topic)
+    admin = AIOKafkaAdminClient(**kwargs)
+    await admin.start()
+    try:
+        while True:
+            committed = await admin.list_consumer_group_offsets(settings.app_id)
+            behind = {
+                tp: end
+                for tp, end in source_ends.items()
+                if end > 0 and (committed.get(tp) is None or committed[tp].offset < end)
+            }
+            if not behind:
+                break
+            if time.monotonic() > deadline:
+                log.warning("profiles not bootstrapped after %.0fs: %s behind", timeout_s, behind)
+                return False
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    changelog_ends = await _end_offsets(kwargs, changelog_topic)
+    while True:
+        lagging = [
+            tp
+            for tp, end in changelog_ends.items()
+            if end > 0 and (table.persisted_offset(faust.types.TP(tp.topic, tp.partition)) or -1) < end - 1
+        ]
+        if not lagging:
+            log.info("profiles bootstrapped (%s)", dict(source_ends))
+            return True
+        if time.monotonic() > deadline:
+            log.warning("profiles changelog not read to its end after %.0fs", timeout_s)
+            return False
+        await asyncio.sleep(0.2)
+
+
+async def _end_offsets(kwargs: dict[str, Any], topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kwargs)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        return await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
