@@ -65,6 +65,8 @@ def parse_week(text: str) -> int:
 
 def _assume_utc(text: str) -> str:
     """Query parameters may omit the offset; they are read as UTC."""
-    if text.endswith(("Z", "z")) or "+" in text[10:] or "-" in text[10:]:
+    if text.endswith("z"):  # allowed by ISO-8601, but datetime.fromisoformat wants "Z"
+        return text[:-1] + "Z"
+    if text.endswith("Z") or "+" in text[10:] or "-" in text[10:]:
         return text
     return text + "Z"
