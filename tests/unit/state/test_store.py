@@ -1,0 +1,177 @@
+"""PartitionStore: pending writes are read-your-writes, RocksDB only sees them when applied."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.state.store import CHECKPOINT_KEY
+
+
+def test_pending_put_is_visible_to_get_but_not_to_committed(store):
+    store.put(b"k1", b"v1")
+
+    assert store.get(b"k1") == b"v1"
+    assert store.committed().get(b"k1") is None
+    assert store.pending == {b"k1": b"v1"}
+
+
+def test_apply_pending_makes_writes_committed_and_clears_pending(store):
+    store.put(b"k1", b"v1")
+    store.put(b"k2", b"v2")
+
+    store.apply_pending(7)
+
+    assert store.pending == {}
+    assert store.committed().get(b"k1") == b"v1"
+    assert store.committed().get(b"k2") == b"v2"
+    assert store.get(b"k2") == b"v2"
+
+
+def test_pending_writes_are_visible_to_scan_but_not_to_committed_scan(store):
+    store.put(b"a", b"1")
+    store.apply_pending(None)
+    store.put(b"b", b"2")
+
+    assert dict(store.scan(b"a", b"z")) == {b"a": b"1", b"b": b"2"}
+    assert list(store.committed().scan(b"a", b"z")) == [(b"a", b"1")]
+
+
+def test_pending_overwrite_of_committed_key_wins_in_get_and_scan(store):
+    store.put(b"a", b"old")
+    store.apply_pending(None)
+    store.put(b"a", b"new")
+
+    assert store.get(b"a") == b"new"
+    assert list(store.scan(b"a", b"b")) == [(b"a", b"new")]
+    assert store.committed().get(b"a") == b"old"
+
+
+def test_scan_is_half_open_start_inclusive_end_exclusive(store):
+    for key in (b"a", b"b", b"c", b"d"):
+        store.put(key, key.upper())
+    store.apply_pending(None)
+    store.put(b"bb", b"BB")  # pending, inside the range
+    store.put(b"d0", b"D0")  # pending, outside the range
+
+    assert sorted(store.scan(b"b", b"d")) == [(b"b", b"B"), (b"bb", b"BB"), (b"c", b"C")]
+
+
+def test_delete_of_committed_key_hides_it_from_get_and_scan_until_applied(store):
+    store.put(b"a", b"1")
+    store.put(b"b", b"2")
+    store.apply_pending(None)
+
+    store.delete(b"a")
+
+    assert store.get(b"a") is None
+    assert list(store.scan(b"a", b"z")) == [(b"b", b"2")]
+    # Not applied yet: what survives a crash still has it.
+    assert store.committed().get(b"a") == b"1"
+
+    store.apply_pending(None)
+
+    assert store.committed().get(b"a") is None
+    assert list(store.committed().scan(b"a", b"z")) == [(b"b", b"2")]
+
+
+def test_delete_of_pending_only_key_hides_it_from_scan(store):
+    store.put(b"a", b"1")
+    store.delete(b"a")
+
+    assert store.get(b"a") is None
+    assert list(store.scan(b"a", b"z")) == []
+    store.apply_pending(None)
+    assert store.committed().get(b"a") is None
+
+
+def test_put_after_delete_restores_the_key(store):
+    store.put(b"a", b"1")
+    store.apply_pending(None)
+    store.delete(b"a")
+    store.put(b"a", b"2")
+
+    assert list(store.scan(b"a", b"b")) == [(b"a", b"2")]
+    store.apply_pending(None)
+    assert store.committed().get(b"a") == b"2"
+
+
+def test_discard_pending_drops_uncommitted_writes(store):
+    store.put(b"a", b"1")
+    store.apply_pending(None)
+    store.put(b"a", b"2")
+    store.put(b"b", b"3")
+    store.delete(b"a")
+
+    store.discard_pending()
+
+    assert store.get(b"a") == b"1"
+    assert store.get(b"b") is None
+    assert store.pending == {}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="app/state/store.py PartitionStore.scan yields all RocksDB keys first and the "
+    "pending keys after them, not merged in key order as its docstring promises",
+)
+def test_scan_merges_committed_and_pending_keys_in_key_order(store):
+    store.put(b"a", b"1")
+    store.put(b"c", b"3")
+    store.apply_pending(None)
+    store.put(b"b", b"2")
+
+    assert [key for key, _ in store.scan(b"a", b"z")] == [b"a", b"b", b"c"]
+
+
+def test_checkpoint_is_none_until_applied_with_an_offset(store):
+    assert store.checkpoint() is None
+    store.put(b"a", b"1")
+    store.apply_pending(None)
+    assert store.checkpoint() is None
+
+    store.put(b"b", b"2")
+    store.apply_pending(41)
+    assert store.checkpoint() == 41
+
+    store.put(b"c", b"3")
+    store.apply_pending(None)  # no new changelog offset: the old one stays
+    assert store.checkpoint() == 41
+
+    store.apply_pending(99)  # nothing pending still records the offset
+    assert store.checkpoint() == 99
+
+
+def test_checkpoint_and_applied_data_survive_reopen_pending_does_not(open_store):
+    store = open_store("p007")
+    store.put(b"a", b"1")
+    store.apply_pending(12)
+    store.put(b"b", b"lost")  # never applied: a crash loses it
+    store.close()
+
+    reopened = open_store("p007")
+
+    assert reopened.checkpoint() == 12
+    assert reopened.get(b"a") == b"1"
+    assert reopened.get(b"b") is None
+
+
+def test_checkpoint_key_is_outside_data_scans(store):
+    store.put(b"h\x1f0000000000000\x1fp", b"x")
+    store.apply_pending(5)
+
+    assert CHECKPOINT_KEY < b"\x01"
+    assert list(store.scan(b"\x01", b"\xff")) == [(b"h\x1f0000000000000\x1fp", b"x")]
+
+
+def test_destroy_removes_the_files(open_store, tmp_path):
+    store = open_store("p009")
+    store.put(b"a", b"1")
+    store.apply_pending(3)
+    assert (tmp_path / "p009").exists()
+
+    store.destroy()
+
+    assert not (tmp_path / "p009").exists()
+    fresh = open_store("p009")
+    assert fresh.get(b"a") is None
+    assert fresh.checkpoint() is None
