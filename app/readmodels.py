@@ -13,6 +13,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from app.clients import partitions_of, stop_consumer
 from app.tables.partials import PartialsView
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,10 @@ class TopicTail:
         )
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(self.topic)
+            partitions = await partitions_of(consumer, self.topic)
             while not partitions:
                 await asyncio.sleep(0.5)
-                await consumer._client.force_metadata_update()  # noqa: SLF001
-                partitions = consumer.partitions_for_topic(self.topic)
+                partitions = await partitions_of(consumer, self.topic)
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
@@ -72,7 +72,7 @@ class TopicTail:
                     if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
                         self.caught_up.set()
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
 
 
 class InsightsMemory:

@@ -33,6 +33,7 @@ class Runtime:
         self.profiles_table = create_profiles_table(app, settings)
         self.profiles = ProfileLookup(self.profiles_table)
         self.profiles_bootstrapped = asyncio.Event()
+        self.bootstrap_started = False
 
         views_config = ViewsConfig.from_settings(settings)
         self.views = StageRunner(

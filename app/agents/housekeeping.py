@@ -37,8 +37,24 @@ def register(app: faust.App, runtime: Runtime) -> None:
             if mine:
                 await stage.on_revoked(mine)
 
+    async def bootstrap_profiles() -> None:
+        while not runtime.profiles_bootstrapped.is_set():
+            try:
+                await wait_bootstrapped(
+                    runtime.profiles_table, settings, profiles_changelog_topic(settings)
+                )
+            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("profiles bootstrap check failed (%r); retrying", exc)
+                await asyncio.sleep(1.0)
+                continue
+            runtime.profiles_bootstrapped.set()
+            runtime.views.release()
+
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: faust.App, assigned: Set[TP], **_: object) -> None:
+        if not runtime.profiles_bootstrapped.is_set() and not runtime.bootstrap_started:
+            runtime.bootstrap_started = True
+            app.add_future(_logged(bootstrap_profiles(), "bootstrapping profiles"))
         for stage in runtime.stages:
             app.add_future(_logged(stage.open_assigned(), f"opening {stage.owned.name} partitions"))
 
@@ -60,20 +76,6 @@ def register(app: faust.App, runtime: Runtime) -> None:
                     metrics.consumer_lag.labels(owned.source_topic, str(partition)).set(lag)
             metrics.owned_partitions.labels(owned.name).set(len(owned.partitions))
         metrics.recovery_complete.set(1 if runtime.recovered else 0)
-
-    @app.task
-    async def bootstrap_profiles() -> None:
-        while True:
-            try:
-                await wait_bootstrapped(
-                    runtime.profiles_table, settings, profiles_changelog_topic(settings)
-                )
-                break
-            except (KafkaError, OSError) as exc:
-                log.warning("profiles bootstrap check failed (%r); retrying", exc)
-                await asyncio.sleep(1.0)
-        runtime.profiles_bootstrapped.set()
-        runtime.views.release()
 
     @app.task
     async def tail_read_models() -> None:

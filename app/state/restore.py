@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.clients import stop_consumer
 from app.state.store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -65,4 +66,4 @@ async def restore_partition(
         )
         return applied
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)

@@ -7,6 +7,7 @@ local database is never ahead of the changelog.
 
 from __future__ import annotations
 
+import heapq
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,15 +50,11 @@ class PartitionStore:
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Items with ``start <= key < end`` in key order, pending writes included."""
-        pending = {k: v for k, v in self._dirty.items() if start <= k < end}
-        for key, value in self._db.items(from_key=start):
-            if key >= end:
-                break
-            if key in pending:
-                continue
-            yield key, value
-        for key in sorted(pending):
-            value = pending[key]
+        pending = sorted((k, v) for k, v in self._dirty.items() if start <= k < end)
+        committed = (
+            (key, value) for key, value in self._db.items(from_key=start) if key not in self._dirty
+        )
+        for key, value in heapq.merge(_until(committed, end), pending):
             if value is not _DELETED:
                 yield key, value
 
@@ -123,3 +120,10 @@ class CommittedState:
             if key >= end:
                 break
             yield key, value
+
+
+def _until(items: Iterator[tuple[bytes, bytes]], end: bytes) -> Iterator[tuple[bytes, bytes]]:
+    for key, value in items:
+        if key >= end:
+            return
+        yield key, value

@@ -14,9 +14,9 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.clients import end_offsets
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,8 @@ async def wait_bootstrapped(
     """
     kwargs: dict[str, Any] = settings.kafka_client_kwargs()
     deadline = time.monotonic() + timeout_s
-    source_ends = await _end_offsets(kwargs, settings.profiles_topic)
+    source_ends = await end_offsets(kwargs, settings.profiles_topic)
+    log.info("profiles: bootstrapping to %s", source_ends)
     admin = AIOKafkaAdminClient(**kwargs)
     await admin.start()
     try:
@@ -88,13 +89,17 @@ async def wait_bootstrapped(
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    changelog_ends = await _end_offsets(kwargs, changelog_topic)
+    changelog_ends = await end_offsets(kwargs, changelog_topic)
+    next_report = time.monotonic() + 5
     while True:
-        lagging = [
-            tp
+        lagging = {
+            tp: (table.persisted_offset(tp), end)
             for tp, end in changelog_ends.items()
-            if end > 0 and (table.persisted_offset(faust.types.TP(tp.topic, tp.partition)) or -1) < end - 1
-        ]
+            if end > 0 and (table.persisted_offset(tp) or -1) < end - 1
+        }
+        if time.monotonic() > next_report:
+            log.info("profiles: waiting for the changelog (persisted, end): %s", lagging)
+            next_report = time.monotonic() + 5
         if not lagging:
             log.info("profiles bootstrapped (%s)", dict(source_ends))
             return True
@@ -103,13 +108,3 @@ async def wait_bootstrapped(
             return False
         await asyncio.sleep(0.2)
 
-
-async def _end_offsets(kwargs: dict[str, Any], topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kwargs)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        return await consumer.end_offsets(tps) if tps else {}
-    finally:
-        await consumer.stop()

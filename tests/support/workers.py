@@ -22,6 +22,8 @@ from aiokafka import TopicPartition
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.clients import stop_consumer
+
 REPO = Path(__file__).resolve().parents[2]
 FAUST = str(Path(sys.executable).with_name("faust"))
 
@@ -177,7 +179,7 @@ async def committed_lag(bootstrap: str, group: str, topics: list[str]) -> int:
             behind = [tp for tp, pos in positions if pos < ends[tp]]
         return remaining
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
         await admin.close()
 
 

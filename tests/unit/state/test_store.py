@@ -109,11 +109,6 @@ def test_discard_pending_drops_uncommitted_writes(store):
     assert store.pending == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/state/store.py PartitionStore.scan yields all RocksDB keys first and the "
-    "pending keys after them, not merged in key order as its docstring promises",
-)
 def test_scan_merges_committed_and_pending_keys_in_key_order(store):
     store.put(b"a", b"1")
     store.put(b"c", b"3")

@@ -1,0 +1,49 @@
+"""aiokafka helpers shared by the state, read-model and bootstrap code."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer without leaking aiokafka's internal cancellation.
+
+    aiokafka (0.14, still open upstream as aio-libs/aiokafka#647) awaits its own cancelled
+    ``_reset_committed_task`` in ``stop()``, so stopping a consumer soon after starting it
+    raises CancelledError into the caller. That error is swallowed here unless the calling
+    task itself is being cancelled.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The topic's partitions; empty if it does not exist.
+
+    A consumer without a subscription has no metadata for ``topic`` (``partitions_for_topic``
+    answers None even after ``topics()``), so refresh it first.
+    """
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        await consumer._client.force_metadata_update()  # noqa: SLF001  (no public equivalent)
+        partitions = consumer.partitions_for_topic(topic)
+    return set(partitions or ())
+
+
+async def end_offsets(client_kwargs: dict, topic: str) -> dict[TopicPartition, int]:
+    """Current end offset of every partition of ``topic`` (read_committed: the LSO)."""
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False, isolation_level="read_committed", **client_kwargs
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
+        return await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await stop_consumer(consumer)
