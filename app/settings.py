@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     partials_publish_seconds: float = Field(1.0, ge=0)
     table_standby_replicas: int = Field(1, ge=0)
     commit_interval_seconds: float = Field(1.0, gt=0)
+    # A dead worker's partitions move after this long (the broker's minimum is 6 s).
+    session_timeout_seconds: float = Field(10.0, ge=6)
+    heartbeat_interval_seconds: float = Field(2.0, gt=0)
     max_poll_records: int = Field(5000, ge=1)
     max_fetch_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     stream_buffer_maxsize: int = Field(20000, ge=1)
