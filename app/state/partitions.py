@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from rocksdict import Options
 
 from app.state.restore import restore_partition
@@ -87,10 +88,31 @@ class OwnedPartitions:
         return entry[0] if entry else None
 
     async def open(self, partition: int) -> Processor:
-        """The partition's processor, fencing the old owner and restoring state first."""
+        """The partition's processor, fencing the old owner and restoring state first.
+
+        Broker trouble (a restart, a timeout) is retried until it passes: a worker rides out
+        a broker restart instead of exiting.
+        """
         entry = self._open.get(partition)
         if entry is not None:
             return entry[0]
+        delay = 0.5
+        while True:
+            try:
+                processor, writer = await self._open_once(partition)
+                break
+            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                log.warning(
+                    "%s: opening partition %d failed (%r); retrying in %.1fs",
+                    self.name, partition, exc, delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self._open[partition] = (processor, writer)
+        log.info("%s: partition %d open", self.name, partition)
+        return processor
+
+    async def _open_once(self, partition: int) -> tuple[Processor, TransactionalWriter]:
         writer = TransactionalWriter(
             f"{self._app_id}-{self.name}-{partition}", self._client_kwargs
         )
@@ -102,10 +124,7 @@ class OwnedPartitions:
             store.close()
             await writer.stop()
             raise
-        processor = self._factory(partition, store, Outbox())
-        self._open[partition] = (processor, writer)
-        log.info("%s: partition %d open", self.name, partition)
-        return processor
+        return self._factory(partition, store, Outbox()), writer
 
     async def close(self, partitions: Iterable[int]) -> None:
         for partition in list(partitions):

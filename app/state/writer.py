@@ -72,7 +72,11 @@ class TransactionalWriter:
             request_timeout_ms=30_000,
             **self._client_kwargs,
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
