@@ -48,6 +48,16 @@ def _broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | N
     return faust.SSLCredentials(ssl_context)
 
 
+def use_event_loop(name: str) -> None:
+    """Install the event loop policy before faust creates its loop (uvloop is faster)."""
+    if name == "uvloop":
+        import asyncio
+
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def create_app(settings: Settings | None = None) -> AnalyticsApp:
     settings = settings or Settings()
     servers = ";".join(s.strip() for s in settings.kafka_bootstrap_servers.split(","))
@@ -104,4 +114,6 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
     return app
 
 
-app = create_app()
+_settings = Settings()
+use_event_loop(_settings.event_loop)
+app = create_app(_settings)

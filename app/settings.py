@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     trend_ratio: float = 2.0
 
     # --- Processing and performance -----------------------------------------------------
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     batch_max_events: int = Field(2000, ge=1)
     batch_max_seconds: float = Field(0.05, gt=0)
     partials_publish_seconds: float = Field(1.0, ge=0)
