@@ -112,6 +112,7 @@ class ViewsProcessor:
         # come between committing counts and publishing them.
         self._unpublished: set[tuple[int, str]] = set(self.weekly.segment_weeks())
         self.outcomes: Counter[str] = Counter()
+        self._baselines: dict[str, tuple[int, float]] = {}  # property -> (hour, baseline)
 
     # -- per event ----------------------------------------------------------------------
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
@@ -166,13 +167,16 @@ class ViewsProcessor:
 
     def _count_hourly(self, event: PropertyViewed, hour: int, now_ms: int) -> None:
         rules = self.config.rules
-        counts = self.hourly.add_view(event.property_id, hour, event.user_id)
+        prop = event.property_id
+        counts = self.hourly.add_view(prop, hour, event.user_id)
+        cached = self._baselines.get(prop)
+        if cached is not None and cached[0] != hour:
+            # A view counted in one of the cached hour's baseline hours makes it stale.
+            if hour < cached[0] and cached[0] - hour <= rules.spike_baseline_hours * HOUR_MS:
+                del self._baselines[prop]
         if counts.spike_emitted or counts.views < rules.spike_min_views:
             return
-        baseline = spike_baseline(
-            self.hourly.previous_views(event.property_id, hour, rules.spike_baseline_hours),
-            rules.spike_baseline_hours,
-        )
+        baseline = self._baseline(prop, hour)
         if not is_spike(counts.views, baseline, rules):
             return
         self.hourly.mark_spike_emitted(event.property_id, hour, counts)
@@ -183,6 +187,16 @@ class ViewsProcessor:
             "ratio": ratio(counts.views, baseline),
         }
         self._emit(spike_insight(event.property_id, hour, hour + HOUR_MS, metrics, now_ms))
+
+    def _baseline(self, prop: str, hour: int) -> float:
+        """Mean views of the preceding hours, memoised per property (24 reads otherwise)."""
+        cached = self._baselines.get(prop)
+        if cached is not None and cached[0] == hour:
+            return cached[1]
+        hours = self.config.rules.spike_baseline_hours
+        baseline = spike_baseline(self.hourly.previous_views(prop, hour, hours), hours)
+        self._baselines[prop] = (hour, baseline)
+        return baseline
 
     def _count_weekly(self, event: PropertyViewed, segment: str, week: int, now_ms: int) -> None:
         cfg = self.config
