@@ -380,23 +380,25 @@ def test_spike_once_when_views_reach_20_and_3x_the_24_hour_baseline(make):
 
 def test_spike_baseline_memo_is_dropped_when_a_late_view_raises_the_baseline(make):
     d = make()
-    # Hours -24 .. -1: 20 views each -> baseline 20.0, so a spike needs 60 views.
-    for k in range(24, 0, -1):
-        feed_hour(d, H14 - k * HOUR_MS, 20, "prop-s", f"h{k}")
-    for i in range(59):  # 59 < 60, 10 s apart: stream time H14 + 9:40, the baseline is memoised
+    # The 24 preceding hours hold 456 views: baseline 19.0, a spike needs 57 views. Hour -1
+    # stays under the 20-view minimum, so its own spike check never replaces the memo.
+    feed_hour(d, H14 - 24 * HOUR_MS, 20, "prop-s", "h24")
+    for k in range(23, 1, -1):
+        feed_hour(d, H14 - k * HOUR_MS, 19, "prop-s", f"h{k}")
+    feed_hour(d, H14 - HOUR_MS, 18, "prop-s", "h1")
+    for i in range(56):  # 10 s apart: stream time H14 + 9:10; the baseline 19.0 is memoised
         d.view(f"now-{i}", H14 + i * 10_000, prop="prop-s", user=f"v{i}")
 
     def spikes_at_h14() -> int:
         ids = [i["insightId"] for i in insights(d.pending(), "property_hourly_spike")]
         return ids.count("property_hourly_spike:prop-s:2026-11-20T14:00:00Z")
 
-    # A late view for hour -1 within its grace makes the baseline 20.04: threshold 60.125.
+    # A late view for hour -1, within its grace: baseline 457 / 24, threshold 57.125.
     d.view("late", H14 - 30 * MIN, prop="prop-s", user="x")
-    d.view("now-59", H14 + 10 * MIN, prop="prop-s", user="y")
-    assert d.proc.hourly.get("prop-s", H14).views == 60
-    assert d.proc.hourly.get("prop-s", H14 - HOUR_MS).views == 21
-    assert spikes_at_h14() == 0
-    d.view("now-60", H14 + 11 * MIN, prop="prop-s", user="z")  # 61 >= 60.125
+    d.view("now-56", H14 + 10 * MIN, prop="prop-s", user="y")
+    assert d.proc.hourly.get("prop-s", H14).views == 57
+    assert spikes_at_h14() == 0  # a stale memo (19.0) would have said 57 >= 57
+    d.view("now-57", H14 + 11 * MIN, prop="prop-s", user="z")
     assert spikes_at_h14() == 1
 
 
