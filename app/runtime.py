@@ -46,8 +46,8 @@ class Runtime:
                 data_dir=state_dir,
                 rocksdb_options=options,
                 client_kwargs=client_kwargs,
-                factory=functools.partial(
-                    _views_processor, config=views_config, segment_of=self.profiles.segment_of
+                factory=lambda partition, store, outbox: ViewsProcessor(
+                    partition, store, outbox, views_config, self.profiles.segment_of
                 ),
             ),
             self.metrics,
@@ -103,6 +103,3 @@ class Runtime:
             and all(tail.caught_up.is_set() for tail in self.tails)
         )
 
-
-def _views_processor(partition, store, outbox, *, config, segment_of):  # noqa: ANN001, ANN202
-    return ViewsProcessor(partition, store, outbox, config, segment_of)

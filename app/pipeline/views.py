@@ -14,7 +14,7 @@ from aiokafka.partitioner import murmur2
 
 from app import codec, dedupe
 from app.models.events import PropertyViewed, Rejection
-from app.models.insights import spike_insight, trend_insight
+from app.models.insights import TrendInsight, spike_insight, trend_insight
 from app.settings import Settings
 from app.state.store import PartitionStore
 from app.state.writer import Outbox
@@ -218,7 +218,7 @@ class ViewsProcessor:
         metrics = {"views": counts.views, "previousViews": previous, "ratio": ratio(counts.views, previous)}
         self._emit(trend_insight(segment, event.property_id, week, week + WEEK_MS, metrics, now_ms))
 
-    def _emit(self, insight) -> None:  # noqa: ANN001
+    def _emit(self, insight: TrendInsight) -> None:
         key = insight.insight_id.encode()
         cfg = self.config
         self.outbox.add(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
@@ -85,7 +85,9 @@ class PartitionStore:
         self.apply(self._dirty.items(), changelog_offset)
         self._dirty = {}
 
-    def apply(self, items, changelog_offset: int | None) -> None:  # noqa: ANN001
+    def apply(
+        self, items: Iterable[tuple[bytes, bytes | None]], changelog_offset: int | None
+    ) -> None:
         batch = WriteBatch(raw_mode=True)
         for key, value in items:
             if value is _DELETED:
