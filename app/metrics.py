@@ -1,67 +1,119 @@
-"""Prometheus metrics of CONTRACT §6 (names follow Prometheus conventions)."""
+"""Prometheus metrics of CONTRACT §6 (names follow Prometheus conventions).
+
+Every family carries the ``property_analytics_`` prefix, counters end in ``_total``,
+durations are histograms in seconds. ``GET /metrics`` serves ``registry``;
+``GET /api/dashboard`` reads the same numbers through ``snapshot`` and ``RateSampler``.
+"""
 
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections import deque
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import disable_created_metrics
+
+from app.codec import REASONS
+from app.models.insights import PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND
+
+# ``*_created`` series double every counter's output and tell nobody anything here.
+disable_created_metrics()
+
+PREFIX = "property_analytics_"
+INSIGHT_TYPES = (PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND)
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        p = PREFIX
         self.events_consumed = Counter(
-            "events_consumed_total", "Input records consumed", ["topic"], registry=r
+            p + "events_consumed_total", "Input records consumed, by topic", ["topic"], registry=r
         )
         self.events_accepted = Counter(
-            "events_accepted_total", "Views accepted into the windows", registry=r
+            p + "events_accepted_total", "Views accepted into the windows", registry=r
         )
         self.events_duplicate = Counter(
-            "events_duplicate_total", "Views skipped as duplicates of an accepted eventId", registry=r
+            p + "events_duplicate_total",
+            "Views skipped as duplicates of an accepted eventId",
+            registry=r,
         )
-        self.events_late_hourly = Counter(
-            "events_late_hourly_total",
-            "Accepted views left out of their hourly window (late for the hour, not the week)",
+        self.events_late = Counter(
+            p + "events_late_total",
+            "Late views, by the window they missed: window=\"hour\" counts accepted views left "
+            "out of their hourly window only; window=\"week\" counts views late for both windows "
+            "(not accepted, also counted as rejected with reason=\"late\")",
+            ["window"],
             registry=r,
         )
         self.events_rejected = Counter(
-            "events_rejected_total", "Records dead-lettered, by reason", ["topic", "reason"], registry=r
+            p + "events_rejected_total",
+            "Records dead-lettered, by topic and reason",
+            ["topic", "reason"],
+            registry=r,
         )
         self.events_replayed = Counter(
-            "events_replayed_total",
+            p + "events_replayed_total",
             "Records seen again after a crash or rebalance and skipped (already applied)",
             ["topic"],
             registry=r,
         )
         self.insights_emitted = Counter(
-            "insights_emitted_total", "Insights published, by type", ["type"], registry=r
+            p + "insights_emitted_total", "Insights published, by type", ["type"], registry=r
         )
         self.consumer_lag = Gauge(
-            "consumer_lag", "Records behind the end of each owned input partition",
-            ["topic", "partition"], registry=r,
+            p + "consumer_lag_records",
+            "Records behind the end of each owned input partition (a transactionally written "
+            "topic keeps at least 1: its commit marker)",
+            ["topic", "partition"],
+            registry=r,
         )
         self.latency_event_time = Histogram(
-            "processing_latency_event_time_seconds",
-            "From a view's event time to its commit",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            p + "processing_latency_event_time_seconds",
+            "From the event time of a partition's newest accepted view to the commit of the "
+            "batch that advanced it (one observation per partition and batch)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
             registry=r,
         )
         self.latency_receive = Histogram(
-            "processing_latency_receive_seconds",
-            "From a batch's first record received to its commit",
+            p + "processing_latency_receive_seconds",
+            "From a batch's records received by the stage to their commit (one observation per "
+            "batch)",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
         )
         self.table_keys = Gauge(
-            "table_keys", "Estimated keys per state store", ["store"], registry=r
+            p + "table_keys",
+            "Estimated keys per state store (RocksDB 'rocksdb.estimate-num-keys', summed over "
+            "the partitions open on this worker)",
+            ["store"],
+            registry=r,
         )
         self.owned_partitions = Gauge(
-            "owned_partitions", "Partitions open on this worker", ["store"], registry=r
+            p + "owned_partitions", "Partitions open on this worker, per store", ["store"], registry=r
         )
         self.recovery_complete = Gauge(
-            "recovery_complete", "1 once table recovery is complete", registry=r
+            p + "table_recovery_complete", "1 once faust's table recovery is complete", registry=r
         )
+        self.ready = Gauge(
+            p + "ready", "1 while GET /ready answers 200 (all state recovered, read models caught up)",
+            registry=r,
+        )
+        for insight_type in INSIGHT_TYPES:
+            self.insights_emitted.labels(insight_type)
+        for window in ("hour", "week"):
+            self.events_late.labels(window)
+
+    def declare_topics(self, views_topic: str, profiles_topic: str) -> None:
+        """Create the known label sets at 0, so rates work from the first scrape."""
+        for topic in (views_topic, profiles_topic):
+            self.events_consumed.labels(topic)
+            self.events_replayed.labels(topic)
+            for reason in REASONS:
+                if reason != "late" or topic == views_topic:
+                    self.events_rejected.labels(topic, reason)
 
     def record_outcomes(self, topic: str, outcomes: Tally[str]) -> None:
         """Fold a batch's per-event tallies into the counters (cheaper than per event)."""
@@ -71,11 +123,112 @@ class Metrics:
             elif outcome == "duplicate":
                 self.events_duplicate.inc(n)
             elif outcome == "late_hourly":
-                self.events_late_hourly.inc(n)
+                self.events_late.labels("hour").inc(n)
             elif outcome == "replayed":
                 self.events_replayed.labels(topic).inc(n)
             elif outcome.startswith("rejected:"):
-                self.events_rejected.labels(topic, outcome.split(":", 1)[1]).inc(n)
+                reason = outcome.split(":", 1)[1]
+                self.events_rejected.labels(topic, reason).inc(n)
+                if reason == "late":
+                    self.events_late.labels("week").inc(n)
             elif outcome.startswith("insight:"):
                 self.insights_emitted.labels(outcome.split(":", 1)[1]).inc(n)
         outcomes.clear()
+
+    def observe_event_time(
+        self, committed_at_ms: int, before: dict[int, int], after: dict[int, int]
+    ) -> None:
+        """One observation per partition whose stream time a committed batch advanced."""
+        for partition, stream_time in after.items():
+            previous = before.get(partition)  # None: opened during the batch, no baseline
+            if previous is not None and stream_time > previous:
+                self.latency_event_time.observe(max(committed_at_ms - stream_time, 0) / 1000)
+
+    def prune_lag(self, owned: dict[str, set[int]]) -> None:
+        """Drop the lag series of partitions this worker no longer owns (else they stay frozen)."""
+        for labels in _label_sets(self.consumer_lag):
+            topic, partition = labels["topic"], int(labels["partition"])
+            if partition not in owned.get(topic, ()):
+                self.consumer_lag.remove(labels["topic"], labels["partition"])
+
+    # -- reading back, for the JSON summary -------------------------------------------
+    def snapshot(self, views_topic: str) -> dict[str, float]:
+        """Totals since this worker started, by what the dashboard shows."""
+        return {
+            "consumed": _total(self.events_consumed, topic=views_topic),
+            "accepted": _total(self.events_accepted),
+            "duplicate": _total(self.events_duplicate),
+            "late": _total(self.events_late, window="hour"),
+            "rejected": _total(self.events_rejected, topic=views_topic),
+            "insights": _total(self.insights_emitted),
+        }
+
+    def rejected_by_reason(self, views_topic: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for sample in _samples(self.events_rejected):
+            if sample.labels.get("topic") == views_topic and sample.value:
+                out[sample.labels["reason"]] = sample.value
+        return out
+
+    def lag(self) -> list[dict]:
+        return sorted(
+            (
+                {"topic": s.labels["topic"], "partition": int(s.labels["partition"]), "lag": int(s.value)}
+                for s in _samples(self.consumer_lag)
+            ),
+            key=lambda item: (item["topic"], item["partition"]),
+        )
+
+    def gauge_values(self, gauge: Gauge) -> dict[str, float]:
+        return {next(iter(s.labels.values()), ""): s.value for s in _samples(gauge)}
+
+
+class RateSampler:
+    """Per-second rates of a few counters over the last minute, sampled on a timer."""
+
+    def __init__(self, keep_seconds: int = 60) -> None:
+        self._samples: deque[tuple[float, dict[str, float]]] = deque(maxlen=keep_seconds + 1)
+
+    def sample(self, now: float, totals: dict[str, float]) -> None:
+        self._samples.append((now, totals))
+
+    def rate(self, key: str, over_seconds: float = 10.0) -> float | None:
+        """Mean rate of ``key`` over about the last ``over_seconds``; None before two samples."""
+        if len(self._samples) < 2:
+            return None
+        end_t, end = self._samples[-1]
+        start_t, start = self._samples[-2]
+        for t, values in reversed(self._samples):
+            if end_t - t > over_seconds:
+                break
+            start_t, start = t, values
+        if end_t <= start_t:
+            return None
+        return max(end[key] - start[key], 0.0) / (end_t - start_t)
+
+    def series(self, key: str) -> list[float]:
+        """Per-interval rates, oldest first (one per sample interval, about a second)."""
+        out = []
+        items = list(self._samples)
+        for (t0, v0), (t1, v1) in zip(items, items[1:], strict=False):
+            out.append(max(v1[key] - v0[key], 0.0) / (t1 - t0) if t1 > t0 else 0.0)
+        return out
+
+
+def _samples(metric) -> Iterable:  # noqa: ANN001
+    for family in metric.collect():
+        for sample in family.samples:
+            if not sample.name.endswith(("_created", "_bucket", "_count", "_sum")):
+                yield sample
+
+
+def _label_sets(metric) -> list[dict[str, str]]:  # noqa: ANN001
+    return [dict(s.labels) for s in _samples(metric)]
+
+
+def _total(metric, **labels: str) -> float:  # noqa: ANN001
+    return sum(
+        s.value
+        for s in _samples(metric)
+        if all(s.labels.get(k) == v for k, v in labels.items())
+    )

@@ -5,8 +5,19 @@ from __future__ import annotations
 import faust
 
 from app.runtime import Runtime
-from app.web import api
+from app.web import api, dashboard
+from app.web.http import Peers
+from app.web.monitoring import Monitoring
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
-    api.register(app, runtime)
+    peers = Peers(app, runtime.settings)
+    monitoring = Monitoring(app, runtime)
+    # The dashboard first: its "/" must precede faust's own index page at the same path.
+    dashboard.register(app, runtime, peers, monitoring)
+    api.register(app, runtime, peers)
+    monitoring.register()
+
+    @app.on_before_shutdown.connect
+    async def close_peer_session(sender: faust.App, **_: object) -> None:
+        await peers.close()

@@ -7,6 +7,8 @@ same one the producers of ``property.views`` use.
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import faust
 from yarl import URL
@@ -14,6 +16,11 @@ from yarl import URL
 from app.pipeline.views import key_partition
 
 ROUTED_HEADER = "X-Routed-By"
+FORWARD_TIMEOUT_S = 10.0
+
+
+class OwnerUnreachable(Exception):
+    """The owner of a key did not answer (down, restarting, or too slow)."""
 
 
 def owner_url(app: faust.App, topic: str, partition: int) -> URL | None:
@@ -21,6 +28,14 @@ def owner_url(app: faust.App, topic: str, partition: int) -> URL | None:
         if partition in topics.get(topic, ()):
             return URL(url)
     return None
+
+
+def members(app: faust.App, topic: str) -> dict[URL, list[int]]:
+    """Every worker of the group (this one included) and its assigned partitions of ``topic``."""
+    return {
+        URL(url): sorted(topics.get(topic, ()))
+        for url, topics in app.assignor.external_topics_metadata().items()
+    }
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -33,11 +48,21 @@ def is_self(app: faust.App, url: URL) -> bool:
 
 
 async def forward(
-    session: aiohttp.ClientSession, url: URL, path_qs: str, headers: dict[str, str]
+    session: aiohttp.ClientSession,
+    url: URL,
+    path_qs: str,
+    headers: dict[str, str],
+    timeout_s: float = FORWARD_TIMEOUT_S,
 ) -> tuple[int, bytes]:
-    """GET the same path on another worker; returns (status, body)."""
+    """GET the same path on another worker; returns (status, body).
+
+    Raises OwnerUnreachable when the worker does not answer in time.
+    """
     target = url.with_path("").join(URL(path_qs))
-    async with session.get(
-        target, headers=headers, timeout=aiohttp.ClientTimeout(total=10)
-    ) as response:
-        return response.status, await response.read()
+    try:
+        async with session.get(
+            target, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        ) as response:
+            return response.status, await response.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        raise OwnerUnreachable(f"{url} did not answer: {type(exc).__name__}") from exc
