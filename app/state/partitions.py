@@ -152,8 +152,7 @@ class OwnedPartitions:
         if not processor.before_commit(now_ms, publish):
             return
         store, outbox = processor.store, processor.outbox
-        for key, value in store.pending.items():
-            outbox.add(self.changelog_topic, partition, key, value)
+        outbox.extend(self.changelog_topic, partition, store.pending.items())
         source = {TopicPartition(self.source_topic, partition): processor.applied_offset + 1}
         try:
             offset = await writer.commit(outbox, self.changelog_topic, source, self._group_id)

@@ -28,6 +28,8 @@ def rocksdb_options(block_cache_bytes: int, write_buffer_bytes: int) -> Options:
     options.set_max_open_files(256)
     table = BlockBasedOptions()
     table.set_block_cache(Cache(block_cache_bytes))
+    # Most reads are misses (a new user, a new event id): bloom filters answer them in memory.
+    table.set_bloom_filter(10, False)
     options.set_block_based_table_factory(table)
     return options
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,13 @@ class Outbox:
         if bucket is None:
             bucket = self.records[(topic, partition)] = []
         bucket.append((key, value, headers or []))
+
+    def extend(
+        self, topic: str, partition: int, items: Iterable[tuple[bytes, bytes | None]]
+    ) -> None:
+        """Add keyed records without headers (a changelog's pending writes)."""
+        bucket = self.records.setdefault((topic, partition), [])
+        bucket.extend((key, value, []) for key, value in items)
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self.records.values())

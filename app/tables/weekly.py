@@ -45,21 +45,27 @@ class TopProperties:
     its own increment, which is when it is compared with the current last place.
     """
 
-    __slots__ = ("_n", "_views")
+    __slots__ = ("_n", "_views", "_last")
 
     def __init__(self, n: int = TOP_N) -> None:
         self._n = n
         self._views: dict[str, int] = {}
+        self._last: tuple[str, int] | None = None  # last place, once the list is full
 
     def update(self, property_id: str, views: int) -> None:
         top = self._views
         if property_id in top or len(top) < self._n:
             top[property_id] = views
+            last = self._last
+            if len(top) == self._n and (last is None or last[0] == property_id):
+                self._last = max(top.items(), key=_rank)
             return
-        last = max(top.items(), key=_rank)  # last place: fewest views, then largest id
+        last = self._last
+        assert last is not None
         if _rank((property_id, views)) < _rank(last):
             del top[last[0]]
             top[property_id] = views
+            self._last = max(top.items(), key=_rank)
 
     def ranked(self) -> list[list]:
         return [[prop, views] for prop, views in sorted(self._views.items(), key=_rank)]
