@@ -25,6 +25,8 @@ class AnalyticsApp(faust.App):
     runtime: Runtime
 
     async def on_first_start(self) -> None:
+        # faust creates the data dir without its parents (./data on a fresh clone).
+        self.runtime.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.client_only:
             created = await ensure_topics(self.runtime.settings)
             if created:
