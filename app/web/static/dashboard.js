@@ -8,6 +8,7 @@
   const TOP_N = 10;
   const INSIGHTS_N = 20;
   const SEGMENT_TOP_N = 3;
+  const LAG_SCALE = 100;
   const HOUR_MS = 3600 * 1000;
   const SVG_NS = "http://www.w3.org/2000/svg";
   const fmt = new Intl.NumberFormat("en-US");
@@ -143,7 +144,8 @@
       ? `${partitions.length} partitions` + (worst.lag ? ` · max ${fmt.format(worst.lag)} on ${worst.partition}` : "")
       : "";
     if (!partitions.length) return;
-    const max = Math.max(1, ...partitions.map((p) => p.lag));
+    // Scaled to at least LAG_SCALE records, so that a record or two in flight stays a sliver.
+    const max = Math.max(LAG_SCALE, ...partitions.map((p) => p.lag));
     const gap = 3;
     const width = (240 - gap * (partitions.length - 1)) / partitions.length;
     partitions.forEach((p, i) => {
@@ -169,6 +171,12 @@
     drawThroughput(d.throughput.series || []);
     setNumber($("kpi-hour-views"), d.hourViews);
     $("kpi-hour-properties").textContent = fmt.format(d.hourProperties);
+    const elapsed = Math.min(1, Math.max(0, (utc(d.generatedAt).getTime() - start.getTime()) / HOUR_MS));
+    const minutes = Math.max(1, Math.round(elapsed * 60));
+    $("hour-progress").style.width = (100 * elapsed).toFixed(1) + "%";
+    $("kpi-hour-pace").textContent = elapsed < 1
+      ? `${minutes} min into the hour · ${fmt.format(Math.round(d.hourViews / minutes))} views/min`
+      : "hour complete";
     setNumber($("kpi-lag"), d.lag.total);
     $("kpi-lag-unit").textContent = d.lag.total === 1 ? "record" : "records";
     drawLag(d.lag.partitions);
@@ -227,8 +235,8 @@
         badge: "spike",
         subject: i.subject.propertyId,
         detail: `${fmt.format(m.views)} views · ${fmt.format(m.uniqueUsers)} users · ` +
-          (m.ratio == null ? "no views in the 24 h before" : `${fmt1.format(m.ratio)}× its 24 h mean of ${fmt1.format(m.baseline)}`) +
-          ` · ${hhmm(utc(i.windowStart))}–${hhmm(utc(i.windowEnd))} UTC`,
+          (m.ratio == null ? "none in the 24 h before" : `${fmt1.format(m.ratio)}× 24 h mean ${fmt1.format(m.baseline)}`) +
+          ` · ${hhmm(utc(i.windowStart))}–${hhmm(utc(i.windowEnd))}`,
       };
     }
     return {

@@ -1,0 +1,223 @@
+"""The dashboard in a real browser: headless Chromium (Debian's package, installed by
+tools/ensure-chromium.sh) loads GET / from a worker fed with the seeded workload; every number
+the page renders equals the JSON API's, and a screenshot is saved to tests/artifacts/."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import struct
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from app.generator import Workload, produce  # noqa: E402
+from app.windows import HOUR_MS, iso_ms, parse_iso  # noqa: E402
+from tests.web._cluster import SEED, start_cluster  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "tests" / "artifacts" / "dashboard.png"
+WINDOW = (1400, 1000)
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    if path is None:
+        message = "chromium is not installed (bash tools/ensure-chromium.sh installs Debian's package)"
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(message + "; CI is set, so this is an error, not a skip", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+async def run_chromium(args: list[str], user_dir: Path, timeout: float = 90) -> str:
+    cmd = [
+        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", f"--user-data-dir={user_dir}", *args,
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, f"chromium exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}"
+    return out.decode()
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str | None], parent: Node | None) -> None:
+        self.tag, self.attrs, self.parent = tag, attrs, parent
+        self.children: list[Node] = []
+        self.parts: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts) + "".join(child.text for child in self.children)
+
+    def walk(self):
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def find_all(self, tag: str | None = None, **attrs: str | bool) -> list[Node]:
+        def match(node: Node) -> bool:
+            if tag and node.tag != tag:
+                return False
+            for name, want in attrs.items():
+                name = name.rstrip("_").replace("_", "-")
+                if name == "class":
+                    if want not in (node.attrs.get("class") or "").split():
+                        return False
+                elif want is True:
+                    if name not in node.attrs:
+                        return False
+                elif node.attrs.get(name) != want:
+                    return False
+            return True
+
+        return [n for n in self.walk() if n is not self and match(n)]
+
+    def one(self, tag: str | None = None, **attrs: str | bool) -> Node:
+        found = self.find_all(tag, **attrs)
+        assert len(found) == 1, (tag, attrs, len(found))
+        return found[0]
+
+
+class Dom(HTMLParser):
+    VOID = {"meta", "link", "input", "br", "img", "hr", "path", "circle", "line", "rect"}
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#root", {}, None)
+        self._at = self.root
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+        node = Node(tag, dict(attrs), self._at)
+        self._at.children.append(node)
+        if tag not in self.VOID:
+            self._at = node
+
+    def handle_startendtag(self, tag, attrs):  # noqa: ANN001
+        self._at.children.append(Node(tag, dict(attrs), self._at))
+
+    def handle_endtag(self, tag):  # noqa: ANN001
+        node = self._at
+        while node is not None and node.tag != tag:
+            node = node.parent
+        if node is not None and node.parent is not None:
+            self._at = node.parent
+
+    def handle_data(self, data):  # noqa: ANN001
+        self._at.parts.append(data)
+
+
+def number(node: Node) -> int:
+    """A rendered number: its data-value, checked against the text a person reads."""
+    shown = int(node.text.strip().replace(",", ""))
+    assert node.attrs.get("data-value") == str(shown), (node.attrs, node.text)
+    return shown
+
+
+async def test_dashboard_renders_the_api_numbers(kafka_bootstrap, tmp_path, capsys):
+    group = start_cluster(kafka_bootstrap, tmp_path, 1)
+    worker = group.workers[0]
+    try:
+        await worker.wait_ready(120)
+        await group.feed()
+        await asyncio.sleep(2)  # one throughput sample after the backfill, lag measured (5 s timer)
+
+        html = ""
+        for budget in (10_000, 20_000):
+            html = await run_chromium(
+                [f"--virtual-time-budget={budget}", "--dump-dom", worker.url + "/"], tmp_path / "chromium"
+            )
+            if 'data-state="ready"' in html:
+                break
+        dom = Dom(html).root
+        body = dom.one("body")
+        assert body.attrs.get("data-state") == "ready", html[:3000]
+        assert int(body.attrs["data-refreshes"]) >= 1
+
+        table = dom.one("table", id="trending")
+        hour = table.attrs["data-hour"]
+        hour_ms = parse_iso(hour)
+        _, summary = await worker.get(f"/api/dashboard?hour={hour}&limit=10")
+        rows = table.find_all("tr", data_property_id=True)
+        assert len(rows) == len(summary["topProperties"]) == 10
+        for row, want in zip(rows, summary["topProperties"], strict=True):
+            prop = row.attrs["data-property-id"]
+            assert prop == want["propertyId"]
+            _, answer = await worker.get(f"/api/properties/{prop}/views?hour={hour}")
+            assert number(row.one("td", class_="views")) == answer["views"] == want["views"]
+            assert number(row.one("td", class_="users")) == answer["uniqueUsers"] == want["uniqueUsers"]
+            assert row.one("td", class_="property").text.strip() == prop
+            _, history = await worker.get(
+                f"/api/properties/{prop}/views/history"
+                f"?from={iso_ms(hour_ms - 23 * HOUR_MS)}&to={iso_ms(hour_ms + HOUR_MS)}"
+            )
+            spark = row.one("svg", class_="sparkline")
+            assert spark.attrs["data-values"] == ",".join(str(w["views"]) for w in history["windows"])
+
+        assert number(dom.one(id="kpi-hour-views")) == summary["hourViews"]
+        assert number(dom.one(id="kpi-lag")) == summary["lag"]["total"] == 0
+        assert number(dom.one(id="tally-accepted")) == summary["totals"]["accepted"]
+        assert number(dom.one(id="tally-duplicate")) == summary["totals"]["duplicate"]
+        assert number(dom.one(id="tally-rejected")) == summary["totals"]["rejected"] > 0
+        assert dom.one(id="coverage").text.startswith("Partitions 6/6 answered")
+
+        segments = dom.one("div", id="segments")
+        week = segments.attrs["data-week"]
+        cards = segments.find_all("div", class_="segment")
+        assert {c.attrs["data-segment"] for c in cards} == set(summary["week"]["segments"])
+        assert len(cards) >= 5
+        for card in cards:
+            _, answer = await worker.get(f"/api/segments/{card.attrs['data-segment']}/weeks/{week}")
+            assert number(card.one(class_="seg-views")) == answer["views"]
+            assert number(card.one(class_="seg-users")) == answer["uniqueUsers"]
+            shown = [(li.attrs["data-property-id"], int(li.attrs["data-views"])) for li in card.find_all("li")]
+            assert shown == [(p["propertyId"], p["views"]) for p in answer["topProperties"][:3]]
+
+        _, insights = await worker.get("/api/insights?limit=20")
+        shown_ids = [li.attrs["data-insight-id"] for li in dom.one("ol", id="insights").find_all("li")]
+        assert shown_ids and shown_ids == [i["insightId"] for i in insights["insights"]]
+
+        # The screenshot, with some live traffic so that throughput has something to show.
+        live = Workload(seed=SEED + 1, users=400, properties=80, views_topic=group.env["VIEWS_TOPIC"],
+                        profiles_topic=group.env["PROFILES_TOPIC"], spike_every=0)
+        feeding = asyncio.create_task(produce(
+            live.views(None, int(time.time() * 1000), 25), {"bootstrap_servers": kafka_bootstrap}, rate=40
+        ))
+        await asyncio.sleep(12)
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        SCREENSHOT.unlink(missing_ok=True)
+        await run_chromium(
+            ["--virtual-time-budget=8000", "--hide-scrollbars", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+             f"--screenshot={SCREENSHOT}", worker.url + "/"],
+            tmp_path / "chromium-shot",
+        )
+        feeding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeding
+        png = SCREENSHOT.read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">II", png[16:24]) == WINDOW
+        assert len(png) > 50_000, "a rendered page, not a blank one"
+        with capsys.disabled():
+            print(f"\n[test_dashboard_browser] screenshot: {SCREENSHOT.relative_to(REPO)}")
+    finally:
+        group.stop()
