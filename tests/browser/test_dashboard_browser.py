@@ -19,8 +19,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from app.generator import Workload, produce  # noqa: E402
-from app.windows import HOUR_MS, iso_ms, parse_iso  # noqa: E402
-from tests.web._cluster import SEED, start_cluster  # noqa: E402
+from app.windows import HOUR_MS, hour_start, iso_ms, parse_iso  # noqa: E402
+from tests.web._cluster import SEED, eventually, start_cluster  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -139,12 +139,20 @@ async def test_dashboard_renders_the_api_numbers(kafka_bootstrap, tmp_path, caps
     try:
         await worker.wait_ready(120)
         await group.feed()
-        await asyncio.sleep(2)  # one throughput sample after the backfill, lag measured (5 s timer)
 
+        async def lag_measured():  # consumer lag is measured every 5 s
+            _, summary = await worker.get("/api/dashboard")
+            assert summary["lag"]["total"] == 0 and summary["lag"]["partitions"]
+
+        await eventually(lag_measured, timeout=20)
+
+        # The previous hour, complete and busy whatever the minute now: "/?hour=" pins it.
+        pinned = iso_ms(hour_start(group.now_ms) - HOUR_MS)
         html = ""
         for budget in (10_000, 20_000):
             html = await run_chromium(
-                [f"--virtual-time-budget={budget}", "--dump-dom", worker.url + "/"], tmp_path / "chromium"
+                [f"--virtual-time-budget={budget}", "--dump-dom", f"{worker.url}/?hour={pinned}"],
+                tmp_path / "chromium",
             )
             if 'data-state="ready"' in html:
                 break
@@ -155,6 +163,7 @@ async def test_dashboard_renders_the_api_numbers(kafka_bootstrap, tmp_path, caps
 
         table = dom.one("table", id="trending")
         hour = table.attrs["data-hour"]
+        assert hour == pinned
         hour_ms = parse_iso(hour)
         _, summary = await worker.get(f"/api/dashboard?hour={hour}&limit=10")
         rows = table.find_all("tr", data_property_id=True)

@@ -98,6 +98,12 @@ async def test_every_endpoint_on_both_workers_with_cross_routing(cluster):
 async def test_dashboard_summary_gathers_every_partition(cluster):
     exp = cluster.expected
     hour = hour_start(cluster.now_ms)
+    async def lag_measured():  # consumer lag is measured every 5 s
+        for worker in cluster.workers:
+            _, body = await worker.get("/api/dashboard")
+            assert body["lag"]["total"] == 0 and len(body["lag"]["partitions"]) == PARTITIONS
+
+    await eventually(lag_measured, timeout=20)
     for worker in cluster.workers:
         status, body = await worker.get(f"/api/dashboard?hour={iso_ms(hour)}&limit=10")
         assert status == 200, body
@@ -198,13 +204,17 @@ async def test_metrics_cover_the_contract(cluster):
     views_topic = cluster.env["VIEWS_TOPIC"]
     owned = await cluster.owned()
 
-    async def table_sizes_measured():  # refreshed every 10 s
+    async def measured():  # table sizes are refreshed every 10 s, consumer lag every 5 s
         families = [await scrape(w) for w in cluster.workers]
-        for fam in families:
+        for fam, mine in zip(families, owned, strict=True):
             assert value(fam["property_analytics_table_keys"], "property_analytics_table_keys", store="views") > 0
+            lag = fam["property_analytics_consumer_lag_records"]
+            lag_views = {int(s.labels["partition"]): s.value for s in lag.samples if s.labels["topic"] == views_topic}
+            assert set(lag_views) == mine, "one lag series per owned views partition, no stale ones"
+            assert all(v == 0 for v in lag_views.values()), lag_views
         return families
 
-    scraped = await eventually(table_sizes_measured, timeout=25)
+    scraped = await eventually(measured, timeout=25)
     totals: dict[str, float] = {}
     for families, mine in zip(scraped, owned, strict=True):
         for name, kind in EXPECTED_FAMILIES.items():
@@ -225,10 +235,6 @@ async def test_metrics_cover_the_contract(cluster):
         insights = families["property_analytics_insights_emitted"]
         assert {s.labels["type"] for s in insights.samples} == {"property_hourly_spike", "segment_property_trend"}
         totals["insights"] = totals.get("insights", 0) + value(insights, "property_analytics_insights_emitted_total")
-        lag = families["property_analytics_consumer_lag_records"]
-        lag_views = {int(s.labels["partition"]): s.value for s in lag.samples if s.labels["topic"] == views_topic}
-        assert set(lag_views) == mine, "one lag series per owned views partition, no stale ones"
-        assert all(v == 0 for v in lag_views.values()), lag_views
         for hist in ("event_time", "receive"):
             fam = families[f"property_analytics_processing_latency_{hist}_seconds"]
             assert value(fam, f"property_analytics_processing_latency_{hist}_seconds_count") > 0, hist

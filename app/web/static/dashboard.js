@@ -15,6 +15,8 @@
   const fmt1 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
 
   const $ = (id) => document.getElementById(id);
+  // "/?hour=2026-11-20T14:00:00Z" shows that hour instead of the current one.
+  const pinnedHour = new URLSearchParams(location.search).get("hour");
   let token = null;
   let refreshes = 0;
   let lastOk = 0;
@@ -32,6 +34,11 @@
       token = sessionStorage.getItem("apiToken");
     }
   })();
+
+  if (pinnedHour) {
+    $("views-title").textContent = "Views in the hour";
+    $("trending-title").textContent = "Trending in the hour";
+  }
 
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -166,6 +173,7 @@
     const start = utc(d.hour.windowStart), end = utc(d.hour.windowEnd);
     $("window-label").replaceChildren(
       "Hour ", h("strong", { text: `${dayLabel(start)} · ${hhmm(start)}–${hhmm(end)} UTC` }),
+      pinnedHour ? h("a", { class: "pinned", href: location.pathname, text: "back to the current hour" }) : "",
     );
     setNumber($("kpi-throughput"), d.throughput.eventsPerSecond === null ? null : Math.round(d.throughput.eventsPerSecond));
     drawThroughput(d.throughput.series || []);
@@ -305,7 +313,8 @@
 
   async function refresh() {
     try {
-      const d = await api(`/api/dashboard?limit=${TOP_N}`);
+      const hourParam = pinnedHour ? `&hour=${encodeURIComponent(pinnedHour)}` : "";
+      const d = await api(`/api/dashboard?limit=${TOP_N}${hourParam}`);
       const hourStart = utc(d.hour.windowStart).getTime();
       const from = new Date(hourStart - 23 * HOUR_MS).toISOString();
       const to = new Date(hourStart + HOUR_MS).toISOString();
