@@ -343,6 +343,7 @@
     } catch (err) {
       if (err instanceof HttpError && err.status === 401) {
         $("token-form").hidden = false;
+        $("window-label").textContent = "Enter the API token to see the figures";
         setStatus("down", "token needed");
         showBanner(token ? "The API token was refused." : "");
         document.body.dataset.state = "unauthorized";
