@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(10.0, ge=6)
     heartbeat_interval_seconds: float = Field(2.0, gt=0)
     max_poll_records: int = Field(5000, ge=1)
-    max_fetch_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # Per partition and fetch: small enough that one topic's backlog does not starve another
+    # topic's agent (aiokafka hands out a fetch response partition by partition).
+    max_fetch_bytes: int = Field(256 * 1024, ge=1024)
     stream_buffer_maxsize: int = Field(20000, ge=1)
     rocksdb_block_cache_bytes: int = 16 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
