@@ -90,6 +90,9 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         consumer_max_fetch_size=settings.max_fetch_bytes,
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         producer_acks=-1,
+        # faust's own producer only writes the profiles changelog and profile dead letters:
+        # a few ms of linger turns one request per profile into one per batch.
+        producer_linger_ms=10,
         web_cors_options=None,
     )
     app.runtime = Runtime(app, settings)
