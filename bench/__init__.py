@@ -1,0 +1,1 @@
+"""The benchmark of CONTRACT §7: ``python -m bench`` (``make bench``)."""

@@ -1,0 +1,102 @@
+"""``python -m bench``: the benchmark of CONTRACT §7 (``make bench``). See bench/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import sys
+
+from bench import report
+from bench.run import STAGES, Bench, Options
+
+
+def parse(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--views", type=int, default=None, help="views to preload (default 500000; 50000 with --quick)")
+    parser.add_argument("--properties", type=int, default=20_000)
+    parser.add_argument("--users", type=int, default=50_000)
+    parser.add_argument("--segments", type=int, default=5)
+    parser.add_argument("--partitions", type=int, default=12, help="partitions of the views topic (TOPIC_PARTITIONS)")
+    parser.add_argument("--days", type=float, default=3.0, help="event times spread over this many days before now")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip", action="append", default=[], choices=STAGES, metavar="STAGE",
+                        help=f"leave out a stage (repeatable): {', '.join(STAGES)}")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 50000 views, 10 s of latency")
+    parser.add_argument("--budget", type=float, default=1200.0, help="seconds for the whole run (default 20 min)")
+    parser.add_argument("--latency-seconds", type=float, default=None, help="live production time (default 30; 10 with --quick)")
+    parser.add_argument("--quix-guarantee", default="exactly-once", choices=("exactly-once", "at-least-once"))
+    parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics on the broker")
+    args = parser.parse_args(argv)
+    return Options(
+        bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
+        views=args.views if args.views is not None else (50_000 if args.quick else 500_000),
+        properties=args.properties,
+        users=args.users,
+        segments=args.segments,
+        partitions=args.partitions,
+        days=args.days,
+        seed=args.seed,
+        skip=set(args.skip),
+        quick=args.quick,
+        budget_s=args.budget,
+        latency_s=args.latency_seconds if args.latency_seconds is not None else (10.0 if args.quick else 30.0),
+        quix_guarantee=args.quix_guarantee,
+        keep_topics=args.keep_topics,
+        command=shlex.join([os.path.basename(sys.executable), "-m", "bench", *argv]),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(sys.argv[1:] if argv is None else argv)
+    bench = Bench(options)
+    results = asyncio.run(bench.run())
+    paths = report.write(results, bench.stamp)
+    print()
+    print(report.table(results))
+    print()
+    for line in summary_lines(results):
+        print(line)
+    print("results: " + ", ".join(str(p.relative_to(report.RESULTS.parent.parent)) for p in paths))
+    return 0
+
+
+def summary_lines(results: dict) -> list[str]:
+    lines = []
+    pre = results.get("preload", {})
+    lines.append(
+        f"workload: {pre.get('profiles', 0):,} profiles, {pre.get('views', 0):,} views "
+        f"from {pre.get('first_event')} to {pre.get('last_event')}, run {results['run_id']} on {results['broker']}"
+    )
+    for name, check in results.get("checks", {}).items():
+        verdict = "OK" if check["equal"] == check["checked"] else "MISMATCH"
+        lines.append(
+            f"answers {name} vs {check['against']}: {check['equal']}/{check['checked']} equal "
+            f"(sampled (property, hour) counts + every (segment, week)) {verdict}"
+        )
+        for miss in check.get("mismatches", [])[:3]:
+            lines.append(f"  {miss}")
+    lat = results.get("latency")
+    if lat:
+        lines.append(
+            f"latency ({lat.get('workers')} worker(s)): p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms at "
+            f"{lat.get('rate_achieved', 0):,.0f} views/s (target {lat.get('rate_target', 0):,.0f}, half of stage "
+            f"{lat.get('stage')}'s rate) for {lat.get('seconds', 0):.0f} s; {lat.get('samples')} samples, "
+            f"poll every {lat.get('poll_interval_ms'):.0f} ms"
+        )
+    prof = results.get("profile")
+    if prof:
+        lines.append(f"profile: {prof.get('summary') or prof.get('error')}")
+    m = results["machine"]
+    lines.append(
+        f"machine: {m['nproc']} cpu ({m['cpu_model']}), {m['memory_bytes'] / 2**30:.1f} GiB; "
+        f"load average {results['loadavg_start']} -> {results.get('loadavg_end')}; "
+        f"total {results.get('seconds_total')} s (budget {results['parameters']['budget_s']:.0f} s"
+        + ("" if results.get("within_budget") else ", EXCEEDED") + ")"
+    )
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The honesty check: the same sample of answers from the product (over HTTP), from the Quix
+peer (its output topics) and from the oracle (recomputed while preloading)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.windows import iso_ms
+from bench.preload import Oracle
+from bench.procs import get_json
+
+Hourly = dict[tuple[str, int], tuple[int, int]]
+Weekly = dict[tuple[str, int], tuple[int, int, list]]
+
+
+def expected(oracle: Oracle, sample: list[tuple[str, int]], weeks: list[tuple[str, int]]) -> tuple[Hourly, Weekly]:
+    hourly = {key: oracle.hour(*key) for key in sample}
+    weekly = {}
+    for key in weeks:
+        answer = oracle.week(*key)
+        weekly[key] = (answer["views"], answer["uniqueUsers"], answer["topProperties"])
+    return hourly, weekly
+
+
+async def from_product(
+    url: str, sample: list[tuple[str, int]], weeks: list[tuple[str, int]], want: tuple[Hourly, Weekly], wait_s: float = 15.0
+) -> tuple[Hourly, Weekly]:
+    """Ask a worker (it routes to the owner). Segment shares are published on a timer, so retry
+    for a few seconds until the answers stop differing from the expected ones."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        hourly: Hourly = {}
+        for prop, hour in sample:
+            status, body = await get_json(f"{url}/api/properties/{prop}/views?hour={iso_ms(hour)}")
+            hourly[(prop, hour)] = (body["views"], body["uniqueUsers"]) if status == 200 else (-1, -1)
+        weekly: Weekly = {}
+        for segment, week in weeks:
+            status, body = await get_json(f"{url}/api/segments/{segment}/weeks/{iso_ms(week)}")
+            if status == 200:
+                top = [[row["propertyId"], row["views"]] for row in body["topProperties"]]
+                weekly[(segment, week)] = (body["views"], body["uniqueUsers"], top)
+            else:
+                weekly[(segment, week)] = (-1, -1, [])
+        if (hourly, weekly) == want or time.monotonic() > deadline:
+            return hourly, weekly
+        await asyncio.sleep(1.0)
+
+
+async def from_quix(bootstrap: str, prefix: str, sample, weeks) -> tuple[Hourly, Weekly]:  # noqa: ANN001
+    """The last window update per key in the peer's output topics (committed records only)."""
+    hourly_all: dict[tuple[str, int], tuple[int, int]] = {}
+    weekly_all: dict[tuple[str, int], tuple[int, int, list]] = {}
+    for record in await read_topic(bootstrap, f"{prefix}-hourly"):
+        value = orjson.loads(record.value)
+        hourly_all[(record.key.decode(), value["start"])] = (value["views"], value["uniqueUsers"])
+    for record in await read_topic(bootstrap, f"{prefix}-weekly"):
+        value = orjson.loads(record.value)
+        weekly_all[(record.key.decode(), value["start"])] = (value["views"], value["uniqueUsers"], value["top"])
+    hourly = {key: hourly_all.get(key, (0, 0)) for key in sample}
+    weekly = {key: weekly_all.get(key, (0, 0, [])) for key in weeks}
+    return hourly, weekly
+
+
+async def read_topic(bootstrap: str, topic: str) -> list:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records = []
+        remaining = [tp for tp in tps if ends[tp] > 0]
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=20000)
+            for batch in batches.values():
+                records.extend(batch)
+            remaining = [tp for tp in remaining if await consumer.position(tp) < ends[tp]]
+        return records
+    finally:
+        await consumer.stop()
+
+
+def compare(got: tuple[Hourly, Weekly], want: tuple[Hourly, Weekly]) -> dict:
+    mismatches = []
+    for kind, got_part, want_part in (("hourly", got[0], want[0]), ("weekly", got[1], want[1])):
+        for key, value in want_part.items():
+            if got_part.get(key) != value:
+                mismatches.append({"kind": kind, "key": [key[0], iso_ms(key[1])], "got": got_part.get(key), "want": value})
+    checked = len(want[0]) + len(want[1])
+    return {"checked": checked, "equal": checked - len(mismatches), "mismatches": mismatches[:10]}

@@ -1,0 +1,145 @@
+"""Subprocesses under test (faust workers, the Quix peer): start, stop, peak RSS, CPU time.
+
+Each runs in its own session, so stopping it signals its process group and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+FAUST = str(BIN / "faust")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    port: int | None = None
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+    rss_peak_bytes: int | None = None
+
+    def start(self) -> Proc:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def peak_rss(self) -> int | None:
+        """VmHWM of the process (peak resident set), in bytes; remembered for after it exits."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.rss_peak_bytes = int(line.split()[1]) * 1024
+        except (OSError, ValueError):
+            pass
+        return self.rss_peak_bytes
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the process so far."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM to its process group, SIGKILL if it does not exit in time."""
+        if not self.alive:
+            return
+        self.peak_rss()
+        try:
+            os.killpg(self.pid, signal.SIGTERM)
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        except ProcessLookupError:
+            pass
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def faust_worker(name: str, module: str, env: dict[str, str], data_dir: Path, log_dir: Path) -> Proc:
+    port = free_port()
+    full_env = {
+        **env,
+        "WORKER_WEB_PORT": str(port),
+        "WORKER_DATA_DIR": str(data_dir / f"{name}-{port}"),
+    }
+    argv = [FAUST, "-A", module, "worker", "-l", "info"]
+    return Proc(name, argv, full_env, log_dir / f"{name}-{port}.log", port=port)
+
+
+async def get_json(url: str, timeout: float = 10) -> tuple[int, object]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            body = await response.read()
+            try:
+                return response.status, orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return response.status, body.decode(errors="replace")
+
+
+async def wait_http(proc: Proc, path: str, timeout: float) -> object:
+    """Poll ``path`` until it answers 200; raise if the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if not proc.alive:
+            raise RuntimeError(f"{proc.name} exited; log {proc.log_path}:\n{proc.log_tail()}")
+        try:
+            status, last = await get_json(proc.url + path, timeout=5)
+            if status == 200:
+                return last
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            last = exc
+        await asyncio.sleep(0.3)
+    raise RuntimeError(f"{proc.name}: {path} not 200 after {timeout:.0f}s ({last!r})")

@@ -1,0 +1,123 @@
+"""The results: machine facts, the table on stdout, and the JSON files under bench/results/."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import orjson
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PACKAGES = ("faust-streaming", "aiokafka", "quixstreams", "confluent-kafka", "rocksdict", "orjson", "uvloop")
+
+
+def code_version() -> dict:
+    """The commit under test, and whether app/ had uncommitted changes (the workers run the
+    working tree, so those are part of what was measured)."""
+    import subprocess
+
+    repo = RESULTS.parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    dirty = git("status", "--porcelain", "--", "app")
+    return {"commit": git("rev-parse", "HEAD") or None, "app_dirty": bool(dirty), "app_changes": dirty.splitlines()[:20]}
+
+
+def machine() -> dict:
+    cpu_model = None
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    mem_kib = None
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kib = int(line.split()[1])
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "nproc": os.cpu_count(),
+        "memory_bytes": mem_kib * 1024 if mem_kib else None,
+        "cpu_model": cpu_model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": versions,
+    }
+
+
+class CpuMeter:
+    """Whole-machine CPU use between two readings of /proc/stat (all cores, 0..1)."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+
+    def busy(self) -> float | None:
+        busy0, total0 = self._start
+        busy1, total1 = self._read()
+        return round((busy1 - busy0) / (total1 - total0), 3) if total1 > total0 else None
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def write(results: dict, stamp: str) -> list[Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    body = orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    paths = [RESULTS / "latest.json", RESULTS / f"{stamp}.json"]
+    for path in paths:
+        path.write_bytes(body)
+    return paths
+
+
+def _fmt(value, spec: str = ",.0f", none: str = "-") -> str:  # noqa: ANN001
+    return none if value is None else format(value, spec)
+
+
+def table(results: dict) -> str:
+    stages = results["stages"]
+    latency = results.get("latency") or {}
+    header = ["stage", "events", "seconds", "events/s", "x ceiling", "x quix", "lat p50 ms", "lat p99 ms", "peak RSS MiB", "CPU", "notes"]
+    rows = []
+    for name, stage in stages.items():
+        lat = latency if latency.get("stage") == name else {}
+        rss = stage.get("rss_peak_bytes")
+        notes = []
+        if not stage.get("finished", False):
+            notes.append(stage.get("problem") or "did not finish")
+        if stage.get("note"):
+            notes.append(stage["note"])
+        rows.append([
+            stage.get("label", name),
+            _fmt(stage.get("events")),
+            _fmt(stage.get("seconds"), ".1f"),
+            _fmt(stage.get("events_per_s")),
+            _fmt(stage.get("ratio_to_ceiling"), ".3f"),
+            _fmt(stage.get("ratio_to_quix"), ".2f"),
+            _fmt(lat.get("p50_ms"), ".0f"),
+            _fmt(lat.get("p99_ms"), ".0f"),
+            _fmt(rss / 2**20 if rss else None, ".0f"),
+            _fmt(stage.get("cpu_share"), ".0%"),
+            "; ".join(notes),
+        ])
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) if i in (0, 10) else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
