@@ -39,6 +39,10 @@ class StageRunner:
         self._publish_interval_s = publish_interval_s
         self._last_publish = 0.0
         self._rewind: dict = {}  # TP -> first offset held back while the gate is closed
+        # Partitions fenced by another owner in this generation. Their fetch position has
+        # moved past the dropped batch, so they wait for the rebalance that follows a fence,
+        # which restarts them from the transactionally committed offset.
+        self._lost: set[int] = set()
 
     def assigned_partitions(self) -> set[int]:
         topic = self.owned.source_topic
@@ -65,8 +69,12 @@ class StageRunner:
             for event in events:
                 message = event.message
                 partition = message.partition
-                if message.generation_id != generation or partition not in assigned:
-                    continue  # revoked meanwhile: the new owner processes it
+                if (
+                    message.generation_id != generation
+                    or partition not in assigned
+                    or partition in self._lost
+                ):
+                    continue  # revoked or fenced meanwhile: the new owner processes it
                 processor = owned.processor(partition) or await owned.open(partition)
                 processor.process(message.offset, message.key, message.value, now_ms)
                 touched.add(partition)
@@ -119,7 +127,7 @@ class StageRunner:
 
     async def _commit(self, partitions: set[int], now_ms: int, publish: bool) -> None:
         owned = self.owned
-        await owned.commit(partitions, now_ms, publish)
+        self._lost |= await owned.commit(partitions, now_ms, publish)
         if publish:
             self._last_publish = time.monotonic()
         for partition in partitions:
@@ -130,12 +138,13 @@ class StageRunner:
     async def open_assigned(self) -> None:
         """Open newly assigned partitions ahead of their first event (readiness, latency)."""
         async with self.owned.lock:
-            for partition in sorted(self.assigned_partitions() - self.owned.partitions):
+            for partition in sorted(self.assigned_partitions() - self.owned.partitions - self._lost):
                 await self.owned.open(partition)
 
     async def on_revoked(self, partitions: set[int]) -> None:
         async with self.owned.lock:
             await self.owned.close(partitions)
+            self._lost -= partitions
 
     @property
     def ready(self) -> bool:

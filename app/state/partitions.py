@@ -140,17 +140,23 @@ class OwnedPartitions:
         await self.close(self.partitions)
 
     # -- commit -------------------------------------------------------------------------
-    async def commit(self, partitions: Iterable[int], now_ms: int, publish: bool) -> None:
-        """Commit the pending work of ``partitions``, concurrently, one transaction each."""
-        await asyncio.gather(*(self._commit_one(p, now_ms, publish) for p in partitions))
+    async def commit(self, partitions: Iterable[int], now_ms: int, publish: bool) -> set[int]:
+        """Commit the pending work of ``partitions``, concurrently, one transaction each.
 
-    async def _commit_one(self, partition: int, now_ms: int, publish: bool) -> None:
+        Returns the partitions found fenced by a newer owner: their pending work is dropped
+        and they are closed.
+        """
+        partitions = list(partitions)
+        fenced = await asyncio.gather(*(self._commit_one(p, now_ms, publish) for p in partitions))
+        return {p for p, lost in zip(partitions, fenced, strict=True) if lost}
+
+    async def _commit_one(self, partition: int, now_ms: int, publish: bool) -> bool:
         entry = self._open.get(partition)
         if entry is None:
-            return
+            return False
         processor, writer = entry
         if not processor.before_commit(now_ms, publish):
-            return
+            return False
         store, outbox = processor.store, processor.outbox
         outbox.extend(self.changelog_topic, partition, store.pending.items())
         source = {TopicPartition(self.source_topic, partition): processor.applied_offset + 1}
@@ -161,6 +167,7 @@ class OwnedPartitions:
             store.discard_pending()
             outbox.clear()
             await self.close([partition])
-            return
+            return True
         store.apply_pending(offset)
         outbox.clear()
+        return False
