@@ -1,0 +1,109 @@
+"""The profiles GlobalTable is whole on every worker: three workers, one started after the
+profiles were produced and one restarted (SIGKILL) while updates and deletes arrived, each
+answer GET /api/users/<id> for every profile exactly (404 for deleted and unknown users)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+
+import pytest
+
+from faults._harness import Cluster, eventually, log, report, seconds
+from integration._oracle import SEGMENTS, Workload, produce
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
+
+USERS = 3000
+
+
+def updates(records: list, seed: int) -> list:
+    """A second wave: 10 % of the profiles move segment (and to v2), 2 % are deleted."""
+    rng = random.Random(seed)
+    out = []
+    for key, value in records:
+        if value is None:
+            continue
+        r = rng.random()
+        if r < 0.10:
+            doc = json.loads(value)
+            doc["segment"] = rng.choice([s for s in SEGMENTS if s != doc["segment"]])
+            doc["version"] = "2.0"
+            doc["profile"] = {"firstName": "Moved", "lastName": doc["userId"], "company": "Beta"}
+            out.append((key, json.dumps(doc).encode()))
+        elif r < 0.12:
+            out.append((key, None))
+    return out
+
+
+def final_answers(records: list) -> dict[str, object]:
+    """path -> expected body of GET /api/users/<id>: the last value, or 404 after a tombstone."""
+    table: dict[str, object] = {}
+    for key, value in records:
+        table[key.decode()] = None if value is None else json.loads(value)
+    table["nobody-at-all"] = None
+    return {f"/api/users/{user}": doc for user, doc in table.items()}
+
+
+async def served(worker, answers: dict[str, object], timeout: float) -> list[str]:
+    """Mismatches left once ``worker`` serves every profile (and 404s every deleted user)."""
+    present = {path: body for path, body in answers.items() if body is not None}
+    absent = [path for path, body in answers.items() if body is None]
+    mismatches = await eventually(worker, present, timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = {path: (await worker.get(path))[0] for path in absent}
+        wrong = [f"{worker.port} {p}: {s}, expected 404" for p, s in statuses.items() if s != 404]
+        if not wrong or time.monotonic() > deadline:
+            return mismatches + wrong
+        await asyncio.sleep(1.0)
+
+
+async def test_every_worker_serves_every_profile(clusters) -> None:
+    cluster: Cluster = clusters()
+    a, b = cluster.add(), cluster.add()
+    await cluster.ready()
+    workload = Workload(seed=808, views_topic=cluster.topic("views"),
+                        profiles_topic=cluster.topic("profiles"), users=USERS)
+    first = workload.profiles()
+    await produce(cluster.bootstrap, cluster.topic("profiles"), first)
+    log(f"produced {len(first)} profiles; starting a third worker late")
+
+    c_started = time.monotonic()
+    c = cluster.add()
+    log(f"SIGKILL worker {b.port}; updates and deletes arrive while it is down")
+    b.kill()
+    second = updates(first, seed=809)
+    await produce(cluster.bootstrap, cluster.topic("profiles"), second)
+    b_started = time.monotonic()
+    b.start()
+    await cluster.ready(a, b, c)
+
+    answers = final_answers(first + second)
+    done: dict[str, float] = {}
+
+    async def check(worker, since: float, name: str) -> list[str]:
+        mismatches = await served(worker, answers, timeout=180)
+        done[name] = seconds(since, time.monotonic())
+        return mismatches
+
+    results = await asyncio.gather(
+        check(a, b_started, "steady_complete_s"),
+        check(b, b_started, "restarted_complete_s"),
+        check(c, c_started, "late_complete_s"),
+    )
+    mismatches = [m for r in results for m in r]
+    report(
+        "test_every_worker_serves_every_profile",
+        "GlobalTable: 3 workers, one started late, one SIGKILLed and restarted during updates",
+        profiles=sum(1 for body in answers.values() if body is not None),
+        deleted=sum(1 for body in answers.values() if body is None),
+        records=len(first) + len(second),
+        exact=not mismatches,
+        mismatches=len(mismatches),
+        broker=cluster.bootstrap,
+        **done,
+    )
+    assert not mismatches, "\n".join(mismatches[:20])
