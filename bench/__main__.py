@@ -71,10 +71,12 @@ def summary_lines(results: dict) -> list[str]:
     )
     for name, check in results.get("checks", {}).items():
         verdict = "OK" if check["equal"] == check["checked"] else "MISMATCH"
-        lines.append(
-            f"answers {name} vs {check['against']}: {check['equal']}/{check['checked']} equal "
-            f"(sampled (property, hour) counts + every (segment, week)) {verdict}"
+        what = (
+            f"{check['hourly']} (property, hour) + {check['weekly']} (segment, week) answers"
+            if "hourly" in check
+            else "sampled (property, hour) counts and every (segment, week)"
         )
+        lines.append(f"answers {name} vs {check['against']}: {check['equal']}/{check['checked']} equal ({what}) {verdict}")
         for miss in check.get("mismatches", [])[:3]:
             lines.append(f"  {miss}")
     lat = results.get("latency")

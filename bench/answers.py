@@ -100,4 +100,10 @@ def compare(got: tuple[Hourly, Weekly], want: tuple[Hourly, Weekly]) -> dict:
             if got_part.get(key) != value:
                 mismatches.append({"kind": kind, "key": [key[0], iso_ms(key[1])], "got": got_part.get(key), "want": value})
     checked = len(want[0]) + len(want[1])
-    return {"checked": checked, "equal": checked - len(mismatches), "mismatches": mismatches[:10]}
+    return {
+        "checked": checked,
+        "equal": checked - len(mismatches),
+        "hourly": len(want[0]),
+        "weekly": len(want[1]),
+        "mismatches": mismatches[:10],
+    }

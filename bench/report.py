@@ -91,12 +91,24 @@ def _fmt(value, spec: str = ",.0f", none: str = "-") -> str:  # noqa: ANN001
     return none if value is None else format(value, spec)
 
 
+def per_cpu_second(stage: dict) -> float | None:
+    """Events per CPU-second of the measured process(es): comparable across a busy machine,
+    where events/s depends on how much CPU the stage got (the broker's CPU is not in it)."""
+    rate, share = stage.get("events_per_s"), stage.get("cpu_share")
+    return rate / share if rate and share else None
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def table(results: dict) -> str:
     stages = results["stages"]
     latency = results.get("latency") or {}
-    header = ["stage", "events", "seconds", "events/s", "x ceiling", "x quix", "lat p50 ms", "lat p99 ms", "peak RSS MiB", "CPU", "notes"]
+    header = ["stage", "events", "seconds", "events/s", "x ceiling", "x quix", "lat p50 ms", "lat p99 ms",
+              "peak RSS MiB", "CPU", "events/CPU-s", "notes"]
     rows = []
-    for name, stage in stages.items():
+    for name, stage in sorted(stages.items(), key=lambda item: item[1].get("label", item[0])):
         lat = latency if latency.get("stage") == name else {}
         rss = stage.get("rss_peak_bytes")
         notes = []
@@ -115,9 +127,10 @@ def table(results: dict) -> str:
             _fmt(lat.get("p99_ms"), ".0f"),
             _fmt(rss / 2**20 if rss else None, ".0f"),
             _fmt(stage.get("cpu_share"), ".0%"),
-            "; ".join(notes),
+            _fmt(per_cpu_second(stage)),
+            _clip("; ".join(notes), 90),
         ])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) if i in (0, 10) else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in [header, *rows]]
+    lines = ["  ".join(str(c).ljust(w) if i in (0, 11) else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -479,6 +479,8 @@ class Bench:
             rate = stage.get("events_per_s")
             stage["ratio_to_ceiling"] = round(rate / top, 4) if rate and top else None
             stage["ratio_to_quix"] = round(rate / quix, 3) if rate and quix else None
+            per_cpu = report.per_cpu_second(stage)
+            stage["events_per_cpu_s"] = round(per_cpu) if per_cpu else None
 
     async def _delete_topics(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.o.bootstrap)
