@@ -119,12 +119,14 @@ class Broker:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + 30
+        # The JVM takes a moment to die: its leader thread can show as a zombie while other
+        # threads still hold the listening sockets. Wait for the process and both ports.
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if not _running(pid):
+            if not _running(pid) and _port_free(self.port) and _port_free(self.port + 1):
                 return
-            time.sleep(0.1)
-        raise RuntimeError(f"broker pid {pid} survived SIGKILL")
+            time.sleep(0.2)
+        raise RuntimeError(f"broker pid {pid} or its ports survived SIGKILL")
 
     def destroy(self) -> None:
         """Stop it (SIGKILL if need be) and delete its home (data, logs, linked jars)."""
