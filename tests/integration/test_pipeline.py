@@ -1,0 +1,111 @@
+"""One worker, one seeded workload, every answer equal to the independent oracle's
+(CONTRACT §3-§6): hourly views and unique users, weekly segment patterns, insights, DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+# tests/ is not a package and pytest puts only this directory on sys.path: make the repo root
+# importable so that tests.support and tests.integration resolve however pytest is started.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.integration._oracle import (  # noqa: E402
+    BAD_REASONS,
+    HOUR,
+    check_dlq,
+    check_hourly,
+    check_insights,
+    check_weekly,
+    committed_views,
+    hour_of,
+    load_profiles,
+    oracle,
+    produce,
+    segments_from,
+    Workload,
+)
+from tests.support.workers import Worker, isolated_env, wait_caught_up  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+SEED = 20261126
+VIEWS = 3000  # plus bursts, duplicates, prelude and bad records: ~4,100 records
+
+
+def show(problems: list[str]) -> str:
+    return f"{len(problems)} differences from the oracle:\n" + "\n".join(problems[:25])
+
+
+async def test_one_worker_answers_equal_the_oracle(kafka_bootstrap, capsys, record_property):
+    env = isolated_env(kafka_bootstrap)
+    worker = Worker(env).start()
+    passed = False
+    try:
+        await worker.wait_ready(180)
+        workload = Workload(SEED, env["VIEWS_TOPIC"], env["PROFILES_TOPIC"])
+        profiles = await load_profiles(kafka_bootstrap, worker.url, workload)
+        segments = segments_from(profiles)
+        assert segments["user-moved"] == "renter" and "user-gone" not in segments
+
+        now = int(time.time() * 1000)
+        records = workload.views(VIEWS, end_ms=hour_of(now) - 3 * HOUR + 17 * 60_000, now_ms=now)
+        started = time.monotonic()
+        produced = await produce(kafka_bootstrap, env["VIEWS_TOPIC"], records)
+        while True:  # every views record committed by the worker (its transactions)
+            done, total = await committed_views(kafka_bootstrap, env["APP_ID"], env["VIEWS_TOPIC"])
+            if done >= total:
+                break
+            assert worker.alive, f"worker died; see {worker.log_path}"
+            assert time.monotonic() - started < 240, f"only {done}/{total} views processed"
+            await asyncio.sleep(0.2)
+        elapsed = time.monotonic() - started
+        await wait_caught_up(kafka_bootstrap, env, timeout=180)
+
+        exp = oracle(produced, segments, now)
+        # The workload really has what it is meant to exercise (a check of the oracle's input).
+        for rec, (_, _, intended) in zip(produced, records):
+            if intended != "view":
+                assert exp.dlq[(rec.partition, rec.offset)] == intended, (intended, rec.value[:200])
+        reasons = Counter(exp.dlq.values())
+        assert all(reasons[r] == 3 for r in BAD_REASONS) and reasons["late"] > 0, reasons
+        stats = exp.stats
+        assert stats["duplicate"] > 0 and stats["hourly_late"] > 0 and stats["segment:unknown"] > 0
+        assert exp.spikes and any(prev > 0 for _, prev in exp.trends.values()), exp.trends
+        # prop-edge: 21 views == 3 x (168 / 24) exactly; prop-hot: 60 == 2 x 30 last week
+        assert [v for (p, _), v in exp.spikes.items() if p == "prop-edge"] == [21]
+        assert ("investor", "prop-hot") in {(s, p) for s, p, _ in exp.trends}
+
+        rate = len(produced) / elapsed
+        record_property("views_records", len(produced))
+        record_property("views_per_second", round(rate))
+        with capsys.disabled():
+            print(f"\n[test_pipeline] {len(produced)} view records ({stats['accepted']} accepted, "
+                  f"{stats['duplicate']} duplicates, {len(exp.dlq)} dead letters) processed in "
+                  f"{elapsed:.1f}s from first produce: {rate:.0f} events/s; "
+                  f"{len(exp.hourly)} (property, hour) windows, {len(exp.weekly)} segment weeks, "
+                  f"{len(exp.spikes)} spikes, {len(exp.trends)} trends")
+
+        problems = await check_hourly(worker.url, exp, produced, SEED)
+        assert not problems, show(problems)
+        problems = await check_weekly(worker.url, exp)
+        assert not problems, show(problems)
+        insights = env["INSIGHTS_TOPIC"]
+        problems = await check_insights(kafka_bootstrap, insights, exp, exactly_once=True)
+        assert not problems, show(problems)
+        problems, by_reason = await check_dlq(kafka_bootstrap, env["VIEWS_TOPIC"], exp, produced,
+                                              exactly_once=True)
+        assert not problems, show(problems)
+        assert by_reason == reasons
+        assert worker.alive
+        passed = True
+    finally:
+        worker.stop(30)
+        if passed and worker.data_dir is not None:  # kept for a post-mortem otherwise
+            shutil.rmtree(worker.data_dir, ignore_errors=True)
