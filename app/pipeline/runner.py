@@ -38,7 +38,11 @@ class StageRunner:
         self._batch_max_events = batch_max_events
         self._publish_interval_s = publish_interval_s
         self._last_publish = 0.0
-        self._rewind: dict = {}  # TP -> first offset held back while the gate is closed
+        self._rewind: dict[int, int] = {}  # partition -> first offset held back (gate closed)
+        # After the gate opens: partition -> the held-back offset its records must resume at.
+        # Records fetched before the rewind can still be in faust's buffers; they come first
+        # and are dropped, or they would be applied ahead of the rewound ones.
+        self._resume_at: dict[int, int] = {}
         # Partitions fenced by another owner in this generation. Their fetch position has
         # moved past the dropped batch, so they wait for the rebalance that follows a fence,
         # which restarts them from the transactionally committed offset.
@@ -75,6 +79,11 @@ class StageRunner:
                     or partition in self._lost
                 ):
                     continue  # revoked or fenced meanwhile: the new owner processes it
+                resume_at = self._resume_at.get(partition)
+                if resume_at is not None:
+                    if message.offset != resume_at:
+                        continue  # fetched before the rewind; it comes again after it
+                    del self._resume_at[partition]
                 processor = owned.processor(partition) or await owned.open(partition)
                 processor.process(message.offset, message.key, message.value, now_ms)
                 touched.add(partition)
@@ -102,17 +111,18 @@ class StageRunner:
         consumer.pause_partitions(mine)
         for event in events:
             tp, offset = event.message.tp, event.message.offset
-            if tp in mine and offset < self._rewind.get(tp, offset + 1):
-                self._rewind[tp] = offset
-        for tp, offset in self._rewind.items():
-            if tp in mine:
-                await consumer.seek(tp, offset)
+            if tp in mine and offset < self._rewind.get(tp.partition, offset + 1):
+                self._rewind[tp.partition] = offset
+        for tp in mine:
+            if tp.partition in self._rewind:
+                await consumer.seek(tp, self._rewind[tp.partition])
 
     def release(self) -> None:
         """Gate open: fetch this stage's partitions again, from where they were held back."""
         consumer = self._app.consumer
         topic = self.owned.source_topic
         consumer.resume_partitions({tp for tp in consumer.assignment() if tp.topic == topic})
+        self._resume_at.update(self._rewind)
         self._rewind.clear()
 
     async def publish_pending(self) -> None:
@@ -145,6 +155,9 @@ class StageRunner:
         async with self.owned.lock:
             await self.owned.close(partitions)
             self._lost -= partitions
+            for partition in partitions:  # the next owner starts from the committed offset
+                self._rewind.pop(partition, None)
+                self._resume_at.pop(partition, None)
 
     @property
     def ready(self) -> bool:
