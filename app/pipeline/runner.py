@@ -41,7 +41,8 @@ class StageRunner:
         self._rewind: dict[int, int] = {}  # partition -> first offset held back (gate closed)
         # After the gate opens: partition -> the held-back offset its records must resume at.
         # Records fetched before the rewind can still be in faust's buffers; they come first
-        # and are dropped, or they would be applied ahead of the rewound ones.
+        # and are dropped (offset above the rewind point), or they would be applied ahead of
+        # the rewound ones, which would then be skipped as replays.
         self._resume_at: dict[int, int] = {}
         # Partitions fenced by another owner in this generation. Their fetch position has
         # moved past the dropped batch, so they wait for the rebalance that follows a fence,
@@ -81,8 +82,10 @@ class StageRunner:
                     continue  # revoked or fenced meanwhile: the new owner processes it
                 resume_at = self._resume_at.get(partition)
                 if resume_at is not None:
-                    if message.offset != resume_at:
+                    if message.offset > resume_at:
                         continue  # fetched before the rewind; it comes again after it
+                    # At or before the rewind point (faust may also have sought to the
+                    # committed offset meanwhile): the re-read has begun, in order.
                     del self._resume_at[partition]
                 processor = owned.processor(partition) or await owned.open(partition)
                 processor.process(message.offset, message.key, message.value, now_ms)

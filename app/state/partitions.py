@@ -109,7 +109,10 @@ class OwnedPartitions:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self._open[partition] = (processor, writer)
-        log.info("%s: partition %d open", self.name, partition)
+        log.info(
+            "%s: partition %d open, resuming after offset %d",
+            self.name, partition, processor.applied_offset,
+        )
         return processor
 
     async def _open_once(self, partition: int) -> tuple[Processor, TransactionalWriter]:
