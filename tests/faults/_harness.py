@@ -250,16 +250,22 @@ async def conclude(
     fault_at: float,
     produced_at: float | None = None,
     after: Callable[[], dict] | None = None,
+    must_live: list[Worker] | None = None,
     **extra: object,
 ) -> dict:
     """Wait until caught up, check every answer, report the numbers (``extra``, and what
-    ``after`` returns once caught up), then assert exactness."""
+    ``after`` returns once caught up), then assert exactness, then that every worker lives.
+
+    ``must_live`` (default: all ``workers``) fail the wait at once if they exit; the others
+    may exit meanwhile: the answers are then checked on the survivors before failing."""
     cluster = scenario.cluster
-    zero_at = await wait_lag_zero(cluster, must_live=workers)
+    zero_at = await wait_lag_zero(cluster, must_live=workers if must_live is None else must_live)
     if after is not None:
         extra = {**extra, **after()}
-    await cluster.ready(*workers)
-    verdict = await verify(scenario, workers)
+    alive = [w for w in workers if w.alive]
+    await cluster.ready(*alive)
+    verdict = await verify(scenario, alive)
+    exited = [f"{w.port} (exit code {w.proc.returncode})" for w in workers if not w.alive]
     entry = report(
         test,
         fault,
@@ -268,10 +274,12 @@ async def conclude(
         replayed=await metric(workers, "events_replayed_total"),
         views=len(scenario.produced),
         broker=cluster.bootstrap,
+        exited=exited or None,
         **extra,
         **verdict.summary(),
     )
     verdict.assert_exact()
+    assert not exited, f"workers exited: {', '.join(exited)}\n{cluster.log_tails(40)}"
     return entry
 
 

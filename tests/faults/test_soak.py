@@ -4,7 +4,8 @@
    (leaving alternately by SIGTERM and SIGKILL): a rebalance every few seconds.
 4. A worker frozen with SIGSTOP past the session timeout loses its partitions; when it is
    thawed (SIGCONT) it is a zombie holding stale state and maybe a half-done batch. It must
-   be fenced: it may not write anything that counts, and it rejoins as a normal member.
+   be fenced: it may not write anything that counts (checked first, on the survivors), and
+   it rejoins as a normal member (checked last: it must still be running).
 """
 
 from __future__ import annotations
@@ -79,5 +80,5 @@ async def test_sigstopped_worker_is_fenced_after_session_timeout(clusters) -> No
     await conclude(
         "test_sigstopped_worker_is_fenced_after_session_timeout",
         f"SIGSTOP 1 of 2 workers for {pause} s (session timeout {SESSION_TIMEOUT} s), SIGCONT",
-        scenario, [a, b], fault_at, produced_at, stopped_s=pause,
+        scenario, [a, b], fault_at, produced_at, stopped_s=pause, must_live=[b],
     )
