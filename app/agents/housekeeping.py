@@ -48,7 +48,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
                 await asyncio.sleep(1.0)
                 continue
             runtime.profiles_bootstrapped.set()
-            runtime.views.release()
+            await runtime.views.release()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: faust.App, assigned: Set[TP], **_: object) -> None:

@@ -38,12 +38,10 @@ class StageRunner:
         self._batch_max_events = batch_max_events
         self._publish_interval_s = publish_interval_s
         self._last_publish = 0.0
-        self._rewind: dict[int, int] = {}  # partition -> first offset held back (gate closed)
-        # After the gate opens: partition -> the held-back offset its records must resume at.
-        # Records fetched before the rewind can still be in faust's buffers; they come first
-        # and are dropped (offset above the rewind point), or they would be applied ahead of
-        # the rewound ones, which would then be skipped as replays.
-        self._resume_at: dict[int, int] = {}
+        # Events received while the gate was closed, in arrival order; applied first once it
+        # opens. Holding them (partitions paused) needs no seek: faust's seek races with its
+        # fetch loop, which can then drop the re-read records as already seen.
+        self._held: list[EventT] = []
         # Partitions fenced by another owner in this generation. Their fetch position has
         # moved past the dropped batch, so they wait for the rebalance that follows a fence,
         # which restarts them from the transactionally committed offset.
@@ -61,11 +59,13 @@ class StageRunner:
 
     async def _process_batch(self, events: Sequence[EventT]) -> None:
         if self._gate is not None and not self._gate.is_set():
-            await self._hold_back(events)
+            self._hold_back(events)
             return
         received = time.monotonic()
         owned = self.owned
         async with owned.lock:
+            if self._held:  # under the lock: held events go before any later batch
+                events, self._held = [*self._held, *events], []
             generation = self._app.consumer_generation_id
             assigned = self.assigned_partitions()
             stream_times = _stream_times(owned, owned.partitions)
@@ -80,13 +80,6 @@ class StageRunner:
                     or partition in self._lost
                 ):
                     continue  # revoked or fenced meanwhile: the new owner processes it
-                resume_at = self._resume_at.get(partition)
-                if resume_at is not None:
-                    if message.offset > resume_at:
-                        continue  # fetched before the rewind; it comes again after it
-                    # At or before the rewind point (faust may also have sought to the
-                    # committed offset meanwhile): the re-read has begun, in order.
-                    del self._resume_at[partition]
                 processor = owned.processor(partition) or await owned.open(partition)
                 processor.process(message.offset, message.key, message.value, now_ms)
                 touched.add(partition)
@@ -101,32 +94,24 @@ class StageRunner:
         self._metrics.events_consumed.labels(owned.source_topic).inc(len(events))
         self._metrics.latency_receive.observe(time.monotonic() - received)
 
-    async def _hold_back(self, events: Sequence[EventT]) -> None:
-        """Gate closed (profiles still loading): pause our partitions and rewind to the first
-        held-back offset, so these events are fetched again once the gate opens.
+    def _hold_back(self, events: Sequence[EventT]) -> None:
+        """Gate closed (profiles still loading): keep the events for later and pause our
+        partitions, so that no more arrive meanwhile.
 
         Blocking here instead would stop faust's shared fetcher once our buffer filled up,
         and with it the very profiles the gate waits for.
         """
         consumer = self._app.consumer
         topic = self.owned.source_topic
-        mine = {tp for tp in consumer.assignment() if tp.topic == topic}
-        consumer.pause_partitions(mine)
-        for event in events:
-            tp, offset = event.message.tp, event.message.offset
-            if tp in mine and offset < self._rewind.get(tp.partition, offset + 1):
-                self._rewind[tp.partition] = offset
-        for tp in mine:
-            if tp.partition in self._rewind:
-                await consumer.seek(tp, self._rewind[tp.partition])
+        consumer.pause_partitions({tp for tp in consumer.assignment() if tp.topic == topic})
+        self._held.extend(events)
 
-    def release(self) -> None:
-        """Gate open: fetch this stage's partitions again, from where they were held back."""
+    async def release(self) -> None:
+        """Gate open: apply the held events, and fetch this stage's partitions again."""
         consumer = self._app.consumer
         topic = self.owned.source_topic
         consumer.resume_partitions({tp for tp in consumer.assignment() if tp.topic == topic})
-        self._resume_at.update(self._rewind)
-        self._rewind.clear()
+        await self.process_batch([])
 
     async def publish_pending(self) -> None:
         """Publish shares left unpublished by throttling, when the stream is quiet."""
@@ -158,9 +143,6 @@ class StageRunner:
         async with self.owned.lock:
             await self.owned.close(partitions)
             self._lost -= partitions
-            for partition in partitions:  # the next owner starts from the committed offset
-                self._rewind.pop(partition, None)
-                self._resume_at.pop(partition, None)
 
     @property
     def ready(self) -> bool:
