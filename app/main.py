@@ -14,6 +14,7 @@ from yarl import URL
 from app import agents, web
 from app.runtime import Runtime
 from app.settings import Settings
+from app.tables.profiles import load_segments
 from app.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class AnalyticsApp(faust.App):
             created = await ensure_topics(self.runtime.settings)
             if created:
                 log.info("created topics: %s", ", ".join(created))
+            self.runtime.profiles.startup = await load_segments(self.runtime.settings)
         await super().on_first_start()
 
 

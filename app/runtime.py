@@ -33,7 +33,7 @@ class Runtime:
         self.profiles_table = create_profiles_table(app, settings)
         self.profiles = ProfileLookup(self.profiles_table)
         self.profiles_bootstrapped = asyncio.Event()
-        self.bootstrap_started = False
+        self.bootstrap_started = False  # the check that ends the startup snapshot
 
         views_config = ViewsConfig.from_settings(settings)
         self.views = StageRunner(
@@ -53,7 +53,6 @@ class Runtime:
             self.metrics,
             settings.batch_max_events,
             settings.partials_publish_seconds,
-            gate=self.profiles_bootstrapped,
         )
         self.segments = StageRunner(
             app,

@@ -48,7 +48,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
                 await asyncio.sleep(1.0)
                 continue
             runtime.profiles_bootstrapped.set()
-            await runtime.views.release()
+            runtime.profiles.forget_startup()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: faust.App, assigned: Set[TP], **_: object) -> None:
@@ -66,11 +66,15 @@ def register(app: faust.App, runtime: Runtime) -> None:
     @app.timer(5.0)
     async def measure_lag() -> None:
         consumer = app.consumer
+        assigned = consumer.assignment()
         for stage in runtime.stages:
             owned = stage.owned
             for partition in owned.partitions:
+                tp = TP(owned.source_topic, partition)
                 processor = owned.processor(partition)
-                highwater = consumer.highwater(TP(owned.source_topic, partition))
+                if tp not in assigned:  # highwater() asserts on unassigned partitions
+                    continue
+                highwater = consumer.highwater(tp)
                 if processor is not None and highwater is not None:
                     lag = max(highwater - processor.applied_offset - 1, 0)
                     metrics.consumer_lag.labels(owned.source_topic, str(partition)).set(lag)

@@ -53,6 +53,8 @@ def register(app: faust.App, runtime: Runtime) -> None:
             if message.value is None:  # tombstone: the user is deleted
                 if message.key:
                     table.pop(message.key, None)
+                    if runtime.profiles.startup is not None:
+                        runtime.profiles.startup[message.key.decode()] = None
                 continue
             profile = codec.decode_profile(message.value, max_bytes=settings.max_value_bytes)
             if isinstance(profile, Rejection):

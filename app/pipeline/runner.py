@@ -6,7 +6,6 @@ transaction; a failure inside is fatal on purpose (see ``fatal``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -29,19 +28,13 @@ class StageRunner:
         metrics: Metrics,
         batch_max_events: int,
         publish_interval_s: float,
-        gate: asyncio.Event | None = None,
     ) -> None:
         self._app = app
-        self._gate = gate
         self.owned = owned
         self._metrics = metrics
         self._batch_max_events = batch_max_events
         self._publish_interval_s = publish_interval_s
         self._last_publish = 0.0
-        # Events received while the gate was closed, in arrival order; applied first once it
-        # opens. Holding them (partitions paused) needs no seek: faust's seek races with its
-        # fetch loop, which can then drop the re-read records as already seen.
-        self._held: list[EventT] = []
         # Partitions fenced by another owner in this generation. Their fetch position has
         # moved past the dropped batch, so they wait for the rebalance that follows a fence,
         # which restarts them from the transactionally committed offset.
@@ -58,14 +51,9 @@ class StageRunner:
             fatal(f"{self.owned.name}: processing a batch failed")
 
     async def _process_batch(self, events: Sequence[EventT]) -> None:
-        if self._gate is not None and not self._gate.is_set():
-            self._hold_back(events)
-            return
         received = time.monotonic()
         owned = self.owned
         async with owned.lock:
-            if self._held:  # under the lock: held events go before any later batch
-                events, self._held = [*self._held, *events], []
             generation = self._app.consumer_generation_id
             assigned = self.assigned_partitions()
             stream_times = _stream_times(owned, owned.partitions)
@@ -94,25 +82,6 @@ class StageRunner:
         self._metrics.events_consumed.labels(owned.source_topic).inc(len(events))
         self._metrics.latency_receive.observe(time.monotonic() - received)
 
-    def _hold_back(self, events: Sequence[EventT]) -> None:
-        """Gate closed (profiles still loading): keep the events for later and pause our
-        partitions, so that no more arrive meanwhile.
-
-        Blocking here instead would stop faust's shared fetcher once our buffer filled up,
-        and with it the very profiles the gate waits for.
-        """
-        consumer = self._app.consumer
-        topic = self.owned.source_topic
-        consumer.pause_partitions({tp for tp in consumer.assignment() if tp.topic == topic})
-        self._held.extend(events)
-
-    async def release(self) -> None:
-        """Gate open: apply the held events, and fetch this stage's partitions again."""
-        consumer = self._app.consumer
-        topic = self.owned.source_topic
-        consumer.resume_partitions({tp for tp in consumer.assignment() if tp.topic == topic})
-        await self.process_batch([])
-
     async def publish_pending(self) -> None:
         """Publish shares left unpublished by throttling, when the stream is quiet."""
         owned = self.owned
@@ -125,7 +94,15 @@ class StageRunner:
 
     async def _commit(self, partitions: set[int], now_ms: int, publish: bool) -> None:
         owned = self.owned
-        self._lost |= await owned.commit(partitions, now_ms, publish)
+        generation = self._app.consumer_generation_id
+
+        def still_owned(partition: int) -> bool:
+            return (
+                self._app.consumer_generation_id == generation
+                and partition in self.assigned_partitions()
+            )
+
+        self._lost |= await owned.commit(partitions, now_ms, publish, still_owned)
         if publish:
             self._last_publish = time.monotonic()
         for partition in partitions:

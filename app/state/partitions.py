@@ -143,17 +143,27 @@ class OwnedPartitions:
         await self.close(self.partitions)
 
     # -- commit -------------------------------------------------------------------------
-    async def commit(self, partitions: Iterable[int], now_ms: int, publish: bool) -> set[int]:
+    async def commit(
+        self,
+        partitions: Iterable[int],
+        now_ms: int,
+        publish: bool,
+        still_owned: Callable[[int], bool] = lambda _: True,
+    ) -> set[int]:
         """Commit the pending work of ``partitions``, concurrently, one transaction each.
 
         Returns the partitions found fenced by a newer owner: their pending work is dropped
         and they are closed.
         """
         partitions = list(partitions)
-        fenced = await asyncio.gather(*(self._commit_one(p, now_ms, publish) for p in partitions))
+        fenced = await asyncio.gather(
+            *(self._commit_one(p, now_ms, publish, still_owned) for p in partitions)
+        )
         return {p for p, lost in zip(partitions, fenced, strict=True) if lost}
 
-    async def _commit_one(self, partition: int, now_ms: int, publish: bool) -> bool:
+    async def _commit_one(
+        self, partition: int, now_ms: int, publish: bool, still_owned: Callable[[int], bool]
+    ) -> bool:
         entry = self._open.get(partition)
         if entry is None:
             return False
@@ -164,7 +174,13 @@ class OwnedPartitions:
         outbox.extend(self.changelog_topic, partition, store.pending.items())
         source = {TopicPartition(self.source_topic, partition): processor.applied_offset + 1}
         try:
-            offset = await writer.commit(outbox, self.changelog_topic, source, self._group_id)
+            offset = await writer.commit(
+                outbox,
+                self.changelog_topic,
+                source,
+                self._group_id,
+                still_owned=lambda: still_owned(partition),
+            )
         except PartitionFenced:
             log.warning("%s: partition %d fenced by a newer owner; dropping it", self.name, partition)
             store.discard_pending()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,10 +101,13 @@ class TransactionalWriter:
         changelog_topic: str,
         source_offsets: dict[TopicPartition, int],
         group_id: str,
+        still_owned: Callable[[], bool] = lambda: True,
     ) -> int | None:
         """Publish ``outbox`` and commit the consumer group's ``source_offsets``, atomically.
 
-        Returns the last changelog batch's base offset.
+        Returns the last changelog batch's base offset. Before retrying with a new producer
+        (which fences older ones of the same id) it checks ``still_owned``: a zombie that
+        lost the partition must not fence its new owner.
 
         Transient failures (broker restarts, timeouts) are retried with a fresh producer,
         as long as it takes. Raises PartitionFenced when a newer owner exists.
@@ -116,7 +119,9 @@ class TransactionalWriter:
             except ProducerFenced as exc:
                 await self.stop()
                 raise PartitionFenced(self.transactional_id) from exc
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            except (KafkaError, OSError, asyncio.TimeoutError, AssertionError) as exc:
+                # AssertionError: aiokafka's transaction manager in FATAL_ERROR; a new
+                # producer (same transactional id) starts clean, or finds itself fenced.
                 log.warning(
                     "transaction %s failed (%r); retrying in %.1fs",
                     self.transactional_id,
@@ -126,6 +131,8 @@ class TransactionalWriter:
                 await self.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                if not still_owned():
+                    raise PartitionFenced(self.transactional_id) from exc
                 try:
                     await self.start()
                 except ProducerFenced as fenced:
@@ -180,7 +187,13 @@ def _batches(producer: AIOKafkaProducer, records: list) -> list:
 
 
 async def _abort_quietly(producer: AIOKafkaProducer) -> None:
+    """Best effort: the original error is what the caller handles.
+
+    A producer in aiokafka's FATAL_ERROR state (fenced, or a connection lost mid-commit)
+    answers abort with an AssertionError (invalid state transition); that must not replace
+    the error that tells fenced from retriable.
+    """
     try:
         await producer.abort_transaction()
-    except (KafkaError, OSError):
+    except Exception:  # noqa: BLE001
         log.debug("abort after a failed transaction also failed", exc_info=True)

@@ -14,12 +14,55 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.clients import end_offsets
+from app import codec
+from app.clients import end_offsets, stop_consumer
+from app.models.events import Rejection
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+async def load_segments(settings: Settings) -> dict[str, str | None]:
+    """userId -> segment (None: deleted) for every profile in ``user.profiles`` right now."""
+    kwargs: dict[str, Any] = settings.kafka_client_kwargs()
+    ends = await end_offsets(kwargs, settings.profiles_topic)
+    segments: dict[str, str | None] = {}
+    if not any(ends.values()):
+        return segments
+    started = time.monotonic()
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        **kwargs,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.seek_to_beginning(*ends)
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.key is None or record.offset >= ends[tp]:
+                        continue
+                    if record.value is None:
+                        segments[record.key.decode()] = None
+                        continue
+                    profile = codec.decode_profile(record.value, max_bytes=settings.max_value_bytes)
+                    if not isinstance(profile, Rejection):
+                        segments[profile.user_id] = profile.segment
+            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+    finally:
+        await stop_consumer(consumer)
+    log.info(
+        "profiles: %d read at start-up in %.1fs", len(segments), time.monotonic() - started
+    )
+    return segments
 
 
 def create_profiles_table(app: faust.App, settings: Settings) -> faust.GlobalTable:
@@ -39,16 +82,29 @@ def create_profiles_table(app: faust.App, settings: Settings) -> faust.GlobalTab
 
 
 class ProfileLookup:
-    """A user's segment and stored profile, read from the GlobalTable."""
+    """A user's segment and stored profile, read from the GlobalTable.
+
+    Until this worker's GlobalTable has caught up with ``user.profiles`` (on a first start
+    the profiles agent is still loading them), segments also come from ``startup``: every
+    profile published before the worker started, read directly at start-up. That way views
+    are joined like with a bootstrapped Kafka Streams GlobalKTable, with no pause and no
+    seek of the views stream (faust's seek races with its fetch loop and loses records).
+    """
 
     def __init__(self, table: faust.GlobalTable) -> None:
         self._table = table
+        self.startup: dict[str, str | None] | None = None
 
     def segment_of(self, user_id: str) -> str | None:
         raw = self._table.get(user_id.encode())
-        if raw is None:
-            return None
-        return orjson.loads(raw).get("segment")
+        if raw is not None:
+            return orjson.loads(raw).get("segment")
+        startup = self.startup
+        return startup.get(user_id) if startup is not None else None
+
+    def forget_startup(self) -> None:
+        """The GlobalTable holds everything the startup snapshot had (and newer)."""
+        self.startup = None
 
     def profile(self, user_id: str) -> bytes | None:
         return self._table.get(user_id.encode())
