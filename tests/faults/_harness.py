@@ -271,7 +271,7 @@ async def conclude(
         fault,
         recover_s=seconds(fault_at, zero_at),
         production_ended_s=None if produced_at is None else seconds(fault_at, produced_at),
-        replayed=await metric(workers, "events_replayed_total"),
+        replayed=await metric(workers, "property_analytics_events_replayed_total"),
         views=len(scenario.produced),
         broker=cluster.bootstrap,
         exited=exited or None,
@@ -416,12 +416,16 @@ async def metric(workers: list[Worker], name: str) -> float:
     """Sum of every sample of ``name`` over the live ``workers``' /metrics."""
     pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})?\s+(\S+)$", re.M)
     total = 0.0
+    samples = 0
     for worker in workers:
         if not worker.alive:
             continue
         status, body = await worker.get("/metrics")
         assert status == 200, f"/metrics of {worker.port}: {status}"
-        total += sum(float(v) for v in pattern.findall(body if isinstance(body, str) else str(body)))
+        values = pattern.findall(body if isinstance(body, str) else str(body))
+        samples += len(values)
+        total += sum(float(v) for v in values)
+    assert samples, f"no {name} samples on any live worker: was the metric renamed?"
     return total
 
 

@@ -1,6 +1,6 @@
 """Graceful shutdown: a worker stopped with SIGTERM mid-stream hands its partitions over with
 everything committed, so after a restart (of it, then of the other one) next to nothing is
-seen twice (``events_replayed_total``) and every answer is exact."""
+seen twice (``property_analytics_events_replayed_total``) and every answer is exact."""
 
 from __future__ import annotations
 
