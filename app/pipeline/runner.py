@@ -35,6 +35,10 @@ class StageRunner:
         self._batch_max_events = batch_max_events
         self._publish_interval_s = publish_interval_s
         self._last_publish = 0.0
+        # Partitions opened and not yet given a record, and partitions waiting to see the
+        # record at which a re-read resumes (see ``_in_order``).
+        self._fresh: set[int] = set()
+        self._resume_at: dict[int, int] = {}
         # Partitions fenced by another owner in this generation. Their fetch position has
         # moved past the dropped batch, so they wait for the rebalance that follows a fence,
         # which restarts them from the transactionally committed offset.
@@ -68,7 +72,12 @@ class StageRunner:
                     or partition in self._lost
                 ):
                     continue  # revoked or fenced meanwhile: the new owner processes it
-                processor = owned.processor(partition) or await owned.open(partition)
+                processor = owned.processor(partition)
+                if processor is None:
+                    processor = await owned.open(partition)
+                    self._fresh.add(partition)
+                if not await self._in_order(partition, message, processor.applied_offset):
+                    continue
                 processor.process(message.offset, message.key, message.value, now_ms)
                 touched.add(partition)
             publish = (
@@ -81,6 +90,31 @@ class StageRunner:
             )
         self._metrics.events_consumed.labels(owned.source_topic).inc(len(events))
         self._metrics.latency_receive.observe(time.monotonic() - received)
+
+    async def _in_order(self, partition: int, message, applied_offset: int) -> bool:  # noqa: ANN001
+        """False for a record that must not be applied now.
+
+        After a rebalance faust seeks to the committed offset, but records fetched before
+        that seek can still reach us first, ahead of it. Applying them would move the applied
+        offset past the records in between, which would then be skipped as replays. So the
+        first record of a freshly opened partition must be at or below ``applied + 1``;
+        otherwise we seek there ourselves and wait for the re-read, which starts at or below
+        that first record (offsets between may be transaction markers, never records).
+        """
+        resume_at = self._resume_at.get(partition)
+        if resume_at is not None:
+            if message.offset > resume_at:
+                return False
+            del self._resume_at[partition]
+            return True
+        if partition not in self._fresh:
+            return True
+        self._fresh.discard(partition)
+        if message.offset <= applied_offset + 1:
+            return True
+        self._resume_at[partition] = message.offset
+        await self._app.consumer.seek(message.tp, applied_offset + 1)
+        return False
 
     async def publish_pending(self) -> None:
         """Publish shares left unpublished by throttling, when the stream is quiet."""
@@ -115,11 +149,15 @@ class StageRunner:
         async with self.owned.lock:
             for partition in sorted(self.assigned_partitions() - self.owned.partitions - self._lost):
                 await self.owned.open(partition)
+                self._fresh.add(partition)
 
     async def on_revoked(self, partitions: set[int]) -> None:
         async with self.owned.lock:
             await self.owned.close(partitions)
             self._lost -= partitions
+            self._fresh -= partitions
+            for partition in partitions:
+                self._resume_at.pop(partition, None)
 
     @property
     def ready(self) -> bool:
