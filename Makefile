@@ -71,7 +71,7 @@ unit: venv ## run the unit tests only (no broker)
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 soak: venv ## long-running fault tests (tests/faults, -m soak)
-	$(PYTEST) tests/faults -m soak $(PYTEST_ARGS)
+	$(PYTEST) tests -m soak $(PYTEST_ARGS)
 
 # --- running it -------------------------------------------------------------------
 
