@@ -53,6 +53,7 @@ class Runtime:
             self.metrics,
             settings.batch_max_events,
             settings.partials_publish_seconds,
+            check_gaps=settings.views_gap_check,
         )
         self.segments = StageRunner(
             app,

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
 
     # --- Processing and performance -----------------------------------------------------
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # Seek back whenever a views offset is skipped (see StageRunner._in_order); costs one
+    # re-read per transaction of upstream producers, if they write transactionally.
+    views_gap_check: bool = True
     batch_max_events: int = Field(2000, ge=1)
     batch_max_seconds: float = Field(0.05, gt=0)
     partials_publish_seconds: float = Field(1.0, ge=0)

@@ -28,8 +28,12 @@ class StageRunner:
         metrics: Metrics,
         batch_max_events: int,
         publish_interval_s: float,
+        check_gaps: bool = False,
     ) -> None:
         self._app = app
+        # Seek back on any offset gap (for an input whose producers write no transactions,
+        # a gap means a record faust skipped); otherwise only at a partition's first record.
+        self._check_gaps = check_gaps
         self.owned = owned
         self._metrics = metrics
         self._batch_max_events = batch_max_events
@@ -39,6 +43,7 @@ class StageRunner:
         # record at which a re-read resumes (see ``_in_order``).
         self._fresh: set[int] = set()
         self._resume_at: dict[int, int] = {}
+        self._expected: dict[int, int] = {}  # partition -> next offset we expect to see
         # Partitions fenced by another owner in this generation. Their fetch position has
         # moved past the dropped batch, so they wait for the rebalance that follows a fence,
         # which restarts them from the transactionally committed offset.
@@ -75,7 +80,7 @@ class StageRunner:
                 processor = owned.processor(partition)
                 if processor is None:
                     processor = await owned.open(partition)
-                    self._fresh.add(partition)
+                    self._opened(partition, processor.applied_offset)
                 if not await self._in_order(partition, message, processor.applied_offset):
                     continue
                 processor.process(message.offset, message.key, message.value, now_ms)
@@ -94,27 +99,36 @@ class StageRunner:
     async def _in_order(self, partition: int, message, applied_offset: int) -> bool:  # noqa: ANN001
         """False for a record that must not be applied now.
 
-        After a rebalance faust seeks to the committed offset, but records fetched before
-        that seek can still reach us first, ahead of it. Applying them would move the applied
-        offset past the records in between, which would then be skipped as replays. So the
-        first record of a freshly opened partition must be at or below ``applied + 1``;
-        otherwise we seek there ourselves and wait for the re-read, which starts at or below
-        that first record (offsets between may be transaction markers, never records).
+        faust can hand us a record while skipping an earlier one: records fetched before its
+        seek to the committed offset arrive ahead of it, and its stream iterator drops
+        records that arrive while flow control is still paused after a rebalance. Applying
+        the later record would move the applied offset past the skipped ones, which would
+        never be seen again. So a record beyond the next expected offset (always for the
+        first record of a freshly opened partition, for every record where
+        ``check_gaps``) makes us seek back to the expected offset and wait for the re-read,
+        which starts at or below that record (offsets between may be transaction markers).
         """
+        offset = message.offset
         resume_at = self._resume_at.get(partition)
         if resume_at is not None:
-            if message.offset > resume_at:
+            if offset > resume_at:
                 return False
             del self._resume_at[partition]
-            return True
-        if partition not in self._fresh:
-            return True
+        else:
+            expected = self._expected.get(partition, applied_offset + 1)
+            checking = partition in self._fresh or self._check_gaps
+            if checking and offset > expected:
+                self._resume_at[partition] = offset
+                await self._app.consumer.seek(message.tp, expected)
+                return False
         self._fresh.discard(partition)
-        if message.offset <= applied_offset + 1:
-            return True
-        self._resume_at[partition] = message.offset
-        await self._app.consumer.seek(message.tp, applied_offset + 1)
-        return False
+        self._expected[partition] = max(offset + 1, self._expected.get(partition, 0))
+        return True
+
+    def _opened(self, partition: int, applied_offset: int) -> None:
+        self._fresh.add(partition)
+        self._resume_at.pop(partition, None)
+        self._expected[partition] = applied_offset + 1
 
     async def publish_pending(self) -> None:
         """Publish shares left unpublished by throttling, when the stream is quiet."""
@@ -148,8 +162,8 @@ class StageRunner:
         """Open newly assigned partitions ahead of their first event (readiness, latency)."""
         async with self.owned.lock:
             for partition in sorted(self.assigned_partitions() - self.owned.partitions - self._lost):
-                await self.owned.open(partition)
-                self._fresh.add(partition)
+                processor = await self.owned.open(partition)
+                self._opened(partition, processor.applied_offset)
 
     async def on_revoked(self, partitions: set[int]) -> None:
         async with self.owned.lock:
@@ -158,6 +172,7 @@ class StageRunner:
             self._fresh -= partitions
             for partition in partitions:
                 self._resume_at.pop(partition, None)
+                self._expected.pop(partition, None)
 
     @property
     def ready(self) -> bool:
