@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 import faust
 from yarl import URL
 
 from app import agents, web
+from app.faust_fixes import read_committed, untrack_read_offsets
 from app.runtime import Runtime
 from app.settings import Settings
 from app.tables.profiles import load_segments
@@ -21,39 +21,14 @@ from app.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 
-class _UntrackedReadOffsets(defaultdict):
-    """faust's per-partition read offsets, minus the stage topics.
-
-    faust drops a fetched record below the read offset it last recorded. After a seek,
-    records fetched before it still arrive and move that offset up, so the re-read records
-    are dropped and lost. The stages track what they applied themselves (idempotently, see
-    ``StageRunner._in_order``), so for their topics faust records nothing and drops nothing.
-    """
-
-    def __init__(self, topics: set[str]) -> None:
-        super().__init__(lambda: None)
-        self._topics = frozenset(topics)
-
-    def __getitem__(self, tp):  # noqa: ANN001, ANN204
-        return None if tp.topic in self._topics else super().__getitem__(tp)
-
-    def __setitem__(self, tp, offset) -> None:  # noqa: ANN001
-        if tp.topic not in self._topics:
-            super().__setitem__(tp, offset)
-
-    def update(self, other=(), **kwargs) -> None:  # noqa: ANN001
-        for tp, offset in dict(other, **kwargs).items():
-            self[tp] = offset
-
-
 class AnalyticsApp(faust.App):
     """faust.App that creates every topic of the product before anything subscribes."""
 
     runtime: Runtime
 
     async def on_first_start(self) -> None:
-        stage_topics = {stage.owned.source_topic for stage in self.runtime.stages}
-        self.consumer._read_offset = _UntrackedReadOffsets(stage_topics)  # noqa: SLF001
+        untrack_read_offsets(self, {stage.owned.source_topic for stage in self.runtime.stages})
+        read_committed(self)
         # faust creates the data dir without its parents (./data on a fresh clone).
         self.runtime.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.client_only:

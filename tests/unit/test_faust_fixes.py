@@ -1,0 +1,45 @@
+"""The faust work-arounds in ``app.faust_fixes``: each shows faust's own behaviour first,
+so the test fails (and the work-around can go) once faust changes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from faust.types import TP
+
+from app.faust_fixes import read_committed, untrack_read_offsets
+from app.main import create_app
+from app.settings import Settings
+
+
+def _app(tmp_path: Path):  # noqa: ANN202
+    return create_app(Settings(data_dir=tmp_path, app_id="fixes-test"))
+
+
+async def test_faust_worker_consumer_reads_uncommitted_and_the_fix_makes_it_read_committed(
+    tmp_path: Path,
+) -> None:
+    app = _app(tmp_path)
+    thread = app.consumer._thread
+    plain = thread._create_worker_consumer(app.transport)
+    assert plain._isolation_level == "read_uncommitted"  # faust without exactly_once
+
+    read_committed(app)
+    fixed = thread._create_worker_consumer(app.transport)
+    assert fixed._isolation_level == "read_committed"
+    assert fixed._group_id == plain._group_id == "fixes-test"  # otherwise unchanged
+
+
+def test_read_offsets_are_not_tracked_for_stage_topics(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    untrack_read_offsets(app, {"stage"})
+    offsets = app.consumer._read_offset
+    stage, other = TP("stage", 0), TP("other", 0)
+
+    offsets[stage] = 41
+    offsets.update({other: 7, TP("stage", 1): 3})
+
+    assert offsets[stage] is None  # faust then drops nothing of it after a seek
+    assert offsets[TP("stage", 1)] is None
+    assert offsets[other] == 7
+    assert offsets[TP("other", 1)] is None  # faust's default for an unseen partition
