@@ -60,6 +60,12 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.events_reread = Counter(
+            p + "events_reread_total",
+            "Records read twice because the worker sought back over an offset gap (skipped)",
+            ["topic"],
+            registry=r,
+        )
         self.insights_emitted = Counter(
             p + "insights_emitted_total", "Insights published, by type", ["type"], registry=r
         )
@@ -111,6 +117,7 @@ class Metrics:
         for topic in (views_topic, profiles_topic):
             self.events_consumed.labels(topic)
             self.events_replayed.labels(topic)
+            self.events_reread.labels(topic)
             for reason in REASONS:
                 if reason != "late" or topic == views_topic:
                     self.events_rejected.labels(topic, reason)

@@ -15,6 +15,7 @@ import faust
 from faust.types import EventT
 
 from app.metrics import Metrics
+from app.pipeline.ordering import PartitionOrder, Verdict
 from app.state.partitions import OwnedPartitions
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,7 @@ class StageRunner:
         self._batch_max_events = batch_max_events
         self._publish_interval_s = publish_interval_s
         self._last_publish = 0.0
-        # Partitions opened and not yet given a record, and partitions waiting to see the
-        # record at which a re-read resumes (see ``_in_order``).
-        self._fresh: set[int] = set()
-        self._resume_at: dict[int, int] = {}
-        self._expected: dict[int, int] = {}  # partition -> next offset we expect to see
+        self._order: dict[int, PartitionOrder] = {}  # per open partition, see ordering.py
         # Partitions fenced by another owner in this generation. Their fetch position has
         # moved past the dropped batch, so they wait for the rebalance that follows a fence,
         # which restarts them from the transactionally committed offset.
@@ -81,7 +78,7 @@ class StageRunner:
                 if processor is None:
                     processor = await owned.open(partition)
                     self._opened(partition, processor.applied_offset)
-                if not await self._in_order(partition, message, processor.applied_offset):
+                if not await self._in_order(partition, message):
                     continue
                 processor.process(message.offset, message.key, message.value, now_ms)
                 touched.add(partition)
@@ -96,39 +93,20 @@ class StageRunner:
         self._metrics.events_consumed.labels(owned.source_topic).inc(len(events))
         self._metrics.latency_receive.observe(time.monotonic() - received)
 
-    async def _in_order(self, partition: int, message, applied_offset: int) -> bool:  # noqa: ANN001
-        """False for a record that must not be applied now.
-
-        faust can hand us a record while skipping an earlier one: records fetched before its
-        seek to the committed offset arrive ahead of it, and its stream iterator drops
-        records that arrive while flow control is still paused after a rebalance. Applying
-        the later record would move the applied offset past the skipped ones, which would
-        never be seen again. So a record beyond the next expected offset (always for the
-        first record of a freshly opened partition, for every record where
-        ``check_gaps``) makes us seek back to the expected offset and wait for the re-read,
-        which starts at or below that record (offsets between may be transaction markers).
-        """
-        offset = message.offset
-        resume_at = self._resume_at.get(partition)
-        if resume_at is not None:
-            if offset > resume_at:
-                return False
-            del self._resume_at[partition]
-        else:
-            expected = self._expected.get(partition, applied_offset + 1)
-            checking = partition in self._fresh or self._check_gaps
-            if checking and offset > expected:
-                self._resume_at[partition] = offset
-                await self._app.consumer.seek(message.tp, expected)
-                return False
-        self._fresh.discard(partition)
-        self._expected[partition] = max(offset + 1, self._expected.get(partition, 0))
-        return True
+    async def _in_order(self, partition: int, message) -> bool:  # noqa: ANN001
+        """False for a record that must not be applied now (see ``app.pipeline.ordering``)."""
+        order = self._order[partition]
+        verdict = order.admit(message.offset)
+        if verdict is Verdict.APPLY:
+            return True
+        if verdict is Verdict.SEEK:
+            await self._app.consumer.seek(message.tp, order.expected)
+        elif verdict is Verdict.REREAD:
+            self._metrics.events_reread.labels(self.owned.source_topic).inc()
+        return False
 
     def _opened(self, partition: int, applied_offset: int) -> None:
-        self._fresh.add(partition)
-        self._resume_at.pop(partition, None)
-        self._expected[partition] = applied_offset + 1
+        self._order[partition] = PartitionOrder.opened(applied_offset, self._check_gaps)
 
     async def publish_pending(self) -> None:
         """Publish shares left unpublished by throttling, when the stream is quiet."""
@@ -169,10 +147,8 @@ class StageRunner:
         async with self.owned.lock:
             await self.owned.close(partitions)
             self._lost -= partitions
-            self._fresh -= partitions
             for partition in partitions:
-                self._resume_at.pop(partition, None)
-                self._expected.pop(partition, None)
+                self._order.pop(partition, None)
 
     @property
     def ready(self) -> bool:

@@ -272,6 +272,7 @@ async def conclude(
         recover_s=seconds(fault_at, zero_at),
         production_ended_s=None if produced_at is None else seconds(fault_at, produced_at),
         replayed=await metric(workers, "property_analytics_events_replayed_total"),
+        reread=await metric(workers, "property_analytics_events_reread_total"),
         views=len(scenario.produced),
         broker=cluster.bootstrap,
         exited=exited or None,

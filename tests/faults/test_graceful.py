@@ -1,6 +1,9 @@
 """Graceful shutdown: a worker stopped with SIGTERM mid-stream hands its partitions over with
 everything committed, so after a restart (of it, then of the other one) next to nothing is
-seen twice (``property_analytics_events_replayed_total``) and every answer is exact."""
+replayed (``property_analytics_events_replayed_total``: records received again at or below the
+applied offset, i.e. behind what was committed) and every answer is exact. Records read twice
+because a worker sought back over an offset gap are counted apart
+(``property_analytics_events_reread_total``) and reported, not bounded."""
 
 from __future__ import annotations
 

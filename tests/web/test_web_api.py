@@ -173,6 +173,7 @@ EXPECTED_FAMILIES = {
     "property_analytics_events_late": "counter",
     "property_analytics_events_rejected": "counter",
     "property_analytics_events_replayed": "counter",
+    "property_analytics_events_reread": "counter",
     "property_analytics_insights_emitted": "counter",
     "property_analytics_consumer_lag_records": "gauge",
     "property_analytics_processing_latency_event_time_seconds": "histogram",

@@ -1,0 +1,52 @@
+"""Which records of one input partition a stage may apply, and when to seek back.
+
+faust can hand a stage a record while skipping earlier ones: records fetched before its
+seek to the committed offset arrive ahead of it, and its stream iterator drops records that
+arrive while flow control is paused after a rebalance (``faust/streams.py``, "Skipping
+message"). Applying the later record would move the applied offset past the skipped ones,
+which would then never be seen again. So a record beyond the next expected offset (always
+for the first record after the partition opens; for every record with ``check_gaps``)
+makes the stage seek back to the expected offset and drop records until the re-read
+arrives, which starts at or below that record (offsets between may be transaction markers
+or records of aborted transactions, so the first record at or below it is accepted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Verdict(Enum):
+    APPLY = "apply"  # hand it to the processor (which skips offsets it already applied)
+    SEEK = "seek"  # seek back to ``PartitionOrder.expected``, do not apply this one
+    DROP = "drop"  # ahead of a pending re-read: it will come again
+    REREAD = "reread"  # already seen since our seek: a duplicate we caused
+
+
+@dataclass
+class PartitionOrder:
+    expected: int  # the next offset this partition should deliver
+    check_gaps: bool = False  # seek on any gap (inputs written without transactions)
+    fresh: bool = True  # no record seen since the partition opened
+    resume_at: int | None = None  # waiting for the re-read to reach this offset
+    sought: bool = False  # we have sought back since the partition opened
+
+    @classmethod
+    def opened(cls, applied_offset: int, check_gaps: bool) -> PartitionOrder:
+        return cls(expected=applied_offset + 1, check_gaps=check_gaps)
+
+    def admit(self, offset: int) -> Verdict:
+        if self.sought and offset < self.expected:
+            return Verdict.REREAD
+        if self.resume_at is not None:
+            if offset > self.resume_at:
+                return Verdict.DROP
+            self.resume_at = None
+        elif (self.fresh or self.check_gaps) and offset > self.expected:
+            self.resume_at = offset
+            self.sought = True
+            return Verdict.SEEK
+        self.fresh = False
+        self.expected = max(self.expected, offset + 1)
+        return Verdict.APPLY
