@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from app.generator import Workload, produce  # noqa: E402
-from app.windows import HOUR_MS, hour_start, iso_ms, parse_iso  # noqa: E402
-from tests.web._cluster import SEED, eventually, start_cluster  # noqa: E402
+from app.generator import Workload, produce
+from app.windows import HOUR_MS, hour_start, iso_ms, parse_iso
+from tests.web._cluster import SEED, eventually, start_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

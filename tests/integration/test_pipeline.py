@@ -8,15 +8,10 @@ import shutil
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-# tests/ is not a package and pytest puts only this directory on sys.path: make the repo root
-# importable so that tests.support and tests.integration resolve however pytest is started.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tests.integration._oracle import (  # noqa: E402
+from tests.integration._oracle import (
     BAD_REASONS,
     HOUR,
     check_dlq,
@@ -31,7 +26,7 @@ from tests.integration._oracle import (  # noqa: E402
     segments_from,
     Workload,
 )
-from tests.support.workers import Worker, isolated_env, wait_caught_up  # noqa: E402
+from tests.support.workers import Worker, isolated_env, wait_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

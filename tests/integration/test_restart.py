@@ -8,15 +8,10 @@ import asyncio
 import shutil
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-# tests/ is not a package and pytest puts only this directory on sys.path: make the repo root
-# importable so that tests.support and tests.integration resolve however pytest is started.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tests.integration._oracle import (  # noqa: E402
+from tests.integration._oracle import (
     HOUR,
     TransactionProbe,
     Workload,
@@ -31,7 +26,7 @@ from tests.integration._oracle import (  # noqa: E402
     produce,
     segments_from,
 )
-from tests.support.workers import Worker, isolated_env, wait_caught_up  # noqa: E402
+from tests.support.workers import Worker, isolated_env, wait_caught_up
 
 # In `make soak`, not `make test`: after the fixes of 2026-11-26 a restart still lost a
 # contiguous range of views in some trials (wiped data dir, 1 of 4 runs); cause still open.

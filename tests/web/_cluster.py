@@ -9,7 +9,6 @@ eventId, skip what is not JSON, count per (property, hour) and per (segment, ISO
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -19,12 +18,10 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from app.generator import Record, Workload, produce  # noqa: E402
-from app.web.routing import partition_of  # noqa: E402
-from app.windows import HOUR_MS, hour_start, iso_ms, parse_iso, week_start  # noqa: E402
-from tests.support.workers import Worker, isolated_env, wait_caught_up  # noqa: E402
+from app.generator import Record, Workload, produce
+from app.web.routing import partition_of
+from app.windows import HOUR_MS, hour_start, iso_ms, parse_iso, week_start
+from tests.support.workers import Worker, isolated_env, wait_caught_up
 
 PARTITIONS = 6
 SEED = 20261126

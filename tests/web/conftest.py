@@ -3,16 +3,11 @@ and most tests share one pair of workers fed with the seeded workload."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-# tests/ is not a package: make the repo root importable for tests.web and tests.support.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tests.web._cluster import start_cluster  # noqa: E402
+from tests.web._cluster import start_cluster
 
 
 @pytest.fixture(autouse=True)
