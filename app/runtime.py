@@ -35,45 +35,45 @@ class Runtime:
         self.profiles_bootstrapped = asyncio.Event()
         self.bootstrap_started = False  # the check that ends the startup snapshot
 
-        views_config = ViewsConfig.from_settings(settings)
-        self.views = StageRunner(
-            app,
-            OwnedPartitions(
-                name="views",
+        def stage(name: str, source: str, changelog: str, factory, check_gaps=False):  # noqa: ANN001, ANN202
+            owned = OwnedPartitions(
+                name=name,
                 app_id=settings.app_id,
-                source_topic=settings.views_topic,
-                changelog_topic=settings.views_changelog_topic,
+                source_topic=source,
+                changelog_topic=changelog,
                 data_dir=state_dir,
                 rocksdb_options=options,
                 client_kwargs=client_kwargs,
-                factory=lambda partition, store, outbox: ViewsProcessor(
-                    partition, store, outbox, views_config, self.profiles.segment_of
-                ),
+                factory=factory,
+            )
+            return StageRunner(
+                app,
+                owned,
+                self.metrics,
+                settings.batch_max_events,
+                settings.partials_publish_seconds,
+                check_gaps=check_gaps,
+            )
+
+        views_config = ViewsConfig.from_settings(settings)
+        self.views = stage(
+            "views",
+            settings.views_topic,
+            settings.views_changelog_topic,
+            lambda partition, store, outbox: ViewsProcessor(
+                partition, store, outbox, views_config, self.profiles.segment_of
             ),
-            self.metrics,
-            settings.batch_max_events,
-            settings.partials_publish_seconds,
             check_gaps=settings.views_gap_check,
         )
-        self.segments = StageRunner(
-            app,
-            OwnedPartitions(
-                name="segment-users",
-                app_id=settings.app_id,
-                source_topic=settings.segments_repartition_topic,
-                changelog_topic=settings.segments_changelog_topic,
-                data_dir=state_dir,
-                rocksdb_options=options,
-                client_kwargs=client_kwargs,
-                factory=functools.partial(
-                    SegmentUsersProcessor,
-                    partials_topic=settings.partials_topic,
-                    retention_weeks=settings.weekly_retention_weeks,
-                ),
+        self.segments = stage(
+            "segment-users",
+            settings.segments_repartition_topic,
+            settings.segments_changelog_topic,
+            functools.partial(
+                SegmentUsersProcessor,
+                partials_topic=settings.partials_topic,
+                retention_weeks=settings.weekly_retention_weeks,
             ),
-            self.metrics,
-            settings.batch_max_events,
-            settings.partials_publish_seconds,
         )
         self.stages = (self.views, self.segments)
 
