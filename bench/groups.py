@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.clients import records_between
+
 
 @dataclass(frozen=True)
 class GroupState:
@@ -79,28 +81,5 @@ class GroupWatch:
 
     async def exact_lag(self, tps, ends, committed) -> int:  # noqa: ANN001
         """Records (not markers) after the committed offsets, read with read_committed."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-        )
-        await consumer.start()
-        try:
-            consumer.assign(tps)
-            behind = []
-            for tp in tps:
-                meta = committed.get(tp)
-                offset = meta.offset if meta is not None and meta.offset >= 0 else 0
-                if offset < ends[tp]:
-                    consumer.seek(tp, offset)
-                    behind.append(tp)
-                else:
-                    consumer.pause(tp)
-            remaining = 0
-            while behind:
-                batches = await consumer.getmany(*behind, timeout_ms=500)
-                for tp, records in batches.items():
-                    remaining += sum(1 for r in records if r.offset < ends[tp])
-                positions = [(tp, await consumer.position(tp)) for tp in behind]
-                behind = [tp for tp, pos in positions if pos < ends[tp]]
-            return remaining
-        finally:
-            await consumer.stop()
+        starts = {tp: meta.offset for tp, meta in committed.items() if tp in ends}
+        return await records_between({"bootstrap_servers": self.bootstrap}, starts, ends)

@@ -22,7 +22,7 @@ from aiokafka import TopicPartition
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.clients import stop_consumer
+from app.clients import partitions_of, records_between, stop_consumer
 
 REPO = Path(__file__).resolve().parents[2]
 FAUST = str(Path(sys.executable).with_name("faust"))
@@ -154,38 +154,14 @@ async def committed_lag(bootstrap: str, group: str, topics: list[str]) -> int:
     await admin.start()
     await consumer.start()
     try:
-        tps = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
-        ]
+        tps = [TopicPartition(t, p) for t in topics for p in await partitions_of(consumer, t)]
         ends = await consumer.end_offsets(tps)
         committed = await admin.list_consumer_group_offsets(group)
-        consumer.assign(tps)
-        behind = []
-        for tp in tps:
-            offset = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
-            if offset < ends[tp]:
-                consumer.seek(tp, offset)
-                behind.append(tp)
-            else:
-                consumer.pause(tp)
-        remaining = 0
-        while behind:
-            batches = await consumer.getmany(*behind, timeout_ms=500)
-            for tp, records in batches.items():
-                remaining += sum(1 for r in records if r.offset < ends[tp])
-            positions = [(tp, await consumer.position(tp)) for tp in behind]
-            behind = [tp for tp, pos in positions if pos < ends[tp]]
-        return remaining
     finally:
         await stop_consumer(consumer)
         await admin.close()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001
-    return consumer.partitions_for_topic(topic) or set()
+    starts = {tp: meta.offset for tp, meta in committed.items()}
+    return await records_between({"bootstrap_servers": bootstrap}, starts, ends)
 
 
 async def wait_caught_up(
