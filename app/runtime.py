@@ -32,6 +32,7 @@ class Runtime:
 
         self.profiles_table = create_profiles_table(app, settings)
         self.profiles = ProfileLookup(self.profiles_table)
+        self.profiles_table.on_change = self.profiles.changed
         self.profiles_bootstrapped = asyncio.Event()
         self.bootstrap_started = False  # the check that ends the startup snapshot
 
