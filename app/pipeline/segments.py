@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from app.pipeline import by_user
 from app.state.store import PartitionStore
 from app.state.writer import Outbox
 from app.tables.partials import USERS, partial_key, users_partial
@@ -43,18 +44,18 @@ class SegmentUsersProcessor:
             self.outcomes["replayed"] += 1
             return
         self.applied_offset = offset
-        if key is None or value is None:  # written only by the views stage; never expected
+        entries = by_user.decode(key, value)
+        if entries is None:  # written only by the views stage; never expected
             self.outcomes["malformed"] += 1
             return
-        week_raw, segment_raw = value.split(b"\x1f", 1)
-        week, segment = int(week_raw), segment_raw.decode()
-        if week < self.latest_week - self._retention_ms:
-            return
-        if self.users.add_user(week, segment, key.decode()):
-            self._unpublished.add((week, segment))
-        if week > self.latest_week:
-            self.latest_week = week
-            self._expire()
+        for user_id, week, segment in entries:
+            if week < self.latest_week - self._retention_ms:
+                continue
+            if self.users.add_user(week, segment, user_id):
+                self._unpublished.add((week, segment))
+            if week > self.latest_week:
+                self.latest_week = week
+                self._expire()
 
     def _expire(self) -> None:
         for week, segment in self.users.expire_before(self.latest_week - self._retention_ms):

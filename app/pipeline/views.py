@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from aiokafka.partitioner import murmur2
 
 from app import codec, dedupe
+from app.pipeline import by_user
 from app.models.events import PropertyViewed, Rejection
 from app.models.insights import TrendInsight, spike_insight, trend_insight
 from app.settings import Settings
@@ -120,6 +121,8 @@ class ViewsProcessor:
         self._unpublished: set[tuple[int, str]] = set(self.weekly.segment_weeks())
         self.outcomes: Counter[str] = Counter()
         self._baselines: dict[str, tuple[int, float]] = {}  # property -> (hour, baseline)
+        # repartition partition -> distinct (user, week, segment) of this batch (see by_user)
+        self._by_user: dict[int, set[by_user.Entry]] = {}
 
     # -- per event ----------------------------------------------------------------------
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
@@ -209,13 +212,12 @@ class ViewsProcessor:
         cfg = self.config
         counts = self.weekly.add_view(week, segment, event.property_id)
         self._unpublished.add((week, segment))
-        user_key = event.user_id.encode()
-        self.outbox.add(
-            cfg.repartition_topic,
-            _user_partition(user_key, cfg.partitions),
-            user_key,
-            b"%d\x1f%s" % (week, segment.encode()),
-        )
+        user_id = event.user_id
+        target = _user_partition(user_id.encode(), cfg.partitions)
+        entries = self._by_user.get(target)
+        if entries is None:
+            entries = self._by_user[target] = set()
+        entries.add((user_id, week, segment))
         if counts.trend_emitted or counts.views < cfg.rules.trend_min_views:
             return
         previous = self.weekly.property_views(week - WEEK_MS, segment, event.property_id)
@@ -267,6 +269,11 @@ class ViewsProcessor:
         return bool(self._unpublished)
 
     def before_commit(self, now_ms: int, publish: bool) -> bool:
+        cfg = self.config
+        for target, entries in self._by_user.items():
+            for value in by_user.encode(entries):
+                self.outbox.add(cfg.repartition_topic, target, by_user.KEY, value)
+        self._by_user.clear()
         if publish:
             self._publish_partials()
         if self.applied_offset == self._committed_offset and not len(self.outbox):

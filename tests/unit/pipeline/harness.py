@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from app.pipeline import by_user
 from app.state.writer import Outbox
 from app.windows import iso_ms
 
@@ -81,6 +82,17 @@ class Driver:
         proc.store.apply_pending(self.changelog_offset)
         proc.outbox.clear()
         return True
+
+    def by_user(self) -> list[tuple[int, str, int, str]]:
+        """Commit; then the views-by-user entries published so far, as (partition, userId,
+        week, segment), one record's entries after the other."""
+        self.commit(publish=False)
+        return [
+            (r.partition, *entry)
+            for r in self.published
+            if r.key == by_user.KEY
+            for entry in by_user.decode(r.key, r.value)
+        ]
 
     def crash(self) -> None:
         """Lose everything not committed (pending state and unsent outbox)."""

@@ -8,6 +8,7 @@ from collections import defaultdict
 import orjson
 import pytest
 
+from app.pipeline import by_user
 from app.pipeline.segments import SegmentUsersProcessor
 from app.pipeline.views import ViewsConfig, ViewsProcessor, key_partition
 from app.settings import Settings
@@ -39,8 +40,14 @@ def reopen(d: Driver, open_store, name: str = "segments-005") -> Driver:
     return Driver(proc, NOW)
 
 
+def record(*entries: tuple[str, int, str]) -> bytes:
+    [value] = by_user.encode(entries)
+    return value
+
+
 def send(d: Driver, user: str, week: int, segment: str) -> int:
-    return d.send(b"%d\x1f%s" % (week, segment.encode()), key=user.encode())
+    """One record with one entry (the views stage sends a batch's entries together)."""
+    return d.send(record((user, week, segment)), key=by_user.KEY)
 
 
 def partials(recs: list[Record]) -> list[tuple[bytes, dict | None]]:
@@ -103,10 +110,10 @@ def test_replay_is_skipped_and_restart_resumes(make, open_store):
     assert d.proc.latest_week == W48
     assert d.proc.users.unique_users(W48, "investor") == 1
 
-    d.proc.process(0, b"u1", b"%d\x1finvestor" % W47, NOW)
-    d.proc.process(1, b"u2", b"%d\x1finvestor" % W48, NOW)
+    d.proc.process(0, by_user.KEY, record(("u1", W47, "investor")), NOW)
+    d.proc.process(1, by_user.KEY, record(("u2", W48, "investor")), NOW)
     assert d.proc.outcomes == {"replayed": 2}
-    d.proc.process(2, b"u3", b"%d\x1finvestor" % W48, NOW)
+    d.proc.process(2, by_user.KEY, record(("u3", W48, "investor")), NOW)
     assert d.proc.users.unique_users(W48, "investor") == 2
     assert d.proc.users.unique_users(W47, "investor") == 1
 
@@ -145,12 +152,24 @@ def test_retention_drops_weeks_older_than_five_weeks_behind_the_latest(make):
     ]
 
 
-def test_record_without_key_or_value_is_counted_malformed(make):
+def test_a_record_of_several_entries_counts_each_user_once(make):
     d = make()
-    d.send(None, key=b"u1")
-    d.send(b"%d\x1finvestor" % W47, key=None)
-    assert d.proc.outcomes == {"malformed": 2}
+    d.send(record(("u1", W48, "investor"), ("u2", W48, "investor"), ("u1", W47, "renter")),
+           key=by_user.KEY)
+    d.send(record(("u2", W48, "investor"), ("u3", W48, "investor")), key=by_user.KEY)
+    assert d.proc.users.unique_users(W48, "investor") == 3
+    assert d.proc.users.unique_users(W47, "renter") == 1
     assert d.proc.applied_offset == 1
+
+
+def test_record_not_of_the_views_stage_is_counted_malformed(make):
+    d = make()
+    d.send(None, key=by_user.KEY)
+    d.send(record(("u1", W47, "investor")), key=None)
+    d.send(b"%d\x1finvestor" % W47, key=b"u1")  # one view per record: not our format
+    d.send(b'[["u1", "not a week", "investor"]]', key=by_user.KEY)
+    assert d.proc.outcomes == {"malformed": 4}
+    assert d.proc.applied_offset == 3
     assert d.proc.users.segment_weeks() == []
 
 
@@ -185,15 +204,16 @@ def test_both_stages_end_to_end_give_exact_segment_weeks(open_store):
     merged = PartialsView()
     for d in view_stage.values():
         d.commit(publish=True)
-    by_user: dict[int, list[Record]] = defaultdict(list)
+    to_users: dict[int, list[Record]] = defaultdict(list)
     for d in view_stage.values():
         for r in d.published:
             if r.topic == cfg.repartition_topic:
-                assert r.partition == key_partition(r.key, 4)
-                by_user[r.partition].append(r)
+                users = {user for user, _, _ in by_user.decode(r.key, r.value)}
+                assert {key_partition(u.encode(), 4) for u in users} == {r.partition}
+                to_users[r.partition].append(r)
             elif r.topic == cfg.partials_topic:
                 merged.apply(r.key, r.value)
-    for p, recs in by_user.items():
+    for p, recs in to_users.items():
         for r in recs:
             user_stage[p].send(r.value, r.key)
     for d in user_stage.values():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from app.pipeline import by_user
 from app.pipeline.views import ViewsConfig, ViewsProcessor, key_partition
 from app.settings import Settings
 from app.state.writer import Outbox
@@ -121,16 +122,17 @@ def test_accepted_view_counts_hourly_weekly_and_repartitions_by_user(make):
     assert proc.hourly.get("prop-812", H14) == HourlyCounts(1, 1, False)
     assert proc.weekly.property_views(W47, "investor", "prop-812") == 1
     assert proc.weekly.segment_views(W47, "investor") == 1
-    assert d.pending() == [
-        Record(REPARTITION, key_partition(b"inv-1", 12), b"inv-1", b"%d\x1finvestor" % W47, ())
-    ]
+    assert d.pending() == []  # views-by-user records are made at commit, one per partition
+    assert d.by_user() == [(key_partition(b"inv-1", 12), "inv-1", W47, "investor")]
+    [record] = [r for r in d.published if r.topic == REPARTITION]
+    assert record.key == by_user.KEY
 
 
 def test_user_without_profile_is_segment_unknown(make):
     d = make(segments={})
     d.view("ev-1", H14, user="nobody")
     assert d.proc.weekly.segment_views(W47, "unknown") == 1
-    assert d.pending(REPARTITION)[0].value == b"%d\x1funknown" % W47
+    assert [entry[1:] for entry in d.by_user()] == [("nobody", W47, "unknown")]
 
 
 def test_hourly_unique_users_exact_with_repeated_users(make):
@@ -141,7 +143,8 @@ def test_hourly_unique_users_exact_with_repeated_users(make):
     assert d.proc.hourly.get("prop-1", H14) == HourlyCounts(6, 3, False)
     assert d.proc.weekly.property_views(W47, "investor", "prop-1") == 5
     assert d.proc.weekly.property_views(W47, "renter", "prop-1") == 1
-    assert len(d.pending(REPARTITION)) == 6  # one per weekly-counted view; users dedupe downstream
+    # one entry per distinct (user, week, segment) of the batch; users dedupe downstream
+    assert sorted(entry[1] for entry in d.by_user()) == ["inv-1", "inv-2", "rent-1"]
 
 
 def test_stream_time_is_the_largest_accepted_timestamp(make):
@@ -164,7 +167,7 @@ def test_duplicate_is_skipped_and_counted_not_rejected(make):
     assert d.proc.hourly.get("prop-1", H14) == HourlyCounts(1, 1, False)
     assert d.proc.weekly.segment_views(W47, "investor") == 1
     assert d.pending(DLQ) == []
-    assert len(d.pending(REPARTITION)) == 1
+    assert len(d.by_user()) == 1
     assert d.proc.applied_offset == 1
 
 
@@ -217,7 +220,7 @@ def test_late_for_hour_only_counts_weekly_only(make):
     assert proc.weekly.property_views(W47, "investor", "prop-2") == 1
     assert proc.weekly.segment_views(W47, "investor") == 2
     assert proc.stream_time == H14
-    assert [r.key for r in d.pending(REPARTITION)] == [b"inv-1", b"inv-2"]
+    assert [entry[1] for entry in d.by_user()] == ["inv-1", "inv-2"]
     assert d.pending(DLQ) == []
 
 
@@ -260,7 +263,7 @@ def test_late_for_both_goes_to_dlq_with_all_headers(make):
     assert proc.stream_time == monday_01
     assert proc.weekly.property_views(W47, "investor", "prop-9") == 0
     assert proc.hourly.get("prop-9", W48 - HOUR_MS) == HourlyCounts()
-    assert [r.key for r in d.pending(REPARTITION)] == [b"user-1"]  # only the accepted view
+    assert [entry[1] for entry in d.by_user()] == ["user-1"]  # only the accepted view
 
     # A rejected view is not remembered: sending it again is rejected again, not a duplicate.
     d.send(raw, key=b"prop-9")
@@ -715,7 +718,14 @@ def test_crash_and_replay_give_the_counts_and_outputs_of_an_uninterrupted_run(ma
     assert straight.proc.weekly.property_views(W48, "investor", "prop-hot") == 60
     assert straight.proc.weekly.property_views(W48, "investor", "prop-late") == 1
     assert straight.proc.hourly.get("prop-late", hours[0]) == HourlyCounts()
-    assert len([r for r in straight.published if r.topic == REPARTITION]) == 121
+    sent = [
+        entry for r in straight.published if r.topic == REPARTITION
+        for entry in by_user.decode(r.key, r.value)
+    ]
+    assert set(sent) == (  # prop-hot's inv-0..6; the others' rent-0, rent-2 and inv-0
+        {(f"inv-{k}", W48, "investor") for k in range(7)}
+        | {("rent-0", W48, "renter"), ("rent-2", W48, "renter")}
+    )
 
 
 # -- retention -----------------------------------------------------------------------------
