@@ -12,7 +12,7 @@ import faust
 from yarl import URL
 
 from app import agents, web
-from app.faust_fixes import read_committed, untrack_read_offsets
+from app.faust_fixes import tune_worker_consumer, untrack_read_offsets
 from app.runtime import Runtime
 from app.settings import Settings
 from app.tables.profiles import load_segments
@@ -28,7 +28,7 @@ class AnalyticsApp(faust.App):
 
     async def on_first_start(self) -> None:
         untrack_read_offsets(self, {stage.owned.source_topic for stage in self.runtime.stages})
-        read_committed(self)
+        tune_worker_consumer(self, self.runtime.settings.fetch_max_wait_ms)
         # faust creates the data dir without its parents (./data on a fresh clone).
         self.runtime.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.client_only:

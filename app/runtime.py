@@ -36,7 +36,14 @@ class Runtime:
         self.profiles_bootstrapped = asyncio.Event()
         self.bootstrap_started = False  # the check that ends the startup snapshot
 
-        def stage(name: str, source: str, changelog: str, factory, check_gaps=False):  # noqa: ANN001, ANN202
+        def stage(  # noqa: ANN202
+            name: str,
+            source: str,
+            changelog: str,
+            commit_s: float,
+            factory,  # noqa: ANN001
+            check_gaps: bool = False,
+        ):
             owned = OwnedPartitions(
                 name=name,
                 app_id=settings.app_id,
@@ -53,6 +60,7 @@ class Runtime:
                 self.metrics,
                 settings.batch_max_events,
                 settings.partials_publish_seconds,
+                commit_s,
                 check_gaps=check_gaps,
             )
 
@@ -61,6 +69,7 @@ class Runtime:
             "views",
             settings.views_topic,
             settings.views_changelog_topic,
+            settings.views_commit_interval_seconds,
             lambda partition, store, outbox: ViewsProcessor(
                 partition, store, outbox, views_config, self.profiles.segment_of
             ),
@@ -70,6 +79,7 @@ class Runtime:
             "segment-users",
             settings.segments_repartition_topic,
             settings.segments_changelog_topic,
+            settings.segments_commit_interval_seconds,
             functools.partial(
                 SegmentUsersProcessor,
                 partials_topic=settings.partials_topic,

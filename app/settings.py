@@ -71,12 +71,19 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(2000, ge=1)
     batch_max_seconds: float = Field(0.05, gt=0)
     partials_publish_seconds: float = Field(1.0, ge=0)
+    # Each stage commits its partitions' state, outputs and offsets (one transaction per
+    # partition) at most this often; hourly answers trail their views by about this much.
+    views_commit_interval_seconds: float = Field(0.1, ge=0)
+    segments_commit_interval_seconds: float = Field(1.0, ge=0)
     table_standby_replicas: int = Field(1, ge=0)
     commit_interval_seconds: float = Field(1.0, gt=0)
     # A dead worker's partitions move after this long (the broker's minimum is 6 s).
     session_timeout_seconds: float = Field(10.0, ge=6)
     heartbeat_interval_seconds: float = Field(2.0, gt=0)
     max_poll_records: int = Field(5000, ge=1)
+    # How long the broker may hold a fetch with no new data (faust fixes 1500 ms; see
+    # app.faust_fixes.tune_worker_consumer): also how long a busy partition may wait.
+    fetch_max_wait_ms: int = Field(100, ge=0, le=1500)
     # Per partition and fetch: small enough that one topic's backlog does not starve another
     # topic's agent (aiokafka hands out a fetch response partition by partition).
     max_fetch_bytes: int = Field(256 * 1024, ge=1024)

@@ -1,5 +1,6 @@
 """Background work of a worker: bootstrap profiles, open assigned partitions, close revoked
-ones, publish throttled segment shares, tail the read-model topics, measure consumer lag."""
+ones, commit what batches left uncommitted (on a timer and at shutdown), publish throttled
+segment shares, tail the read-model topics, measure consumer lag."""
 
 from __future__ import annotations
 
@@ -57,6 +58,20 @@ def register(app: faust.App, runtime: Runtime) -> None:
             app.add_future(_logged(bootstrap_profiles(), "bootstrapping profiles"))
         for stage in runtime.stages:
             app.add_future(_logged(stage.open_assigned(), f"opening {stage.owned.name} partitions"))
+
+    commit_check_s = min(
+        settings.views_commit_interval_seconds, settings.segments_commit_interval_seconds
+    )
+
+    @app.timer(max(commit_check_s / 2, 0.02))
+    async def commit_due() -> None:
+        for stage in runtime.stages:
+            await stage.commit_due()
+
+    @app.on_before_shutdown.connect
+    async def commit_before_shutdown(sender: faust.App, **_: object) -> None:
+        for stage in runtime.stages:
+            await stage.commit_all()
 
     @app.timer(max(settings.partials_publish_seconds, 0.2))
     async def publish_pending_shares() -> None:

@@ -29,6 +29,7 @@ class StageRunner:
         metrics: Metrics,
         batch_max_events: int,
         publish_interval_s: float,
+        commit_interval_s: float,
         check_gaps: bool = False,
     ) -> None:
         self._app = app
@@ -40,6 +41,12 @@ class StageRunner:
         self._batch_max_events = batch_max_events
         self._publish_interval_s = publish_interval_s
         self._last_publish = 0.0
+        # Partitions with applied but uncommitted records. They are committed at most every
+        # ``commit_interval_s`` (Kafka Streams' commit.interval.ms): under a live load a
+        # transaction per partition and small batch would cost more than the batch itself.
+        self._commit_interval_s = commit_interval_s
+        self._dirty: set[int] = set()
+        self._last_commit = 0.0
         self._order: dict[int, PartitionOrder] = {}  # per open partition, see ordering.py
         # Partitions fenced by another owner in this generation. Their fetch position has
         # moved past the dropped batch, so they wait for the rebalance that follows a fence,
@@ -82,14 +89,17 @@ class StageRunner:
                     continue
                 processor.process(message.offset, message.key, message.value, now_ms)
                 touched.add(partition)
-            publish = (
-                len(events) < self._batch_max_events
-                or received - self._last_publish >= self._publish_interval_s
-            )
-            await self._commit(touched, now_ms, publish)
-            self._metrics.observe_event_time(
-                int(time.time() * 1000), stream_times, _stream_times(owned, touched)
-            )
+            self._dirty |= touched
+            if received - self._last_commit >= self._commit_interval_s:
+                publish = (
+                    len(events) < self._batch_max_events
+                    or received - self._last_publish >= self._publish_interval_s
+                )
+                committed = self._dirty
+                await self._commit_dirty(now_ms, publish)
+                self._metrics.observe_event_time(
+                    int(time.time() * 1000), stream_times, _stream_times(owned, committed)
+                )
         self._metrics.events_consumed.labels(owned.source_topic).inc(len(events))
         self._metrics.latency_receive.observe(time.monotonic() - received)
 
@@ -108,6 +118,14 @@ class StageRunner:
     def _opened(self, partition: int, applied_offset: int) -> None:
         self._order[partition] = PartitionOrder.opened(applied_offset, self._check_gaps)
 
+    async def commit_due(self) -> None:
+        """Commit what batches left uncommitted once the interval has passed (a quiet stream)."""
+        if not self._dirty or time.monotonic() - self._last_commit < self._commit_interval_s:
+            return
+        async with self.owned.lock:
+            publish = time.monotonic() - self._last_publish >= self._publish_interval_s
+            await self._commit_dirty(int(time.time() * 1000), publish)
+
     async def publish_pending(self) -> None:
         """Publish shares left unpublished by throttling, when the stream is quiet."""
         owned = self.owned
@@ -115,8 +133,19 @@ class StageRunner:
             pending = {
                 p for p in owned.partitions if (proc := owned.processor(p)) and proc.has_unpublished
             }
-            if pending:
-                await self._commit(pending, int(time.time() * 1000), True)
+            if pending or self._dirty:
+                await self._commit_dirty(int(time.time() * 1000), True, pending)
+
+    async def commit_all(self) -> None:
+        """Commit everything applied so far (before a shutdown)."""
+        async with self.owned.lock:
+            await self._commit_dirty(int(time.time() * 1000), True)
+
+    async def _commit_dirty(self, now_ms: int, publish: bool, also: set[int] = frozenset()) -> None:
+        partitions = (self._dirty | also) & self.owned.partitions
+        self._dirty = set()
+        self._last_commit = time.monotonic()
+        await self._commit(partitions, now_ms, publish)
 
     async def _commit(self, partitions: set[int], now_ms: int, publish: bool) -> None:
         owned = self.owned
@@ -145,6 +174,12 @@ class StageRunner:
 
     async def on_revoked(self, partitions: set[int]) -> None:
         async with self.owned.lock:
+            # Still ours until the next owner opens them (which fences us): hand over
+            # everything applied, as Kafka Streams commits on revocation.
+            revoked_dirty = self._dirty & partitions
+            self._dirty -= partitions
+            if revoked_dirty:
+                await self._commit(revoked_dirty, int(time.time() * 1000), True)
             await self.owned.close(partitions)
             self._lost -= partitions
             for partition in partitions:

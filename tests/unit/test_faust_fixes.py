@@ -7,7 +7,7 @@ from pathlib import Path
 
 from faust.types import TP
 
-from app.faust_fixes import read_committed, untrack_read_offsets
+from app.faust_fixes import tune_worker_consumer, untrack_read_offsets
 from app.main import create_app
 from app.settings import Settings
 
@@ -16,17 +16,19 @@ def _app(tmp_path: Path):  # noqa: ANN202
     return create_app(Settings(data_dir=tmp_path, app_id="fixes-test"))
 
 
-async def test_faust_worker_consumer_reads_uncommitted_and_the_fix_makes_it_read_committed(
+async def test_faust_worker_consumer_reads_uncommitted_waits_long_and_the_fix_changes_both(
     tmp_path: Path,
 ) -> None:
     app = _app(tmp_path)
     thread = app.consumer._thread
     plain = thread._create_worker_consumer(app.transport)
     assert plain._isolation_level == "read_uncommitted"  # faust without exactly_once
+    assert plain._fetch_max_wait_ms == 1500  # faust's constant
 
-    read_committed(app)
+    tune_worker_consumer(app, fetch_max_wait_ms=100)
     fixed = thread._create_worker_consumer(app.transport)
     assert fixed._isolation_level == "read_committed"
+    assert fixed._fetch_max_wait_ms == 100
     assert fixed._group_id == plain._group_id == "fixes-test"  # otherwise unchanged
 
 
