@@ -54,9 +54,10 @@ kafka-status: ## is the local broker running?
 
 # --- tests ---------------------------------------------------------------------
 
-# Starts the local broker unless it already runs (or another broker is
-# configured) and always stops the broker it started; keeps pytest's exit code.
-test: venv ## run all tests against a real broker
+# $(call with_kafka,COMMAND): runs COMMAND with a broker. Starts the local broker unless it
+# already runs (or another broker is configured) and always stops the broker it started;
+# keeps COMMAND's exit code.
+define with_kafka
 	@if [ -n "$(USE_LOCAL_KAFKA)" ] && ! $(KAFKA_SH) status >/dev/null 2>&1; then
 	  trap '$(KAFKA_SH) down' EXIT
 	  $(KAFKA_SH) up
@@ -65,13 +66,17 @@ test: venv ## run all tests against a real broker
 	else
 	  echo "kafka: using KAFKA_BOOTSTRAP_SERVERS=$$KAFKA_BOOTSTRAP_SERVERS"
 	fi
-	$(PYTEST) tests $(if $(TEST_SELECT),-m "$(TEST_SELECT)") $(PYTEST_ARGS)
+	$(1)
+endef
+
+test: venv ## run all tests against a real broker
+	$(call with_kafka,$(PYTEST) tests $(if $(TEST_SELECT),-m "$(TEST_SELECT)") $(PYTEST_ARGS))
 
 unit: venv ## run the unit tests only (no broker)
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 soak: venv ## long-running fault tests (tests/faults, -m soak)
-	$(PYTEST) tests -m soak $(PYTEST_ARGS)
+	$(call with_kafka,$(PYTEST) tests -m soak $(PYTEST_ARGS))
 
 # --- running it -------------------------------------------------------------------
 
@@ -81,9 +86,9 @@ demo: venv ## broker + topics + one worker + generator; dashboard on :6066
 workers: venv ## start N workers (default 3) on ports 6066.. ; Ctrl-C stops them
 	bash tools/workers.sh $(N)
 
-bench: venv ## benchmarks (installs the bench extras)
-	$(PIP) install -e '.[bench]'
-	$(PY) -m bench
+bench: venv ## the benchmark (bench/README.md); BENCH_ARGS="--quick" for a smoke run
+	$(PIP) install -q -e '.[bench]'
+	$(call with_kafka,$(PY) -m bench $(BENCH_ARGS))
 
 clean: ## stop the broker; remove .venv, broker data and logs, data/, caches (keeps the Kafka jars)
 	$(KAFKA_SH) down || true
