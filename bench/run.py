@@ -56,6 +56,7 @@ class Options:
     quick: bool = False
     budget_s: float = 1200.0
     latency_s: float = 30.0
+    latency_rate: float | None = None  # None: half the 1-worker pipeline's rate
     quix_guarantee: str = "exactly-once"
     keep_topics: bool = False
     command: str = ""
@@ -88,6 +89,7 @@ class Bench:
                 "segments": opts.segments, "partitions": opts.partitions, "days": opts.days,
                 "seed": opts.seed, "skip": sorted(opts.skip), "quick": opts.quick,
                 "budget_s": opts.budget_s, "latency_s": opts.latency_s,
+                "latency_rate": opts.latency_rate,
                 "quix_guarantee": opts.quix_guarantee,
             },
             "broker": opts.bootstrap,
@@ -407,7 +409,7 @@ class Bench:
             _, body = await get_json(proc.url + "/ready")
             for partition in body.get("partitions", {}).get("views", []):
                 owners[partition] = proc.url
-        rate = max(max_rate / 2, 1.0)
+        rate = self.o.latency_rate or max(max_rate / 2, 1.0)
         result = await latency.measure(
             client_kwargs=self.settings.kafka_client_kwargs(),
             views_topic=self.base_env["VIEWS_TOPIC"],
