@@ -6,6 +6,7 @@ transaction; a failure inside is fatal on purpose (see ``fatal``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -16,7 +17,7 @@ from faust.types import EventT
 
 from app.metrics import Metrics
 from app.pipeline.ordering import PartitionOrder, Verdict
-from app.state.partitions import OwnedPartitions
+from app.state.partitions import OwnedPartitions, Sealed
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ class StageRunner:
         self._commit_interval_s = commit_interval_s
         self._dirty: set[int] = set()
         self._last_commit = 0.0
+        # The commit in flight, if any. Processing goes on while it runs (the stores read
+        # over its sealed changes); the next commit waits for it (one transaction at a time
+        # per partition). Returns the partitions it found fenced.
+        self._inflight: asyncio.Task[set[int]] | None = None
         self._order: dict[int, PartitionOrder] = {}  # per open partition, see ordering.py
         # Partitions fenced by another owner in this generation. Their fetch position has
         # moved past the dropped batch, so they wait for the rebalance that follows a fence,
@@ -90,15 +95,15 @@ class StageRunner:
                 processor.process(message.offset, message.key, message.value, now_ms)
                 touched.add(partition)
             self._dirty |= touched
+            await self._reap()
             if received - self._last_commit >= self._commit_interval_s:
                 publish = (
                     len(events) < self._batch_max_events
                     or received - self._last_publish >= self._publish_interval_s
                 )
-                committed = self._dirty
-                await self._commit_dirty(now_ms, publish)
+                sealed = await self._commit_dirty(now_ms, publish)
                 self._metrics.observe_event_time(
-                    int(time.time() * 1000), stream_times, _stream_times(owned, committed)
+                    int(time.time() * 1000), stream_times, _stream_times(owned, sealed)
                 )
         self._metrics.events_consumed.labels(owned.source_topic).inc(len(events))
         self._metrics.latency_receive.observe(time.monotonic() - received)
@@ -120,6 +125,9 @@ class StageRunner:
 
     async def commit_due(self) -> None:
         """Commit what batches left uncommitted once the interval has passed (a quiet stream)."""
+        if self._inflight is not None and self._inflight.done():
+            async with self.owned.lock:
+                await self._reap()
         if not self._dirty or time.monotonic() - self._last_commit < self._commit_interval_s:
             return
         async with self.owned.lock:
@@ -134,20 +142,44 @@ class StageRunner:
                 p for p in owned.partitions if (proc := owned.processor(p)) and proc.has_unpublished
             }
             if pending or self._dirty:
-                await self._commit_dirty(int(time.time() * 1000), True, pending)
+                await self._commit_dirty(int(time.time() * 1000), True, also=pending)
 
     async def commit_all(self) -> None:
-        """Commit everything applied so far (before a shutdown)."""
+        """Commit everything applied so far, and wait for it (before a shutdown)."""
         async with self.owned.lock:
-            await self._commit_dirty(int(time.time() * 1000), True)
+            await self._commit_dirty(int(time.time() * 1000), True, wait=True)
 
-    async def _commit_dirty(self, now_ms: int, publish: bool, also: set[int] = frozenset()) -> None:
-        partitions = (self._dirty | also) & self.owned.partitions
+    async def _commit_dirty(
+        self, now_ms: int, publish: bool, also: set[int] = frozenset(), wait: bool = False
+    ) -> set[int]:
+        """Seal the dirty partitions' work and commit it in the background (under the lock).
+
+        With a commit still in flight, nothing new starts (the work stays dirty for the next
+        try) unless ``wait``: then the commit in flight and the new one are both awaited.
+        Returns the partitions sealed.
+        """
+        if self._inflight is not None:
+            if not wait and not self._inflight.done():
+                return set()
+            await self._join()
+        owned = self.owned
+        partitions = (self._dirty | also) & owned.partitions - self._lost
         self._dirty = set()
         self._last_commit = time.monotonic()
-        await self._commit(partitions, now_ms, publish)
+        sealed = [work for p in sorted(partitions) if (work := owned.seal(p, now_ms, publish))]
+        if publish:
+            self._last_publish = time.monotonic()
+        for partition in partitions:
+            processor = owned.processor(partition)
+            if processor is not None:
+                self._metrics.record_outcomes(owned.source_topic, processor.outcomes)
+        if sealed:
+            self._inflight = asyncio.ensure_future(self._commit(sealed))
+            if wait:
+                await self._join()
+        return {work.partition for work in sealed}
 
-    async def _commit(self, partitions: set[int], now_ms: int, publish: bool) -> None:
+    async def _commit(self, sealed: list[Sealed]) -> set[int]:
         owned = self.owned
         generation = self._app.consumer_generation_id
 
@@ -157,13 +189,30 @@ class StageRunner:
                 and partition in self.assigned_partitions()
             )
 
-        self._lost |= await owned.commit(partitions, now_ms, publish, still_owned)
-        if publish:
-            self._last_publish = time.monotonic()
-        for partition in partitions:
-            processor = owned.processor(partition)
-            if processor is not None:
-                self._metrics.record_outcomes(owned.source_topic, processor.outcomes)
+        started = time.monotonic()
+        try:
+            fenced = await owned.commit(sealed, still_owned)
+        except Exception:  # noqa: BLE001
+            fatal(f"{owned.name}: committing failed")
+        # At once, so that no more records of a fenced partition are applied; it is closed
+        # when the task is joined, under the lock.
+        self._lost |= fenced
+        self._metrics.commit_seconds.labels(owned.name).observe(time.monotonic() - started)
+        return fenced
+
+    async def _reap(self) -> None:
+        """Join the commit in flight if it has finished (under the lock)."""
+        if self._inflight is not None and self._inflight.done():
+            await self._join()
+
+    async def _join(self) -> None:
+        """Wait for the commit in flight and close what it found fenced (under the lock)."""
+        task, self._inflight = self._inflight, None
+        if task is None:
+            return
+        fenced = await task
+        if fenced:
+            await self.owned.close(fenced)
 
     async def open_assigned(self) -> None:
         """Open newly assigned partitions ahead of their first event (readiness, latency)."""
@@ -176,10 +225,7 @@ class StageRunner:
         async with self.owned.lock:
             # Still ours until the next owner opens them (which fences us): hand over
             # everything applied, as Kafka Streams commits on revocation.
-            revoked_dirty = self._dirty & partitions
-            self._dirty -= partitions
-            if revoked_dirty:
-                await self._commit(revoked_dirty, int(time.time() * 1000), True)
+            await self._commit_dirty(int(time.time() * 1000), True, wait=True)
             await self.owned.close(partitions)
             self._lost -= partitions
             for partition in partitions:

@@ -1,8 +1,8 @@
 """The partitions of one source topic that this worker owns, each with its own state.
 
 Opening a partition fences its previous owner (transactional id per partition), then brings
-its RocksDB up to date from the changelog. Committing publishes the partition's pending
-state, outputs, dead letters and its input offset in one transaction, then writes RocksDB.
+its RocksDB up to date from the changelog. Committing seals the partition's pending state,
+outputs, dead letters and input offset, publishes them in one transaction, then writes RocksDB.
 A crash anywhere leaves changelog, outputs and group offset at the last committed batch,
 together; input at or below the stored ``applied`` offset is skipped should it be seen
 again. That is what makes every count exact after any crash or rebalance.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -143,39 +144,46 @@ class OwnedPartitions:
         await self.close(self.partitions)
 
     # -- commit -------------------------------------------------------------------------
+    def seal(self, partition: int, now_ms: int, publish: bool) -> Sealed | None:
+        """Take the partition's pending work for a commit; None if there is nothing to commit.
+
+        Processing may go on meanwhile: its writes start a new pending set, read over the
+        sealed one until that is committed (``PartitionStore.seal``).
+        """
+        entry = self._open.get(partition)
+        if entry is None:
+            return None
+        processor, _ = entry
+        if not processor.before_commit(now_ms, publish):
+            return None
+        store, outbox = processor.store, processor.outbox
+        outbox.extend(self.changelog_topic, partition, store.pending.items())
+        processor.outbox = Outbox()
+        store.seal()
+        return Sealed(partition, outbox, processor.applied_offset + 1)
+
     async def commit(
         self,
-        partitions: Iterable[int],
-        now_ms: int,
-        publish: bool,
+        sealed: list[Sealed],
         still_owned: Callable[[int], bool] = lambda _: True,
     ) -> set[int]:
-        """Commit the pending work of ``partitions``, concurrently, one transaction each.
-
-        Returns the partitions found fenced by a newer owner: their pending work is dropped
-        and they are closed.
+        """Commit sealed work, concurrently, one transaction per partition, then write it to
+        RocksDB. Returns the partitions found fenced by a newer owner: all their uncommitted
+        work (sealed and pending) is dropped; the caller closes them.
         """
-        partitions = list(partitions)
-        fenced = await asyncio.gather(
-            *(self._commit_one(p, now_ms, publish, still_owned) for p in partitions)
-        )
-        return {p for p, lost in zip(partitions, fenced, strict=True) if lost}
+        fenced = await asyncio.gather(*(self._commit_one(work, still_owned) for work in sealed))
+        return {work.partition for work, lost in zip(sealed, fenced, strict=True) if lost}
 
-    async def _commit_one(
-        self, partition: int, now_ms: int, publish: bool, still_owned: Callable[[int], bool]
-    ) -> bool:
+    async def _commit_one(self, work: Sealed, still_owned: Callable[[int], bool]) -> bool:
+        partition = work.partition
         entry = self._open.get(partition)
         if entry is None:
             return False
         processor, writer = entry
-        if not processor.before_commit(now_ms, publish):
-            return False
-        store, outbox = processor.store, processor.outbox
-        outbox.extend(self.changelog_topic, partition, store.pending.items())
-        source = {TopicPartition(self.source_topic, partition): processor.applied_offset + 1}
+        source = {TopicPartition(self.source_topic, partition): work.source_offset}
         try:
             offset = await writer.commit(
-                outbox,
+                work.outbox,
                 self.changelog_topic,
                 source,
                 self._group_id,
@@ -183,10 +191,18 @@ class OwnedPartitions:
             )
         except PartitionFenced:
             log.warning("%s: partition %d fenced by a newer owner; dropping it", self.name, partition)
-            store.discard_pending()
-            outbox.clear()
-            await self.close([partition])
+            processor.store.discard_pending()
+            processor.outbox.clear()
             return True
-        store.apply_pending(offset)
-        outbox.clear()
+        processor.store.apply_sealed(offset)
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A partition's work taken for one commit: its outbox (changelog records included) and
+    the input offset to commit with it."""
+
+    partition: int
+    outbox: Outbox
+    source_offset: int

@@ -1,8 +1,9 @@
 """One partition's state: a RocksDB database (rocksdict, raw bytes) behind a write-back cache.
 
-Reads see the pending (dirty) writes first. Nothing reaches RocksDB until ``apply`` is called,
-which the partition does only after the same changes were committed to the changelog, so the
-local database is never ahead of the changelog.
+Reads see the pending (dirty) writes first, then the sealed ones (taken for a commit that is
+still in flight). Nothing reaches RocksDB until the changes are applied, which the partition
+does only after the same changes were committed to the changelog, so the local database is
+never ahead of the changelog.
 """
 
 from __future__ import annotations
@@ -42,19 +43,24 @@ class PartitionStore:
         self.path = path
         self._db = Rdict(str(path), options)
         self._dirty: dict[bytes, bytes | None] = {}
+        self._sealed: dict[bytes, bytes | None] | None = None  # in a commit in flight
 
     # -- reads --------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
         dirty = self._dirty
         if key in dirty:
             return dirty[key]
+        sealed = self._sealed
+        if sealed is not None and key in sealed:
+            return sealed[key]
         return self._db.get(key)
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Items with ``start <= key < end`` in key order, pending writes included."""
-        pending = sorted((k, v) for k, v in self._dirty.items() if start <= k < end)
+        """Items with ``start <= key < end`` in key order, pending and sealed writes included."""
+        overlay = self._dirty if self._sealed is None else {**self._sealed, **self._dirty}
+        pending = sorted((k, v) for k, v in overlay.items() if start <= k < end)
         committed = (
-            (key, value) for key, value in self._db.items(from_key=start) if key not in self._dirty
+            (key, value) for key, value in self._db.items(from_key=start) if key not in overlay
         )
         for key, value in heapq.merge(_until(committed, end), pending):
             if value is not _DELETED:
@@ -80,12 +86,27 @@ class PartitionStore:
         return self._dirty
 
     def discard_pending(self) -> None:
+        """Forget every change not in RocksDB yet: pending and sealed."""
         self._dirty = {}
+        self._sealed = None
 
     def apply_pending(self, changelog_offset: int | None) -> None:
         """Write the pending changes (already committed to the changelog) to RocksDB."""
         self.apply(self._dirty.items(), changelog_offset)
         self._dirty = {}
+
+    def seal(self) -> dict[bytes, bytes | None]:
+        """Take the pending changes for a commit; new writes start a new pending set."""
+        if self._sealed is not None:
+            raise RuntimeError(f"{self.path}: a commit is already in flight")
+        self._sealed, self._dirty = self._dirty, {}
+        return self._sealed
+
+    def apply_sealed(self, changelog_offset: int | None) -> None:
+        """The sealed changes were committed: write them to RocksDB."""
+        if self._sealed is not None:
+            self.apply(self._sealed.items(), changelog_offset)
+            self._sealed = None
 
     def apply(
         self, items: Iterable[tuple[bytes, bytes | None]], changelog_offset: int | None
@@ -102,6 +123,7 @@ class PartitionStore:
 
     def close(self) -> None:
         self._dirty = {}
+        self._sealed = None
         self._db.close()
 
     def destroy(self) -> None:

@@ -160,11 +160,21 @@ class TransactionalWriter:
                 for batch in _batches(producer, records):
                     fut = await producer.send_batch(batch, topic, partition=partition)
                     deliveries.append((topic, fut))
-            for topic, fut in deliveries:
-                metadata = await fut
-                if topic == changelog_topic:
-                    changelog_offset = max(changelog_offset or -1, metadata.offset)
-            await producer.send_offsets_to_transaction(source_offsets, group_id)
+            # The offsets go to the transaction coordinator while the records are in flight
+            # (one round trip saved); the commit waits for both.
+            offsets = asyncio.ensure_future(
+                producer.send_offsets_to_transaction(source_offsets, group_id)
+            )
+            try:
+                for topic, fut in deliveries:
+                    metadata = await fut
+                    if topic == changelog_topic:
+                        changelog_offset = max(changelog_offset or -1, metadata.offset)
+            finally:
+                await asyncio.wait([offsets])
+                error = offsets.exception()  # retrieved even when a delivery failed first
+            if error is not None:
+                raise error
         except BaseException:
             await _abort_quietly(producer)
             raise

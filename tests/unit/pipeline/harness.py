@@ -79,8 +79,9 @@ class Driver:
             return False
         self.changelog_offset += len(proc.store.pending)
         self.published.extend(records(proc.outbox))
-        proc.store.apply_pending(self.changelog_offset)
         proc.outbox.clear()
+        proc.store.seal()
+        proc.store.apply_sealed(self.changelog_offset)
         return True
 
     def by_user(self) -> list[tuple[int, str, int, str]]:

@@ -170,3 +170,38 @@ def test_destroy_removes_the_files(open_store, tmp_path):
     fresh = open_store("p009")
     assert fresh.get(b"a") is None
     assert fresh.checkpoint() is None
+
+
+def test_sealed_writes_stay_readable_under_new_pending_ones_until_applied(store):
+    store.put(b"a", b"1")
+    store.put(b"b", b"1")
+    store.apply_pending(1)
+    store.put(b"a", b"2")  # sealed for a commit in flight
+    store.delete(b"b")
+    store.put(b"c", b"2")
+    assert store.seal() == {b"a": b"2", b"b": None, b"c": b"2"}
+    assert store.pending == {}
+
+    store.put(b"c", b"3")  # processing goes on meanwhile
+    store.put(b"d", b"3")
+    assert [store.get(k) for k in (b"a", b"b", b"c", b"d")] == [b"2", None, b"3", b"3"]
+    assert list(store.scan(b"a", b"z")) == [(b"a", b"2"), (b"c", b"3"), (b"d", b"3")]
+    assert store.committed().get(b"a") == b"1"  # RocksDB only after the commit
+    with pytest.raises(RuntimeError):
+        store.seal()  # one commit in flight at a time
+
+    store.apply_sealed(2)
+    assert store.committed().get(b"a") == b"2" and store.committed().get(b"b") is None
+    assert store.committed().get(b"c") == b"2" and store.checkpoint() == 2
+    assert store.pending == {b"c": b"3", b"d": b"3"}
+    assert [store.get(k) for k in (b"a", b"b", b"c", b"d")] == [b"2", None, b"3", b"3"]
+
+
+def test_discard_pending_drops_sealed_writes_too(store):
+    store.put(b"a", b"1")
+    store.seal()
+    store.put(b"b", b"1")
+    store.discard_pending()
+    assert store.get(b"a") is None and store.get(b"b") is None
+    store.apply_sealed(5)  # nothing left to apply
+    assert store.checkpoint() is None
