@@ -99,6 +99,12 @@ def summary_lines(results: dict) -> list[str]:
             f"for {lat.get('seconds', 0):.0f} s; {lat.get('samples')} samples, "
             f"poll every {lat.get('poll_interval_ms'):.0f} ms"
         )
+    growth = results["stages"].get("pipeline", {}).get("rss_bytes_at_input_percent") or {}
+    if growth:
+        steps = " / ".join(
+            f"{int(rss) / 2**20:.0f}" if rss else "?" for _, rss in sorted(growth.items(), key=lambda i: int(i[0]))
+        )
+        lines.append(f"RSS of the 1-worker pipeline at {' / '.join(f'{int(q)}' for q in sorted(growth, key=int))} % of the input: {steps} MiB")
     prof = results.get("profile")
     if prof:
         lines.append(f"profile: {prof.get('summary') or prof.get('error')}")

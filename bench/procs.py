@@ -78,6 +78,16 @@ class Proc:
             pass
         return self.rss_peak_bytes
 
+    def rss(self) -> int | None:
+        """VmRSS of the process now (resident set), in bytes."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError):
+            pass
+        return None
+
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the process so far."""
         try:

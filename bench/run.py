@@ -351,6 +351,8 @@ class Bench:
         launched = time.monotonic()
         first = None  # (monotonic time, processed, cpu seconds, wall time)
         end = None
+        # RSS of the first process as the state grows: at 25, 50, 75 and 100 % of the input
+        rss_at: dict[int, int | None] = {}
         problem = None
         spy = None
         try:
@@ -364,6 +366,9 @@ class Bench:
                 now = time.monotonic()
                 if first is None and state.processed > 0:
                     first = (now, state.processed, _cpu(procs))
+                for quarter in (25, 50, 75, 100):
+                    if quarter not in rss_at and state.processed * 100 >= quarter * n:
+                        rss_at[quarter] = procs[0].rss()
                 if first is not None:
                     elapsed = now - first[0]
                     self.say(stage, rate_text(state.processed, n, elapsed) + f", {state.behind_tps} partitions behind")
@@ -385,7 +390,11 @@ class Bench:
             await watch.stop()
             if spy is not None:
                 await self._finish_profile(*spy)
-        result: dict = {"finished": problem is None, "startup_s": round(first[0] - launched, 1) if first else None}
+        result: dict = {
+            "finished": problem is None,
+            "startup_s": round(first[0] - launched, 1) if first else None,
+            "rss_bytes_at_input_percent": rss_at,
+        }
         if problem:
             result["problem"] = problem
         if first and end and end[0] > first[0]:
