@@ -56,8 +56,12 @@ def register(app: faust.App, runtime: Runtime) -> None:
         if not runtime.profiles_bootstrapped.is_set() and not runtime.bootstrap_started:
             runtime.bootstrap_started = True
             app.add_future(_logged(bootstrap_profiles(), "bootstrapping profiles"))
+        generation = app.consumer_generation_id
         for stage in runtime.stages:
-            app.add_future(_logged(stage.open_assigned(), f"opening {stage.owned.name} partitions"))
+            stage.on_assigned(generation)
+            app.add_future(
+                _logged(stage.open_assigned(generation), f"opening {stage.owned.name} partitions")
+            )
 
     commit_check_s = min(
         settings.views_commit_interval_seconds, settings.segments_commit_interval_seconds

@@ -53,6 +53,10 @@ class StageRunner:
         # per partition). Returns the partitions it found fenced.
         self._inflight: asyncio.Task[set[int]] | None = None
         self._order: dict[int, PartitionOrder] = {}  # per open partition, see ordering.py
+        # The consumer generation whose assignment this stage works on; None from a
+        # revocation until the next assignment. Nothing is opened or applied outside it: a
+        # late open of the old assignment would fence the partitions' new owners.
+        self._generation: int | None = None
         # Partitions fenced by another owner in this generation. Their fetch position has
         # moved past the dropped batch, so they wait for the rebalance that follows a fence,
         # which restarts them from the transactionally committed offset.
@@ -73,6 +77,8 @@ class StageRunner:
         owned = self.owned
         async with owned.lock:
             generation = self._app.consumer_generation_id
+            if generation != self._generation:
+                return  # between a revocation and our assignment: re-read after the seek
             assigned = self.assigned_partitions()
             stream_times = _stream_times(owned, owned.partitions)
             now_ms = int(time.time() * 1000)
@@ -214,9 +220,15 @@ class StageRunner:
         if fenced:
             await self.owned.close(fenced)
 
-    async def open_assigned(self) -> None:
+    def on_assigned(self, generation: int) -> None:
+        """A new assignment (faust's ``on_partitions_assigned``), of consumer ``generation``."""
+        self._generation = generation
+
+    async def open_assigned(self, generation: int) -> None:
         """Open newly assigned partitions ahead of their first event (readiness, latency)."""
         async with self.owned.lock:
+            if generation != self._generation or generation != self._app.consumer_generation_id:
+                return  # revoked meanwhile: that assignment is over
             for partition in sorted(self.assigned_partitions() - self.owned.partitions - self._lost):
                 processor = await self.owned.open(partition)
                 self._opened(partition, processor.applied_offset)
@@ -227,7 +239,8 @@ class StageRunner:
             # everything applied, as Kafka Streams commits on revocation.
             await self._commit_dirty(int(time.time() * 1000), True, wait=True)
             await self.owned.close(partitions)
-            self._lost -= partitions
+            self._generation = None
+            self._lost.clear()  # the next assignment starts from the committed offsets
             for partition in partitions:
                 self._order.pop(partition, None)
 
