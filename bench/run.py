@@ -352,7 +352,7 @@ class Bench:
         first = None  # (monotonic time, processed, cpu seconds, wall time)
         end = None
         # RSS of the first process as the state grows: at 25, 50, 75 and 100 % of the input
-        rss_at: dict[int, int | None] = {}
+        rss_at: dict[str, int | None] = {}  # str keys: the results are JSON
         problem = None
         spy = None
         try:
@@ -367,8 +367,8 @@ class Bench:
                 if first is None and state.processed > 0:
                     first = (now, state.processed, _cpu(procs))
                 for quarter in (25, 50, 75, 100):
-                    if quarter not in rss_at and state.processed * 100 >= quarter * n:
-                        rss_at[quarter] = procs[0].rss()
+                    if str(quarter) not in rss_at and state.processed * 100 >= quarter * n:
+                        rss_at[str(quarter)] = procs[0].rss()
                 if first is not None:
                     elapsed = now - first[0]
                     self.say(stage, rate_text(state.processed, n, elapsed) + f", {state.behind_tps} partitions behind")
