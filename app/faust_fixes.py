@@ -40,7 +40,7 @@ def untrack_read_offsets(app: faust.App, topics: set[str]) -> None:
     app.consumer._read_offset = _UntrackedReadOffsets(topics)  # noqa: SLF001
 
 
-def tune_worker_consumer(app: faust.App, fetch_max_wait_ms: int) -> None:
+def tune_worker_consumer(app: faust.App, fetch_max_wait_ms: int, fetch_min_bytes: int = 1) -> None:
     """Make faust's worker consumer read only committed records, and wait less for data.
 
     - faust reads ``read_committed`` only under its own ``exactly_once`` guarantee, which we
@@ -66,6 +66,7 @@ def tune_worker_consumer(app: faust.App, fetch_max_wait_ms: int) -> None:
         # Read by AIOKafkaConsumer.start() when it creates its fetcher.
         consumer._isolation_level = "read_committed"  # noqa: SLF001
         consumer._fetch_max_wait_ms = fetch_max_wait_ms  # noqa: SLF001
+        consumer._fetch_min_bytes = fetch_min_bytes  # noqa: SLF001
         return consumer
 
     thread._create_worker_consumer = create_tuned  # noqa: SLF001

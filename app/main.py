@@ -28,7 +28,8 @@ class AnalyticsApp(faust.App):
 
     async def on_first_start(self) -> None:
         untrack_read_offsets(self, {stage.owned.source_topic for stage in self.runtime.stages})
-        tune_worker_consumer(self, self.runtime.settings.fetch_max_wait_ms)
+        settings = self.runtime.settings
+        tune_worker_consumer(self, settings.fetch_max_wait_ms, settings.fetch_min_bytes)
         # faust creates the data dir without its parents (./data on a fresh clone).
         self.runtime.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.client_only:

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     # How long the broker may hold a fetch with no new data (faust fixes 1500 ms; see
     # app.faust_fixes.tune_worker_consumer): also how long a busy partition may wait.
     fetch_max_wait_ms: int = Field(100, ge=0, le=1500)
+    # The broker answers a fetch once this much data is there (or the wait is over).
+    fetch_min_bytes: int = Field(1, ge=1)
     # Per partition and fetch: small enough that one topic's backlog does not starve another
     # topic's agent (aiokafka hands out a fetch response partition by partition).
     max_fetch_bytes: int = Field(256 * 1024, ge=1024)

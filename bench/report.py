@@ -80,7 +80,9 @@ def loadavg() -> float:
 
 def write(results: dict, stamp: str) -> list[Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    body = orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    body = orjson.dumps(
+        results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    ) + b"\n"
     paths = [RESULTS / "latest.json", RESULTS / f"{stamp}.json"]
     for path in paths:
         path.write_bytes(body)
