@@ -23,6 +23,14 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
             raise
 
 
+def committed_reader(client_kwargs: dict, **options: object) -> AIOKafkaConsumer:
+    """A consumer without a group that sees committed records only: records of aborted or
+    still-open transactions never reach it. Not started yet."""
+    return AIOKafkaConsumer(
+        enable_auto_commit=False, isolation_level="read_committed", **options, **client_kwargs
+    )
+
+
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     """The topic's partitions; empty if it does not exist.
 
@@ -38,9 +46,7 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 async def end_offsets(client_kwargs: dict, topic: str) -> dict[TopicPartition, int]:
     """Current end offset of every partition of ``topic`` (read_committed: the LSO)."""
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False, isolation_level="read_committed", **client_kwargs
-    )
+    consumer = committed_reader(client_kwargs)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
@@ -60,9 +66,7 @@ async def records_between(
     sits short of the end offset by the commit markers, which take offsets but are never
     delivered, so ``end - committed`` alone never reaches 0 there.
     """
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False, isolation_level="read_committed", **client_kwargs
-    )
+    consumer = committed_reader(client_kwargs)
     await consumer.start()
     try:
         consumer.assign(list(ends))

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from app.clients import partitions_of, stop_consumer
+from app.clients import committed_reader, partitions_of, stop_consumer
 from app.tables.partials import PartialsView
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,7 @@ class TopicTail:
                 await asyncio.sleep(1.0)
 
     async def _run_once(self) -> None:
-        consumer = AIOKafkaConsumer(
-            enable_auto_commit=False, isolation_level="read_committed", **self._client_kwargs
-        )
+        consumer = committed_reader(self._client_kwargs)
         await consumer.start()
         try:
             partitions = await partitions_of(consumer, self.topic)

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
 
     # --- Processing and performance -----------------------------------------------------
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
-    # Seek back whenever a views offset is skipped (see StageRunner._in_order); costs one
+    # Seek back whenever a views offset is skipped (see app.pipeline.ordering); costs one
     # re-read per transaction of upstream producers, if they write transactionally.
     views_gap_check: bool = True
     batch_max_events: int = Field(2000, ge=1)

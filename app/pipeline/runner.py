@@ -96,7 +96,9 @@ class StageRunner:
                 if processor is None:
                     processor = await owned.open(partition)
                     self._opened(partition, processor.applied_offset)
-                if not await self._in_order(partition, message):
+                verdict = self._order[partition].admit(message.offset)
+                if verdict is not Verdict.APPLY:  # out of order: see app.pipeline.ordering
+                    await self._not_applied(message, verdict)
                     continue
                 processor.process(message.offset, message.key, message.value, now_ms)
                 touched.add(partition)
@@ -114,17 +116,13 @@ class StageRunner:
         self._metrics.events_consumed.labels(owned.source_topic).inc(len(events))
         self._metrics.latency_receive.observe(time.monotonic() - received)
 
-    async def _in_order(self, partition: int, message) -> bool:  # noqa: ANN001
-        """False for a record that must not be applied now (see ``app.pipeline.ordering``)."""
-        order = self._order[partition]
-        verdict = order.admit(message.offset)
-        if verdict is Verdict.APPLY:
-            return True
+    async def _not_applied(self, message, verdict: Verdict) -> None:  # noqa: ANN001
+        """Act on a record the order check held back (the common case costs no coroutine)."""
         if verdict is Verdict.SEEK:
+            order = self._order[message.partition]
             await self._app.consumer.seek(message.tp, order.expected)
         elif verdict is Verdict.REREAD:
             self._metrics.events_reread.labels(self.owned.source_topic).inc()
-        return False
 
     def _opened(self, partition: int, applied_offset: int) -> None:
         self._order[partition] = PartitionOrder.opened(applied_offset, self._check_gaps)

@@ -6,9 +6,9 @@ import logging
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
-from app.clients import stop_consumer
+from app.clients import committed_reader, stop_consumer
 from app.state.store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -25,12 +25,7 @@ async def restore_partition(
     applied: the store reaches exactly the state of the last committed flush.
     """
     tp = TopicPartition(topic, partition)
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        **client_kwargs,
-    )
+    consumer = committed_reader(client_kwargs, max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
     try:
         consumer.assign([tp])

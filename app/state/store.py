@@ -91,9 +91,9 @@ class PartitionStore:
         self._sealed = None
 
     def apply_pending(self, changelog_offset: int | None) -> None:
-        """Write the pending changes (already committed to the changelog) to RocksDB."""
-        self.apply(self._dirty.items(), changelog_offset)
-        self._dirty = {}
+        """Seal and apply at once: the pending changes were committed to the changelog."""
+        self.seal()
+        self.apply_sealed(changelog_offset)
 
     def seal(self) -> dict[bytes, bytes | None]:
         """Take the pending changes for a commit; new writes start a new pending set."""

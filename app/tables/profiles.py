@@ -15,11 +15,10 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app import codec
-from app.clients import end_offsets, stop_consumer
+from app.clients import committed_reader, end_offsets, stop_consumer
 from app.models.events import Rejection
 from app.settings import Settings
 
@@ -34,12 +33,7 @@ async def load_segments(settings: Settings) -> dict[str, str | None]:
     if not any(ends.values()):
         return segments
     started = time.monotonic()
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        **kwargs,
-    )
+    consumer = committed_reader(kwargs, max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
     try:
         consumer.assign(list(ends))

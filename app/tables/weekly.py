@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import orjson
 
 from app.state.store import PartitionStore
-from app.tables.keys import family_range, split_key, window_key, window_prefix
+from app.tables.keys import family_range, split_key, window_key
 
 PROPERTY_VIEWS = "w"
 SEGMENT_VIEWS = "ws"

@@ -9,7 +9,6 @@ import contextlib
 import os
 import shutil
 import struct
-import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
