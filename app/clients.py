@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
@@ -53,6 +55,21 @@ async def end_offsets(client_kwargs: dict, topic: str) -> dict[TopicPartition, i
         return await consumer.end_offsets(tps) if tps else {}
     finally:
         await stop_consumer(consumer)
+
+
+async def read_range(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, until: Callable[[], int]
+) -> list[ConsumerRecord]:
+    """The records of ``tp`` from offset ``start`` on, read until the consumer's position is
+    past ``until()`` (asked again after every fetch, so the target may grow meanwhile).
+    Assigns ``consumer`` to ``tp`` alone."""
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    records: list[ConsumerRecord] = []
+    while await consumer.position(tp) <= until():
+        batches = await consumer.getmany(tp, timeout_ms=1000)
+        records.extend(batches.get(tp, ()))
+    return records
 
 
 async def records_between(

@@ -66,6 +66,12 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.changelog_refetched = Counter(
+            p + "changelog_refetched_total",
+            "Changelog records of the profiles GlobalTable that faust never delivered to the "
+            "table, read directly from Kafka and applied in order",
+            registry=r,
+        )
         self.insights_emitted = Counter(
             p + "insights_emitted_total", "Insights published, by type", ["type"], registry=r
         )

@@ -15,8 +15,10 @@ from app.readmodels import InsightsMemory, TopicTail, partials_tail
 from app.settings import Settings
 from app.state.partitions import OwnedPartitions
 from app.state.store import rocksdb_options
+from app.tables.changelog_repair import ChangelogRepair
 from app.tables.partials import PartialsView
 from app.tables.profiles import ProfileLookup, create_profiles_table
+from app.topics import profiles_changelog_topic
 
 
 class Runtime:
@@ -33,6 +35,13 @@ class Runtime:
         self.profiles_table = create_profiles_table(app, settings)
         self.profiles = ProfileLookup(self.profiles_table)
         self.profiles_table.on_change = self.profiles.changed
+        self.profiles_repair = ChangelogRepair(
+            self.profiles_table,
+            profiles_changelog_topic(settings),
+            client_kwargs,
+            on_refetched=self.metrics.changelog_refetched.inc,
+        )
+        self.profiles_table.on_gap = self.profiles_repair.request
         self.profiles_bootstrapped = asyncio.Event()
         self.bootstrap_started = False  # the check that ends the startup snapshot
 

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     profiles_topic: str = "user.profiles"
     insights_topic: str = "analytics.insights"
     profiles_partitions: int = Field(1, ge=1)
+    # How often a worker checks that its profiles GlobalTable has read its changelog to the
+    # end (a record faust lost at the very end is read directly after two checks).
+    profiles_audit_seconds: float = Field(5.0, gt=0)
     insights_partitions: int = Field(1, ge=1)
 
     # --- Input validation ---------------------------------------------------------------

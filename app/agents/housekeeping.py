@@ -1,6 +1,7 @@
 """Background work of a worker: bootstrap profiles, open assigned partitions, close revoked
 ones, commit what batches left uncommitted (on a timer and at shutdown), publish throttled
-segment shares, tail the read-model topics, measure consumer lag."""
+segment shares, tail the read-model topics, read again what faust lost of the profiles
+changelog, measure consumer lag."""
 
 from __future__ import annotations
 
@@ -76,6 +77,17 @@ def register(app: faust.App, runtime: Runtime) -> None:
     async def commit_before_shutdown(sender: faust.App, **_: object) -> None:
         for stage in runtime.stages:
             await stage.commit_all()
+
+    @app.timer(settings.profiles_audit_seconds)
+    async def audit_profiles_changelog() -> None:
+        try:
+            await runtime.profiles_repair.audit()
+        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("profiles changelog audit failed (%r); retrying", exc)
+
+    @app.on_before_shutdown.connect
+    async def stop_profiles_repair(sender: faust.App, **_: object) -> None:
+        await runtime.profiles_repair.stop()
 
     @app.timer(max(settings.partials_publish_seconds, 0.2))
     async def publish_pending_shares() -> None:

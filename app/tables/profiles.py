@@ -11,16 +11,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
+from faust.types import TP
 
 from app import codec
 from app.clients import committed_reader, end_offsets, stop_consumer
 from app.models.events import Rejection
 from app.settings import Settings
+from app.tables.changelog_gaps import ChangelogSequencer, Gap
+from app.topics import profiles_changelog_topic
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +63,28 @@ async def load_segments(settings: Settings) -> dict[str, str | None]:
     return segments
 
 
+class _ChangelogEvent(NamedTuple):
+    """The part of a faust event that applying a changelog record reads (raw bytes: the
+    table's keys and values are bytes, so faust's stores read either)."""
+
+    key: bytes | None
+    value: bytes | None
+    message: Any
+
+
 class ProfilesTable(faust.GlobalTable):
-    """The GlobalTable, telling ``on_change`` which keys changed, however they changed:
-    written or deleted here, or read from the changelog (other workers' writes, recovery)."""
+    """The GlobalTable, applying its changelog in offset order with nothing skipped, and
+    telling ``on_change`` which keys changed, however they changed: written or deleted here,
+    or read from the changelog (other workers' writes, recovery).
+
+    faust can lose changelog records on their way to the table (``app.tables.changelog_gaps``):
+    records after such a gap wait in ``sequencer`` until ``on_gap`` (a ``ChangelogRepair``)
+    has read the gap again and called ``apply_in_order``.
+    """
 
     on_change: Callable[[Iterable[bytes]], None] | None = None
+    on_gap: Callable[[Gap], None] | None = None
+    sequencer: ChangelogSequencer
 
     def on_key_set(self, key: bytes, value: bytes) -> None:
         super().on_key_set(key, value)
@@ -75,9 +95,19 @@ class ProfilesTable(faust.GlobalTable):
         self._changed((key,))
 
     def apply_changelog_batch(self, batch: Iterable[faust.EventT]) -> None:
-        batch = list(batch)
-        super().apply_changelog_batch(batch)
-        self._changed(event.message.key for event in batch)
+        ready, gaps = self.sequencer.admit(event.message for event in batch)
+        self.apply_in_order(ready)
+        for gap in gaps:
+            log.info("profiles changelog: offsets %d-%d of partition %d not received; "
+                     "reading them directly", gap.start, gap.until, gap.partition)
+            if self.on_gap is not None:
+                self.on_gap(gap)
+
+    def apply_in_order(self, messages: list) -> None:
+        """Apply changelog records (faust ``Message``s) the sequencer has put in order."""
+        if messages:
+            super().apply_changelog_batch([_ChangelogEvent(m.key, m.value, m) for m in messages])
+            self._changed(m.key for m in messages)
 
     def _changed(self, keys: Iterable[bytes]) -> None:
         if self.on_change is not None:
@@ -102,6 +132,10 @@ def create_profiles_table(app: faust.App, settings: Settings) -> ProfilesTable:
             "block_cache_size": settings.rocksdb_block_cache_bytes,
             "write_buffer_size": settings.rocksdb_write_buffer_bytes,
         },
+    )
+    changelog = profiles_changelog_topic(settings)
+    table.sequencer = ChangelogSequencer(
+        lambda partition: table.persisted_offset(TP(changelog, partition))
     )
     return app.tables.add(table)
 

@@ -22,6 +22,7 @@ from integration._oracle import SEGMENTS, Workload, produce
 pytestmark = [pytest.mark.faults, pytest.mark.soak, pytest.mark.timeout(900)]
 
 USERS = 3000
+TRICKLE_S = 15.0
 
 
 def updates(records: list, seed: int) -> list:
@@ -41,6 +42,14 @@ def updates(records: list, seed: int) -> list:
         elif r < 0.12:
             out.append((key, None))
     return out
+
+
+async def trickle_in(cluster: Cluster, records: list, seconds: float, chunks: int = 30) -> None:
+    """Produce ``records`` in ``chunks`` even parts spread over ``seconds``."""
+    size = max(len(records) // chunks, 1)
+    for start in range(0, len(records), size):
+        await produce(cluster.bootstrap, cluster.topic("profiles"), records[start : start + size])
+        await asyncio.sleep(seconds / chunks)
 
 
 def final_answers(records: list) -> dict[str, object]:
@@ -78,13 +87,18 @@ async def test_every_worker_serves_every_profile(clusters) -> None:
 
     c_started = time.monotonic()
     c = cluster.add()
-    log(f"SIGKILL worker {b.port}; updates and deletes arrive while it is down")
+    log(f"SIGKILL worker {b.port}; updates and deletes arrive while it is down and restarts")
     b.kill()
     second = updates(first, seed=809)
-    await produce(cluster.bootstrap, cluster.topic("profiles"), second)
+    while_down, while_restarting = second[: len(second) // 3], second[len(second) // 3 :]
+    await produce(cluster.bootstrap, cluster.topic("profiles"), while_down)
     b_started = time.monotonic()
     b.start()
+    # The rest trickles in while b recovers its GlobalTable and the group rebalances: the
+    # changelog grows during every phase of b's recovery.
+    trickle = asyncio.create_task(trickle_in(cluster, while_restarting, seconds=TRICKLE_S))
     await cluster.ready(a, b, c)
+    await trickle
 
     answers = final_answers(first + second)
     done: dict[str, float] = {}

@@ -1,0 +1,156 @@
+"""Read a changelog's gaps again, straight from Kafka, for a ``SequencedTable``.
+
+One group-less ``read_committed`` consumer per table, started on the first gap: it seeks to
+the gap, reads until it has passed every record the table holds back, and hands the records
+to the table, which applies them and the held ones in offset order (``ChangelogSequencer``).
+``audit`` finds the gap with nothing after it: the changelog has grown past the applied
+offset, and nothing new was applied since the previous audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from faust.types import TP, Message
+
+from app.clients import committed_reader, partitions_of, read_range, stop_consumer
+from app.tables.changelog_gaps import ChangelogSequencer, Gap
+
+log = logging.getLogger(__name__)
+
+
+class SequencedTable(Protocol):
+    sequencer: ChangelogSequencer
+
+    def apply_in_order(self, messages: list) -> None: ...
+
+
+def to_message(record: ConsumerRecord) -> Message:
+    """An aiokafka record as the faust ``Message`` a changelog event carries."""
+    return Message(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp / 1000.0,
+        record.timestamp_type,
+        record.headers,
+        record.key,
+        record.value,
+        record.checksum,
+        tp=TP(record.topic, record.partition),
+    )
+
+
+class ChangelogRepair:
+    def __init__(
+        self,
+        table: SequencedTable,
+        topic: str,
+        client_kwargs: dict,
+        on_refetched=None,  # noqa: ANN001 - Callable[[int], None]: records faust had lost
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.table = table
+        self.topic = topic
+        self._client_kwargs = client_kwargs
+        self._on_refetched = on_refetched
+        self._retry_seconds = retry_seconds
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()  # one fill (one seek of the consumer) at a time
+        self._fills: dict[int, asyncio.Task] = {}
+        self._last_audit: dict[int, int] = {}
+        self.gaps_filled = 0
+        self.records_refetched = 0
+
+    def request(self, gap: Gap) -> None:
+        """Read ``gap`` again in the background (the table holds the records after it)."""
+        if gap.partition not in self._fills:
+            self._fills[gap.partition] = asyncio.ensure_future(self._fill(gap))
+
+    async def audit(self) -> None:
+        """Fill the gap at the end of a partition that has stopped advancing."""
+        consumer = await self._reader()
+        tps = [TopicPartition(self.topic, p) for p in sorted(await partitions_of(consumer, self.topic))]
+        if not tps:
+            return
+        ends = await consumer.end_offsets(tps)
+        sequencer = self.table.sequencer
+        for tp, end in ends.items():
+            applied = sequencer.applied(tp.partition)
+            stuck = self._last_audit.get(tp.partition) == applied
+            self._last_audit[tp.partition] = applied
+            if stuck and tp.partition not in self._fills:
+                gap = sequencer.stalled(tp.partition, end)
+                if gap is not None:
+                    log.warning(
+                        "%s[%d]: applied up to %d, the changelog ends at %d and nothing "
+                        "arrived since the last check: reading the rest directly",
+                        self.topic, tp.partition, applied, end,
+                    )
+                    self.request(gap)
+
+    async def stop(self) -> None:
+        for task in self._fills.values():
+            task.cancel()
+        if self._consumer is not None:
+            await stop_consumer(self._consumer)
+            self._consumer = None
+
+    async def _reader(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = committed_reader(self._client_kwargs)
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
+
+    async def _fill(self, gap: Gap) -> None:
+        try:
+            while True:
+                try:
+                    async with self._lock:
+                        records = await self._read(gap)
+                        # No await from the last look at the held records to here: faust
+                        # cannot hand the table a record in between.
+                        self._apply(gap, records)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the broker may be away: retry
+                    log.warning("%s[%d]: reading %d-%d again failed (%r); retrying",
+                                self.topic, gap.partition, gap.start, gap.until, exc)
+                    await asyncio.sleep(self._retry_seconds)
+        finally:
+            self._fills.pop(gap.partition, None)
+
+    def _apply(self, gap: Gap, records: list[Message]) -> None:
+        sequencer = self.table.sequencer
+        held = {m.offset for m in sequencer.held(gap.partition)}
+        last = max(held, default=gap.until)
+        ready = sequencer.filled(gap.partition, records)
+        # Read directly and not delivered by faust (past ``last``: read ahead, faust's next).
+        refetched = sum(1 for m in ready if m.offset not in held and m.offset <= last)
+        self.table.apply_in_order(ready)
+        self.gaps_filled += 1
+        self.records_refetched += refetched
+        if refetched:
+            log.warning(
+                "%s[%d]: %d records at offsets %d-%d were never delivered by faust; read "
+                "them directly and applied them in order",
+                self.topic, gap.partition, refetched, gap.start, gap.until,
+            )
+            if self._on_refetched is not None:
+                self._on_refetched(refetched)
+
+    async def _read(self, gap: Gap) -> list[Message]:
+        """Every record from ``gap.start`` until past the gap and past every held record."""
+        sequencer = self.table.sequencer
+
+        def until() -> int:
+            held_until = sequencer.until(gap.partition)
+            return gap.until if held_until is None else max(gap.until, held_until)
+
+        tp = TopicPartition(self.topic, gap.partition)
+        return [to_message(r) for r in await read_range(await self._reader(), tp, gap.start, until)]
