@@ -8,6 +8,7 @@ import functools
 import faust
 
 from app.metrics import Metrics
+from app.pipeline.profiles import ProfilesWriter
 from app.pipeline.runner import StageRunner
 from app.pipeline.segments import SegmentUsersProcessor
 from app.pipeline.views import ViewsConfig, ViewsProcessor
@@ -42,6 +43,9 @@ class Runtime:
             on_refetched=self.metrics.changelog_refetched.inc,
         )
         self.profiles_table.on_gap = self.profiles_repair.request
+        self.profiles_writer = ProfilesWriter(
+            app, self.profiles_table, settings, self.metrics, on_deleted=self.profiles.deleted
+        )
         self.profiles_bootstrapped = asyncio.Event()
         self.bootstrap_started = False  # the check that ends the startup snapshot
 

@@ -34,6 +34,9 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: Set[TP], **_: object) -> None:
+        await runtime.profiles_writer.forget(
+            tp.partition for tp in revoked if tp.topic == settings.profiles_topic
+        )
         for stage in runtime.stages:
             mine = {tp.partition for tp in revoked if tp.topic == stage.owned.source_topic}
             if mine:
@@ -79,14 +82,16 @@ def register(app: faust.App, runtime: Runtime) -> None:
             await stage.commit_all()
 
     @app.timer(settings.profiles_audit_seconds)
-    async def audit_profiles_changelog() -> None:
+    async def audit_profiles() -> None:
         try:
+            await runtime.profiles_writer.audit()
             await runtime.profiles_repair.audit()
         except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-            log.warning("profiles changelog audit failed (%r); retrying", exc)
+            log.warning("profiles audit failed (%r); retrying", exc)
 
     @app.on_before_shutdown.connect
-    async def stop_profiles_repair(sender: faust.App, **_: object) -> None:
+    async def stop_profiles_readers(sender: faust.App, **_: object) -> None:
+        await runtime.profiles_writer.stop()
         await runtime.profiles_repair.stop()
 
     @app.timer(max(settings.partials_publish_seconds, 0.2))

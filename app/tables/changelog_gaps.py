@@ -84,6 +84,12 @@ class ChangelogSequencer:
             gaps.append(Gap(partition, applied + 1, offset - 1))
         return ready, gaps
 
+    def passed(self, partition: int, offset: int) -> None:
+        """Record ``offset`` as applied without applying it (the table wrote it itself);
+        anything held for the partition is dropped."""
+        self._held.pop(partition, None)
+        self._applied[partition] = max(self.applied(partition), offset)
+
     def stalled(self, partition: int, end_offset: int) -> Gap | None:
         """The gap to read again when the changelog ends at ``end_offset`` (exclusive) and
         nothing past the applied offset has arrived for a while; None if there is none."""

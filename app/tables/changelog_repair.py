@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 class SequencedTable(Protocol):
     sequencer: ChangelogSequencer
+    writing: set[int]  # partitions the table writes itself: nothing to read back
 
     def apply_in_order(self, messages: list) -> None: ...
 
@@ -82,7 +83,7 @@ class ChangelogRepair:
             applied = sequencer.applied(tp.partition)
             stuck = self._last_audit.get(tp.partition) == applied
             self._last_audit[tp.partition] = applied
-            if stuck and tp.partition not in self._fills:
+            if stuck and tp.partition not in self._fills and tp.partition not in self.table.writing:
                 gap = sequencer.stalled(tp.partition, end)
                 if gap is not None:
                     log.warning(

@@ -27,6 +27,15 @@ from app.topics import profiles_changelog_topic
 
 log = logging.getLogger(__name__)
 
+# Table keys of the writer's bookkeeping (app.pipeline.profiles) start with a byte that UTF-8
+# never contains: no userId can be one, and the HTTP API cannot reach them.
+MARKER_PREFIX = b"\xff"
+
+
+def marker_key(partition: int) -> bytes:
+    """The table key under which the writer keeps the next offset of ``user.profiles``."""
+    return MARKER_PREFIX + b"next-offset:%d" % partition
+
 
 async def load_segments(settings: Settings) -> dict[str, str | None]:
     """userId -> segment (None: deleted) for every profile in ``user.profiles`` right now."""
@@ -80,11 +89,18 @@ class ProfilesTable(faust.GlobalTable):
     faust can lose changelog records on their way to the table (``app.tables.changelog_gaps``):
     records after such a gap wait in ``sequencer`` until ``on_gap`` (a ``ChangelogRepair``)
     has read the gap again and called ``apply_in_order``.
+
+    ``writing`` holds the partitions whose source records this worker applies (the
+    ``ProfilesWriter`` of their ``user.profiles`` partition): their changelog records are its
+    own writes, already in the store, and applying one read back late would undo a newer
+    write of the same key. The writer resumes from the offset recorded in the table, so what
+    an earlier owner wrote after it is written again here.
     """
 
     on_change: Callable[[Iterable[bytes]], None] | None = None
     on_gap: Callable[[Gap], None] | None = None
     sequencer: ChangelogSequencer
+    writing: set[int]
 
     def on_key_set(self, key: bytes, value: bytes) -> None:
         super().on_key_set(key, value)
@@ -95,7 +111,12 @@ class ProfilesTable(faust.GlobalTable):
         self._changed((key,))
 
     def apply_changelog_batch(self, batch: Iterable[faust.EventT]) -> None:
-        ready, gaps = self.sequencer.admit(event.message for event in batch)
+        messages = [event.message for event in batch]
+        writing = self.writing
+        for message in messages:
+            if message.partition in writing:  # our own write, read back: already applied
+                self.sequencer.passed(message.partition, message.offset)
+        ready, gaps = self.sequencer.admit(m for m in messages if m.partition not in writing)
         self.apply_in_order(ready)
         for gap in gaps:
             log.info("profiles changelog: offsets %d-%d of partition %d not received; "
@@ -104,14 +125,16 @@ class ProfilesTable(faust.GlobalTable):
                 self.on_gap(gap)
 
     def apply_in_order(self, messages: list) -> None:
-        """Apply changelog records (faust ``Message``s) the sequencer has put in order."""
+        """Apply changelog records (faust ``Message``s) the sequencer has put in order, except
+        those of partitions this worker writes."""
+        messages = [m for m in messages if m.partition not in self.writing]
         if messages:
             super().apply_changelog_batch([_ChangelogEvent(m.key, m.value, m) for m in messages])
             self._changed(m.key for m in messages)
 
     def _changed(self, keys: Iterable[bytes]) -> None:
         if self.on_change is not None:
-            self.on_change(keys)
+            self.on_change(k for k in keys if k is not None and not k.startswith(MARKER_PREFIX))
 
 
 def create_profiles_table(app: faust.App, settings: Settings) -> ProfilesTable:
@@ -134,6 +157,7 @@ def create_profiles_table(app: faust.App, settings: Settings) -> ProfilesTable:
         },
     )
     changelog = profiles_changelog_topic(settings)
+    table.writing = set()
     table.sequencer = ChangelogSequencer(
         lambda partition: table.persisted_offset(TP(changelog, partition))
     )
@@ -182,6 +206,11 @@ class ProfileLookup:
         for key in keys:
             if key is not None:
                 pop(key.decode(), None)
+
+    def deleted(self, user_id: str) -> None:
+        """``user_id`` was deleted: the startup snapshot must not answer for it either."""
+        if self.startup is not None:
+            self.startup[user_id] = None
 
     def forget_startup(self) -> None:
         """The GlobalTable holds everything the startup snapshot had (and newer)."""

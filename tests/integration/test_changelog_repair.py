@@ -25,6 +25,7 @@ class Table:
 
     def __init__(self) -> None:
         self.sequencer = ChangelogSequencer(lambda partition: None)
+        self.writing: set[int] = set()
         self.applied: list = []
 
     def apply_in_order(self, messages: list) -> None:

@@ -88,3 +88,15 @@ def test_a_stalled_tail_is_a_gap_up_to_the_end() -> None:
     assert ready == []
     ready = seq.filled(0, recs(0, 5, 6, 7))
     assert [r.offset for r in ready] == [5, 6, 7]
+
+
+def test_passed_records_move_the_applied_offset_and_end_a_hold() -> None:
+    seq = ChangelogSequencer(lambda p: 2)
+    _, gaps = seq.admit(recs(0, 5))
+    assert gaps == [Gap(0, 3, 4)]
+    seq.passed(0, 7)  # the table wrote up to 7 itself
+    assert seq.applied(0) == 7 and seq.held(0) == []
+    seq.passed(0, 6)  # read back late: no step back
+    assert seq.applied(0) == 7
+    ready, gaps = seq.admit(recs(0, 8))
+    assert offsets(ready) == [(0, 8)] and gaps == []

@@ -128,3 +128,37 @@ def test_the_global_table_holds_changelog_records_behind_a_gap_until_it_is_read(
 
     table.apply_in_order(table.sequencer.filled(0, [lost]))  # what ChangelogRepair does
     assert lookup.segment_of("u1") == "renter" and lookup.segment_of("u2") == "investor"
+
+
+def test_the_global_table_leaves_the_changelog_of_partitions_it_writes_to_the_writer(tmp_path):
+    """A changelog record read back on the worker that wrote it may be older than the key's
+    latest write there: applying it would undo that write."""
+    from types import SimpleNamespace
+
+    import faust
+    from faust.types import TP
+
+    from app.settings import Settings
+    from app.tables.profiles import create_profiles_table
+
+    app = faust.App("profiles-writing-test", store="memory://", datadir=str(tmp_path))
+    table = create_profiles_table(app, Settings())
+    lookup = ProfileLookup(table)
+    table.on_change = lookup.changed
+
+    def event(offset: int, segment: str):  # noqa: ANN202
+        m = SimpleNamespace(key=b"u1", value=orjson.dumps({"segment": segment}), partition=0,
+                            offset=offset, tp=TP("profiles-changelog", 0))
+        return SimpleNamespace(key=m.key, value=m.value, message=m)
+
+    table.apply_changelog_batch([event(0, "investor")])
+    table.writing.add(0)
+    table.data[b"u1"] = orjson.dumps({"segment": "renter"})  # stands in for the writer's write
+    lookup.changed([b"u1"])
+    table.apply_changelog_batch([event(1, "student")])  # an older write of ours, read back late
+    assert lookup.segment_of("u1") == "renter"
+    assert table.sequencer.applied(0) == 1
+
+    table.writing.discard(0)  # revoked: another worker writes now
+    table.apply_changelog_batch([event(2, "investor")])
+    assert lookup.segment_of("u1") == "investor"

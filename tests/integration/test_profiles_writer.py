@@ -1,0 +1,113 @@
+"""``ProfilesWriter`` against the real broker: records of ``user.profiles`` that faust skipped
+are read directly and applied in order, re-deliveries are skipped, and the next owner of the
+partition resumes from the offset recorded in the table."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import faust
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from app.clients import committed_reader, stop_consumer
+from app.metrics import Metrics
+from app.pipeline.profiles import ProfilesWriter
+from app.settings import Settings
+from app.tables.changelog_repair import to_message
+from app.tables.profiles import marker_key
+
+pytestmark = pytest.mark.integration
+
+USERS = 10
+
+
+class Table(dict):
+    """The GlobalTable's mapping part (a faust table write needs a running app)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing: set[int] = set()
+
+
+def profile(user: int, segment: str) -> bytes:
+    return json.dumps({"userId": f"user-{user}", "segment": segment, "version": "1.0"}).encode()
+
+
+async def source(bootstrap: str) -> tuple[str, list]:
+    """A one-partition ``user.profiles`` with USERS profiles, then a move and a deletion."""
+    topic = f"profiles-writer-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    records = [(f"user-{i}".encode(), profile(i, "investor")) for i in range(USERS)]
+    records += [(b"user-3", profile(3, "renter")), (b"user-4", None)]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+    consumer = committed_reader({"bootstrap_servers": bootstrap}, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.subscribe([topic])
+        messages: list = []
+        while len(messages) < len(records):
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                messages.extend(to_message(r) for r in batch)
+    finally:
+        await stop_consumer(consumer)
+    return topic, messages
+
+
+def writer_for(topic: str, bootstrap: str, table: Table, metrics: Metrics) -> ProfilesWriter:
+    settings = Settings(kafka_bootstrap_servers=bootstrap, profiles_topic=topic)
+    return ProfilesWriter(faust.App("writer-test"), table, settings, metrics)
+
+
+def segment(table: Table, user: int) -> str | None:
+    raw = table.get(f"user-{user}".encode())
+    return None if raw is None else json.loads(raw)["segment"]
+
+
+async def test_skipped_records_are_read_directly_and_the_next_owner_resumes(kafka_bootstrap):
+    topic, messages = await source(kafka_bootstrap)
+    table, metrics = Table(), Metrics()
+    writer = writer_for(topic, kafka_bootstrap, table, metrics)
+    try:
+        for m in messages[:3]:
+            await writer.write(m)
+        assert table.writing == {0}  # the table leaves partition 0's changelog to the writer
+        await writer.write(messages[7])  # faust skipped 3-6
+        assert writer.records_refetched == 4
+        assert [segment(table, u) for u in range(8)] == ["investor"] * 8
+        assert table[marker_key(0)] == b"8"
+
+        await writer.write(messages[5])  # a re-delivery: already applied
+        replayed = metrics.events_replayed.labels(topic)._value.get()  # noqa: SLF001
+        assert replayed == 1
+        await writer.forget([0])  # revoked
+        assert table.writing == set()
+    finally:
+        await writer.stop()
+
+    # The next owner (another worker's writer, the same replicated table) resumes at 8.
+    successor = writer_for(topic, kafka_bootstrap, table, Metrics())
+    try:
+        await successor.write(messages[6])  # faust re-delivers from an older commit: skipped
+        assert successor.records_refetched == 0
+        await successor.write(messages[11])  # 8-10 skipped by faust: read directly
+        assert successor.records_refetched == 3
+        assert segment(table, 3) == "renter"  # moved at offset 10
+        assert segment(table, 4) is None  # deleted at offset 11
+        assert [segment(table, u) for u in (0, 9)] == ["investor", "investor"]
+        assert table[marker_key(0)] == b"12"
+    finally:
+        await successor.stop()
