@@ -66,10 +66,11 @@ class Metrics:
             ["topic"],
             registry=r,
         )
-        self.changelog_refetched = Counter(
-            p + "changelog_refetched_total",
-            "Changelog records of the profiles GlobalTable that faust never delivered to the "
-            "table, read directly from Kafka and applied in order",
+        self.records_refetched = Counter(
+            p + "records_refetched_total",
+            "Records faust skipped or lost (user.profiles, the profiles GlobalTable changelog), "
+            "read directly from Kafka and applied in order",
+            ["topic"],
             registry=r,
         )
         self.insights_emitted = Counter(

@@ -40,7 +40,9 @@ class Runtime:
             self.profiles_table,
             profiles_changelog_topic(settings),
             client_kwargs,
-            on_refetched=self.metrics.changelog_refetched.inc,
+            on_refetched=self.metrics.records_refetched.labels(
+                profiles_changelog_topic(settings)
+            ).inc,
         )
         self.profiles_table.on_gap = self.profiles_repair.request
         self.profiles_writer = ProfilesWriter(

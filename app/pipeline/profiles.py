@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import TP
 
 from app import codec
 from app.clients import committed_reader, read_range, stop_consumer
@@ -49,6 +48,7 @@ class ProfilesWriter:
         self._metrics = metrics
         self._on_deleted = on_deleted  # userId
         self._topic = settings.profiles_topic
+        self._refetched = metrics.records_refetched.labels(self._topic)
         self._dlq = app.topic(
             settings.dlq_profiles_topic, key_serializer="raw", value_serializer="raw"
         )
@@ -74,6 +74,7 @@ class ProfilesWriter:
                     self._topic, partition, expected, offset - 1, len(skipped),
                 )
                 self.records_refetched += len(skipped)
+                self._refetched.inc(len(skipped))
                 for record in skipped:
                     await self._apply(record)
             await self._apply(message)
@@ -89,26 +90,25 @@ class ProfilesWriter:
 
     async def audit(self) -> None:
         """Seek faust back to the next offset of an owned partition that stopped short of the
-        end of ``user.profiles`` with nothing applied since the previous audit."""
-        if not self._next:
+        end of ``user.profiles`` with nothing applied since the previous audit (also when
+        faust delivered nothing at all since the partition was assigned)."""
+        owned = [tp for tp in self._app.consumer.assignment() if tp.topic == self._topic]
+        if not owned:
             return
         reader = await self._reader_started()
-        tps = {p: TopicPartition(self._topic, p) for p in self._next}
-        ends = await reader.end_offsets(list(tps.values()))
-        assigned = self._app.consumer.assignment()
-        for partition, tp in tps.items():
-            expected = self._next.get(partition)
-            if expected is None:
-                continue
-            stuck = self._audited.get(partition) == expected
-            self._audited[partition] = expected
-            faust_tp = TP(self._topic, partition)
-            if stuck and expected < ends[tp] and faust_tp in assigned:
+        ends = await reader.end_offsets([TopicPartition(tp.topic, tp.partition) for tp in owned])
+        for tp in owned:
+            async with self._lock:
+                expected = self._expected(tp.partition)
+            stuck = self._audited.get(tp.partition) == expected
+            self._audited[tp.partition] = expected
+            end = ends[TopicPartition(tp.topic, tp.partition)]
+            if stuck and expected < end and tp in self._app.consumer.assignment():
                 log.warning(
                     "%s[%d]: applied up to %d of %d and nothing arrived since the last check: "
-                    "seeking back", self._topic, partition, expected, ends[tp],
+                    "seeking back", self._topic, tp.partition, expected, end,
                 )
-                await self._app.consumer.seek(faust_tp, expected)
+                await self._app.consumer.seek(tp, expected)
 
     async def stop(self) -> None:
         if self._reader is not None:

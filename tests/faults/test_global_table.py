@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from faults._harness import Cluster, eventually, log, report, seconds
+from faults._harness import Cluster, eventually, log, metric, report, seconds
 from integration._oracle import SEGMENTS, Workload, produce
 
 # In `make soak`, not `make test`: on 2026-11-26 (commit 420cac5, clean-clone CI) the SIGKILLed
@@ -122,6 +122,9 @@ async def test_every_worker_serves_every_profile(clusters) -> None:
         records=len(first) + len(second),
         exact=not mismatches,
         mismatches=len(mismatches),
+        # records faust skipped or lost, read directly by the workers (user.profiles and the
+        # GlobalTable changelog)
+        refetched=await metric(cluster.alive, "property_analytics_records_refetched_total"),
         broker=cluster.bootstrap,
         **done,
     )

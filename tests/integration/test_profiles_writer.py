@@ -111,3 +111,49 @@ async def test_skipped_records_are_read_directly_and_the_next_owner_resumes(kafk
         assert table[marker_key(0)] == b"12"
     finally:
         await successor.stop()
+
+
+class Consumer:
+    """faust's consumer, as the audit uses it: the assignment, and seeks."""
+
+    def __init__(self, assigned: set) -> None:
+        self.assigned = assigned
+        self.seeks: list = []
+
+    def assignment(self) -> set:
+        return self.assigned
+
+    async def seek(self, tp, offset: int) -> None:  # noqa: ANN001
+        self.seeks.append((tp, offset))
+
+
+async def test_the_audit_seeks_faust_back_when_a_partition_stops_short(kafka_bootstrap):
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    topic, messages = await source(kafka_bootstrap)
+    table = Table()
+    consumer = Consumer({TP(topic, 0)})
+    app = SimpleNamespace(consumer=consumer, topic=faust.App("audit-test").topic)
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, profiles_topic=topic)
+    writer = ProfilesWriter(app, table, settings, Metrics())
+    try:
+        await writer.audit()  # assigned, nothing delivered yet: first look only
+        assert consumer.seeks == [] and table.writing == {0}
+        await writer.audit()  # still nothing, and the topic ends at 12
+        assert consumer.seeks == [(TP(topic, 0), 0)]
+
+        for m in messages[:10]:  # faust re-delivers, then skips the last two for good
+            await writer.write(m)
+        await writer.audit()
+        assert len(consumer.seeks) == 1  # it moved since the last look
+        await writer.audit()
+        assert consumer.seeks[-1] == (TP(topic, 0), 10)
+        for m in messages[10:]:
+            await writer.write(m)
+        await writer.audit()
+        await writer.audit()
+        assert len(consumer.seeks) == 2  # at the end: nothing to do
+    finally:
+        await writer.stop()
