@@ -14,12 +14,11 @@ import pytest
 from faults._harness import Cluster, eventually, log, metric, report, seconds
 from integration._oracle import SEGMENTS, Workload, produce
 
-# In `make soak`, not `make test`: on 2026-11-26 (commit 420cac5, clean-clone CI) the SIGKILLed
-# and restarted worker never got 1 of 2,542 profiles (404 for user-75, an update written while
-# it was down), after passing 3 runs that day. faust read its GlobalTable changelog without an
-# error logged; the cause is not found yet (FAUST_NOTES lists open reports of partially filled
-# GlobalTables). Known open bug, named in the README.
-pytestmark = [pytest.mark.faults, pytest.mark.soak, pytest.mark.timeout(900)]
+# faust 0.15.3 lost profile updates here twice (a record its changelog queue dropped, and a
+# user.profiles record its stream skipped and committed past): README "Faults", "The
+# GlobalTable". The updates trickle in while the killed worker restarts, so the changelog grows
+# during every phase of its recovery and the profiles partition changes owner meanwhile.
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
 USERS = 3000
 TRICKLE_S = 15.0
