@@ -8,7 +8,8 @@ with the records of a partition the writer stores the next offset to apply (``ma
 and every replica and the next owner of the partition read it from their copy.
 
 Per record: below the next offset it was applied already (a re-delivery: skipped); past it,
-faust skipped records, which are read directly from Kafka and applied first. ``audit`` covers
+faust skipped records (or compaction removed them), which are read directly from Kafka and
+applied first. ``audit`` covers
 the records skipped at the end of a partition (nothing after them arrives): it seeks faust's
 consumer back to the next offset.
 """
@@ -68,16 +69,20 @@ class ProfilesWriter:
                 self._metrics.events_replayed.labels(self._topic).inc()
                 return
             if offset > expected:
-                skipped = await self._read(partition, expected, offset - 1)
-                log.warning(
-                    "%s[%d]: faust skipped offsets %d-%d (%d records): read them directly",
-                    self._topic, partition, expected, offset - 1, len(skipped),
-                )
-                self.records_refetched += len(skipped)
-                self._refetched.inc(len(skipped))
-                for record in skipped:
+                # A gap: skipped by faust, or compacted away. Read it (and on, as far as the
+                # fetch goes: in a compacted topic the next gap is near) and apply in order.
+                records = await self._read(partition, expected, offset)
+                skipped = sum(1 for r in records if r.offset < offset)
+                if skipped:
+                    log.warning(
+                        "%s[%d]: faust skipped %d records at offsets %d-%d: read them directly",
+                        self._topic, partition, skipped, expected, offset - 1,
+                    )
+                    self.records_refetched += skipped
+                    self._refetched.inc(skipped)
+                for record in records:
                     await self._apply(record)
-            await self._apply(message)
+            await self._apply(message)  # nothing if it was read directly above
             self._table[marker_key(partition)] = b"%d" % self._next[partition]
 
     async def forget(self, partitions: Iterable[int]) -> None:
@@ -164,9 +169,7 @@ class ProfilesWriter:
 
     async def _read(self, partition: int, start: int, until: int) -> list:
         reader = await self._reader_started()
-        tp = TopicPartition(self._topic, partition)
-        records = await read_range(reader, tp, start, lambda: until)
-        return [r for r in records if r.offset <= until]
+        return await read_range(reader, TopicPartition(self._topic, partition), start, lambda: until)
 
     async def _reader_started(self) -> AIOKafkaConsumer:
         if self._reader is None:

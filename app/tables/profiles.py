@@ -119,8 +119,8 @@ class ProfilesTable(faust.GlobalTable):
         ready, gaps = self.sequencer.admit(m for m in messages if m.partition not in writing)
         self.apply_in_order(ready)
         for gap in gaps:
-            log.info("profiles changelog: offsets %d-%d of partition %d not received; "
-                     "reading them directly", gap.start, gap.until, gap.partition)
+            log.debug("profiles changelog: offsets %d-%d of partition %d not received (lost "
+                      "or compacted): reading them directly", gap.start, gap.until, gap.partition)
             if self.on_gap is not None:
                 self.on_gap(gap)
 

@@ -9,7 +9,7 @@ import uuid
 
 import faust
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.clients import committed_reader, stop_consumer
@@ -36,6 +36,29 @@ def profile(user: int, segment: str) -> bytes:
     return json.dumps({"userId": f"user-{user}", "segment": segment, "version": "1.0"}).encode()
 
 
+async def append(bootstrap: str, topic: str, records: list) -> list:
+    """Produce ``records`` (key, value) and return them as the faust Messages faust would hand
+    the agent."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        sent = [await producer.send_and_wait(topic, value, key=key) for key, value in records]
+    finally:
+        await producer.stop()
+    consumer = committed_reader({"bootstrap_servers": bootstrap})
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, sent[0].offset)
+        messages: list = []
+        while len(messages) < len(records):
+            messages.extend(to_message(r) for r in (await consumer.getmany(timeout_ms=1000)).get(tp, ()))
+    finally:
+        await stop_consumer(consumer)
+    return messages[: len(records)]
+
+
 async def source(bootstrap: str) -> tuple[str, list]:
     """A one-partition ``user.profiles`` with USERS profiles, then a move and a deletion."""
     topic = f"profiles-writer-{uuid.uuid4().hex[:8]}"
@@ -47,24 +70,7 @@ async def source(bootstrap: str) -> tuple[str, list]:
         await admin.close()
     records = [(f"user-{i}".encode(), profile(i, "investor")) for i in range(USERS)]
     records += [(b"user-3", profile(3, "renter")), (b"user-4", None)]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for key, value in records:
-            await producer.send_and_wait(topic, value, key=key)
-    finally:
-        await producer.stop()
-    consumer = committed_reader({"bootstrap_servers": bootstrap}, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        consumer.subscribe([topic])
-        messages: list = []
-        while len(messages) < len(records):
-            for batch in (await consumer.getmany(timeout_ms=1000)).values():
-                messages.extend(to_message(r) for r in batch)
-    finally:
-        await stop_consumer(consumer)
-    return topic, messages
+    return topic, await append(bootstrap, topic, records)
 
 
 def writer_for(topic: str, bootstrap: str, table: Table, metrics: Metrics) -> ProfilesWriter:
@@ -85,10 +91,14 @@ async def test_skipped_records_are_read_directly_and_the_next_owner_resumes(kafk
         for m in messages[:3]:
             await writer.write(m)
         assert table.writing == {0}  # the table leaves partition 0's changelog to the writer
+        assert table[marker_key(0)] == b"3"
         await writer.write(messages[7])  # faust skipped 3-6
         assert writer.records_refetched == 4
-        assert [segment(table, u) for u in range(8)] == ["investor"] * 8
-        assert table[marker_key(0)] == b"8"
+        # Read directly from 3 on, as far as the fetch went (here: to the end, 11).
+        assert [segment(table, u) for u in (0, 1, 2, 5, 6, 7, 8, 9)] == ["investor"] * 8
+        assert segment(table, 3) == "renter"  # moved at offset 10
+        assert segment(table, 4) is None  # deleted at offset 11
+        assert table[marker_key(0)] == b"12"
 
         await writer.write(messages[5])  # a re-delivery: already applied
         replayed = metrics.events_replayed.labels(topic)._value.get()  # noqa: SLF001
@@ -98,17 +108,18 @@ async def test_skipped_records_are_read_directly_and_the_next_owner_resumes(kafk
     finally:
         await writer.stop()
 
-    # The next owner (another worker's writer, the same replicated table) resumes at 8.
+    # The next owner (another worker's writer, the same replicated table) resumes at 12.
+    more = await append(kafka_bootstrap, topic, [(b"user-4", profile(4, "agent")),
+                                                 (b"user-5", profile(5, "agent")),
+                                                 (b"user-6", profile(6, "agent"))])
     successor = writer_for(topic, kafka_bootstrap, table, Metrics())
     try:
-        await successor.write(messages[6])  # faust re-delivers from an older commit: skipped
+        await successor.write(messages[9])  # faust re-delivers from an older commit: skipped
         assert successor.records_refetched == 0
-        await successor.write(messages[11])  # 8-10 skipped by faust: read directly
-        assert successor.records_refetched == 3
-        assert segment(table, 3) == "renter"  # moved at offset 10
-        assert segment(table, 4) is None  # deleted at offset 11
-        assert [segment(table, u) for u in (0, 9)] == ["investor", "investor"]
-        assert table[marker_key(0)] == b"12"
+        await successor.write(more[2])  # 12 and 13 skipped by faust: read directly
+        assert successor.records_refetched == 2
+        assert [segment(table, u) for u in (3, 4, 5, 6)] == ["renter", "agent", "agent", "agent"]
+        assert table[marker_key(0)] == b"15"
     finally:
         await successor.stop()
 
