@@ -83,17 +83,23 @@ class TransactionalWriter:
         try:
             await producer.start()
         except BaseException:
-            await producer.stop()
+            await self._discard(producer)
             raise
         self._producer = producer
 
     async def stop(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            try:
-                await producer.stop()
-            except KafkaError:  # a fenced or broken producer may fail to stop cleanly
-                log.debug("producer %s stopped with an error", self.transactional_id)
+            await self._discard(producer)
+
+    async def _discard(self, producer: AIOKafkaProducer) -> None:
+        try:
+            await producer.stop()
+        except (KafkaError, OSError, RuntimeError) as exc:
+            # A fenced or broken producer may fail to stop cleanly; with the broker gone,
+            # aiokafka's metadata task can even write to a closed uvloop transport
+            # (RuntimeError). It is discarded either way: that must not end the worker.
+            log.debug("producer %s stopped with an error: %r", self.transactional_id, exc)
 
     async def commit(
         self,
