@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from app import codec
 from app.clients import committed_reader, read_range, stop_consumer
@@ -168,8 +169,18 @@ class ProfilesWriter:
         self._metrics.events_rejected.labels(message.topic, rejection.reason).inc()
 
     async def _read(self, partition: int, start: int, until: int) -> list:
-        reader = await self._reader_started()
-        return await read_range(reader, TopicPartition(self._topic, partition), start, lambda: until)
+        """Records from ``start`` to at least ``until``, read directly; transient failures
+        (the broker restarting) are retried as long as it takes, as the agent waits here."""
+        tp = TopicPartition(self._topic, partition)
+        delay = 0.5
+        while True:
+            try:
+                return await read_range(await self._reader_started(), tp, start, lambda: until)
+            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("%s[%d]: reading %d-%d directly failed (%r); retrying in %.1fs",
+                            self._topic, partition, start, until, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _reader_started(self) -> AIOKafkaConsumer:
         if self._reader is None:
