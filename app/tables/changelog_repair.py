@@ -14,6 +14,7 @@ import logging
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from faust.types import TP, Message
 
 from app.clients import committed_reader, partitions_of, read_range, stop_consumer
@@ -117,9 +118,7 @@ class ChangelogRepair:
                         # cannot hand the table a record in between.
                         self._apply(gap, records)
                     return
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the broker may be away: retry
+                except (KafkaError, OSError, asyncio.TimeoutError) as exc:  # broker away: retry
                     log.warning("%s[%d]: reading %d-%d again failed (%r); retrying",
                                 self.topic, gap.partition, gap.start, gap.until, exc)
                     await asyncio.sleep(self._retry_seconds)
