@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import uuid
 
 import pytest
@@ -18,6 +19,16 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 BROKER_CHECK_TIMEOUT_S = 10.0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (a CI timeout, `kill`) ends the run like Ctrl-C: fixtures still tear down, so the
+    # worker processes and brokers the tests started (in sessions of their own) are stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _in_ci() -> bool:
