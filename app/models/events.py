@@ -53,3 +53,13 @@ class Rejection:
 
     reason: str
     detail: str
+
+    def dlq_headers(self, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+        """The headers of the record's copy in the dead-letter topic (CONTRACT §3)."""
+        return [
+            ("dlq.reason", self.reason.encode()),
+            ("dlq.detail", self.detail.encode()[:1024]),
+            ("dlq.origin.topic", topic.encode()),
+            ("dlq.origin.partition", str(partition).encode()),
+            ("dlq.origin.offset", str(offset).encode()),
+        ]

@@ -22,11 +22,10 @@ from collections.abc import Callable, Iterable
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import TopicPartition
 
 from app import codec
-from app.clients import committed_reader, read_range, stop_consumer
+from app.clients import DirectReader
 from app.metrics import Metrics
 from app.models.events import Rejection
 from app.settings import Settings
@@ -57,7 +56,7 @@ class ProfilesWriter:
         self._next: dict[int, int] = {}  # partition -> next offset to apply
         self._audited: dict[int, int] = {}
         self._lock = asyncio.Lock()
-        self._reader: AIOKafkaConsumer | None = None
+        self._reader = DirectReader(settings.kafka_client_kwargs())
         self.records_refetched = 0
 
     async def write(self, message) -> None:  # noqa: ANN001 - a faust Message, in its event
@@ -72,7 +71,8 @@ class ProfilesWriter:
             if offset > expected:
                 # A gap: skipped by faust, or compacted away. Read it (and on, as far as the
                 # fetch goes: in a compacted topic the next gap is near) and apply in order.
-                records = await self._read(partition, expected, offset)
+                tp = TopicPartition(self._topic, partition)
+                records = await self._reader.read(tp, expected, lambda: offset)
                 skipped = sum(1 for r in records if r.offset < offset)
                 if skipped:
                     log.warning(
@@ -101,14 +101,13 @@ class ProfilesWriter:
         owned = [tp for tp in self._app.consumer.assignment() if tp.topic == self._topic]
         if not owned:
             return
-        reader = await self._reader_started()
-        ends = await reader.end_offsets([TopicPartition(tp.topic, tp.partition) for tp in owned])
+        ends = await self._reader.end_offsets(self._topic, [tp.partition for tp in owned])
         for tp in owned:
             async with self._lock:
                 expected = self._expected(tp.partition)
             stuck = self._audited.get(tp.partition) == expected
             self._audited[tp.partition] = expected
-            end = ends[TopicPartition(tp.topic, tp.partition)]
+            end = ends[tp.partition]
             if stuck and expected < end and tp in self._app.consumer.assignment():
                 log.warning(
                     "%s[%d]: applied up to %d of %d and nothing arrived since the last check: "
@@ -117,9 +116,7 @@ class ProfilesWriter:
                 await self._app.consumer.seek(tp, expected)
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            await stop_consumer(self._reader)
-            self._reader = None
+        await self._reader.stop()
 
     def _expected(self, partition: int) -> int:
         if partition not in self._next:
@@ -158,33 +155,6 @@ class ProfilesWriter:
             key=message.key,
             value=message.value,
             partition=message.partition,
-            headers={
-                "dlq.reason": rejection.reason.encode(),
-                "dlq.detail": rejection.detail.encode()[:1024],
-                "dlq.origin.topic": message.topic.encode(),
-                "dlq.origin.partition": str(message.partition).encode(),
-                "dlq.origin.offset": str(message.offset).encode(),
-            },
+            headers=rejection.dlq_headers(message.topic, message.partition, message.offset),
         )
         self._metrics.events_rejected.labels(message.topic, rejection.reason).inc()
-
-    async def _read(self, partition: int, start: int, until: int) -> list:
-        """Records from ``start`` to at least ``until``, read directly; transient failures
-        (the broker restarting) are retried as long as it takes, as the agent waits here."""
-        tp = TopicPartition(self._topic, partition)
-        delay = 0.5
-        while True:
-            try:
-                return await read_range(await self._reader_started(), tp, start, lambda: until)
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-                log.warning("%s[%d]: reading %d-%d directly failed (%r); retrying in %.1fs",
-                            self._topic, partition, start, until, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _reader_started(self) -> AIOKafkaConsumer:
-        if self._reader is None:
-            reader = committed_reader(self._settings.kafka_client_kwargs())
-            await reader.start()
-            self._reader = reader
-        return self._reader

@@ -239,13 +239,7 @@ class ViewsProcessor:
         self, offset: int, key: bytes | None, value: bytes | None, rejection: Rejection
     ) -> None:
         cfg = self.config
-        headers = [
-            ("dlq.reason", rejection.reason.encode()),
-            ("dlq.detail", rejection.detail.encode()[:1024]),
-            ("dlq.origin.topic", cfg.views_topic.encode()),
-            ("dlq.origin.partition", str(self.partition).encode()),
-            ("dlq.origin.offset", str(offset).encode()),
-        ]
+        headers = rejection.dlq_headers(cfg.views_topic, self.partition, offset)
         self.outbox.add(cfg.dlq_topic, self.partition, key, value, headers)
         self.outcomes[f"rejected:{rejection.reason}"] += 1
 

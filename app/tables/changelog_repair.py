@@ -1,7 +1,6 @@
 """Read a changelog's gaps again, straight from Kafka, for a ``SequencedTable``.
 
-One group-less ``read_committed`` consumer per table, started on the first gap: it seeks to
-the gap, reads until it has passed every record the table holds back, and hands the records
+One ``DirectReader`` per table, started on the first gap: it seeks to the gap, reads until it has passed every record the table holds back, and hands the records
 to the table, which applies them and the held ones in offset order (``ChangelogSequencer``).
 ``audit`` finds the gap with nothing after it: the changelog has grown past the applied
 offset, and nothing new was applied since the previous audit.
@@ -13,11 +12,10 @@ import asyncio
 import logging
 from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import ConsumerRecord, TopicPartition
 from faust.types import TP, Message
 
-from app.clients import committed_reader, partitions_of, read_range, stop_consumer
+from app.clients import DirectReader
 from app.tables.changelog_gaps import ChangelogSequencer, Gap
 
 log = logging.getLogger(__name__)
@@ -53,18 +51,14 @@ class ChangelogRepair:
         topic: str,
         client_kwargs: dict,
         on_refetched=None,  # noqa: ANN001 - Callable[[int], None]: records faust had lost
-        retry_seconds: float = 1.0,
     ) -> None:
         self.table = table
         self.topic = topic
-        self._client_kwargs = client_kwargs
         self._on_refetched = on_refetched
-        self._retry_seconds = retry_seconds
-        self._consumer: AIOKafkaConsumer | None = None
-        self._lock = asyncio.Lock()  # one fill (one seek of the consumer) at a time
+        self._reader = DirectReader(client_kwargs)
+        self._lock = asyncio.Lock()  # one fill (one seek of the reader) at a time
         self._fills: dict[int, asyncio.Task] = {}
         self._last_audit: dict[int, int] = {}
-        self.gaps_filled = 0
         self.records_refetched = 0
 
     def request(self, gap: Gap) -> None:
@@ -74,54 +68,33 @@ class ChangelogRepair:
 
     async def audit(self) -> None:
         """Fill the gap at the end of a partition that has stopped advancing."""
-        consumer = await self._reader()
-        tps = [TopicPartition(self.topic, p) for p in sorted(await partitions_of(consumer, self.topic))]
-        if not tps:
-            return
-        ends = await consumer.end_offsets(tps)
         sequencer = self.table.sequencer
-        for tp, end in ends.items():
-            applied = sequencer.applied(tp.partition)
-            stuck = self._last_audit.get(tp.partition) == applied
-            self._last_audit[tp.partition] = applied
-            if stuck and tp.partition not in self._fills and tp.partition not in self.table.writing:
-                gap = sequencer.stalled(tp.partition, end)
+        for partition, end in (await self._reader.end_offsets(self.topic)).items():
+            applied = sequencer.applied(partition)
+            stuck = self._last_audit.get(partition) == applied
+            self._last_audit[partition] = applied
+            if stuck and partition not in self._fills and partition not in self.table.writing:
+                gap = sequencer.stalled(partition, end)
                 if gap is not None:
                     log.warning(
                         "%s[%d]: applied up to %d, the changelog ends at %d and nothing "
                         "arrived since the last check: reading the rest directly",
-                        self.topic, tp.partition, applied, end,
+                        self.topic, partition, applied, end,
                     )
                     self.request(gap)
 
     async def stop(self) -> None:
         for task in self._fills.values():
             task.cancel()
-        if self._consumer is not None:
-            await stop_consumer(self._consumer)
-            self._consumer = None
-
-    async def _reader(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            consumer = committed_reader(self._client_kwargs)
-            await consumer.start()
-            self._consumer = consumer
-        return self._consumer
+        await self._reader.stop()
 
     async def _fill(self, gap: Gap) -> None:
         try:
-            while True:
-                try:
-                    async with self._lock:
-                        records = await self._read(gap)
-                        # No await from the last look at the held records to here: faust
-                        # cannot hand the table a record in between.
-                        self._apply(gap, records)
-                    return
-                except (KafkaError, OSError, asyncio.TimeoutError) as exc:  # broker away: retry
-                    log.warning("%s[%d]: reading %d-%d again failed (%r); retrying",
-                                self.topic, gap.partition, gap.start, gap.until, exc)
-                    await asyncio.sleep(self._retry_seconds)
+            async with self._lock:
+                records = await self._read(gap)
+                # No await from the last look at the held records to here: faust cannot
+                # hand the table a record in between.
+                self._apply(gap, records)
         finally:
             self._fills.pop(gap.partition, None)
 
@@ -133,7 +106,6 @@ class ChangelogRepair:
         # Read directly and not delivered by faust (past ``last``: read ahead, faust's next).
         refetched = sum(1 for m in ready if m.offset not in held and m.offset <= last)
         self.table.apply_in_order(ready)
-        self.gaps_filled += 1
         self.records_refetched += refetched
         if refetched:
             log.warning(
@@ -153,4 +125,4 @@ class ChangelogRepair:
             return gap.until if held_until is None else max(gap.until, held_until)
 
         tp = TopicPartition(self.topic, gap.partition)
-        return [to_message(r) for r in await read_range(await self._reader(), tp, gap.start, until)]
+        return [to_message(r) for r in await self._reader.read(tp, gap.start, until)]

@@ -5,15 +5,12 @@ a tail that stops short of the changelog's end is read too."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.clients import committed_reader, stop_consumer
 from app.tables.changelog_gaps import ChangelogSequencer
-from app.tables.changelog_repair import ChangelogRepair, to_message
+from app.tables.changelog_repair import ChangelogRepair
+from support.topics import append, new_topic
 
 pytestmark = pytest.mark.integration
 
@@ -34,31 +31,9 @@ class Table:
 
 async def changelog(bootstrap: str) -> tuple[str, list]:
     """A fresh one-partition topic with RECORDS records; returns it and them as faust Messages."""
-    topic = f"changelog-repair-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for i in range(RECORDS):
-            await producer.send_and_wait(topic, f"profile {i}".encode(), key=f"user-{i % 4}".encode())
-    finally:
-        await producer.stop()
-    consumer = committed_reader({"bootstrap_servers": bootstrap}, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        consumer.subscribe([topic])
-        records: list = []
-        while len(records) < RECORDS:
-            for batch in (await consumer.getmany(timeout_ms=1000)).values():
-                records.extend(to_message(r) for r in batch)
-    finally:
-        await stop_consumer(consumer)
-    return topic, records
+    topic = await new_topic(bootstrap, "changelog-repair")
+    records = [(f"user-{i % 4}".encode(), f"profile {i}".encode()) for i in range(RECORDS)]
+    return topic, await append(bootstrap, topic, records)
 
 
 async def until_applied(table: Table, offset: int, timeout: float = 30.0) -> None:

@@ -5,19 +5,15 @@ partition resumes from the offset recorded in the table."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import faust
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.clients import committed_reader, stop_consumer
 from app.metrics import Metrics
 from app.pipeline.profiles import ProfilesWriter
 from app.settings import Settings
-from app.tables.changelog_repair import to_message
 from app.tables.profiles import marker_key
+from support.topics import append, new_topic
 
 pytestmark = pytest.mark.integration
 
@@ -36,38 +32,9 @@ def profile(user: int, segment: str) -> bytes:
     return json.dumps({"userId": f"user-{user}", "segment": segment, "version": "1.0"}).encode()
 
 
-async def append(bootstrap: str, topic: str, records: list) -> list:
-    """Produce ``records`` (key, value) and return them as the faust Messages faust would hand
-    the agent."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        sent = [await producer.send_and_wait(topic, value, key=key) for key, value in records]
-    finally:
-        await producer.stop()
-    consumer = committed_reader({"bootstrap_servers": bootstrap})
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek(tp, sent[0].offset)
-        messages: list = []
-        while len(messages) < len(records):
-            messages.extend(to_message(r) for r in (await consumer.getmany(timeout_ms=1000)).get(tp, ()))
-    finally:
-        await stop_consumer(consumer)
-    return messages[: len(records)]
-
-
 async def source(bootstrap: str) -> tuple[str, list]:
     """A one-partition ``user.profiles`` with USERS profiles, then a move and a deletion."""
-    topic = f"profiles-writer-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    topic = await new_topic(bootstrap, "profiles-writer")
     records = [(f"user-{i}".encode(), profile(i, "investor")) for i in range(USERS)]
     records += [(b"user-3", profile(3, "renter")), (b"user-4", None)]
     return topic, await append(bootstrap, topic, records)
