@@ -23,7 +23,7 @@ PYTEST_ARGS ?= -v --timeout=900
 TEST_SELECT ?=
 N ?= 3
 
-.PHONY: help venv kafka-up kafka-down kafka-reset kafka-status test unit demo workers bench soak clean
+.PHONY: help venv system-deps kafka-up kafka-down kafka-reset kafka-status test unit demo workers bench soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-12s %s\n", $$1, $$2 }'
@@ -37,6 +37,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -e '.[dev]'
 	touch $@
+
+system-deps: ## Debian packages the tests need (headless Chromium for tests/browser)
+	bash tools/ensure-chromium.sh
 
 # --- local Kafka broker ------------------------------------------------------------
 
@@ -69,8 +72,9 @@ define with_kafka
 	$(1)
 endef
 
-test: venv ## run all tests against a real broker
-	$(call with_kafka,$(PYTEST) tests $(if $(TEST_SELECT),-m "$(TEST_SELECT)") $(PYTEST_ARGS))
+# `make test` always has a broker (it starts one), so a missing broker fails the run, never skips.
+test: venv system-deps ## run all tests against a real broker
+	$(call with_kafka,REQUIRE_BROKER=1 $(PYTEST) tests $(if $(TEST_SELECT),-m "$(TEST_SELECT)") $(PYTEST_ARGS))
 
 unit: venv ## run the unit tests only (no broker)
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
