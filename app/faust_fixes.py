@@ -1,8 +1,6 @@
 """Work-arounds for faust-streaming 0.15.3, each applied to one app at start-up.
 
 Each is proved by a test in ``tests/unit/test_faust_fixes.py`` or the integration suite.
-The GlobalTable's losses are worked around where the table is fed: its changelog in
-``app.tables.changelog_gaps`` (+ ``changelog_repair``), its source in ``app.pipeline.profiles``.
 """
 
 from __future__ import annotations

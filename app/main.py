@@ -15,7 +15,6 @@ from app import agents, web
 from app.faust_fixes import tune_worker_consumer, untrack_read_offsets
 from app.runtime import Runtime
 from app.settings import Settings
-from app.tables.profiles import load_segments
 from app.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,6 @@ class AnalyticsApp(faust.App):
             created = await ensure_topics(self.runtime.settings)
             if created:
                 log.info("created topics: %s", ", ".join(created))
-            self.runtime.profiles.startup = await load_segments(self.runtime.settings)
         await super().on_first_start()
 
 
@@ -76,7 +74,6 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         settings.app_id,
         broker=f"kafka://{servers}",
         broker_credentials=_broker_credentials(settings),
-        store="rocksdb://",
         datadir=str(settings.data_dir),
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
@@ -88,7 +85,6 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         topic_allow_declare=True,
         topic_disable_leader=False,
         consumer_auto_offset_reset="earliest",
-        table_standby_replicas=settings.table_standby_replicas,
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
@@ -96,9 +92,6 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         consumer_max_fetch_size=settings.max_fetch_bytes,
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         producer_acks=-1,
-        # faust's own producer only writes the profiles changelog and profile dead letters:
-        # a few ms of linger turns one request per profile into one per batch.
-        producer_linger_ms=10,
         web_cors_options=None,
     )
     app.runtime = Runtime(app, settings)

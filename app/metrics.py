@@ -66,11 +66,17 @@ class Metrics:
             ["topic"],
             registry=r,
         )
-        self.records_refetched = Counter(
-            p + "records_refetched_total",
-            "Records faust skipped or lost (user.profiles, the profiles GlobalTable changelog), "
-            "read directly from Kafka and applied in order",
-            ["topic"],
+        self.profiles_records = Counter(
+            p + "profiles_records_total",
+            "Records of user.profiles read into this worker's profiles table, by outcome: "
+            "stored, deleted, skipped (invalid; dead-lettered once by the profile-rejects stage)",
+            ["outcome"],
+            registry=r,
+        )
+        self.profiles_lag = Gauge(
+            p + "profiles_lag_records",
+            "Offsets of user.profiles this worker's profiles table has not read yet, per partition",
+            ["partition"],
             registry=r,
         )
         self.insights_emitted = Counter(
@@ -115,7 +121,10 @@ class Metrics:
             p + "owned_partitions", "Partitions open on this worker, per store", ["store"], registry=r
         )
         self.recovery_complete = Gauge(
-            p + "table_recovery_complete", "1 once faust's table recovery is complete", registry=r
+            p + "table_recovery_complete",
+            "1 once this worker's tables are recovered: the profiles table has read user.profiles "
+            "up to the end offsets seen at start-up, and faust has resumed the streams",
+            registry=r,
         )
         self.ready = Gauge(
             p + "ready", "1 while GET /ready answers 200 (all state recovered, read models caught up)",
@@ -125,6 +134,8 @@ class Metrics:
             self.insights_emitted.labels(insight_type)
         for window in ("hour", "week"):
             self.events_late.labels(window)
+        for outcome in ("stored", "deleted", "skipped"):
+            self.profiles_records.labels(outcome)
 
     def declare_topics(self, views_topic: str, profiles_topic: str) -> None:
         """Create the known label sets at 0, so rates work from the first scrape."""

@@ -8,7 +8,7 @@ import functools
 import faust
 
 from app.metrics import Metrics
-from app.pipeline.profiles import ProfilesWriter
+from app.pipeline.profile_rejects import ProfileRejectsProcessor
 from app.pipeline.runner import StageRunner
 from app.pipeline.segments import SegmentUsersProcessor
 from app.pipeline.views import ViewsConfig, ViewsProcessor
@@ -16,10 +16,9 @@ from app.readmodels import InsightsMemory, TopicTail, partials_tail
 from app.settings import Settings
 from app.state.partitions import OwnedPartitions
 from app.state.store import rocksdb_options
-from app.tables.changelog_repair import ChangelogRepair
 from app.tables.partials import PartialsView
-from app.tables.profiles import ProfileLookup, create_profiles_table
-from app.topics import profiles_changelog_topic
+from app.tables.profiles import ProfilesTable
+from app.tables.profiles_reader import ProfilesReader
 
 
 class Runtime:
@@ -33,23 +32,15 @@ class Runtime:
         )
         state_dir = settings.data_dir / "state"
 
-        self.profiles_table = create_profiles_table(app, settings)
-        self.profiles = ProfileLookup(self.profiles_table)
-        self.profiles_table.on_change = self.profiles.changed
-        self.profiles_repair = ChangelogRepair(
-            self.profiles_table,
-            profiles_changelog_topic(settings),
+        # The global table the views are joined through, and what keeps it up to date.
+        self.profiles = ProfilesTable(settings.data_dir / "profiles", options)
+        self.profiles_reader = ProfilesReader(
+            self.profiles,
+            settings.profiles_topic,
             client_kwargs,
-            on_refetched=self.metrics.records_refetched.labels(
-                profiles_changelog_topic(settings)
-            ).inc,
+            settings.max_value_bytes,
+            self.metrics,
         )
-        self.profiles_table.on_gap = self.profiles_repair.request
-        self.profiles_writer = ProfilesWriter(
-            app, self.profiles_table, settings, self.metrics, on_deleted=self.profiles.deleted
-        )
-        self.profiles_bootstrapped = asyncio.Event()
-        self.bootstrap_started = False  # the check that ends the startup snapshot
 
         def stage(  # noqa: ANN202
             name: str,
@@ -58,6 +49,7 @@ class Runtime:
             commit_s: float,
             factory,  # noqa: ANN001
             check_gaps: bool = False,
+            start_after: asyncio.Event | None = None,
         ):
             owned = OwnedPartitions(
                 name=name,
@@ -77,6 +69,7 @@ class Runtime:
                 settings.partials_publish_seconds,
                 commit_s,
                 check_gaps=check_gaps,
+                start_after=start_after,
             )
 
         views_config = ViewsConfig.from_settings(settings)
@@ -89,6 +82,9 @@ class Runtime:
                 partition, store, outbox, views_config, self.profiles.segment_of
             ),
             check_gaps=settings.views_gap_check,
+            # Like a Kafka Streams GlobalKTable: no view is joined before the profiles table
+            # holds every profile published before the worker started.
+            start_after=self.profiles_reader.bootstrapped,
         )
         self.segments = stage(
             "segment-users",
@@ -101,7 +97,20 @@ class Runtime:
                 retention_weeks=settings.weekly_retention_weeks,
             ),
         )
-        self.stages = (self.views, self.segments)
+        # user.profiles in the group: its invalid records to user.profiles.dlq, once each.
+        self.profile_rejects = stage(
+            "profile-rejects",
+            settings.profiles_topic,
+            settings.profile_rejects_changelog_topic,
+            settings.profiles_commit_interval_seconds,
+            functools.partial(
+                ProfileRejectsProcessor,
+                source_topic=settings.profiles_topic,
+                dlq_topic=settings.dlq_profiles_topic,
+                max_bytes=settings.max_value_bytes,
+            ),
+        )
+        self.stages = (self.views, self.segments, self.profile_rejects)
 
         self.partials = PartialsView()
         self.insights = InsightsMemory(settings.insights_memory)
@@ -117,14 +126,17 @@ class Runtime:
 
     @property
     def recovered(self) -> bool:
-        """faust's table recovery (the profiles GlobalTable) has completed."""
-        return self.app.tables.recovery.completed.is_set()
+        """The profiles table has bootstrapped and faust has resumed the streams after the
+        latest rebalance (the stages' partitions are restored as they open: ``ready``)."""
+        return (
+            self.profiles_reader.bootstrapped.is_set()
+            and self.app.tables.recovery.completed.is_set()
+        )
 
     @property
     def ready(self) -> bool:
         return (
             self.recovered
-            and self.profiles_bootstrapped.is_set()
             and all(stage.ready for stage in self.stages)
             and all(tail.caught_up.is_set() for tail in self.tails)
         )

@@ -43,9 +43,6 @@ class Settings(BaseSettings):
     profiles_topic: str = "user.profiles"
     insights_topic: str = "analytics.insights"
     profiles_partitions: int = Field(1, ge=1)
-    # How often a worker checks that its profiles GlobalTable has read its changelog to the
-    # end (a record faust lost at the very end is read directly after two checks).
-    profiles_audit_seconds: float = Field(5.0, gt=0)
     insights_partitions: int = Field(1, ge=1)
 
     # --- Input validation ---------------------------------------------------------------
@@ -78,7 +75,8 @@ class Settings(BaseSettings):
     # partition) at most this often; hourly answers trail their views by about this much.
     views_commit_interval_seconds: float = Field(0.1, ge=0)
     segments_commit_interval_seconds: float = Field(1.0, ge=0)
-    table_standby_replicas: int = Field(1, ge=0)
+    # The profile-rejects stage (dead letters of user.profiles) commits at most this often.
+    profiles_commit_interval_seconds: float = Field(1.0, ge=0)
     commit_interval_seconds: float = Field(1.0, gt=0)
     # A dead worker's partitions move after this long (the broker's minimum is 6 s).
     session_timeout_seconds: float = Field(10.0, ge=6)
@@ -120,6 +118,10 @@ class Settings(BaseSettings):
     @property
     def segments_changelog_topic(self) -> str:
         return f"{self.app_id}-segment-users-state-changelog"
+
+    @property
+    def profile_rejects_changelog_topic(self) -> str:
+        return f"{self.app_id}-profile-rejects-state-changelog"
 
     @property
     def partials_topic(self) -> str:

@@ -28,11 +28,6 @@ class TopicSpec:
     copartitioned: bool = False
 
 
-def profiles_changelog_topic(settings: Settings) -> str:
-    """The faust GlobalTable changelog (``<app id>-<table name>-changelog``)."""
-    return f"{settings.app_id}-profiles-changelog"
-
-
 def topic_specs(s: Settings) -> list[TopicSpec]:
     n = s.topic_partitions
     return [
@@ -41,9 +36,13 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         TopicSpec(s.views_changelog_topic, n, COMPACT, copartitioned=True),
         TopicSpec(s.segments_repartition_topic, n, copartitioned=True),
         TopicSpec(s.segments_changelog_topic, n, COMPACT, copartitioned=True),
-        TopicSpec(s.profiles_topic, s.profiles_partitions, COMPACT),
+        # The profiles table's changelog is user.profiles itself; the profile-rejects stage
+        # keeps its applied offsets in a changelog co-partitioned with it.
+        TopicSpec(s.profiles_topic, s.profiles_partitions, COMPACT, copartitioned=True),
         TopicSpec(s.dlq_profiles_topic, s.profiles_partitions),
-        TopicSpec(profiles_changelog_topic(s), s.profiles_partitions, COMPACT),
+        TopicSpec(
+            s.profile_rejects_changelog_topic, s.profiles_partitions, COMPACT, copartitioned=True
+        ),
         TopicSpec(s.insights_topic, s.insights_partitions),
         TopicSpec(s.partials_topic, 1, COMPACT),
     ]
@@ -67,7 +66,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
         ]
         if problems:
             raise TopicMismatch(
-                "; ".join(problems) + " (TOPIC_PARTITIONS must match the existing topics)"
+                "; ".join(problems)
+                + " (TOPIC_PARTITIONS and PROFILES_PARTITIONS must match the existing topics)"
             )
         if missing:
             new = [

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import faust
 
-from app.agents import housekeeping, profiles, stages
+from app.agents import housekeeping, stages
 from app.runtime import Runtime
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
-    profiles.register(app, runtime)
     # property.views -> hourly and weekly tables, insights, dead letters, views-by-user
     stages.register(app, runtime.settings, runtime.views, "property_views")
     # views-by-user repartition topic -> exact unique users per (week, segment)
     stages.register(app, runtime.settings, runtime.segments, "segment_users")
+    # user.profiles -> its invalid records to user.profiles.dlq (every worker's profiles table
+    # reads the topic itself: app.tables.profiles_reader, started in housekeeping)
+    stages.register(app, runtime.settings, runtime.profile_rejects, "user_profiles")
     housekeeping.register(app, runtime)

@@ -1,7 +1,6 @@
-"""Background work of a worker: bootstrap profiles, open assigned partitions, close revoked
-ones, commit what batches left uncommitted (on a timer and at shutdown), publish throttled
-segment shares, tail the read-model topics, read again what faust lost of the profiles
-changelog, measure consumer lag."""
+"""Background work of a worker: keep the profiles table up to date, open assigned partitions,
+close revoked ones, commit what batches left uncommitted (on a timer and at shutdown), publish
+throttled segment shares, tail the read-model topics, measure consumer lag."""
 
 from __future__ import annotations
 
@@ -10,12 +9,9 @@ import logging
 from collections.abc import Awaitable, Set
 
 import faust
-from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from app.runtime import Runtime
-from app.tables.profiles import wait_bootstrapped
-from app.topics import profiles_changelog_topic
 
 log = logging.getLogger(__name__)
 
@@ -34,32 +30,13 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: Set[TP], **_: object) -> None:
-        await runtime.profiles_writer.forget(
-            tp.partition for tp in revoked if tp.topic == settings.profiles_topic
-        )
         for stage in runtime.stages:
             mine = {tp.partition for tp in revoked if tp.topic == stage.owned.source_topic}
             if mine:
                 await stage.on_revoked(mine)
 
-    async def bootstrap_profiles() -> None:
-        while not runtime.profiles_bootstrapped.is_set():
-            try:
-                await wait_bootstrapped(
-                    runtime.profiles_table, settings, profiles_changelog_topic(settings)
-                )
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-                log.warning("profiles bootstrap check failed (%r); retrying", exc)
-                await asyncio.sleep(1.0)
-                continue
-            runtime.profiles_bootstrapped.set()
-            runtime.profiles.forget_startup()
-
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: faust.App, assigned: Set[TP], **_: object) -> None:
-        if not runtime.profiles_bootstrapped.is_set() and not runtime.bootstrap_started:
-            runtime.bootstrap_started = True
-            app.add_future(_logged(bootstrap_profiles(), "bootstrapping profiles"))
         generation = app.consumer_generation_id
         for stage in runtime.stages:
             stage.on_assigned(generation)
@@ -68,7 +45,9 @@ def register(app: faust.App, runtime: Runtime) -> None:
             )
 
     commit_check_s = min(
-        settings.views_commit_interval_seconds, settings.segments_commit_interval_seconds
+        settings.views_commit_interval_seconds,
+        settings.segments_commit_interval_seconds,
+        settings.profiles_commit_interval_seconds,
     )
 
     @app.timer(max(commit_check_s / 2, 0.02))
@@ -81,18 +60,10 @@ def register(app: faust.App, runtime: Runtime) -> None:
         for stage in runtime.stages:
             await stage.commit_all()
 
-    @app.timer(settings.profiles_audit_seconds)
-    async def audit_profiles() -> None:
-        try:
-            await runtime.profiles_writer.audit()
-            await runtime.profiles_repair.audit()
-        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-            log.warning("profiles audit failed (%r); retrying", exc)
-
-    @app.on_before_shutdown.connect
-    async def stop_profiles_readers(sender: faust.App, **_: object) -> None:
-        await runtime.profiles_writer.stop()
-        await runtime.profiles_repair.stop()
+    @app.task
+    async def read_profiles() -> None:
+        """From worker start, not from the first assignment: the views wait for it."""
+        await runtime.profiles_reader.run()
 
     @app.timer(max(settings.partials_publish_seconds, 0.2))
     async def publish_pending_shares() -> None:

@@ -32,8 +32,12 @@ class StageRunner:
         publish_interval_s: float,
         commit_interval_s: float,
         check_gaps: bool = False,
+        start_after: asyncio.Event | None = None,
     ) -> None:
         self._app = app
+        # Set when the stage may process (the views wait for the profiles table's bootstrap).
+        # Its topic is consumed without acks, so a batch waiting here holds up no rebalance.
+        self._start_after = start_after
         # Seek back on any offset gap (for an input whose producers write no transactions,
         # a gap means a record faust skipped); otherwise only at a partition's first record.
         self._check_gaps = check_gaps
@@ -67,6 +71,12 @@ class StageRunner:
         return {tp.partition for tp in self._app.consumer.assignment() if tp.topic == topic}
 
     async def process_batch(self, events: Sequence[EventT]) -> None:
+        start_after = self._start_after
+        if start_after is not None:
+            if not start_after.is_set():
+                log.info("%s: waiting for the tables it reads to bootstrap", self.owned.name)
+                await start_after.wait()
+            self._start_after = None
         try:
             await self._process_batch(events)
         except Exception:  # noqa: BLE001

@@ -1,276 +1,208 @@
-"""``profiles``: the viewers' profiles, a faust GlobalTable held whole on every worker.
+"""``profiles``: the viewers' profiles, a global table held whole in RocksDB on every worker.
 
-Keys are userIds (UTF-8), values the profile's camelCase JSON bytes, exactly as served by
-``GET /api/users/{userId}``. ``partitions=1`` and ``recovery_buffer_size=1`` follow the
-GlobalTable docstring's advice against the infinite-recovery trap (FAUST_NOTES).
+Built the way Kafka Streams builds a GlobalKTable: the compacted source topic ``user.profiles``
+is the table's changelog. Every worker reads all of it itself (``app.tables.profiles_reader``)
+and writes each fetched batch's changes together with the source offsets that batch reached in
+one RocksDB write batch: the table and its checkpoint never disagree, and a restart resumes
+exactly where the last write stopped.
+
+Every replica classifies every record with the same ``codec.decode_profile``, so all replicas
+hold the same profiles; invalid records are skipped here (the profile-rejects stage dead-letters
+each of them once, ``app.pipeline.profile_rejects``).
+
+Two namespaces, told apart by their first byte, so no userId can reach the bookkeeping:
+``u`` + userId (UTF-8) -> the profile's wire JSON, as ``GET /api/users/{userId}`` serves it;
+``o`` + partition (4 bytes, big-endian) -> the next offset of that partition to read.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
-import faust
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient
-from faust.types import TP
+from rocksdict import Options, Rdict, WriteBatch
 
 from app import codec
-from app.clients import committed_reader, end_offsets, stop_consumer
-from app.models.events import Rejection
-from app.settings import Settings
-from app.tables.changelog_gaps import ChangelogSequencer, Gap
-from app.topics import profiles_changelog_topic
+from app.models.events import ProfileDeleted, Rejection
 
-log = logging.getLogger(__name__)
+USER_PREFIX = b"u"
+OFFSET_PREFIX = b"o"
+ESTIMATE_KEYS = "rocksdb.estimate-num-keys"
 
-# Table keys of the writer's bookkeeping (app.pipeline.profiles) start with a byte that UTF-8
-# never contains: no userId can be one, and the HTTP API cannot reach them.
-MARKER_PREFIX = b"\xff"
-
-
-def marker_key(partition: int) -> bytes:
-    """The table key under which the writer keeps the next offset of ``user.profiles``."""
-    return MARKER_PREFIX + b"next-offset:%d" % partition
+# Outcomes of a record, as counted in ``Changes.outcomes``.
+STORED = "stored"
+DELETED = "deleted"
+SKIPPED = "skipped"  # invalid: left out of every replica alike
+REPLAYED = "replayed"  # below the partition's next offset: applied already
 
 
-async def load_segments(settings: Settings) -> dict[str, str | None]:
-    """userId -> segment (None: deleted) for every profile in ``user.profiles`` right now."""
-    kwargs: dict[str, Any] = settings.kafka_client_kwargs()
-    ends = await end_offsets(kwargs, settings.profiles_topic)
-    segments: dict[str, str | None] = {}
-    if not any(ends.values()):
-        return segments
-    started = time.monotonic()
-    consumer = committed_reader(kwargs, max_partition_fetch_bytes=4 * 1024 * 1024)
-    await consumer.start()
-    try:
-        consumer.assign(list(ends))
-        await consumer.seek_to_beginning(*ends)
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    if record.key is None or record.offset >= ends[tp]:
-                        continue
-                    if record.value is None:
-                        segments[record.key.decode()] = None
-                        continue
-                    profile = codec.decode_profile(record.value, max_bytes=settings.max_value_bytes)
-                    if not isinstance(profile, Rejection):
-                        segments[profile.user_id] = profile.segment
-            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
-    finally:
-        await stop_consumer(consumer)
-    log.info(
-        "profiles: %d read at start-up in %.1fs", len(segments), time.monotonic() - started
-    )
-    return segments
+class SourceRecord(Protocol):
+    """The part of a ``user.profiles`` record the table reads (an aiokafka ConsumerRecord)."""
 
-
-class _ChangelogEvent(NamedTuple):
-    """The part of a faust event that applying a changelog record reads (raw bytes: the
-    table's keys and values are bytes, so faust's stores read either)."""
-
+    partition: int
+    offset: int
     key: bytes | None
     value: bytes | None
-    message: Any
 
 
-class ProfilesTable(faust.GlobalTable):
-    """The GlobalTable, applying its changelog in offset order with nothing skipped, and
-    telling ``on_change`` which keys changed, however they changed: written or deleted here,
-    or read from the changelog (other workers' writes, recovery).
+def user_key(user_id: str) -> bytes:
+    # surrogatepass: a lone surrogate (from a URL, say) gives a key no stored user has,
+    # instead of an encoding error.
+    return USER_PREFIX + user_id.encode("utf-8", "surrogatepass")
 
-    faust can lose changelog records on their way to the table (``app.tables.changelog_gaps``):
-    records after such a gap wait in ``sequencer`` until ``on_gap`` (a ``ChangelogRepair``)
-    has read the gap again and called ``apply_in_order``.
 
-    ``writing`` holds the partitions whose source records this worker applies (the
-    ``ProfilesWriter`` of their ``user.profiles`` partition): their changelog records are its
-    own writes, already in the store, and applying one read back late would undo a newer
-    write of the same key. The writer resumes from the offset recorded in the table, so what
-    an earlier owner wrote after it is written again here.
+def offset_key(partition: int) -> bytes:
+    return OFFSET_PREFIX + partition.to_bytes(4, "big")
+
+
+@dataclass(slots=True)
+class Changes:
+    """What a run of ``user.profiles`` records does to the table: the last state of each
+    userId they touch (None: deleted), and the next offset to read of each partition."""
+
+    profiles: dict[str, bytes | None] = field(default_factory=dict)
+    next_offsets: dict[int, int] = field(default_factory=dict)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def writes(self) -> list[tuple[bytes, bytes | None]]:
+        """The table's writes, checkpoint included (value None: delete the key)."""
+        out: list[tuple[bytes, bytes | None]] = [
+            (user_key(user_id), value) for user_id, value in self.profiles.items()
+        ]
+        out.extend(
+            (offset_key(partition), b"%d" % offset)
+            for partition, offset in sorted(self.next_offsets.items())
+        )
+        return out
+
+
+def fold(
+    records: Iterable[SourceRecord], max_bytes: int, resume: Mapping[int, int] | None = None
+) -> Changes:
+    """The changes ``records`` (in fetch order: offset order within a partition) make to a
+    table that has read each partition up to ``resume`` (partition -> next offset).
+
+    A record below its partition's next offset was applied already and changes nothing;
+    otherwise the later record of a userId wins. A rejected record moves the offset on and
+    stores nothing.
     """
-
-    on_change: Callable[[Iterable[bytes]], None] | None = None
-    on_gap: Callable[[Gap], None] | None = None
-    sequencer: ChangelogSequencer
-    writing: set[int]
-
-    def on_key_set(self, key: bytes, value: bytes) -> None:
-        super().on_key_set(key, value)
-        self._changed((key,))
-
-    def on_key_del(self, key: bytes) -> None:
-        super().on_key_del(key)
-        self._changed((key,))
-
-    def apply_changelog_batch(self, batch: Iterable[faust.EventT]) -> None:
-        messages = [event.message for event in batch]
-        writing = self.writing
-        for message in messages:
-            if message.partition in writing:  # our own write, read back: already applied
-                self.sequencer.passed(message.partition, message.offset)
-        ready, gaps = self.sequencer.admit(m for m in messages if m.partition not in writing)
-        self.apply_in_order(ready)
-        for gap in gaps:
-            log.debug("profiles changelog: offsets %d-%d of partition %d not received (lost "
-                      "or compacted): reading them directly", gap.start, gap.until, gap.partition)
-            if self.on_gap is not None:
-                self.on_gap(gap)
-
-    def apply_in_order(self, messages: list) -> None:
-        """Apply changelog records (faust ``Message``s) the sequencer has put in order, except
-        those of partitions this worker writes."""
-        messages = [m for m in messages if m.partition not in self.writing]
-        if messages:
-            super().apply_changelog_batch([_ChangelogEvent(m.key, m.value, m) for m in messages])
-            self._changed(m.key for m in messages)
-
-    def _changed(self, keys: Iterable[bytes]) -> None:
-        if self.on_change is not None:
-            self.on_change(k for k in keys if k is not None and not k.startswith(MARKER_PREFIX))
-
-
-def create_profiles_table(app: faust.App, settings: Settings) -> ProfilesTable:
-    # As app.GlobalTable() does, with our class.
-    table = ProfilesTable(
-        app,
-        name="profiles",
-        beacon=app.tables.beacon,
-        standby_buffer_size=1,
-        is_global=True,
-        key_type=bytes,  # bytes -> the raw codec for keys and values, no JSON round trip
-        value_type=bytes,
-        partitions=settings.profiles_partitions,
-        recovery_buffer_size=1,
-        extra_topic_configs={"cleanup.policy": "compact"},
-        options={
-            "driver": "rocksdict",
-            "block_cache_size": settings.rocksdb_block_cache_bytes,
-            "write_buffer_size": settings.rocksdb_write_buffer_bytes,
-        },
-    )
-    changelog = profiles_changelog_topic(settings)
-    table.writing = set()
-    table.sequencer = ChangelogSequencer(
-        lambda partition: table.persisted_offset(TP(changelog, partition))
-    )
-    return app.tables.add(table)
+    changes = Changes()
+    profiles, next_offsets, outcomes = changes.profiles, changes.next_offsets, changes.outcomes
+    resume = resume or {}
+    for record in records:
+        partition, offset = record.partition, record.offset
+        expected = next_offsets.get(partition)
+        if expected is None:
+            expected = resume.get(partition, 0)
+        if offset < expected:
+            outcomes[REPLAYED] += 1
+            continue
+        next_offsets[partition] = offset + 1
+        result = codec.decode_profile(record.key, record.value, max_bytes=max_bytes)
+        if isinstance(result, Rejection):
+            outcomes[SKIPPED] += 1
+        elif isinstance(result, ProfileDeleted):
+            profiles[result.user_id] = None
+            outcomes[DELETED] += 1
+        else:
+            # The codec bounds the nesting depth, so this encodes whatever it accepted.
+            profiles[result.user_id] = orjson.dumps(result.to_wire())
+            outcomes[STORED] += 1
+    return changes
 
 
 _UNCACHED = object()
-_ABSENT = object()  # cached: the user is not in the table
+_ABSENT = object()  # cached: the user has no profile
 
 
-class ProfileLookup:
-    """A user's segment and stored profile, read from the GlobalTable.
+class ProfilesTable:
+    """This worker's replica: reads by userId for the views join and the HTTP API, writes
+    from ``ProfilesReader`` only (one task, on the event loop).
 
-    Until this worker's GlobalTable has caught up with ``user.profiles`` (on a first start
-    the profiles agent is still loading them), segments also come from ``startup``: every
-    profile published before the worker started, read directly at start-up. That way views
-    are joined like with a bootstrapped Kafka Streams GlobalKTable, with no pause and no
-    seek of the views stream (faust's seek races with its fetch loop and loses records).
+    The database opens with the reader (``open``), not with the app: faust commands that only
+    build the app (``create-topics``) leave a running worker's database alone. Until then
+    the table is empty.
 
-    Segments read from the table are cached (every view asks; a faust store read and a JSON
-    decode cost about half of a view's processing): ``changed`` drops the keys the table
-    reports changed; the cache is emptied when it reaches ``cache_size`` users.
+    Segments are cached (every view asks for one; a RocksDB read and a JSON decode would
+    cost about half a view's processing); ``apply`` drops the users it changes, and the
+    cache is emptied when it holds ``cache_size`` users.
     """
 
-    def __init__(self, table: Mapping[bytes, bytes], cache_size: int = 200_000) -> None:
-        self._table = table
-        self._cache: dict[str, object] = {}  # userId -> segment, None or _ABSENT
+    def __init__(self, path: Path, options: Options, cache_size: int = 200_000) -> None:
+        self.path = path
+        self._options = options
+        self._db: Rdict | None = None
+        self._cache: dict[str, object] = {}  # userId -> segment or _ABSENT
         self._cache_size = cache_size
-        self.startup: dict[str, str | None] | None = None
+
+    def open(self) -> None:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = Rdict(str(self.path), self._options)
+
+    def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            db.close()
+        self._cache.clear()
+
+    # -- reads --------------------------------------------------------------------------
+    def profile(self, user_id: str) -> bytes | None:
+        """The stored profile's wire JSON; None if the user has none."""
+        db = self._db
+        return db.get(user_key(user_id)) if db is not None else None
 
     def segment_of(self, user_id: str) -> str | None:
         segment = self._cache.get(user_id, _UNCACHED)
         if segment is _UNCACHED:
-            raw = self._table.get(user_id.encode())
-            segment = orjson.loads(raw).get("segment") if raw is not None else _ABSENT
+            raw = self.profile(user_id)
+            segment = orjson.loads(raw)["segment"] if raw is not None else _ABSENT
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
             self._cache[user_id] = segment
-        if segment is not _ABSENT:
-            return segment  # type: ignore[return-value]
-        startup = self.startup
-        return startup.get(user_id) if startup is not None else None
+        return None if segment is _ABSENT else segment  # type: ignore[return-value]
 
-    def changed(self, keys: Iterable[bytes]) -> None:
-        pop = self._cache.pop
-        for key in keys:
-            if key is not None:
-                pop(key.decode(), None)
-
-    def deleted(self, user_id: str) -> None:
-        """``user_id`` was deleted: the startup snapshot must not answer for it either."""
-        if self.startup is not None:
-            self.startup[user_id] = None
-
-    def forget_startup(self) -> None:
-        """The GlobalTable holds everything the startup snapshot had (and newer)."""
-        self.startup = None
-
-    def profile(self, user_id: str) -> bytes | None:
-        return self._table.get(user_id.encode())
-
-
-async def wait_bootstrapped(
-    table: faust.GlobalTable,
-    settings: Settings,
-    changelog_topic: str,
-    timeout_s: float = 120.0,
-) -> bool:
-    """Wait until every profile published before now is in this worker's GlobalTable.
-
-    Like a Kafka Streams GlobalKTable, views are joined only once the profiles that existed
-    at start-up are loaded: first the group has processed ``user.profiles`` up to its end at
-    the time of the call, then this worker's copy has read the changelog up to its end.
-    Returns False (and the worker goes on) if that takes longer than ``timeout_s``.
-    """
-    kwargs: dict[str, Any] = settings.kafka_client_kwargs()
-    deadline = time.monotonic() + timeout_s
-    source_ends = await end_offsets(kwargs, settings.profiles_topic)
-    log.info("profiles: bootstrapping to %s", source_ends)
-    admin = AIOKafkaAdminClient(**kwargs)
-    await admin.start()
-    try:
-        while True:
-            committed = await admin.list_consumer_group_offsets(settings.app_id)
-            behind = {
-                tp: end
-                for tp, end in source_ends.items()
-                if end > 0 and (committed.get(tp) is None or committed[tp].offset < end)
-            }
-            if not behind:
+    def checkpoints(self) -> dict[int, int]:
+        """partition -> next offset of ``user.profiles`` to read, as last written."""
+        out: dict[int, int] = {}
+        for key, value in self._opened().items(from_key=OFFSET_PREFIX):
+            if not key.startswith(OFFSET_PREFIX):
                 break
-            if time.monotonic() > deadline:
-                log.warning("profiles not bootstrapped after %.0fs: %s behind", timeout_s, behind)
-                return False
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
-    changelog_ends = await end_offsets(kwargs, changelog_topic)
-    next_report = time.monotonic() + 5
-    while True:
-        lagging = {
-            tp: (table.persisted_offset(tp), end)
-            for tp, end in changelog_ends.items()
-            if end > 0 and (table.persisted_offset(tp) or -1) < end - 1
-        }
-        if time.monotonic() > next_report:
-            log.info("profiles: waiting for the changelog (persisted, end): %s", lagging)
-            next_report = time.monotonic() + 5
-        if not lagging:
-            log.info("profiles bootstrapped (%s)", dict(source_ends))
-            return True
-        if time.monotonic() > deadline:
-            log.warning("profiles changelog not read to its end after %.0fs", timeout_s)
-            return False
-        await asyncio.sleep(0.2)
+            out[int.from_bytes(key[len(OFFSET_PREFIX) :], "big")] = int(value)
+        return out
 
+    def estimated_keys(self) -> int:
+        """RocksDB's estimate of the keys held (profiles, plus one per partition)."""
+        db = self._db
+        return int(db.property_int_value(ESTIMATE_KEYS) or 0) if db is not None else 0
+
+    # -- writes -------------------------------------------------------------------------
+    def apply(self, changes: Changes) -> None:
+        """Write the changes and their checkpoint atomically (one RocksDB write batch)."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in changes.writes():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self._opened().write(batch)
+        pop = self._cache.pop
+        for user_id in changes.profiles:
+            pop(user_id, None)
+
+    def clear(self) -> None:
+        """Drop every profile and checkpoint (the source topic was recreated or truncated)."""
+        self.close()
+        Rdict.destroy(str(self.path), self._options)
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.open()
+
+    def _opened(self) -> Rdict:
+        if self._db is None:
+            raise RuntimeError(f"{self.path}: the profiles table is not open")
+        return self._db

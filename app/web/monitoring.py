@@ -63,9 +63,7 @@ class Monitoring:
                     keys += _estimate_keys(processor.store._db)  # noqa: SLF001
             metrics.table_keys.labels(owned.name).set(keys)
             metrics.owned_partitions.labels(owned.name).set(len(owned.partitions))
-        store = runtime.profiles_table.data
-        dbs = getattr(store, "_dbs", {})  # faust's rocksdb store: partition -> rocksdict.Rdict
-        metrics.table_keys.labels("profiles").set(sum(_estimate_keys(db) for db in dbs.values()))
+        metrics.table_keys.labels("profiles").set(runtime.profiles.estimated_keys())
 
     def summary(self) -> dict:
         """What this worker adds to ``/api/dashboard``."""
