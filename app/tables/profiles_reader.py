@@ -107,6 +107,14 @@ class ProfilesReader:
     ) -> None:
         records_total = self._metrics.profiles_records
         while True:
+            positions = {tp.partition: await consumer.position(tp) for tp in tps}
+            for tp in tps:
+                end = consumer.last_stable_offset(tp) or consumer.highwater(tp)
+                if end is not None and end >= 0:
+                    lag = max(end - positions[tp.partition], 0)
+                    self._metrics.profiles_lag.labels(str(tp.partition)).set(lag)
+            if not self.bootstrapped.is_set():
+                self._check_bootstrap(positions)
             batches = await consumer.getmany(timeout_ms=500)
             records = [record for batch in batches.values() for record in batch]
             if records:
@@ -116,14 +124,6 @@ class ProfilesReader:
                 for outcome, n in changes.outcomes.items():
                     if outcome != REPLAYED:
                         records_total.labels(outcome).inc(n)
-            positions = {tp.partition: await consumer.position(tp) for tp in tps}
-            for tp in tps:
-                end = consumer.last_stable_offset(tp) or consumer.highwater(tp)
-                if end is not None and end >= 0:
-                    lag = max(end - positions[tp.partition], 0)
-                    self._metrics.profiles_lag.labels(str(tp.partition)).set(lag)
-            if not self.bootstrapped.is_set():
-                self._check_bootstrap(positions)
 
     def _check_bootstrap(self, positions: dict[int, int]) -> None:
         targets = self._targets or {}

@@ -45,19 +45,3 @@ def test_read_offsets_are_not_tracked_for_stage_topics(tmp_path: Path) -> None:
     assert offsets[TP("stage", 1)] is None
     assert offsets[other] == 7
     assert offsets[TP("other", 1)] is None  # faust's default for an unseen partition
-
-
-def test_faust_drops_queued_changelog_records_whenever_flow_resumes(tmp_path: Path) -> None:
-    """Why ``ProfilesTable`` sequences its changelog (``app.tables.changelog_gaps``): faust's
-    recovery resumes flow several times per rebalance, and each resume empties the queue of
-    changelog records already fetched (their offsets counted as read), even when flow was
-    running already."""
-    app = _app(tmp_path)
-    queue = app.tables.changelog_queue
-    app.flow_control.resume()
-    assert app.flow_control.is_active()
-
-    queue.put_nowait("changelog record at offset 41")
-    app.flow_control.resume()  # flow was active: nothing to resume, yet ...
-
-    assert queue.empty()  # ... the record is gone

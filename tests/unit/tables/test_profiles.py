@@ -1,164 +1,251 @@
-"""ProfileLookup: a user's segment from the profiles table (a dict stands in for the table)."""
+"""The profiles global table: how a run of ``user.profiles`` records changes it (``fold``, a
+pure function), and the RocksDB replica that stores those changes with their checkpoint."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from app.tables.profiles import ProfileLookup
+from app.state.store import rocksdb_options
+from app.tables.profiles import (
+    DELETED,
+    REPLAYED,
+    SKIPPED,
+    STORED,
+    Changes,
+    ProfilesTable,
+    fold,
+    offset_key,
+    user_key,
+)
 
-
-def test_segment_and_profile_of_a_stored_user():
-    raw = orjson.dumps({"userId": "user-77", "segment": "investor", "version": "2.0"})
-    lookup = ProfileLookup({b"user-77": raw})
-
-    assert lookup.segment_of("user-77") == "investor"
-    assert lookup.profile("user-77") == raw
-
-
-def test_unknown_user_has_no_segment():
-    lookup = ProfileLookup({})
-    assert lookup.segment_of("user-1") is None
-    assert lookup.profile("user-1") is None
-
-
-def test_non_ascii_user_ids_are_utf8_keys():
-    raw = orjson.dumps({"userId": "usér-ü", "segment": "renter"})
-    assert ProfileLookup({"usér-ü".encode(): raw}).segment_of("usér-ü") == "renter"
+MAX = 64 * 1024
 
 
-def test_a_cached_segment_follows_changes_reported_by_the_table():
-    table = {b"u1": orjson.dumps({"userId": "u1", "segment": "investor"})}
-    lookup = ProfileLookup(table)
-    assert lookup.segment_of("u1") == "investor"
-
-    table[b"u1"] = orjson.dumps({"userId": "u1", "segment": "renter"})
-    assert lookup.segment_of("u1") == "investor"  # cached until the table says it changed
-    lookup.changed([b"u1"])
-    assert lookup.segment_of("u1") == "renter"
-
-    del table[b"u1"]
-    lookup.changed([b"u1"])
-    assert lookup.segment_of("u1") is None
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
 
-def test_the_startup_snapshot_answers_only_for_users_missing_from_the_table():
-    table = {b"u1": orjson.dumps({"userId": "u1", "segment": "investor"})}
-    lookup = ProfileLookup(table)
-    lookup.startup = {"u1": "renter", "u2": "family"}
-    assert lookup.segment_of("u1") == "investor"
-    assert lookup.segment_of("u2") == "family"
-    table[b"u2"] = orjson.dumps({"userId": "u2", "segment": "student"})
-    lookup.changed([b"u2"])
-    assert lookup.segment_of("u2") == "student"
+def profile(user: str, segment: str, **extra: object) -> bytes:
+    return orjson.dumps({"userId": user, "segment": segment, "version": "1.0", **extra})
 
 
-def test_the_cache_is_bounded():
-    table = {f"u{i}".encode(): orjson.dumps({"segment": f"s{i}"}) for i in range(10)}
-    lookup = ProfileLookup(table, cache_size=4)
-    assert [lookup.segment_of(f"u{i}") for i in range(10)] == [f"s{i}" for i in range(10)]
-    assert len(lookup._cache) <= 4
+def segment(changes: Changes, user: str) -> str | None:
+    raw = changes.profiles[user]
+    return None if raw is None else orjson.loads(raw)["segment"]
 
 
-def test_the_global_table_reports_keys_applied_from_its_changelog(tmp_path):
-    """Other workers' writes (and recovery) reach this worker only through the changelog.
-    (The memory store stands in for RocksDB; both apply the batch's records as they come.)"""
-    from types import SimpleNamespace
-
-    import faust
-    from faust.types import TP
-
-    from app.settings import Settings
-    from app.tables.profiles import create_profiles_table
-
-    app = faust.App("profiles-test", store="memory://", datadir=str(tmp_path))
-    table = create_profiles_table(app, Settings())
-    lookup = ProfileLookup(table)
-    table.on_change = lookup.changed
-
-    offsets = iter(range(100))
-
-    def record(key: bytes, value: bytes | None, offset: int | None = None):
-        """What faust's recovery hands the table: the changelog's next record, or ``offset``."""
-        offset = next(offsets) if offset is None else offset
-        message = SimpleNamespace(  # raw bytes: our keys are bytes
-            key=key, value=value, partition=0, offset=offset, tp=TP("profiles-changelog", 0)
-        )
-        return SimpleNamespace(key=key, value=value, message=message)
-
-    table.apply_changelog_batch([record(b"u1", orjson.dumps({"segment": "investor"}))])
-    assert lookup.segment_of("u1") == "investor"
-    table.apply_changelog_batch([record(b"u1", orjson.dumps({"segment": "renter"}))])
-    assert lookup.segment_of("u1") == "renter"
-    table.apply_changelog_batch([record(b"u1", None)])
-    assert lookup.segment_of("u1") is None
+# -- fold: records -> changes ---------------------------------------------------------------
+def test_profiles_are_stored_as_their_wire_json_under_their_user_id():
+    value = profile("user-1", "investor", email="a@b.c", unknown="dropped")
+    changes = fold([Record(0, 0, b"user-1", value)], MAX)
+    assert orjson.loads(changes.profiles["user-1"]) == {
+        "userId": "user-1", "segment": "investor", "version": "1.0", "email": "a@b.c",
+    }
+    assert changes.next_offsets == {0: 1}
+    assert changes.outcomes == {STORED: 1}
 
 
-def test_the_global_table_holds_changelog_records_behind_a_gap_until_it_is_read(tmp_path):
-    """faust can lose changelog records on their way to the table (app.tables.changelog_gaps):
-    the table applies nothing past the hole until the records of the hole are given to it."""
-    from types import SimpleNamespace
-
-    import faust
-    from faust.types import TP
-
-    from app.settings import Settings
-    from app.tables.changelog_gaps import Gap
-    from app.tables.profiles import create_profiles_table
-
-    app = faust.App("profiles-gap-test", store="memory://", datadir=str(tmp_path))
-    table = create_profiles_table(app, Settings())
-    lookup = ProfileLookup(table)
-    table.on_change = lookup.changed
-    gaps: list[Gap] = []
-    table.on_gap = gaps.append
-
-    def message(offset: int, user: bytes, segment: str):
-        value = orjson.dumps({"segment": segment})
-        return SimpleNamespace(key=user, value=value, partition=0, offset=offset,
-                               tp=TP("profiles-changelog", 0))
-
-    def event(m):  # noqa: ANN001, ANN202
-        return SimpleNamespace(key=m.key, value=m.value, message=m)
-
-    lost = message(1, b"u1", "renter")
-    table.apply_changelog_batch([event(message(0, b"u1", "investor"))])
-    table.apply_changelog_batch([event(message(2, b"u2", "investor"))])  # 1 never arrives
-    assert gaps == [Gap(0, 1, 1)]
-    assert lookup.segment_of("u1") == "investor" and lookup.segment_of("u2") is None
-
-    table.apply_in_order(table.sequencer.filled(0, [lost]))  # what ChangelogRepair does
-    assert lookup.segment_of("u1") == "renter" and lookup.segment_of("u2") == "investor"
+def test_a_tombstone_deletes_and_the_later_record_of_a_user_wins():
+    changes = fold(
+        [
+            Record(0, 0, b"u1", profile("u1", "investor")),
+            Record(0, 1, b"u2", profile("u2", "renter")),
+            Record(0, 2, b"u1", profile("u1", "student")),
+            Record(0, 3, b"u2", None),
+            Record(0, 4, b"u3", None),
+            Record(0, 5, b"u3", profile("u3", "family")),
+        ],
+        MAX,
+    )
+    assert segment(changes, "u1") == "student"
+    assert changes.profiles["u2"] is None
+    assert segment(changes, "u3") == "family"
+    assert changes.outcomes == {STORED: 4, DELETED: 2}
+    assert changes.next_offsets == {0: 6}
 
 
-def test_the_global_table_leaves_the_changelog_of_partitions_it_writes_to_the_writer(tmp_path):
-    """A changelog record read back on the worker that wrote it may be older than the key's
-    latest write there: applying it would undo that write."""
-    from types import SimpleNamespace
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        (None, profile("u1", "investor")),  # no key
+        (b"\xff\xfe", None),  # a tombstone whose key is not UTF-8
+        (b"\xffnext-offset:1", None),  # keyed like an internal key of the old table
+        (b"", None),  # empty key
+        (b"u\x001", None),  # a control character
+        (b"x" * 257, None),  # longer than 256 bytes
+        (b"someone-else", profile("u1", "investor")),  # key != userId
+        (b"u1", b"[" * 40 + b"]" * 40),  # nested too deep
+        (b"u1", b'{"userId":"u1","segment":"s","profile":' + b'{"a":' * 40 + b"1" + b"}" * 41),
+        (b"u1", b"not json"),
+    ],
+)
+def test_invalid_records_change_nothing_but_the_offset(key, value):
+    changes = fold([Record(0, 7, key, value)], MAX)
+    assert changes.profiles == {}
+    assert changes.outcomes == {SKIPPED: 1}
+    assert changes.next_offsets == {0: 8}
+    assert all(k.startswith(b"o") for k, _ in changes.writes())
 
-    import faust
-    from faust.types import TP
 
-    from app.settings import Settings
-    from app.tables.profiles import create_profiles_table
+def test_a_profile_keyed_by_another_id_does_not_overwrite_that_id():
+    changes = fold(
+        [
+            Record(0, 0, b"victim", profile("victim", "investor")),
+            Record(0, 1, b"attacker", profile("victim", "renter")),
+        ],
+        MAX,
+    )
+    assert segment(changes, "victim") == "investor"
+    assert "attacker" not in changes.profiles
 
-    app = faust.App("profiles-writing-test", store="memory://", datadir=str(tmp_path))
-    table = create_profiles_table(app, Settings())
-    lookup = ProfileLookup(table)
-    table.on_change = lookup.changed
 
-    def event(offset: int, segment: str):  # noqa: ANN202
-        m = SimpleNamespace(key=b"u1", value=orjson.dumps({"segment": segment}), partition=0,
-                            offset=offset, tp=TP("profiles-changelog", 0))
-        return SimpleNamespace(key=m.key, value=m.value, message=m)
+def test_records_below_the_checkpoint_were_applied_already():
+    records = [Record(0, 4, b"u1", profile("u1", "old")), Record(0, 5, b"u1", profile("u1", "new")),
+               Record(1, 2, b"u2", profile("u2", "investor"))]
+    changes = fold(records, MAX, resume={0: 5, 1: 0})
+    assert segment(changes, "u1") == "new"
+    assert changes.outcomes == {STORED: 2, REPLAYED: 1}
+    assert changes.next_offsets == {0: 6, 1: 3}
 
-    table.apply_changelog_batch([event(0, "investor")])
-    table.writing.add(0)
-    table.data[b"u1"] = orjson.dumps({"segment": "renter"})  # stands in for the writer's write
-    lookup.changed([b"u1"])
-    table.apply_changelog_batch([event(1, "student")])  # an older write of ours, read back late
-    assert lookup.segment_of("u1") == "renter"
-    assert table.sequencer.applied(0) == 1
 
-    table.writing.discard(0)  # revoked: another worker writes now
-    table.apply_changelog_batch([event(2, "investor")])
-    assert lookup.segment_of("u1") == "investor"
+def test_the_checkpoint_is_the_next_offset_of_each_partition_read():
+    changes = fold(
+        [Record(0, 10, b"u1", profile("u1", "a")), Record(2, 3, b"u2", None),
+         Record(0, 14, b"bad\x01", None)],  # a gap (compaction) and a rejected last record
+        MAX,
+    )
+    writes = dict(changes.writes())
+    assert writes[offset_key(0)] == b"15" and writes[offset_key(2)] == b"4"
+    assert writes[user_key("u2")] is None
+
+
+user_ids = st.sampled_from(["u1", "u2", "u3", "ü-4", "\xffnext-offset:1", "o\u0100\u0101", "o"])
+values = st.one_of(st.none(), st.sampled_from(["investor", "renter", "student"]))
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), user_ids, values), max_size=40), st.data())
+def test_folding_any_split_into_batches_gives_one_fold_of_all(ops, data):
+    """A restart can cut the stream anywhere, and a reconnect re-delivers records below the
+    checkpoint: the table ends the same, and equals each user's last record per partition."""
+    offsets: dict[int, int] = {}
+    records = []
+    for partition, user, seg in ops:
+        key = user.encode("utf-8", "surrogatepass")
+        value = None if seg is None else profile(user, seg)
+        records.append(Record(partition, offsets.setdefault(partition, 0), key, value))
+        offsets[partition] += 1
+    whole = fold(records, MAX)
+
+    state: dict[bytes, bytes | None] = {}
+    resume: dict[int, int] = {}
+    start = 0
+    while start < len(records):
+        end = data.draw(st.integers(start + 1, len(records)))
+        back = data.draw(st.integers(0, start))  # re-delivered records from before
+        changes = fold(records[back:end], MAX, resume)
+        state.update(changes.writes())
+        resume.update(changes.next_offsets)
+        start = end
+    assert resume == whole.next_offsets == offsets
+    assert {k: v for k, v in state.items() if k.startswith(b"u")} == {
+        user_key(u): v for u, v in whole.profiles.items()
+    }
+    expected: dict[str, bytes | None] = {}
+    for record in records:
+        expected[record.key.decode()] = record.value
+    assert {u: v for u, v in whole.profiles.items()} == {
+        u: None if v is None else orjson.dumps(orjson.loads(v)) for u, v in expected.items()
+    }
+
+
+# -- the RocksDB replica ----------------------------------------------------------------------
+@pytest.fixture
+def table(tmp_path: Path):
+    t = ProfilesTable(tmp_path / "profiles", rocksdb_options(1 << 20, 1 << 20))
+    t.open()
+    yield t
+    t.close()
+
+
+def test_a_closed_table_answers_nothing(tmp_path: Path):
+    t = ProfilesTable(tmp_path / "profiles", rocksdb_options(1 << 20, 1 << 20))
+    assert t.profile("u1") is None and t.segment_of("u1") is None and t.estimated_keys() == 0
+
+
+def test_the_table_serves_stored_profiles_and_forgets_deleted_ones(table):
+    table.apply(fold([Record(0, 0, b"u1", profile("u1", "investor")),
+                      Record(0, 1, "usér-ü".encode(), profile("usér-ü", "renter"))], MAX))
+    assert table.segment_of("u1") == "investor"
+    assert orjson.loads(table.profile("usér-ü"))["segment"] == "renter"
+    assert table.profile("nobody") is None and table.segment_of("nobody") is None
+    assert table.profile("\udcff") is None  # a lone surrogate (from a URL) finds nobody
+
+    table.apply(fold([Record(0, 2, b"u1", profile("u1", "student"))], MAX))
+    assert table.segment_of("u1") == "student"  # the cached segment was dropped
+    table.apply(fold([Record(0, 3, b"u1", None)], MAX))
+    assert table.segment_of("u1") is None and table.profile("u1") is None
+    assert table.checkpoints() == {0: 4}
+
+
+def test_no_user_id_reaches_the_checkpoint(table):
+    """Users and offsets live in two namespaces: a userId that looks like an offset key is
+    just a user."""
+    sneaky = "o\x00\x00\x00\x00"  # offset_key(0) without the user prefix
+    table.apply(fold([Record(0, 0, b"u1", profile("u1", "investor"))], MAX))
+    table.apply(Changes(profiles={sneaky: b'{"segment":"x"}'}))
+    table.apply(Changes(profiles={sneaky: None}))
+    assert table.checkpoints() == {0: 1}
+    assert table.segment_of("u1") == "investor"
+
+
+def test_the_cache_is_bounded(tmp_path: Path):
+    t = ProfilesTable(tmp_path / "profiles", rocksdb_options(1 << 20, 1 << 20), cache_size=4)
+    t.open()
+    t.apply(fold([Record(0, i, f"u{i}".encode(), profile(f"u{i}", f"s{i}")) for i in range(10)],
+                 MAX))
+    assert [t.segment_of(f"u{i}") for i in range(10)] == [f"s{i}" for i in range(10)]
+    assert len(t._cache) <= 4  # noqa: SLF001
+    t.close()
+
+
+def test_a_reopened_table_resumes_from_its_checkpoint(tmp_path: Path):
+    """What a restart (or SIGKILL: each write batch is atomic) leaves: the profiles and the
+    offsets they were read up to, together."""
+    options = rocksdb_options(1 << 20, 1 << 20)
+    first = ProfilesTable(tmp_path / "profiles", options)
+    first.open()
+    first.apply(fold([Record(0, 0, b"u1", profile("u1", "investor")),
+                      Record(1, 0, b"u2", profile("u2", "renter"))], MAX))
+    first.apply(fold([Record(0, 1, b"u1", None), Record(0, 2, b"u3", profile("u3", "family"))],
+                     MAX, first.checkpoints()))
+    del first  # not closed
+
+    second = ProfilesTable(tmp_path / "profiles", options)
+    second.open()
+    try:
+        assert second.checkpoints() == {0: 3, 1: 1}
+        assert second.segment_of("u1") is None
+        assert (second.segment_of("u2"), second.segment_of("u3")) == ("renter", "family")
+        # Re-delivered records below the checkpoint change nothing.
+        second.apply(fold([Record(0, 2, b"u3", profile("u3", "stale"))], MAX, second.checkpoints()))
+        assert second.segment_of("u3") == "family"
+        assert second.estimated_keys() >= 2
+    finally:
+        second.close()
+
+
+def test_clear_drops_profiles_and_checkpoints(table):
+    table.apply(fold([Record(0, 0, b"u1", profile("u1", "investor"))], MAX))
+    assert table.segment_of("u1") == "investor"
+    table.clear()
+    assert table.checkpoints() == {} and table.segment_of("u1") is None
