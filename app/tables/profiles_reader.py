@@ -138,7 +138,8 @@ class ProfilesReader:
         elif now >= self._next_progress:
             self._next_progress = now + PROGRESS_SECONDS
             read = sum(min(positions.get(p, 0), end) for p, end in targets.items())
+            total = sum(targets.values())
             log.info(
-                "%s: bootstrapping the profiles table: offset %d of %d read",
-                self.topic, read, sum(targets.values()),
+                "%s: bootstrapping the profiles table: %d of %d offsets read (%.0f%%), %d behind",
+                self.topic, read, total, 100 * read / total, total - read,
             )

@@ -8,7 +8,7 @@ Reads the same ``property.views`` and ``user.profiles`` topics and computes, in 
   exact ``uniqueUsers`` and the 10 most viewed properties.
 The segment comes from a table of profiles that every instance holds whole, loaded from the
 compacted profiles topic before processing starts and kept up to date by a tailing consumer
-(the product's GlobalTable). Windows emit every update (``.current()``) to
+(the product's profiles table). Windows emit every update (``.current()``) to
 ``<prefix>-hourly`` / ``<prefix>-weekly``, so answers are live as the product's are; window
 and step state is RocksDB with changelog topics.
 
@@ -18,7 +18,7 @@ marks the first view of each (window, user), and the window sums the marks.
 Why not ``join_asof`` with the profiles as a stream: it needs co-partitioned sides (the
 product's profiles topic has one partition, so a repartitioned copy would be needed) and it
 turns on Quix's cross-topic time alignment; a whole table per instance is also what the
-product does (a faust GlobalTable).
+product does (its global profiles table).
 
 Left out, compared with the product: validation and dead letters, dedupe by eventId,
 insights, retention of the first-view marks. The benchmark's workload has none of these

@@ -159,7 +159,7 @@ class Scenario:
 
     async def produce_profiles(self, workers: list[Worker] | None = None, timeout: float = 120) -> None:
         """Produce the profiles and wait until every worker serves the last one (and a sample):
-        the join must not race the GlobalTable."""
+        the join must not race the profiles table."""
         records = [(k, v) for k, v in self.profile_records]
         await produce(self.bootstrap, self.cluster.topic("profiles"), records)
         segments = segments_from(records)

@@ -195,7 +195,7 @@ async def test_every_worker_serves_every_profile(clusters) -> None:
     letters_wrong = await dead_letters(cluster, expected_letters)
     report(
         "test_every_worker_serves_every_profile",
-        "GlobalTable: 3 workers, one started late, one SIGKILLed and restarted during updates "
+        "profiles table: 3 workers, one started late, one SIGKILLed and restarted during updates "
         "and hostile records",
         profiles=sum(1 for body in answers.values() if body is not None),
         deleted=sum(1 for body in answers.values() if body is None),
