@@ -444,7 +444,8 @@ async def produce(
 ) -> list[Produced]:
     """Send (key, value, ...) records in order; returns them with their partition and offset."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                linger_ms=5, max_batch_size=256 * 1024)
+                                linger_ms=5, max_batch_size=256 * 1024,
+                                max_request_size=2 * 1024 * 1024)  # the broker decides
     await producer.start()
     try:
         futures, started = [], time.monotonic()
