@@ -73,6 +73,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.readmodel_records_skipped = Counter(
+            p + "readmodel_records_skipped_total",
+            "Records of a tailed topic (segment partials, insights) that the worker's in-memory "
+            "read model could not read and passed over",
+            ["topic"],
+            registry=r,
+        )
         self.insights_emitted = Counter(
             p + "insights_emitted_total", "Insights published, by type", ["type"], registry=r
         )

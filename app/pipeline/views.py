@@ -22,13 +22,14 @@ from app.state.store import PartitionStore
 from app.state.writer import Outbox
 from app.tables.dedupe import SeenEvents
 from app.tables.hourly import HourlyPropertyViews
+from app.tables.keys import meta_key
 from app.tables.partials import VIEWS, partial_key, views_partial
 from app.tables.weekly import WeeklySegmentPatterns
 from app.trends import TrendRules, is_segment_trend, is_spike, ratio, spike_baseline
 from app.windows import HOUR_MS, WEEK_MS, hour_start, is_late, week_start
 
-APPLIED_KEY = b"m\x1fapplied"
-STREAM_TIME_KEY = b"m\x1fstream-time"
+APPLIED_KEY = meta_key("applied")
+STREAM_TIME_KEY = meta_key("stream-time")
 UNKNOWN_SEGMENT = "unknown"
 
 

@@ -61,7 +61,7 @@ def top_of_hour(stores, hour: int, limit: int) -> tuple[list[dict], int, int]:  
     for store in stores:
         for key, value in store.scan(start, end):
             counts = HourlyCounts.from_bytes(value)
-            rows.append((counts.views, split_key(key)[2], counts.unique_users))
+            rows.append((counts.views, split_key(key).parts[0], counts.unique_users))
             total += counts.views
     best = heapq.nsmallest(limit, rows, key=lambda r: (-r[0], r[1]))
     top = [{"propertyId": p, "views": v, "uniqueUsers": u} for v, p, u in best]
