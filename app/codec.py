@@ -1,16 +1,24 @@
-"""Decode at the edge: raw bytes -> a typed event, or a Rejection with a stable reason code.
+"""Decode at the edge: a raw record (key and value bytes) -> a typed event, or a Rejection with
+a stable reason code.
 
 The framework's decoder never sees untrusted bytes: topics are consumed raw and every record
-passes through here. Reasons are those of CONTRACT §3.
+passes through here. The reasons are those of the product's input rules (docs/behaviour.md).
+Every function here is total: whatever the bytes, it returns an event or a Rejection, never
+raises. Checks run in this order, and the first that fails names the reason: size and JSON
+(``oversized``, ``malformed_json``, ``bad_type``), ``version``, timestamps, fields
+(``missing_field``, ``bad_type``, ``bad_id``), then the record's key (``key_mismatch``).
+A profile's key is checked first (``bad_id``), since a tombstone has nothing else.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import orjson
 
-from app.models.events import PropertyViewed, Rejection, UserProfile
+from app.models.events import ProfileDeleted, PropertyViewed, Rejection, UserProfile
 from app.windows import parse_iso
 
 MALFORMED_JSON = "malformed_json"
@@ -21,6 +29,8 @@ UNSUPPORTED_VERSION = "unsupported_version"
 OVERSIZED = "oversized"
 FUTURE_TIMESTAMP = "future_timestamp"
 LATE = "late"
+BAD_ID = "bad_id"
+KEY_MISMATCH = "key_mismatch"
 
 REASONS = (
     MALFORMED_JSON,
@@ -31,8 +41,13 @@ REASONS = (
     OVERSIZED,
     FUTURE_TIMESTAMP,
     LATE,
+    BAD_ID,
+    KEY_MISMATCH,
 )
 SUPPORTED_MAJOR_VERSIONS = frozenset({"1", "2"})
+MAX_ID_BYTES = 256
+MAX_DEPTH = 32  # JSON nesting deeper than this is malformed_json
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class _Reject(Exception):
@@ -42,47 +57,114 @@ class _Reject(Exception):
 
 
 def decode_view(
-    raw: bytes | None, *, now_ms: int, max_bytes: int, future_tolerance_ms: int
+    key: bytes | None,
+    raw: bytes | None,
+    *,
+    now_ms: int,
+    max_bytes: int,
+    future_tolerance_ms: int,
 ) -> PropertyViewed | Rejection:
-    """Validate one ``property.views`` value. ``now_ms`` is the wall clock, for future checks."""
+    """Validate one ``property.views`` record. ``now_ms`` is the wall clock, for future checks.
+    The record's key must be its ``propertyId`` (the partition the HTTP API asks)."""
     try:
         doc = _load(raw, max_bytes)
         version = _version(doc)
         timestamp_ms = _timestamp(doc, "timestamp")
         if timestamp_ms > now_ms + future_tolerance_ms:
             raise _Reject(FUTURE_TIMESTAMP, f"timestamp {doc['timestamp']} is in the future")
-        return PropertyViewed(
-            event_id=_required_str(doc, "eventId"),
+        event = PropertyViewed(
+            event_id=_required_id(doc, "eventId"),
             timestamp_ms=timestamp_ms,
-            property_id=_required_str(doc, "propertyId"),
-            user_id=_required_str(doc, "userId"),
+            property_id=_required_id(doc, "propertyId"),
+            user_id=_required_id(doc, "userId"),
             version=version,
             session_id=_optional(doc, "sessionId", str),
             source=_optional(doc, "source", str),
             duration_ms=_optional(doc, "durationMs", int),
         )
+        if key is None:
+            raise _Reject(KEY_MISMATCH, "the record has no key; it must be the propertyId")
+        if key != event.property_id.encode():
+            raise _Reject(KEY_MISMATCH, f"key {_show(key)} is not the propertyId {event.property_id!r}")
+        return event
     except _Reject as exc:
         return exc.rejection
 
 
-def decode_profile(raw: bytes | None, *, max_bytes: int) -> UserProfile | Rejection:
-    """Validate one ``user.profiles`` value (v1.0 or v2.0). Tombstones are handled by the caller."""
+def decode_profile(
+    key: bytes | None, raw: bytes | None, *, max_bytes: int
+) -> UserProfile | ProfileDeleted | Rejection:
+    """Validate one ``user.profiles`` record (v1.0 or v2.0): a profile, the deletion of one (a
+    tombstone: no value), or a Rejection. The key must be a valid id equal to ``userId``."""
     try:
+        user_id = _key_id(key)
+        if raw is None:
+            return ProfileDeleted(user_id)
         doc = _load(raw, max_bytes)
         version = _version(doc)
         updated_at = _optional(doc, "updatedAt", str)
         if updated_at is not None:
             _timestamp(doc, "updatedAt")
-        return UserProfile(
-            user_id=_required_str(doc, "userId"),
-            segment=_required_str(doc, "segment"),
+        profile = UserProfile(
+            user_id=_required_id(doc, "userId"),
+            segment=_required_id(doc, "segment"),
             version=version,
             updated_at=updated_at,
             email=_optional(doc, "email", str),
             profile=_optional(doc, "profile", dict),
         )
+        if profile.user_id != user_id:
+            raise _Reject(KEY_MISMATCH, f"key {user_id!r} is not the userId {profile.user_id!r}")
+        return profile
     except _Reject as exc:
         return exc.rejection
+
+
+def id_problem(value: str) -> str | None:
+    """Why ``value`` is not a valid id (empty, over 256 UTF-8 bytes, a control character), or
+    None. Any string that passes works everywhere: stores, topics, insight ids, URLs."""
+    if not value:
+        return "is empty"
+    if len(value) > MAX_ID_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        return f"is longer than {MAX_ID_BYTES} UTF-8 bytes"
+    if _CONTROL.search(value) is not None:
+        return "holds a control character"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "is not UTF-8"
+    return None
+
+
+def _key_id(key: bytes | None) -> str:
+    if key is None:
+        raise _Reject(BAD_ID, "the record has no key; it must be the userId")
+    try:
+        text = key.decode()
+    except UnicodeDecodeError:
+        raise _Reject(BAD_ID, f"key {_show(key)} is not UTF-8") from None
+    problem = id_problem(text)
+    if problem is not None:
+        raise _Reject(BAD_ID, f"key {_show(key)} {problem}")
+    return text
+
+
+def _required_id(doc: dict[str, Any], name: str) -> str:
+    value = doc.get(name)
+    if value is None:
+        raise _Reject(MISSING_FIELD, f"{name} is missing")
+    if not isinstance(value, str):
+        raise _Reject(BAD_TYPE, f"{name} must be a string, got {type(value).__name__}")
+    problem = id_problem(value)
+    if problem is not None:
+        raise _Reject(BAD_ID, f"{name} {_show(value.encode('utf-8', 'surrogatepass'))} {problem}")
+    return value
+
+
+def _show(raw: bytes, limit: int = 80) -> str:
+    """A short, printable rendering of untrusted bytes for a rejection's detail."""
+    shown = repr(raw[:limit])
+    return shown + ("..." if len(raw) > limit else "")
 
 
 def _load(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
@@ -96,18 +178,29 @@ def _load(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
         raise _Reject(MALFORMED_JSON, str(exc)) from None
     if not isinstance(doc, dict):
         raise _Reject(BAD_TYPE, f"value is a JSON {type(doc).__name__}, not an object")
+    if _too_deep(doc, MAX_DEPTH):
+        raise _Reject(MALFORMED_JSON, f"JSON nested deeper than {MAX_DEPTH} levels")
     return doc
 
 
-def _required_str(doc: dict[str, Any], name: str) -> str:
-    value = doc.get(name)
-    if value is None:
-        raise _Reject(MISSING_FIELD, f"{name} is missing")
-    if not isinstance(value, str):
-        raise _Reject(BAD_TYPE, f"{name} must be a string, got {type(value).__name__}")
-    if not value:
-        raise _Reject(MISSING_FIELD, f"{name} is empty")
-    return value
+def _too_deep(doc: dict[str, Any], limit: int) -> bool:
+    """Whether ``doc`` nests objects/arrays more than ``limit`` levels (the document is level 1).
+    Only containers are visited: a flat view costs one pass over its values."""
+    level: list[Any] = [doc]
+    depth = 1
+    while level:
+        nested = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, (dict, list))
+        ]
+        if nested:
+            depth += 1
+            if depth > limit:
+                return True
+        level = nested
+    return False
 
 
 def _optional(doc: dict[str, Any], name: str, kind: type) -> Any:

@@ -48,6 +48,16 @@ class UserProfile:
 
 
 @dataclass(slots=True, frozen=True)
+class ProfileDeleted:
+    """A ``user.profiles`` tombstone: the user's profile is deleted."""
+
+    user_id: str
+
+
+MAX_DETAIL_BYTES = 1024
+
+
+@dataclass(slots=True, frozen=True)
 class Rejection:
     """Why a record was refused; ``reason`` is one of the stable codes of CONTRACT §3."""
 
@@ -58,8 +68,17 @@ class Rejection:
         """The headers of the record's copy in the dead-letter topic (CONTRACT §3)."""
         return [
             ("dlq.reason", self.reason.encode()),
-            ("dlq.detail", self.detail.encode()[:1024]),
+            ("dlq.detail", utf8_prefix(self.detail, MAX_DETAIL_BYTES)),
             ("dlq.origin.topic", topic.encode()),
             ("dlq.origin.partition", str(partition).encode()),
             ("dlq.origin.offset", str(offset).encode()),
         ]
+
+
+def utf8_prefix(text: str, limit: int) -> bytes:
+    """``text`` as UTF-8, cut to at most ``limit`` bytes at a character boundary (a header
+    value that ends mid-character is not UTF-8)."""
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return raw
+    return raw[:limit].decode("utf-8", "ignore").encode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -11,6 +12,13 @@ from app.windows import iso_ms
 
 PROPERTY_HOURLY_SPIKE = "property_hourly_spike"
 SEGMENT_PROPERTY_TREND = "segment_property_trend"
+
+
+def id_component(value: str) -> str:
+    """An id as one ``:``-separated component of an ``insightId``: the bytes of its UTF-8 form
+    outside ``A-Z a-z 0-9 - . _ ~`` become ``%XX`` (upper-case hex), so ``:`` in an id cannot
+    make two insights share an id (``prop-812`` stays ``prop-812``, ``a:b`` is ``a%3Ab``)."""
+    return quote(value, safe="")
 
 
 @dataclass(slots=True, frozen=True)
@@ -42,7 +50,7 @@ def spike_insight(
     property_id: str, hour_start_ms: int, hour_end_ms: int, metrics: dict[str, Any], now_ms: int
 ) -> TrendInsight:
     return TrendInsight(
-        insight_id=f"{PROPERTY_HOURLY_SPIKE}:{property_id}:{iso_ms(hour_start_ms)}",
+        insight_id=f"{PROPERTY_HOURLY_SPIKE}:{id_component(property_id)}:{iso_ms(hour_start_ms)}",
         type=PROPERTY_HOURLY_SPIKE,
         subject={"propertyId": property_id},
         window_start_ms=hour_start_ms,
@@ -61,7 +69,10 @@ def trend_insight(
     now_ms: int,
 ) -> TrendInsight:
     return TrendInsight(
-        insight_id=f"{SEGMENT_PROPERTY_TREND}:{segment}:{property_id}:{iso_ms(week_start_ms)}",
+        insight_id=(
+            f"{SEGMENT_PROPERTY_TREND}:{id_component(segment)}:{id_component(property_id)}"
+            f":{iso_ms(week_start_ms)}"
+        ),
         type=SEGMENT_PROPERTY_TREND,
         subject={"segment": segment, "propertyId": property_id},
         window_start_ms=week_start_ms,

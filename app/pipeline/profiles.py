@@ -27,7 +27,7 @@ from aiokafka import TopicPartition
 from app import codec
 from app.clients import DirectReader
 from app.metrics import Metrics
-from app.models.events import Rejection
+from app.models.events import ProfileDeleted, Rejection
 from app.settings import Settings
 from app.tables.profiles import marker_key
 
@@ -133,18 +133,17 @@ class ProfilesWriter:
             return
         self._next[partition] = message.offset + 1
         self._metrics.events_consumed.labels(self._topic).inc()
-        key = message.key
-        if message.value is None:  # tombstone: the user is deleted
-            if key:
-                self._table.pop(key, None)
-                if self._on_deleted is not None:
-                    self._on_deleted(key.decode(errors="replace"))
-            return
-        profile = codec.decode_profile(message.value, max_bytes=self._settings.max_value_bytes)
+        profile = codec.decode_profile(
+            message.key, message.value, max_bytes=self._settings.max_value_bytes
+        )
         if isinstance(profile, Rejection):
             await self._dead_letter(message, profile)
-            return
-        self._table[profile.user_id.encode()] = orjson.dumps(profile.to_wire())
+        elif isinstance(profile, ProfileDeleted):
+            self._table.pop(profile.user_id.encode(), None)
+            if self._on_deleted is not None:
+                self._on_deleted(profile.user_id)
+        else:
+            self._table[profile.user_id.encode()] = orjson.dumps(profile.to_wire())
 
     async def _dead_letter(self, message, rejection: Rejection) -> None:  # noqa: ANN001
         log.warning(

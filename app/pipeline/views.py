@@ -133,6 +133,7 @@ class ViewsProcessor:
         self.applied_offset = offset
         cfg = self.config
         event = codec.decode_view(
+            key,
             value,
             now_ms=now_ms,
             max_bytes=cfg.max_value_bytes,

@@ -20,7 +20,7 @@ from faust.types import TP
 
 from app import codec
 from app.clients import committed_reader, end_offsets, stop_consumer
-from app.models.events import Rejection
+from app.models.events import ProfileDeleted, Rejection
 from app.settings import Settings
 from app.tables.changelog_gaps import ChangelogSequencer, Gap
 from app.topics import profiles_changelog_topic
@@ -55,13 +55,14 @@ async def load_segments(settings: Settings) -> dict[str, str | None]:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
             for tp, records in batches.items():
                 for record in records:
-                    if record.key is None or record.offset >= ends[tp]:
+                    if record.offset >= ends[tp]:
                         continue
-                    if record.value is None:
-                        segments[record.key.decode()] = None
-                        continue
-                    profile = codec.decode_profile(record.value, max_bytes=settings.max_value_bytes)
-                    if not isinstance(profile, Rejection):
+                    profile = codec.decode_profile(
+                        record.key, record.value, max_bytes=settings.max_value_bytes
+                    )
+                    if isinstance(profile, ProfileDeleted):
+                        segments[profile.user_id] = None
+                    elif not isinstance(profile, Rejection):
                         segments[profile.user_id] = profile.segment
             remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
     finally:

@@ -35,6 +35,12 @@ DLQ_HEADERS = ("dlq.reason", "dlq.detail", "dlq.origin.topic", "dlq.origin.parti
                "dlq.origin.offset")
 
 
+def pct(component: str) -> str:
+    """An id inside an insightId: UTF-8 bytes outside A-Z a-z 0-9 - . _ ~ as %XX."""
+    safe = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+    return "".join(chr(b) if b in safe else f"%{b:02X}" for b in component.encode())
+
+
 # --- time, by the calendar rather than by modular arithmetic ---------------------------------
 def to_dt(ms: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
@@ -95,10 +101,10 @@ class Expected:
         """insightId -> (type, subject, windowStart, windowEnd)."""
         out = {}
         for prop, hour in self.spikes:
-            out[f"property_hourly_spike:{prop}:{iso(hour)}"] = (
+            out[f"property_hourly_spike:{pct(prop)}:{iso(hour)}"] = (
                 "property_hourly_spike", {"propertyId": prop}, iso(hour), iso(hour + HOUR))
         for segment, prop, week in self.trends:
-            out[f"segment_property_trend:{segment}:{prop}:{iso(week)}"] = (
+            out[f"segment_property_trend:{pct(segment)}:{pct(prop)}:{iso(week)}"] = (
                 "segment_property_trend", {"segment": segment, "propertyId": prop},
                 iso(week), iso(week + WEEK))
         return out
@@ -559,9 +565,9 @@ async def check_insights(
             if insight_id in wanted and got != wanted[insight_id]:
                 problems.append(f"insight {insight_id}: {got} != {wanted[insight_id]}")
     if exactly_once:
-        first_views = {f"property_hourly_spike:{p}:{iso(h)}": (v, None)
+        first_views = {f"property_hourly_spike:{pct(p)}:{iso(h)}": (v, None)
                        for (p, h), v in exp.spikes.items()}
-        first_views.update({f"segment_property_trend:{s}:{p}:{iso(w)}": vp
+        first_views.update({f"segment_property_trend:{pct(s)}:{pct(p)}:{iso(w)}": vp
                             for (s, p, w), vp in exp.trends.items()})
         for insight_id, (views, previous) in first_views.items():
             for doc in seen.get(insight_id, ()):

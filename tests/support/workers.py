@@ -77,6 +77,8 @@ class Worker:
             **self.env,
             "WORKER_WEB_PORT": str(self.port),
             "WORKER_DATA_DIR": str(self.data_dir),
+            # The checkout under test, whichever checkout the installed package points at.
+            "PYTHONPATH": str(REPO),
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -20,7 +20,7 @@ from app.tables.hourly import COUNTS, HourlyCounts
 from app.tables.keys import window_key
 from app.tables.partials import VIEWS, partial_key
 from app.trends import TrendRules
-from app.windows import HOUR_MS, WEEK_MS, parse_iso
+from app.windows import HOUR_MS, WEEK_MS, hour_start, iso_ms, parse_iso
 
 from .harness import Driver, Record, view_bytes
 
@@ -801,3 +801,43 @@ def test_a_week_expiring_before_its_first_publish_is_only_tombstoned(make):
         (partial_key(VIEWS, P, W47, "investor"), None),
         (partial_key(VIEWS, P, W47 + 6 * WEEK_MS, "unknown"), {"views": 1, "top": [["prop-1", 1]]}),
     ]
+
+
+# -- hostile ids and keys ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "prop", "user", "expected"),
+    [
+        (b"prop-9", "prop-9", "user\x1fx", "bad_id"),
+        (b"a\x1fb", "a\x1fb", "user-1", "bad_id"),
+        (b"prop-9", "prop-9", "", "bad_id"),
+        (b"prop-8", "prop-9", "user-1", "key_mismatch"),
+        (None, "prop-9", "user-1", "key_mismatch"),
+    ],
+)
+def test_bad_ids_and_foreign_keys_go_to_the_dlq_and_touch_no_state(make, key, prop, user, expected):
+    d = make()
+    raw = view_bytes("ev-x", NOW - HOUR_MS, prop=prop, user=user)
+    offset = d.send(raw, key=key)
+    assert d.proc.outcomes == {f"rejected:{expected}": 1}
+    [dead] = d.pending(DLQ)
+    assert (dead.key, dead.value) == (key, raw)
+    assert headers(dead)["dlq.reason"] == expected.encode()
+    assert headers(dead)["dlq.origin.offset"] == str(offset).encode()
+    assert d.proc.hourly.get(prop, hour_start(NOW - HOUR_MS)) == HourlyCounts()
+    assert d.by_user() == []
+
+
+def test_insight_ids_percent_encode_their_id_components(make):
+    d = make()
+    prop = "a:b/c %物"
+    hour = hour_start(NOW) - HOUR_MS
+    for i in range(20):
+        d.view(f"ev-{i}", hour + i * MIN, prop=prop, user=f"inv-{i}")
+    d.commit()
+    [spike] = insights(d.published, "property_hourly_spike")
+    assert spike["insightId"] == (
+        f"property_hourly_spike:a%3Ab%2Fc%20%25%E7%89%A9:{iso_ms(hour)}"
+    )
+    assert spike["subject"] == {"propertyId": prop}
