@@ -130,7 +130,10 @@ def middleware(guard: Guard) -> Callable[[web.Request, Handler], Awaitable[web.S
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return error_response(exc.status, exc.reason)
+            response = error_response(exc.status, exc.reason)
+            if "Allow" in exc.headers:  # 405 says which methods would do
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
             return error_response(500, "internal error; see the worker's log")

@@ -17,9 +17,10 @@ from yarl import URL
 from app.generator import Record, produce
 from app.settings import Settings
 from app.web.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, audience_of, peer_headers
+from app.web.routing import partition_of
 from app.windows import HOUR_MS, hour_start, iso_ms
 from tests.support.workers import wait_caught_up
-from tests.web._cluster import PARTITIONS, partition_of, start_cluster
+from tests.web._cluster import PARTITIONS, start_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -159,6 +159,7 @@ IDS = ["a:b", "a/b", "50%", "a b", "日本の物件", "..", ".", "a+b", "~x_y-z.
 async def test_forwarded_requests_carry_a_peer_signature_never_the_clients_token(start):
     member = Member()
     client = await start(member)
+    key = Settings(api_token=TOKEN, app_id="web-unit").peer_key
     for ident in IDS:
         member.seen.clear()
         every_byte = "".join(f"%{b:02X}" for b in ident.encode())
@@ -169,10 +170,7 @@ async def test_forwarded_requests_carry_a_peer_signature_never_the_clients_token
         assert "Authorization" not in headers and TOKEN not in str(headers)
         assert headers[ROUTED_HEADER]
         now = int(time.time() * 1000)
-        assert peer_problem(
-            Settings(api_token=TOKEN, app_id="web-unit").peer_key,
-            "GET", audience_of(member.url), raw_path, headers, now,
-        ) is None
+        assert peer_problem(key, "GET", audience_of(member.url), raw_path, headers, now) is None
         # The member reads the same id and hour the client asked for.
         segments = raw_path.split("?")[0].split("/")
         assert segments[:3] == ["", "api", "properties"] and segments[4:] == ["views"], raw_path
