@@ -113,10 +113,14 @@ def register(app: faust.App, runtime: Runtime, peers: Peers, monitoring: Monitor
             return {"url": str(url), "error": str(exc), "partitions": []}
         if answer.status != 200:
             return {"url": str(url), "error": f"answered {answer.status}", "partitions": []}
-        problem = share_problem(answer.body)
+        try:
+            share = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            return {"url": str(url), "error": "answered something that is not JSON", "partitions": []}
+        problem = share_problem(share)
         if problem is not None:
             return {"url": str(url), "error": f"answered {problem}", "partitions": []}
-        return orjson.loads(answer.body)
+        return share
 
     @app.page("/")
     class Dashboard(View):
@@ -188,16 +192,12 @@ def _counts(value: object) -> bool:
     )
 
 
-def share_problem(body: bytes) -> str | None:
-    """Why a peer's ``/api/dashboard/local`` answer cannot be merged, or None.
+def share_problem(share: object) -> str | None:
+    """Why a peer's ``/api/dashboard/local`` answer (parsed JSON) cannot be merged, or None.
 
     The answer comes from whatever URL a member of the group advertises: ``merge`` must
     only ever see the shape ``local_share`` writes.
     """
-    try:
-        share = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return "something that is not JSON"
     checks = {
         "url": lambda v: isinstance(v, str),
         "ready": lambda v: isinstance(v, bool),
