@@ -5,6 +5,7 @@ Every default of the product contract is a setting here, never a constant in cod
 
 from __future__ import annotations
 
+import hashlib
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -35,6 +36,9 @@ class Settings(BaseSettings):
     worker_data_dir: Path | None = None
     worker_canonical_url: str | None = None
     api_token: SecretStr | None = None
+    # Workers sign the requests they forward to each other with this key (never with the
+    # client's token). Unset: a key derived from API_TOKEN (see peer_key).
+    peer_secret: SecretStr | None = Field(None, min_length=16)
 
     # --- Topics -------------------------------------------------------------------------
     topic_partitions: int = Field(12, ge=1)
@@ -100,6 +104,30 @@ class Settings(BaseSettings):
     @cached_property
     def data_dir(self) -> Path:
         return self.worker_data_dir or Path(f"./data/worker-{self.worker_web_port}")
+
+    @cached_property
+    def peer_key(self) -> bytes | None:
+        """The key of the HMAC that authenticates one worker to another, or None when the
+        API needs no token (then peers need nothing either).
+
+        PEER_SECRET when set. Otherwise derived from API_TOKEN with scrypt, salted with the
+        app id: every worker that accepts the token derives the same key, a holder of the key
+        can do nothing the token cannot, and one captured signature is costly to turn back
+        into the token by guessing. Set PEER_SECRET (a long random value) when API_TOKEN is
+        short or shared with people, so that the workers' key does not depend on it.
+        """
+        if self.peer_secret is not None:
+            return self.peer_secret.get_secret_value().encode()
+        if self.api_token is None:
+            return None
+        return hashlib.scrypt(
+            self.api_token.get_secret_value().encode(),
+            salt=f"peer-key:{self.app_id}".encode(),
+            n=2**14,
+            r=8,
+            p=1,
+            dklen=32,
+        )
 
     @property
     def dlq_views_topic(self) -> str:
