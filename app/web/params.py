@@ -12,15 +12,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
+from app.codec import id_problem
 from app.models.insights import PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND
 from app.windows import HOUR_MS, MAX_MS, MIN_MS, WEEK_MS, hour_start, parse_iso, parse_week
 
 T = TypeVar("T")
 
-MAX_ID_BYTES = 256
 MAX_HISTORY_HOURS = 31 * 24
 INSIGHT_TYPES = (PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND)
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _SPACE_OFFSET = re.compile(r"(?<=\d) (\d\d(?::?\d\d)?)$")
 REQUIRED: Any = object()
 _RANGE = "between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z"
@@ -48,25 +47,18 @@ def param(
 def path_id(raw: str) -> str:
     """A path segment as the client sent it (percent-encoded) -> the id it names.
 
-    The id rules are CONTRACT §3's ``bad_id``: not empty, at most 256 UTF-8 bytes, valid
+    The id rules are the codec's (``bad_id``): not empty, at most 256 UTF-8 bytes, valid
     UTF-8, no control character. The segment is decoded here from its raw form because the
     web framework keeps an invalid escape such as ``%ff`` as the text ``%ff``, which would
     silently name another id.
     """
     try:
-        data = unquote_to_bytes(raw)
+        text = unquote_to_bytes(raw).decode("utf-8")
     except (TypeError, ValueError, UnicodeError):  # lone surrogates cannot be raw bytes
         raise BadRequest("is not UTF-8") from None
-    if not data:
-        raise BadRequest("must not be empty")
-    if len(data) > MAX_ID_BYTES:
-        raise BadRequest(f"is longer than {MAX_ID_BYTES} UTF-8 bytes")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("is not UTF-8") from None
-    if _CONTROL.search(text):
-        raise BadRequest("holds a control character")
+    problem = id_problem(text)
+    if problem is not None:
+        raise BadRequest(problem)
     return text
 
 
