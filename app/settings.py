@@ -49,7 +49,14 @@ class Settings(BaseSettings):
     insights_partitions: int = Field(1, ge=1)
 
     # --- Input validation ---------------------------------------------------------------
-    max_value_bytes: int = 64 * 1024
+    # An accepted profile is stored (changelog) as about as many bytes: well under the
+    # broker's 1 MiB record limit.
+    max_value_bytes: int = Field(64 * 1024, ge=1, le=512 * 1024)
+    # ``max.message.bytes`` of the dead-letter topics, and the largest record the producers
+    # send: a rejected record's copy is its original bytes (up to the input topic's limit,
+    # the broker's 1 MiB by default) plus the dlq.* headers. Checked against the input topics
+    # at start-up (app.topics).
+    dlq_max_message_bytes: int = Field(1024 * 1024 + 64 * 1024, ge=64 * 1024)
     future_tolerance_seconds: float = 300.0
 
     # --- Windows, lateness, retention (event time) --------------------------------------
