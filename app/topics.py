@@ -192,7 +192,9 @@ async def _topic_configs(
         for response in await admin.describe_configs(resources):
             for res in response.to_object()["resources"]:
                 if res["error_code"]:
-                    failed[res["resource_name"]] = f"error {res['error_code']} {res['error_message']}"
+                    failed[res["resource_name"]] = (
+                        f"error {res['error_code']} {res['error_message']}"
+                    )
                     continue
                 entries = res["config_entries"]
                 effective = {e["config_names"]: e["config_value"] for e in entries}

@@ -239,7 +239,9 @@ class TransactionalWriter:
         while True:
             try:
                 return await self._commit_once(outbox, changelog_topic, source_offsets, group_id)
-            except (KafkaError, OutputRefused, OSError, asyncio.TimeoutError, AssertionError) as exc:
+            except (
+                KafkaError, OutputRefused, OSError, asyncio.TimeoutError, AssertionError
+            ) as exc:
                 # AssertionError: aiokafka's transaction manager in FATAL_ERROR; a new
                 # producer (same transactional id) starts clean, or finds itself fenced.
                 failure = classify(exc)

@@ -36,7 +36,8 @@ def product_settings(bootstrap: str, unique_name) -> Settings:  # noqa: ANN001
 
 
 async def topic_config(admin, topic: str) -> dict[str, str]:  # noqa: ANN001
-    [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, None)])
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic, None)
+    [response] = await admin.describe_configs([resource])
     [resource] = response.to_object()["resources"]
     assert resource["error_code"] == 0, resource
     return {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
@@ -169,7 +170,9 @@ async def test_a_record_the_broker_refuses_fails_the_commit_instead_of_retrying_
     small = await create_topic(unique_name("refused"), 1, {MAX_MESSAGE_BYTES: "1000"})
     outbox = Outbox()
     outbox.add(small, 0, b"k", b"x" * 5000)
-    writer = TransactionalWriter(f"refused-{uuid.uuid4().hex[:8]}", {"bootstrap_servers": kafka_bootstrap})
+    writer = TransactionalWriter(
+        f"refused-{uuid.uuid4().hex[:8]}", {"bootstrap_servers": kafka_bootstrap}
+    )
     await writer.start()
     try:
         with pytest.raises(OutputRefused) as raised:

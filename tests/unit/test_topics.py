@@ -56,7 +56,8 @@ def test_a_dlq_limit_too_small_for_its_input_is_a_clear_error():
 
 def test_an_existing_dlq_limit_is_raised_keeping_its_other_settings():
     current = {"retention.ms": "12345", MAX_MESSAGE_BYTES: "1048588"}
-    assert raised_limit(current, 1_114_112) == {"retention.ms": "12345", MAX_MESSAGE_BYTES: "1114112"}
+    raised = {"retention.ms": "12345", MAX_MESSAGE_BYTES: "1114112"}
+    assert raised_limit(current, 1_114_112) == raised
     assert raised_limit({MAX_MESSAGE_BYTES: "2000000"}, 1_114_112) is None  # never lowered
 
 
