@@ -106,6 +106,8 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         # faust's own producer only writes the profiles changelog and profile dead letters:
         # a few ms of linger turns one request per profile into one per batch.
         producer_linger_ms=10,
+        # A profile's dead-letter copy may be as large as user.profiles takes, plus headers.
+        producer_max_request_size=settings.dlq_max_message_bytes,
         web_cors_options=None,
     )
     app.runtime = Runtime(app, settings)

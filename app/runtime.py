@@ -68,6 +68,7 @@ class Runtime:
                 rocksdb_options=options,
                 client_kwargs=client_kwargs,
                 factory=factory,
+                max_request_size=settings.dlq_max_message_bytes,
             )
             return StageRunner(
                 app,

@@ -83,8 +83,13 @@ class Settings(BaseSettings):
     """Partitions of the insights topic, when the worker creates it."""
 
     # --- Input validation ---------------------------------------------------------------
-    max_value_bytes: int = 64 * 1024
-    """Largest record value accepted, in bytes; a larger one is dead-lettered as `oversized`."""
+    max_value_bytes: int = Field(64 * 1024, ge=1, le=512 * 1024)
+    """Largest record value accepted, in bytes; a larger one is dead-lettered as `oversized`. At
+    most 512 KiB: an accepted profile is stored in about as many bytes."""
+    dlq_max_message_bytes: int = Field(1024 * 1024 + 64 * 1024, ge=64 * 1024)
+    """`max.message.bytes` of the dead-letter topics and the largest record the producers send:
+    a rejected record's copy is its original bytes (up to the input topic's limit, the broker's
+    1 MiB by default) plus the `dlq.*` headers. Checked against the input topics at start-up."""
     future_tolerance_seconds: float = 300.0
     """How far a view's timestamp may be ahead of the worker's clock; further is
     `future_timestamp`."""
