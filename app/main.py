@@ -82,7 +82,14 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         web_port=settings.worker_web_port,
         web_bind=settings.worker_web_host,
         canonical_url=str(canonical),
+        # faust's built-in pages: /table shows table data, /router the workers' URLs and
+        # partitions, the statistics and graph pages internals; none is part of the API.
         web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
+        web_application_options=web.application_options(settings, str(canonical)),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         topic_allow_declare=True,
@@ -99,6 +106,8 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         # faust's own producer only writes the profiles changelog and profile dead letters:
         # a few ms of linger turns one request per profile into one per batch.
         producer_linger_ms=10,
+        # A profile's dead-letter copy may be as large as user.profiles takes, plus headers.
+        producer_max_request_size=settings.dlq_max_message_bytes,
         web_cors_options=None,
     )
     app.runtime = Runtime(app, settings)
