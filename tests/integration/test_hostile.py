@@ -214,10 +214,10 @@ async def test_two_workers_survive_hostile_records_and_answer_exactly(kafka_boot
         bad_requests = [
             "/api/properties/%00%ff/views?hour=2026-11-20T14:00:00Z",
             "/api/properties/prop-1/views?hour=9999-12-31T23:00:00Z",
-            "/api/properties/prop-1/views?hour=0001-01-01T00:00:00Z",
+            "/api/properties/prop-1/views?hour=0000-01-01T00:00:00Z",
             "/api/properties/prop-1/views/history?from=0001-01-01T00:00:00Z&to=9999-12-31T23:00:00Z",
             "/api/segments/investor/weeks/9999-12-27",
-            "/api/segments/investor/weeks/0001-01-01",
+            "/api/segments/investor/weeks/0000-01-03",
             f"/api/properties/{'p' * 300}/views?hour=2026-11-20T14:00:00Z",
             "/api/insights?limit=-1",
         ]
