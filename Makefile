@@ -23,7 +23,7 @@ PYTEST_ARGS ?= -v --timeout=900
 TEST_SELECT ?=
 N ?= 3
 
-.PHONY: help venv system-deps kafka-up kafka-down kafka-reset kafka-status test unit demo workers bench soak clean
+.PHONY: help venv system-deps kafka-up kafka-down kafka-reset kafka-status test unit demo workers bench soak docs clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-12s %s\n", $$1, $$2 }'
@@ -93,6 +93,11 @@ workers: venv ## start N workers (default 3) on ports 6066.. ; Ctrl-C stops them
 bench: venv ## the benchmark (bench/README.md); BENCH_ARGS="--quick" for a smoke run
 	$(PIP) install -q -e '.[bench]'
 	$(call with_kafka,$(PY) -m bench $(BENCH_ARGS))
+
+# --- docs -----------------------------------------------------------------------
+
+docs: venv ## regenerate the README's settings table from app/settings.py
+	$(PY) tools/settings_table.py --write README.md
 
 clean: ## stop the broker; remove .venv, broker data and logs, data/, caches (keeps the Kafka jars)
 	$(KAFKA_SH) down || true

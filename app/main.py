@@ -79,7 +79,14 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         web_port=settings.worker_web_port,
         web_bind=settings.worker_web_host,
         canonical_url=str(canonical),
+        # faust's built-in pages: /table shows table data, /router the workers' URLs and
+        # partitions, the statistics and graph pages internals; none is part of the API.
         web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
+        web_application_options=web.application_options(settings, str(canonical)),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         topic_allow_declare=True,

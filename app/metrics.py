@@ -54,6 +54,21 @@ class Metrics:
             ["topic", "reason"],
             registry=r,
         )
+        self.outputs_dropped = Counter(
+            p + "outputs_dropped_total",
+            "Output entries left out because one alone exceeds a record's byte budget, by output "
+            "topic (cannot happen for validated input: each one is also logged as an error)",
+            ["topic"],
+            registry=r,
+        )
+        self.produce_refused = Counter(
+            p + "produce_refused_total",
+            "Transactions the broker refused for good (record too large, authorization...), by "
+            "topic and error; the worker exits right after, so the log and exit status 70 are "
+            "the lasting signal",
+            ["topic", "error"],
+            registry=r,
+        )
         self.events_replayed = Counter(
             p + "events_replayed_total",
             "Records seen again after a crash or rebalance and skipped (already applied)",
@@ -77,6 +92,13 @@ class Metrics:
             p + "profiles_lag_records",
             "Offsets of user.profiles this worker's profiles table has not read yet, per partition",
             ["partition"],
+            registry=r,
+        )
+        self.readmodel_records_skipped = Counter(
+            p + "readmodel_records_skipped_total",
+            "Records of a tailed topic (segment partials, insights) that the worker's in-memory "
+            "read model could not read and passed over",
+            ["topic"],
             registry=r,
         )
         self.insights_emitted = Counter(
@@ -163,6 +185,8 @@ class Metrics:
                 self.events_rejected.labels(topic, reason).inc(n)
                 if reason == "late":
                     self.events_late.labels("week").inc(n)
+            elif outcome.startswith("dropped:"):
+                self.outputs_dropped.labels(outcome.split(":", 1)[1]).inc(n)
             elif outcome.startswith("insight:"):
                 self.insights_emitted.labels(outcome.split(":", 1)[1]).inc(n)
         outcomes.clear()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from app.clients import committed_reader, partitions_of, stop_consumer
@@ -20,7 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class TopicTail:
-    """Reads every partition of ``topic`` (committed records only) and hands them to ``apply``."""
+    """Reads every partition of ``topic`` (committed records only) and hands them to ``apply``.
+
+    A record ``apply`` cannot take (it raises) is logged, counted in ``skipped`` and passed
+    over: the tail runs in every worker and restarts from the topic's start, so one record
+    that stopped it would stop every worker, on every restart.
+    """
 
     def __init__(
         self,
@@ -28,11 +33,14 @@ class TopicTail:
         client_kwargs: dict[str, Any],
         apply: Callable[[bytes | None, bytes | None], None],
         start_back: int | None = None,
+        on_skipped: Callable[[], None] | None = None,
     ) -> None:
         self.topic = topic
         self._client_kwargs = client_kwargs
         self._apply = apply
         self._start_back = start_back
+        self._on_skipped = on_skipped
+        self.skipped = 0
         self.caught_up = asyncio.Event()
 
     async def run(self) -> None:
@@ -64,13 +72,27 @@ class TopicTail:
                 batches = await consumer.getmany(timeout_ms=500)
                 for records in batches.values():
                     for record in records:
-                        self._apply(record.key, record.value)
+                        self.take(record)
                 if not self.caught_up.is_set():
                     positions = [await consumer.position(tp) for tp in tps]
                     if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
                         self.caught_up.set()
         finally:
             await stop_consumer(consumer)
+
+    def take(self, record: ConsumerRecord) -> bool:
+        """Apply one record; False (logged, counted) when ``apply`` could not take it."""
+        try:
+            self._apply(record.key, record.value)
+        except Exception as exc:  # noqa: BLE001 - whatever the record, the tail goes on
+            self.skipped += 1
+            if self._on_skipped is not None:
+                self._on_skipped()
+            log.warning(
+                "skipped %s[%d]@%d: %r", record.topic, record.partition, record.offset, exc
+            )
+            return False
+        return True
 
 
 class InsightsMemory:
@@ -84,7 +106,9 @@ class InsightsMemory:
         if value is None:
             return
         insight = orjson.loads(value)
-        insight_id = insight.get("insightId")
+        if not isinstance(insight, dict) or not isinstance(insight.get("insightId"), str):
+            raise ValueError("not an insight: no insightId")
+        insight_id = insight["insightId"]
         if insight_id in self._ids:
             return
         if len(self._items) == self._items.maxlen:
@@ -102,9 +126,15 @@ class InsightsMemory:
         return out
 
 
-def partials_tail(view: PartialsView, topic: str, client_kwargs: dict[str, Any]) -> TopicTail:
+def partials_tail(
+    view: PartialsView,
+    topic: str,
+    client_kwargs: dict[str, Any],
+    on_skipped: Callable[[], None] | None = None,
+) -> TopicTail:
     def apply(key: bytes | None, value: bytes | None) -> None:
-        if key is not None:
-            view.apply(key, value)
+        if key is None:
+            raise ValueError("partials record without a key")
+        view.apply(key, value)
 
-    return TopicTail(topic, client_kwargs, apply)
+    return TopicTail(topic, client_kwargs, apply, on_skipped=on_skipped)

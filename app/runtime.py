@@ -60,6 +60,7 @@ class Runtime:
                 rocksdb_options=options,
                 client_kwargs=client_kwargs,
                 factory=factory,
+                max_request_size=settings.dlq_max_message_bytes,
             )
             return StageRunner(
                 app,
@@ -114,13 +115,20 @@ class Runtime:
 
         self.partials = PartialsView()
         self.insights = InsightsMemory(settings.insights_memory)
+        skipped = self.metrics.readmodel_records_skipped
         self.tails = (
-            partials_tail(self.partials, settings.partials_topic, client_kwargs),
+            partials_tail(
+                self.partials,
+                settings.partials_topic,
+                client_kwargs,
+                on_skipped=skipped.labels(settings.partials_topic).inc,
+            ),
             TopicTail(
                 settings.insights_topic,
                 client_kwargs,
                 self.insights.apply,
                 start_back=settings.insights_memory,
+                on_skipped=skipped.labels(settings.insights_topic).inc,
             ),
         )
 

@@ -5,6 +5,7 @@ Every default of the product contract is a setting here, never a constant in cod
 
 from __future__ import annotations
 
+import hashlib
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -14,90 +15,182 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Worker configuration. Field names map to upper-case environment variables."""
+    """Worker configuration. Field names map to upper-case environment variables.
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+    The docstring under each field is its description: the README's settings table is
+    generated from them (``make docs``), so a setting documents itself where it is defined.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
     # --- Kafka connection --------------------------------------------------------------
     kafka_bootstrap_servers: str = "localhost:9092"
+    """Kafka brokers to start from, comma separated `host:port`."""
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )
+    """How every client talks to the brokers."""
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    """SASL mechanism, used with the `SASL_*` protocols."""
     kafka_sasl_username: str | None = None
+    """SASL user name."""
     kafka_sasl_password: SecretStr | None = None
+    """SASL password; never printed or logged."""
     kafka_ssl_cafile: Path | None = None
+    """CA bundle that verifies the brokers' certificates with the `*SSL` protocols; unset: the
+    system's CAs."""
 
     # --- Identity, web, storage ---------------------------------------------------------
     app_id: str = "property-analytics"
+    """Consumer group, and prefix of the internal topics and transactional ids: workers with the
+    same id share the work."""
     worker_web_host: str = "127.0.0.1"
+    """Address the HTTP server binds to."""
     worker_web_port: int = Field(6066, ge=1, le=65535)
+    """HTTP port (also names the default data dir)."""
     worker_data_dir: Path | None = None
+    """Local state (RocksDB), one directory per worker; unset: `./data/worker-<WORKER_WEB_PORT>`."""
     worker_canonical_url: str | None = None
+    """URL the other workers use to reach this one (forwarded requests, dashboard); unset:
+    `http://<WORKER_WEB_HOST>:<WORKER_WEB_PORT>`."""
     api_token: SecretStr | None = None
+    """When set, every route but `/`, `/static/*`, `/health`, `/ready` and `/metrics` needs
+    `Authorization: Bearer <token>`; never printed or logged."""
+    peer_secret: SecretStr | None = Field(None, min_length=16)
+    """Key with which workers sign the requests they forward to each other (never with the
+    client's token); at least 16 characters. Unset: a key derived from API_TOKEN and APP_ID."""
 
     # --- Topics -------------------------------------------------------------------------
     topic_partitions: int = Field(12, ge=1)
+    """Partitions of the views topic and of every topic co-partitioned with it; must match existing
+    topics."""
     topic_replication_factor: int = Field(1, ge=1)
+    """Replication factor of every topic the worker creates."""
     views_topic: str = "property.views"
+    """Input topic of property views; its dead letters go to `<name>.dlq`."""
     profiles_topic: str = "user.profiles"
+    """Input topic of user profiles (compacted); its dead letters go to `<name>.dlq`."""
     insights_topic: str = "analytics.insights"
+    """Output topic of the insights."""
     profiles_partitions: int = Field(1, ge=1)
+    """Partitions of the profiles topic, its dead-letter topic and the profile-rejects stage's
+    changelog; must match an existing profiles topic."""
     insights_partitions: int = Field(1, ge=1)
+    """Partitions of the insights topic, when the worker creates it."""
 
     # --- Input validation ---------------------------------------------------------------
-    max_value_bytes: int = 64 * 1024
+    max_value_bytes: int = Field(64 * 1024, ge=1, le=512 * 1024)
+    """Largest record value accepted, in bytes; a larger one is dead-lettered as `oversized`. At
+    most 512 KiB: an accepted profile is stored in about as many bytes."""
+    dlq_max_message_bytes: int = Field(1024 * 1024 + 64 * 1024, ge=64 * 1024)
+    """`max.message.bytes` of the dead-letter topics and the largest record the producers send:
+    a rejected record's copy is its original bytes (up to the input topic's limit, the broker's
+    1 MiB by default) plus the `dlq.*` headers. Checked against the input topics at start-up."""
     future_tolerance_seconds: float = 300.0
+    """How far a view's timestamp may be ahead of the worker's clock; further is
+    `future_timestamp`."""
 
     # --- Windows, lateness, retention (event time) --------------------------------------
     hourly_grace_seconds: int = 15 * 60
+    """How long after an hour ends, in stream time, a view still counts in it."""
     weekly_grace_seconds: int = 60 * 60
+    """How long after an ISO week ends, in stream time, a view still counts in it."""
     hourly_retention_seconds: int = 48 * 3600
+    """How long hourly windows are kept behind stream time."""
     weekly_retention_weeks: int = 5
+    """How many weeks weekly windows are kept behind the newest week."""
     dedupe_horizon_seconds: int = 24 * 3600
+    """How long, in event time, an accepted `eventId` is remembered to skip duplicates."""
 
     # --- Trend thresholds ---------------------------------------------------------------
     spike_min_views: int = 20
+    """Fewest views of a property in an hour for a `property_hourly_spike`."""
     spike_ratio: float = 3.0
+    """An hour's views must reach this many times the baseline for a spike."""
     spike_baseline_hours: int = 24
+    """Hours before the hour whose mean views is the spike baseline."""
     trend_min_views: int = 50
+    """Fewest views of a property from one segment in a week for a `segment_property_trend`."""
     trend_ratio: float = 2.0
+    """A week's views must reach this many times the week before's for a trend."""
 
     # --- Processing and performance -----------------------------------------------------
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
-    # Seek back whenever a views offset is skipped (see app.pipeline.ordering); costs one
-    # re-read per transaction of upstream producers, if they write transactionally.
+    """The event loop: `uvloop` (faster) or the standard `asyncio` one."""
     views_gap_check: bool = True
+    """Seek back whenever an offset of the views topic is skipped, so no record faust skips is
+    lost; costs one re-read per transaction of upstream producers that write transactionally."""
     batch_max_events: int = Field(2000, ge=1)
+    """Most records a stage takes from faust as one batch."""
     batch_max_seconds: float = Field(0.05, gt=0)
+    """Longest a stage waits to fill a batch."""
     partials_publish_seconds: float = Field(1.0, ge=0)
-    # Each stage commits its partitions' state, outputs and offsets (one transaction per
-    # partition) at most this often; hourly answers trail their views by about this much.
+    """Shortest interval between two publications of a partition's weekly segment shares; weekly
+    answers trail by about this much."""
     views_commit_interval_seconds: float = Field(0.1, ge=0)
+    """The views stage commits its partitions' state, outputs and input offsets (one transaction
+    per partition) at most this often, and always before a revocation or a shutdown; hourly
+    answers trail their views by about this much."""
     segments_commit_interval_seconds: float = Field(1.0, ge=0)
-    # The profile-rejects stage (dead letters of user.profiles) commits at most this often.
+    """The same for the unique-users stage; weekly unique users trail by about this much."""
     profiles_commit_interval_seconds: float = Field(1.0, ge=0)
+    """The same for the profile-rejects stage, which dead-letters invalid profiles."""
     commit_interval_seconds: float = Field(1.0, gt=0)
-    # A dead worker's partitions move after this long (the broker's minimum is 6 s).
+    """How often faust commits the offsets it manages itself (the stages commit theirs inside their
+    transactions)."""
     session_timeout_seconds: float = Field(10.0, ge=6)
+    """A dead worker's partitions move after this long (the broker's minimum is 6 s)."""
     heartbeat_interval_seconds: float = Field(2.0, gt=0)
+    """How often the worker heartbeats to the group coordinator."""
     max_poll_records: int = Field(5000, ge=1)
-    # How long the broker may hold a fetch with no new data (faust fixes 1500 ms; see
-    # app.faust_fixes.tune_worker_consumer): also how long a busy partition may wait.
+    """Most records one consumer poll returns."""
     fetch_max_wait_ms: int = Field(100, ge=0, le=1500)
-    # The broker answers a fetch once this much data is there (or the wait is over).
+    """How long the broker may hold a fetch with no new data, which is also how long a busy
+    partition may wait (faust's fixed 1500 ms held busy partitions back)."""
     fetch_min_bytes: int = Field(1, ge=1)
-    # Per partition and fetch: small enough that one topic's backlog does not starve another
-    # topic's agent (aiokafka hands out a fetch response partition by partition).
+    """The broker answers a fetch once this much data is there (or the wait is over)."""
     max_fetch_bytes: int = Field(256 * 1024, ge=1024)
+    """Most bytes per partition and fetch: small enough that one topic's backlog does not starve
+    another topic's agent (aiokafka hands a fetch response out partition by partition)."""
     stream_buffer_maxsize: int = Field(20000, ge=1)
+    """Records faust may buffer for an agent before it pauses fetching (back pressure)."""
     rocksdb_block_cache_bytes: int = 16 * 1024 * 1024
+    """RocksDB block cache of the worker's state stores, in bytes."""
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
+    """RocksDB write buffer of each state store, in bytes."""
     insights_memory: int = Field(500, ge=1)
+    """Newest insights each worker keeps in memory for `/api/insights` (read from the end of the
+    insights topic at start)."""
 
     @cached_property
     def data_dir(self) -> Path:
         return self.worker_data_dir or Path(f"./data/worker-{self.worker_web_port}")
+
+    @cached_property
+    def peer_key(self) -> bytes | None:
+        """The key of the HMAC that authenticates one worker to another, or None when the
+        API needs no token (then peers need nothing either).
+
+        PEER_SECRET when set. Otherwise derived from API_TOKEN with scrypt, salted with the
+        app id: every worker that accepts the token derives the same key, a holder of the key
+        can do nothing the token cannot, and one captured signature is costly to turn back
+        into the token by guessing. Set PEER_SECRET (a long random value) when API_TOKEN is
+        short or shared with people, so that the workers' key does not depend on it.
+        """
+        if self.peer_secret is not None:
+            return self.peer_secret.get_secret_value().encode()
+        if self.api_token is None:
+            return None
+        return hashlib.scrypt(
+            self.api_token.get_secret_value().encode(),
+            salt=f"peer-key:{self.app_id}".encode(),
+            n=2**14,
+            r=8,
+            p=1,
+            dklen=32,
+        )
 
     @property
     def dlq_views_topic(self) -> str:

@@ -14,6 +14,9 @@ WEEK_MS = 7 * DAY_MS
 _FIRST_MONDAY_MS = 4 * DAY_MS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
+# The instants iso_ms can write: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
+MIN_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_MS
+MAX_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _ONE_MS
 
 
 def hour_start(ts_ms: int) -> int:
@@ -40,11 +43,16 @@ def parse_iso(text: str) -> int:
 
 
 def iso_ms(ts_ms: int) -> str:
-    """Epoch ms -> ``2026-11-20T14:00:00Z`` (milliseconds only when not zero)."""
-    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-    if ts_ms % 1000:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Epoch ms -> ``2026-11-20T14:00:00Z`` (milliseconds only when not zero).
+
+    Integer arithmetic, so the text is exact and the same on every platform; the year has
+    four digits (``0001``), as ISO-8601 and ``parse_iso`` want. Raises ValueError outside
+    ``[MIN_MS, MAX_MS]``: callers that take times from outside check that range first.
+    """
+    if not MIN_MS <= ts_ms <= MAX_MS:
+        raise ValueError(f"{ts_ms} ms is outside the years 0001-9999")
+    moment = (_EPOCH + ts_ms * _ONE_MS).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds" if ts_ms % 1000 else "seconds") + "Z"
 
 
 def parse_hour(text: str) -> int:

@@ -46,7 +46,7 @@ class Proc:
         self.proc = subprocess.Popen(
             self.argv,
             cwd=REPO,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, "PYTHONPATH": str(REPO)},  # this checkout's app
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

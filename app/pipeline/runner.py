@@ -18,6 +18,7 @@ from faust.types import EventT
 from app.metrics import Metrics
 from app.pipeline.ordering import PartitionOrder, Verdict
 from app.state.partitions import OwnedPartitions, Sealed
+from app.state.writer import OutputRefused
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,9 @@ class StageRunner:
         started = time.monotonic()
         try:
             fenced = await owned.commit(sealed, still_owned)
+        except OutputRefused as exc:
+            self._metrics.produce_refused.labels(exc.topic, exc.error).inc()
+            fatal(f"{owned.name}: committing failed: {exc}")
         except Exception:  # noqa: BLE001
             fatal(f"{owned.name}: committing failed")
         # At once, so that no more records of a fenced partition are applied; it is closed

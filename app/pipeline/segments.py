@@ -8,12 +8,13 @@ from collections import Counter
 from app.pipeline import by_user
 from app.state.store import PartitionStore
 from app.state.writer import Outbox
+from app.tables.keys import meta_key
 from app.tables.partials import USERS, partial_key, users_partial
 from app.tables.segment_users import SegmentWeeklyUsers
 from app.windows import WEEK_MS
 
-APPLIED_KEY = b"m\x1fapplied"
-LATEST_WEEK_KEY = b"m\x1flatest-week"
+APPLIED_KEY = meta_key("applied")
+LATEST_WEEK_KEY = meta_key("latest-week")
 
 
 class SegmentUsersProcessor:

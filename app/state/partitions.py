@@ -23,7 +23,14 @@ from rocksdict import Options
 
 from app.state.restore import restore_partition
 from app.state.store import PartitionStore
-from app.state.writer import Outbox, PartitionFenced, TransactionalWriter
+from app.state.writer import (
+    MAX_BATCH_BYTES,
+    Failure,
+    Outbox,
+    PartitionFenced,
+    TransactionalWriter,
+    classify,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +73,10 @@ class OwnedPartitions:
         rocksdb_options: Options,
         client_kwargs: dict[str, Any],
         factory: ProcessorFactory,
+        max_request_size: int = 2 * MAX_BATCH_BYTES,
     ) -> None:
+        """``max_request_size``: the largest record a partition's writer may send (see
+        ``TransactionalWriter``)."""
         self.name = name
         self.source_topic = source_topic
         self.changelog_topic = changelog_topic
@@ -75,6 +85,7 @@ class OwnedPartitions:
         self._options = rocksdb_options
         self._client_kwargs = client_kwargs
         self._factory = factory
+        self._max_request_size = max_request_size
         self._group_id = app_id
         self._open: dict[int, tuple[Processor, TransactionalWriter]] = {}
         self.lock = asyncio.Lock()
@@ -92,7 +103,8 @@ class OwnedPartitions:
         """The partition's processor, fencing the old owner and restoring state first.
 
         Broker trouble (a restart, a timeout) is retried until it passes: a worker rides out
-        a broker restart instead of exiting.
+        a broker restart instead of exiting. A refusal for good (missing authorization) is
+        raised at once.
         """
         entry = self._open.get(partition)
         if entry is not None:
@@ -103,6 +115,9 @@ class OwnedPartitions:
                 processor, writer = await self._open_once(partition)
                 break
             except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                if classify(exc) is Failure.REFUSED:
+                    log.error("%s: opening partition %d refused: %r", self.name, partition, exc)
+                    raise
                 log.warning(
                     "%s: opening partition %d failed (%r); retrying in %.1fs",
                     self.name, partition, exc, delay,
@@ -118,7 +133,7 @@ class OwnedPartitions:
 
     async def _open_once(self, partition: int) -> tuple[Processor, TransactionalWriter]:
         writer = TransactionalWriter(
-            f"{self._app_id}-{self.name}-{partition}", self._client_kwargs
+            f"{self._app_id}-{self.name}-{partition}", self._client_kwargs, self._max_request_size
         )
         await writer.start()  # fences any zombie still writing this partition
         store = PartitionStore(self._data_dir / self.name / f"{partition:03d}", self._options)

@@ -4,6 +4,23 @@ id belongs to the partition.
 
 Starting the producer fences any older owner of the same partition (a zombie after a
 rebalance): its open transaction is aborted and its later commits fail.
+
+A failed commit is one of three kinds (``classify``):
+
+- fenced: a newer owner holds the partition; the caller drops the pending work
+  (``PartitionFenced``).
+- transient: broker restarts, timeouts, a moved leader, a producer left in a bad state. Retried
+  with a fresh producer and backoff for as long as it takes, each try logged.
+- refused: the broker (or this writer, before sending) gives the same answer to the same bytes
+  or the same credentials every time: a record over the topic's ``max.message.bytes`` or the
+  producer's ``max_request_size``, an invalid record, missing authorization. A retry would stall
+  the partition for ever, so the commit raises ``OutputRefused`` naming ``topic[partition]``
+  and the size, and the worker exits (``app.pipeline.runner.fatal``) with nothing committed:
+  the next start replays the batch, which commits once the cause (topic config, ACLs) is
+  fixed. This is Kafka Streams' default ProductionExceptionHandler (FAIL): nothing is skipped.
+  Outputs are sized so that input cannot cause it: views-by-user records have a byte budget
+  (``app.pipeline.by_user``), dead-letter topics hold any record their input topic can hold
+  plus the ``dlq.*`` headers (``app.topics``).
 """
 
 from __future__ import annotations
@@ -14,16 +31,107 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from enum import Enum
+
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    CorruptRecordException,
+    GroupAuthorizationFailedError,
+    InvalidRequiredAcksError,
+    InvalidTimestampError,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    ProducerFenced,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    UnknownError,
+    UnsupportedForMessageFormatError,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 512 * 1024
 
+# Whatever the step: the same credentials get the same answer.
+REFUSED_ALWAYS: tuple[type[BaseException], ...] = (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
+# A produced batch's answers: the same bytes get the same answer. aiokafka turns a code it does
+# not know, INVALID_RECORD (87) among them, into UnknownError (Kafka's Java client does not
+# retry UNKNOWN_SERVER_ERROR either).
+REFUSED_BATCH: tuple[type[BaseException], ...] = (
+    *REFUSED_ALWAYS,
+    CorruptRecordException,
+    InvalidRequiredAcksError,
+    InvalidTimestampError,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnknownError,
+    UnsupportedForMessageFormatError,
+)
+
 
 class PartitionFenced(Exception):
     """Another worker owns this partition now; our pending changes must be dropped."""
+
+
+class OutputRefused(Exception):
+    """A batch of ``topic[partition]`` was refused for good (see the module docstring)."""
+
+    def __init__(
+        self, topic: str, partition: int, size: int, records: int, cause: BaseException
+    ) -> None:
+        super().__init__(
+            f"{topic}[{partition}]: a batch of {records} records, {size} bytes, "
+            f"refused: {cause!r}"
+        )
+        self.topic = topic
+        self.partition = partition
+        self.size = size
+        self.records = records
+        self.cause = cause
+
+    @property
+    def error(self) -> str:
+        return type(self.cause).__name__
+
+
+class Failure(Enum):
+    FENCED = "fenced"
+    TRANSIENT = "transient"
+    REFUSED = "refused"
+
+
+def classify(exc: BaseException) -> Failure:
+    """What a failed commit attempt calls for (see the module docstring).
+
+    Only known refusals end the retries: an error not listed here (aiokafka's transaction
+    manager raises several after a broker restart) is retried with a fresh producer, which
+    either recovers or finds itself fenced.
+    """
+    if isinstance(exc, ProducerFenced):
+        return Failure.FENCED
+    if isinstance(exc, (OutputRefused, *REFUSED_ALWAYS)):
+        return Failure.REFUSED
+    return Failure.TRANSIENT
+
+
+def refuses_batch(exc: BaseException) -> bool:
+    """Whether a produced batch's error means the broker will never take it."""
+    return isinstance(exc, REFUSED_BATCH)
 
 
 @dataclass(slots=True)
@@ -64,9 +172,17 @@ class Outbox:
 class TransactionalWriter:
     """Commits outboxes for one partition; retries transient failures until it succeeds."""
 
-    def __init__(self, transactional_id: str, client_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        transactional_id: str,
+        client_kwargs: dict[str, Any],
+        max_request_size: int = 2 * MAX_BATCH_BYTES,
+    ) -> None:
+        """``max_request_size``: the largest batch sent, one record alone included (the
+        largest ``max.message.bytes`` of the topics written: the dead-letter topic's)."""
         self.transactional_id = transactional_id
         self._client_kwargs = client_kwargs
+        self._max_request_size = max(max_request_size, MAX_BATCH_BYTES)
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -76,7 +192,7 @@ class TransactionalWriter:
             acks="all",
             linger_ms=0,
             max_batch_size=MAX_BATCH_BYTES,
-            max_request_size=2 * MAX_BATCH_BYTES,
+            max_request_size=self._max_request_size,
             request_timeout_ms=30_000,
             **self._client_kwargs,
         )
@@ -116,18 +232,30 @@ class TransactionalWriter:
         lost the partition must not fence its new owner.
 
         Transient failures (broker restarts, timeouts) are retried with a fresh producer,
-        as long as it takes. Raises PartitionFenced when a newer owner exists.
+        as long as it takes. Raises PartitionFenced when a newer owner exists, and
+        OutputRefused (or the authorization error) when the broker refuses for good.
         """
         delay = 0.5
         while True:
             try:
                 return await self._commit_once(outbox, changelog_topic, source_offsets, group_id)
-            except ProducerFenced as exc:
-                await self.stop()
-                raise PartitionFenced(self.transactional_id) from exc
-            except (KafkaError, OSError, asyncio.TimeoutError, AssertionError) as exc:
+            except (
+                KafkaError, OutputRefused, OSError, asyncio.TimeoutError, AssertionError
+            ) as exc:
                 # AssertionError: aiokafka's transaction manager in FATAL_ERROR; a new
                 # producer (same transactional id) starts clean, or finds itself fenced.
+                failure = classify(exc)
+                if failure is Failure.FENCED:
+                    await self.stop()
+                    raise PartitionFenced(self.transactional_id) from exc
+                if failure is Failure.REFUSED:
+                    log.error(
+                        "transaction %s refused for good, not retried: %s",
+                        self.transactional_id,
+                        exc,
+                    )
+                    await self.stop()
+                    raise
                 log.warning(
                     "transaction %s failed (%r); retrying in %.1fs",
                     self.transactional_id,
@@ -144,6 +272,11 @@ class TransactionalWriter:
                 except ProducerFenced as fenced:
                     raise PartitionFenced(self.transactional_id) from fenced
                 except (KafkaError, OSError) as start_exc:
+                    if classify(start_exc) is Failure.REFUSED:
+                        log.error(
+                            "producer %s refused for good: %r", self.transactional_id, start_exc
+                        )
+                        raise
                     log.warning("producer %s restart failed: %r", self.transactional_id, start_exc)
 
     async def _commit_once(
@@ -163,17 +296,23 @@ class TransactionalWriter:
         try:
             deliveries = []
             for (topic, partition), records in outbox.records.items():
-                for batch in _batches(producer, records):
+                for batch in _batches(producer, records, topic, partition, self._max_request_size):
+                    size, count = batch.size(), batch.record_count()
                     fut = await producer.send_batch(batch, topic, partition=partition)
-                    deliveries.append((topic, fut))
+                    deliveries.append((topic, partition, size, count, fut))
             # The offsets go to the transaction coordinator while the records are in flight
             # (one round trip saved); the commit waits for both.
             offsets = asyncio.ensure_future(
                 producer.send_offsets_to_transaction(source_offsets, group_id)
             )
             try:
-                for topic, fut in deliveries:
-                    metadata = await fut
+                for topic, partition, size, count, fut in deliveries:
+                    try:
+                        metadata = await fut
+                    except KafkaError as exc:
+                        if refuses_batch(exc):
+                            raise OutputRefused(topic, partition, size, count, exc) from exc
+                        raise
                     if topic == changelog_topic:
                         changelog_offset = max(changelog_offset or -1, metadata.offset)
             finally:
@@ -188,15 +327,30 @@ class TransactionalWriter:
         return changelog_offset
 
 
-def _batches(producer: AIOKafkaProducer, records: list) -> list:
+def _batches(
+    producer: AIOKafkaProducer, records: list, topic: str, partition: int, max_bytes: int
+) -> list:
+    """``records`` in batches of at most MAX_BATCH_BYTES, or of one larger record.
+
+    aiokafka takes a record of any size into an empty batch, and ``send_batch`` checks no
+    limit: a record over ``max_bytes`` is refused here, before anything is sent (the broker
+    would refuse it, or drop the connection over a request too large, which looks transient).
+    """
     batches = []
     batch = producer.create_batch()
     for key, value, headers in records:
         if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
             batches.append(batch)
             batch = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                raise ValueError(f"record of {len(value or b'')} bytes exceeds the batch size")
+            batch.append(key=key, value=value, timestamp=None, headers=headers)
+        if batch.record_count() == 1 and batch.size() > max_bytes:
+            raise OutputRefused(
+                topic,
+                partition,
+                batch.size(),
+                1,
+                RecordTooLargeError(f"over the producer's max_request_size of {max_bytes} bytes"),
+            )
     if batch.record_count():
         batches.append(batch)
     return batches

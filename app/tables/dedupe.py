@@ -8,13 +8,13 @@ handful of times in its life, O(1) per event amortised.
 from __future__ import annotations
 
 from app.state.store import PartitionStore
-from app.tables.keys import SEP, family_range
+from app.tables.keys import family_range, plain_key
 
 SEEN = "e"
 
 
 def _key(event_id: str) -> bytes:
-    return f"{SEEN}{SEP}{event_id}".encode()
+    return plain_key(SEEN, event_id)
 
 
 class SeenEvents:

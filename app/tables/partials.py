@@ -8,19 +8,73 @@ in exactly one partition, so the global top 10 is within the union of partition 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import orjson
 
-from app.tables.keys import SEP
+from app.tables.keys import MalformedKey, split_key, window_key
 from app.tables.weekly import merge_top
 
 VIEWS = "views"
 USERS = "users"
+_PARTITION = re.compile(r"0|[1-9][0-9]*")
+
+
+class BadPartial(ValueError):
+    """A partials record this version cannot read (another format, or not ours)."""
+
+
+class PartialKey(NamedTuple):
+    kind: str
+    partition: int
+    week_ms: int
+    segment: str
 
 
 def partial_key(kind: str, partition: int, week_ms: int, segment: str) -> bytes:
-    return SEP.join((kind, str(partition), str(week_ms), segment)).encode()
+    """The record key of one partition's share: the table key layout, so any segment works."""
+    return window_key(kind, week_ms, str(partition), segment)
+
+
+def parse_partial_key(key: bytes) -> PartialKey:
+    """The exact inverse of ``partial_key``; BadPartial for any other bytes."""
+    try:
+        kind, week_ms, parts = split_key(key)
+    except MalformedKey as exc:
+        raise BadPartial(str(exc)) from None
+    if kind not in (VIEWS, USERS) or len(parts) != 2 or not _PARTITION.fullmatch(parts[0]):
+        raise BadPartial(f"not a partials key: {key!r}")
+    return PartialKey(kind, int(parts[0]), week_ms, parts[1])
+
+
+def parse_share(kind: str, value: bytes) -> dict[str, Any]:
+    """A share's JSON, checked whole before it is merged: a bad one never reaches the answers."""
+    try:
+        share = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise BadPartial(f"not JSON: {exc}") from None
+    if kind == VIEWS:
+        ok = (
+            isinstance(share, dict)
+            and _is_count(share.get("views"))
+            and isinstance(share.get("top"), list)
+            and all(
+                isinstance(row, list) and len(row) == 2
+                and isinstance(row[0], str) and _is_count(row[1])
+                for row in share["top"]
+            )
+        )
+    else:
+        ok = isinstance(share, dict) and _is_count(share.get("uniqueUsers"))
+    if not ok:
+        raise BadPartial(f"not a {kind} share: {value[:200]!r}")
+    return share
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def views_partial(views: int, top: list[list]) -> bytes:
@@ -46,16 +100,17 @@ class PartialsView:
         self._shares: dict[tuple[str, int], dict[tuple[str, int], dict]] = {}
 
     def apply(self, key: bytes, value: bytes | None) -> None:
-        kind, partition, week, segment = key.decode().split(SEP)
-        slot = (segment, int(week))
+        """Merge one record; BadPartial (and no change) for a record it cannot read."""
+        kind, partition, week, segment = parse_partial_key(key)
+        slot = (segment, week)
         if value is None:
             shares = self._shares.get(slot)
             if shares is not None:
-                shares.pop((kind, int(partition)), None)
+                shares.pop((kind, partition), None)
                 if not shares:
                     del self._shares[slot]
             return
-        self._shares.setdefault(slot, {})[(kind, int(partition))] = orjson.loads(value)
+        self._shares.setdefault(slot, {})[(kind, partition)] = parse_share(kind, value)
 
     def segment_week(self, segment: str, week_ms: int) -> SegmentWeek:
         answer = SegmentWeek()

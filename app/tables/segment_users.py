@@ -35,7 +35,7 @@ class SegmentWeeklyUsers:
 
     def segment_weeks(self) -> list[tuple[int, str]]:
         start, end = family_range(COUNTS)
-        return [(int(week), segment) for _, week, segment in
+        return [(week, segment) for _, week, (segment,) in
                 (split_key(key) for key, _ in self._store.scan(start, end))]
 
     def expire_before(self, week_ms: int) -> list[tuple[int, str]]:
@@ -45,6 +45,6 @@ class SegmentWeeklyUsers:
             for key, _ in list(self._store.scan(start, end)):
                 self._store.delete(key)
                 if family == COUNTS:
-                    _, week, segment = split_key(key)
-                    dropped.append((int(week), segment))
+                    _, week, (segment,) = split_key(key)
+                    dropped.append((week, segment))
         return dropped

@@ -81,8 +81,8 @@ class WeeklySegmentPatterns:
         """Rebuild the in-memory top lists from the store (once, when a partition opens)."""
         start, end = family_range(PROPERTY_VIEWS)
         for key, raw in self._store.scan(start, end):
-            _, week, segment, prop = split_key(key)
-            self._top(int(week), segment).update(prop, SegmentPropertyCounts.from_bytes(raw).views)
+            _, week, (segment, prop) = split_key(key)
+            self._top(week, segment).update(prop, SegmentPropertyCounts.from_bytes(raw).views)
 
     def _top(self, week_ms: int, segment: str) -> TopProperties:
         top = self._tops.get((week_ms, segment))
@@ -119,7 +119,7 @@ class WeeklySegmentPatterns:
     def segment_weeks(self) -> list[tuple[int, str]]:
         """Every (week, segment) this partition holds views for."""
         start, end = family_range(SEGMENT_VIEWS)
-        return [(int(week), segment) for _, week, segment in
+        return [(week, segment) for _, week, (segment,) in
                 (split_key(key) for key, _ in self._store.scan(start, end))]
 
     def top_properties(self, week_ms: int, segment: str) -> list[list]:
@@ -135,8 +135,8 @@ class WeeklySegmentPatterns:
             for key, _ in list(self._store.scan(start, end)):
                 self._store.delete(key)
                 if family == SEGMENT_VIEWS:
-                    _, week, segment = split_key(key)
-                    dropped.append((int(week), segment))
+                    _, week, (segment,) = split_key(key)
+                    dropped.append((week, segment))
         for slot in [slot for slot in self._tops if slot[0] < week_ms]:
             del self._tops[slot]
         return dropped

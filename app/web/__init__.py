@@ -5,9 +5,17 @@ from __future__ import annotations
 import faust
 
 from app.runtime import Runtime
-from app.web import api, dashboard
+from app.settings import Settings
+from app.web import api, auth, dashboard
 from app.web.http import Peers
 from app.web.monitoring import Monitoring
+
+
+def application_options(settings: Settings, canonical_url: str) -> dict:
+    """Options of the web server faust builds (``web_application_options``): the one
+    middleware that guards every route, faust's built-in pages included."""
+    guard = auth.Guard(settings.api_token, settings.peer_key, canonical_url)
+    return {"middlewares": [auth.middleware(guard)]}
 
 
 def register(app: faust.App, runtime: Runtime) -> None:

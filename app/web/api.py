@@ -1,6 +1,7 @@
 """JSON endpoints of CONTRACT §6. Any worker answers any key: property keys are forwarded
 to the worker owning the key's partition; segment weeks, users and insights are answered
-from state every worker holds."""
+from state every worker holds. Who may ask is decided once, in ``auth``; what a parameter
+may be, in ``params``."""
 
 from __future__ import annotations
 
@@ -10,21 +11,24 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.models.insights import PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND
 from app.runtime import Runtime
 from app.tables.hourly import HourlyPropertyViews
 from app.web import routing
-from app.web.http import BadRequest, Peers, error, json, param, parse_utc, parse_week_start
-from app.windows import HOUR_MS, WEEK_MS, hour_start, iso_ms
+from app.web.http import Peers, error, json, path_param
+from app.web.params import (
+    BadRequest,
+    history_hours,
+    limit_parser,
+    param,
+    parse_hour,
+    parse_insight_type,
+    parse_utc,
+    parse_week_start,
+)
+from app.windows import HOUR_MS, WEEK_MS, iso_ms
 
-MAX_HISTORY_HOURS = 31 * 24
 MAX_INSIGHTS = 500
-INSIGHT_TYPES = (PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND)
-UNAUTHORIZED = "missing or wrong bearer token"
-
-
-def parse_hour(text: str) -> int:
-    return hour_start(parse_utc(text))
+parse_insights_limit = limit_parser(MAX_INSIGHTS)
 
 
 def hour_answer(property_id: str, hourly: HourlyPropertyViews, hour: int) -> dict:
@@ -43,9 +47,13 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C
     views_topic = settings.views_topic
 
     async def routed(
-        view: View, request: Request, property_id: str, local: Callable[[HourlyPropertyViews], dict]
+        view: View,
+        request: Request,
+        property_id: str,
+        forward_path: str,
+        local: Callable[[HourlyPropertyViews], dict],
     ) -> Response:
-        """Answer from local state when this worker owns the key, else forward to the owner."""
+        """Answer from local state when this worker owns the key, else ask the owner."""
         partition = routing.partition_of(property_id, settings.topic_partitions)
         processor = runtime.views.owned.processor(partition)
         if processor is not None:
@@ -54,37 +62,43 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C
         if owner is None or routing.is_self(app, owner) or request.headers.get(routing.ROUTED_HEADER):
             return error(view, 503, f"partition {partition} is not ready; retry shortly")
         try:
-            status, body = await peers.get(owner, str(request.rel_url), request)
+            answer = await peers.get(owner, forward_path)
         except routing.OwnerUnreachable as exc:
             return error(view, 503, f"partition {partition}: owner {exc}; retry shortly")
-        return view.bytes(body, content_type="application/json", status=status)
+        status, problem = routing.relay(answer, partition)
+        if problem is not None:
+            return json(view, problem, status)
+        return view.bytes(answer.body, content_type=routing.JSON, status=status)
 
     @app.page("/api/properties/{property_id}/views")
     class PropertyHour(View):
         async def get(self, request: Request, property_id: str) -> Response:
-            if not peers.authorized(request):
-                return error(self, 401, UNAUTHORIZED)
             try:
-                hour = param(request, "hour", parse_hour)
+                property_id = path_param(request, "property_id", "propertyId")
+                hour = param(request.query, "hour", parse_hour)
             except BadRequest as exc:
                 return error(self, 400, str(exc))
-            return await routed(self, request, property_id, lambda h: hour_answer(property_id, h, hour))
+            path = routing.path_qs(
+                ["api", "properties", property_id, "views"], {"hour": iso_ms(hour)}
+            )
+            return await routed(
+                self, request, property_id, path, lambda h: hour_answer(property_id, h, hour)
+            )
 
     @app.page("/api/properties/{property_id}/views/history")
     class PropertyHistory(View):
         async def get(self, request: Request, property_id: str) -> Response:
-            if not peers.authorized(request):
-                return error(self, 401, UNAUTHORIZED)
             try:
-                start = hour_start(param(request, "from", parse_utc))
-                end = param(request, "to", parse_utc)
+                property_id = path_param(request, "property_id", "propertyId")
+                start = param(request.query, "from", parse_utc)
+                end = param(request.query, "to", parse_utc)
+                hours = history_hours(start, end)
             except BadRequest as exc:
                 return error(self, 400, str(exc))
-            if end <= start:
-                return error(self, 400, "'to' must be after 'from'")
-            hours = range(start, end, HOUR_MS)
-            if len(hours) > MAX_HISTORY_HOURS:
-                return error(self, 400, f"at most {MAX_HISTORY_HOURS} hours per request")
+            path = routing.path_qs(
+                ["api", "properties", property_id, "views", "history"],
+                {"from": iso_ms(start), "to": iso_ms(end)},
+            )
 
             def local(hourly: HourlyPropertyViews) -> dict:
                 return {
@@ -92,16 +106,18 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C
                     "windows": [hour_answer(property_id, hourly, h) for h in hours],
                 }
 
-            return await routed(self, request, property_id, local)
+            return await routed(self, request, property_id, path, local)
 
     @app.page("/api/segments/{segment}/weeks/{week_start}")
     class SegmentWeekView(View):
         async def get(self, request: Request, segment: str, week_start: str) -> Response:
-            if not peers.authorized(request):
-                return error(self, 401, UNAUTHORIZED)
+            try:
+                segment = path_param(request, "segment", "segment")
+            except BadRequest as exc:
+                return error(self, 400, str(exc))
             try:
                 week = parse_week_start(week_start)
-            except ValueError as exc:
+            except BadRequest as exc:
                 return error(self, 400, f"weekStart: {exc}")
             answer = runtime.partials.segment_week(segment, week)
             return json(
@@ -121,8 +137,10 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C
     @app.page("/api/users/{user_id}")
     class UserView(View):
         async def get(self, request: Request, user_id: str) -> Response:
-            if not peers.authorized(request):
-                return error(self, 401, UNAUTHORIZED)
+            try:
+                user_id = path_param(request, "user_id", "userId")
+            except BadRequest as exc:
+                return error(self, 400, str(exc))
             raw = runtime.profiles.profile(user_id)
             if raw is None:
                 return error(self, 404, f"no profile for user {user_id!r}")
@@ -131,17 +149,11 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C
     @app.page("/api/insights")
     class InsightsView(View):
         async def get(self, request: Request) -> Response:
-            if not peers.authorized(request):
-                return error(self, 401, UNAUTHORIZED)
             try:
-                limit = param(request, "limit", int, default=50)
-            except BadRequest:
-                return error(self, 400, "limit must be an integer")
-            if not 1 <= limit <= MAX_INSIGHTS:
-                return error(self, 400, f"limit must be between 1 and {MAX_INSIGHTS}")
-            kind = request.query.get("type") or None
-            if kind is not None and kind not in INSIGHT_TYPES:
-                return error(self, 400, f"type must be one of {', '.join(INSIGHT_TYPES)}")
+                limit = param(request.query, "limit", parse_insights_limit, default=50)
+                kind = param(request.query, "type", parse_insight_type, default=None)
+            except BadRequest as exc:
+                return error(self, 400, str(exc))
             return json(self, {"insights": runtime.insights.latest(limit, kind)})
 
     @app.page("/health")

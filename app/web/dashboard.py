@@ -24,14 +24,15 @@ from app.runtime import Runtime
 from app.tables.hourly import COUNTS, HourlyCounts
 from app.tables.keys import split_key, window_prefix
 from app.web import routing
-from app.web.api import parse_hour
-from app.web.http import BadRequest, Peers, error, json, param
+from app.web.http import Peers, error, json
 from app.web.monitoring import Monitoring
+from app.web.params import BadRequest, limit_parser, param, parse_hour
 from app.windows import HOUR_MS, WEEK_MS, hour_start, iso_ms, week_start
 
 log = logging.getLogger(__name__)
 
 MAX_TOP = 50
+parse_top_limit = limit_parser(MAX_TOP)
 PEER_TIMEOUT_S = 3.0
 LOCAL_CACHE_S = 1.0
 STATIC = {
@@ -61,7 +62,7 @@ def top_of_hour(stores, hour: int, limit: int) -> tuple[list[dict], int, int]:  
     for store in stores:
         for key, value in store.scan(start, end):
             counts = HourlyCounts.from_bytes(value)
-            rows.append((counts.views, split_key(key)[2], counts.unique_users))
+            rows.append((counts.views, split_key(key).parts[0], counts.unique_users))
             total += counts.views
     best = heapq.nsmallest(limit, rows, key=lambda r: (-r[0], r[1]))
     top = [{"propertyId": p, "views": v, "uniqueUsers": u} for v, p, u in best]
@@ -98,21 +99,28 @@ def register(app: faust.App, runtime: Runtime, peers: Peers, monitoring: Monitor
         return share
 
     def query(request: Request) -> tuple[int, int]:
-        hour = param(request, "hour", parse_hour, default=hour_start(int(time.time() * 1000)))
-        limit = param(request, "limit", int, default=10)
-        if not 1 <= limit <= MAX_TOP:
-            raise BadRequest(f"limit must be between 1 and {MAX_TOP}")
+        hour = param(request.query, "hour", parse_hour, default=hour_start(int(time.time() * 1000)))
+        limit = param(request.query, "limit", parse_top_limit, default=10)
         return hour, limit
 
-    async def peer_share(url: URL, hour: int, limit: int, request: Request) -> dict:
-        path = f"/api/dashboard/local?hour={iso_ms(hour)}&limit={limit}"
+    async def peer_share(url: URL, hour: int, limit: int) -> dict:
+        path = routing.path_qs(
+            ["api", "dashboard", "local"], {"hour": iso_ms(hour), "limit": str(limit)}
+        )
         try:
-            status, body = await peers.get(url, path, request, timeout_s=PEER_TIMEOUT_S)
+            answer = await peers.get(url, path, timeout_s=PEER_TIMEOUT_S)
         except routing.OwnerUnreachable as exc:
             return {"url": str(url), "error": str(exc), "partitions": []}
-        if status != 200:
-            return {"url": str(url), "error": f"answered {status}", "partitions": []}
-        return orjson.loads(body)
+        if answer.status != 200:
+            return {"url": str(url), "error": f"answered {answer.status}", "partitions": []}
+        try:
+            share = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            return {"url": str(url), "error": "answered something that is not JSON", "partitions": []}
+        problem = share_problem(share)
+        if problem is not None:
+            return {"url": str(url), "error": f"answered {problem}", "partitions": []}
+        return share
 
     @app.page("/")
     class Dashboard(View):
@@ -133,8 +141,6 @@ def register(app: faust.App, runtime: Runtime, peers: Peers, monitoring: Monitor
     @app.page("/api/dashboard/local")
     class DashboardLocal(View):
         async def get(self, request: Request) -> Response:
-            if not peers.authorized(request):
-                return error(self, 401, "missing or wrong bearer token")
             try:
                 hour, limit = query(request)
             except BadRequest as exc:
@@ -144,16 +150,71 @@ def register(app: faust.App, runtime: Runtime, peers: Peers, monitoring: Monitor
     @app.page("/api/dashboard")
     class DashboardSummary(View):
         async def get(self, request: Request) -> Response:
-            if not peers.authorized(request):
-                return error(self, 401, "missing or wrong bearer token")
             try:
                 hour, limit = query(request)
             except BadRequest as exc:
                 return error(self, 400, str(exc))
             shares = [local_share(hour, limit)]
             others = [url for url in routing.members(app, views_topic) if not routing.is_self(app, url)]
-            shares += await asyncio.gather(*(peer_share(u, hour, limit, request) for u in others))
+            shares += await asyncio.gather(*(peer_share(u, hour, limit) for u in others))
             return json(self, merge(shares, hour, limit, runtime))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _list_of(value: object, check) -> bool:  # noqa: ANN001
+    return isinstance(value, list) and all(check(item) for item in value)
+
+
+def _top_row(row: object) -> bool:
+    return (
+        isinstance(row, dict)
+        and isinstance(row.get("propertyId"), str)
+        and _is_number(row.get("views"))
+        and _is_number(row.get("uniqueUsers"))
+    )
+
+
+def _lag_item(item: object) -> bool:
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("topic"), str)
+        and isinstance(item.get("partition"), int)
+        and _is_number(item.get("lag"))
+    )
+
+
+def _counts(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and _is_number(v) for k, v in value.items()
+    )
+
+
+def share_problem(share: object) -> str | None:
+    """Why a peer's ``/api/dashboard/local`` answer (parsed JSON) cannot be merged, or None.
+
+    The answer comes from whatever URL a member of the group advertises: ``merge`` must
+    only ever see the shape ``local_share`` writes.
+    """
+    checks = {
+        "url": lambda v: isinstance(v, str),
+        "ready": lambda v: isinstance(v, bool),
+        "partitions": lambda v: _list_of(v, lambda p: isinstance(p, int) and not isinstance(p, bool)),
+        "top": lambda v: _list_of(v, _top_row),
+        "views": _is_number,
+        "properties": _is_number,
+        "eventsPerSecond": lambda v: v is None or _is_number(v),
+        "series": lambda v: _list_of(v, _is_number),
+        "totals": _counts,
+        "rejectedByReason": _counts,
+        "lag": lambda v: _list_of(v, _lag_item),
+    }
+    if not isinstance(share, dict):
+        return "JSON that is not an object"
+    wrong = [name for name, check in checks.items() if name not in share or not check(share[name])]
+    return f"a share with missing or wrong {', '.join(wrong)}" if wrong else None
 
 
 def merge(shares: list[dict], hour: int, limit: int, runtime: Runtime) -> dict:

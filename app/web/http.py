@@ -1,11 +1,9 @@
-"""What every JSON view shares: JSON and error answers, the bearer token, query parameters,
-and one HTTP client session for talking to the other workers."""
+"""What every JSON view shares: JSON and error answers, ids taken from the path as the client
+sent them, and one HTTP client session for talking to the other workers."""
 
 from __future__ import annotations
 
-import hmac
-import re
-from collections.abc import Callable
+import time
 from typing import Any
 
 import aiohttp
@@ -15,15 +13,8 @@ from faust.web import Request, Response, View
 from yarl import URL
 
 from app.settings import Settings
-from app.web import routing
-from app.windows import parse_iso, parse_week
-
-
-_SPACE_OFFSET = re.compile(r"(?<=\d) (\d\d(?::?\d\d)?)$")
-
-
-class BadRequest(Exception):
-    """A query parameter is missing or wrong: answered 400 with its message."""
+from app.web import auth, routing
+from app.web.params import BadRequest, path_id
 
 
 def json(view: View, body: Any, status: int = 200) -> Response:
@@ -34,74 +25,47 @@ def error(view: View, status: int, message: str) -> Response:
     return json(view, {"error": message}, status)
 
 
-def param(request: Request, name: str, parse: Callable[[str], Any], default: Any = None) -> Any:
-    """A parsed query parameter; BadRequest when it is missing (and has no default) or wrong."""
-    text = request.query.get(name)
-    if text is None or text == "":
-        if default is not None:
-            return default
-        raise BadRequest(f"query parameter {name!r} is required")
+def path_param(request: Request, name: str, label: str) -> str:
+    """The id in the path parameter ``name``, decoded from the raw path; BadRequest
+    (``<label>: why``) when it breaks the id rules (see ``params.path_id``)."""
+    resource = request.match_info.route.resource
+    pattern = resource.canonical.split("/") if resource is not None else []
+    raw_segments = request.raw_path.split("?", 1)[0].split("/")
+    placeholder = "{" + name + "}"
+    if placeholder not in pattern or len(raw_segments) != len(pattern):
+        raise BadRequest(f"{label}: not in this path")
     try:
-        return parse(text)
-    except ValueError as exc:
-        raise BadRequest(f"{name}: {exc}") from None
-
-
-def parse_utc(text: str) -> int:
-    """An ISO-8601 instant; no offset means UTC. A '+' sent unescaped arrives as a space."""
-    given = text
-    text = _SPACE_OFFSET.sub(r"+\1", text.strip())
-    tail = text[10:]
-    if not (text.endswith(("Z", "z")) or "+" in tail or "-" in tail):
-        text += "Z"
-    try:
-        return parse_iso(text)
-    except ValueError:
-        raise ValueError(f"{given!r} is not an ISO-8601 time such as 2026-11-20T14:00:00Z") from None
-
-
-def parse_week_start(text: str) -> int:
-    """A week's Monday as ``2026-11-23`` or ``2026-11-23T00:00:00Z``."""
-    try:
-        return parse_week(text)
-    except ValueError as exc:
-        if "Monday" in str(exc):
-            raise
-        raise ValueError(
-            f"{text!r} is not a date such as 2026-11-23 or 2026-11-23T00:00:00Z"
-        ) from None
+        return path_id(raw_segments[pattern.index(placeholder)])
+    except BadRequest as exc:
+        raise BadRequest(f"{label}: {exc}") from None
 
 
 class Peers:
-    """Authorization and forwarding between the workers of one group."""
+    """Requests to the other workers of the group, signed with the peer key.
+
+    Nothing of the client's request is sent on, its Authorization header least of all: the
+    target is any URL a member of the group advertises.
+    """
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self._app = app
-        self._settings = settings
+        self._key = settings.peer_key
         self._session: aiohttp.ClientSession | None = None
 
-    def authorized(self, request: Request) -> bool:
-        token = self._settings.api_token
-        if token is None:
-            return True
-        given = request.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode())
-
-    def headers_for(self, request: Request) -> dict[str, str]:
-        """Headers of a request forwarded to a peer: the caller's token and our mark."""
+    def headers_for(self, url: URL, path: str, now_ms: int) -> dict[str, str]:
         headers = {routing.ROUTED_HEADER: str(self._app.conf.canonical_url)}
-        if "Authorization" in request.headers:
-            headers["Authorization"] = request.headers["Authorization"]
+        if self._key is not None:
+            headers.update(auth.peer_headers(self._key, "GET", auth.audience_of(url), path, now_ms))
         return headers
 
     async def get(
-        self, url: URL, path_qs: str, request: Request, timeout_s: float = routing.FORWARD_TIMEOUT_S
-    ) -> tuple[int, bytes]:
+        self, url: URL, path: str, timeout_s: float = routing.FORWARD_TIMEOUT_S
+    ) -> routing.Answer:
+        """GET ``path`` (built with ``routing.path_qs``) from the worker at ``url``."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
-        return await routing.forward(
-            self._session, url, path_qs, self.headers_for(request), timeout_s
-        )
+        headers = self.headers_for(url, path, int(time.time() * 1000))
+        return await routing.forward(self._session, url, path, headers, timeout_s)
 
     async def close(self) -> None:
         if self._session is not None:

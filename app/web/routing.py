@@ -3,11 +3,17 @@
 Ownership comes from faust's assignor, which shares every worker's URL and partitions with
 the group; the key's partition is the Java client's default (murmur2) partitioner, the
 same one the producers of ``property.views`` use.
+
+A forwarded request is built again from the values this worker has already validated, every
+path segment percent-encoded, so any id (``a/b``, ``50%``, ``..``, ``日本``) reaches the owner
+as the same id, and nothing of the client's request but those values travels on.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from urllib.parse import quote
 
 import aiohttp
 import faust
@@ -17,10 +23,19 @@ from app.pipeline.views import key_partition
 
 ROUTED_HEADER = "X-Routed-By"
 FORWARD_TIMEOUT_S = 10.0
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a month of hours is ~110 KB; a peer may not flood us
+JSON = "application/json"
 
 
 class OwnerUnreachable(Exception):
     """The owner of a key did not answer (down, restarting, or too slow)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    content_type: str
+    body: bytes
 
 
 def owner_url(app: faust.App, topic: str, partition: int) -> URL | None:
@@ -47,22 +62,65 @@ def is_self(app: faust.App, url: URL) -> bool:
     return (url.host, url.port) == (mine.host, mine.port)
 
 
+def quote_segment(segment: str) -> str:
+    """One path segment, every byte outside ``A-Z a-z 0-9 - . _ ~`` percent-encoded; ``.``
+    and ``..`` too, which would otherwise mean "this" and "the parent" folder."""
+    quoted = quote(segment, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
+def path_qs(segments: list[str], query: dict[str, str] | None = None) -> str:
+    """``["api", "properties", "a/b", "views"], {"hour": ...}`` -> an encoded path and query."""
+    path = "/" + "/".join(quote_segment(s) for s in segments)
+    if query:
+        path += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items())
+    return path
+
+
+def relay(answer: Answer, partition: int) -> tuple[int, dict | None]:
+    """What to tell the client about the owner's answer: ``(status, None)`` to pass the
+    owner's JSON body on, or ``(status, error body)`` when the owner's answer cannot be.
+
+    The owner's own JSON answers (200, 400, 404, its 503 "not ready") pass. A refusal of our
+    peer signature is not the client's fault; a failure or a body that is not JSON is
+    reported as the owner's failure, never relabelled as JSON.
+    """
+    if answer.content_type != JSON:
+        return 502, {"error": f"partition {partition}: owner answered {answer.status} without JSON"}
+    if answer.status in (401, 403):
+        return 502, {
+            "error": f"partition {partition}: owner refused this worker's signature; "
+            "is PEER_SECRET (or API_TOKEN) the same on every worker?"
+        }
+    if answer.status >= 500 and answer.status != 503:
+        return 502, {"error": f"partition {partition}: owner failed with {answer.status}"}
+    return answer.status, None
+
+
 async def forward(
     session: aiohttp.ClientSession,
     url: URL,
-    path_qs: str,
+    path: str,
     headers: dict[str, str],
     timeout_s: float = FORWARD_TIMEOUT_S,
-) -> tuple[int, bytes]:
-    """GET the same path on another worker; returns (status, body).
+) -> Answer:
+    """GET ``path`` (encoded, sent exactly as given) from another worker.
 
     Raises OwnerUnreachable when the worker does not answer in time.
     """
-    target = url.with_path("").join(URL(path_qs))
     try:
+        target = URL(str(url.origin()) + path, encoded=True)
         async with session.get(
-            target, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
+            target,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            allow_redirects=False,
         ) as response:
-            return response.status, await response.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise OwnerUnreachable(f"{url} answered more than {MAX_ANSWER_BYTES} bytes")
+            return Answer(response.status, response.content_type, bytes(body))
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
         raise OwnerUnreachable(f"{url} did not answer: {type(exc).__name__}") from exc

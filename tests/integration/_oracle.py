@@ -15,6 +15,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -83,6 +84,7 @@ class Expected:
     trends: dict = field(default_factory=dict)  # (segment, prop, week) -> (views, previous)
     dlq: dict = field(default_factory=dict)  # (partition, offset) -> reason
     stream_time: dict = field(default_factory=dict)  # partition -> ms
+    partition_of: dict = field(default_factory=dict)  # propertyId -> partition (accepted views)
     stats: Counter = field(default_factory=Counter)
 
     def hour_answer(self, prop: str, hour: int) -> dict:
@@ -110,19 +112,83 @@ class Expected:
         return out
 
 
+def id_ok(value: object) -> bool:
+    """The contract's id rule: a non-empty string of at most 256 UTF-8 bytes, no control
+    character (U+0000-U+001F, U+007F)."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        raw = value.encode()
+    except UnicodeEncodeError:
+        return False
+    return len(raw) <= 256 and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+
+
+def depth(doc: object) -> int:
+    """JSON nesting depth (a scalar is 0, ``{}`` is 1)."""
+    if isinstance(doc, dict):
+        return 1 + max((depth(v) for v in doc.values()), default=0)
+    if isinstance(doc, list):
+        return 1 + max((depth(v) for v in doc), default=0)
+    return 0
+
+
+def profile_verdict(key: bytes | None, value: bytes | None) -> str | tuple[str, str | None]:
+    """A dead-letter reason, or (userId, segment) for a profile, (userId, None) for a delete."""
+    try:
+        user = key.decode() if key is not None else None
+    except UnicodeDecodeError:
+        user = None
+    if not id_ok(user):
+        return "bad_id"
+    if value is None:
+        return user, None
+    if len(value) > MAX_BYTES:
+        return "oversized"
+    try:
+        doc = json.loads(value)
+    except (ValueError, RecursionError):
+        return "malformed_json"
+    if not isinstance(doc, dict):
+        return "bad_type"
+    if depth(doc) > 32:
+        return "malformed_json"
+    version = doc.get("version", "1.0")
+    if not isinstance(version, str):
+        return "bad_type"
+    if version.split(".")[0] not in ("1", "2"):
+        return "unsupported_version"
+    for name in ("userId", "segment"):
+        if doc.get(name) is None:
+            return "missing_field"
+        if not isinstance(doc[name], str):
+            return "bad_type"
+        if not id_ok(doc[name]):
+            return "bad_id"
+    if doc["userId"] != user:
+        return "key_mismatch"
+    return user, doc["segment"]
+
+
 def segments_from(profiles: list[tuple[bytes, bytes | None]]) -> dict[str, str]:
-    """userId -> segment after applying the profile records in order (None deletes)."""
+    """userId -> segment after applying the profile records in order (None deletes; records
+    the contract rejects change nothing)."""
     table: dict[str, str] = {}
-    for key, value in profiles:
-        if value is None:
-            table.pop(key.decode(), None)
+    for key, value, *_ in profiles:
+        verdict = profile_verdict(key, value)
+        if isinstance(verdict, str):
+            continue
+        user, segment = verdict
+        if segment is None:
+            table.pop(user, None)
         else:
-            doc = json.loads(value)
-            table[doc["userId"]] = doc["segment"]
+            table[user] = segment
     return table
 
 
-def validate(value: bytes | None, now_ms: int) -> str | tuple[str, int, str, str]:
+def validate(
+    value: bytes | None, now_ms: int, key: bytes | None
+) -> str | tuple[str, int, str, str]:
     """A dead-letter reason, or (eventId, event time, propertyId, userId)."""
     if value is None:
         return "malformed_json"
@@ -130,18 +196,19 @@ def validate(value: bytes | None, now_ms: int) -> str | tuple[str, int, str, str
         return "oversized"
     try:
         doc = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "malformed_json"
     if not isinstance(doc, dict):
         return "bad_type"
+    if depth(doc) > 32:
+        return "malformed_json"
     if not isinstance(doc.get("version", "1.0"), str):
         return "bad_type"
     if doc.get("version", "1.0").split(".")[0] not in ("1", "2"):
         return "unsupported_version"
-    fields = ("eventId", "timestamp", "propertyId", "userId")
-    if any(doc.get(name) in (None, "") for name in fields):
+    if doc.get("timestamp") is None:
         return "missing_field"
-    if any(not isinstance(doc[name], str) for name in fields):
+    if not isinstance(doc["timestamp"], str):
         return "bad_type"
     try:
         moment = datetime.fromisoformat(doc["timestamp"])
@@ -152,6 +219,15 @@ def validate(value: bytes | None, now_ms: int) -> str | tuple[str, int, str, str
     ts = to_ms(moment)
     if ts > now_ms + FUTURE_TOLERANCE:
         return "future_timestamp"
+    for name in ("eventId", "propertyId", "userId"):
+        if doc.get(name) is None:
+            return "missing_field"
+        if not isinstance(doc[name], str):
+            return "bad_type"
+        if not id_ok(doc[name]):
+            return "bad_id"
+    if key is None or key != doc["propertyId"].encode():
+        return "key_mismatch"
     return doc["eventId"], ts, doc["propertyId"], doc["userId"]
 
 
@@ -168,7 +244,7 @@ def oracle(views: list[Produced], segments: dict[str, str], now_ms: int) -> Expe
     for partition, records in by_partition.items():
         stream_time, accepted_at = 0, {}
         for rec in sorted(records, key=lambda r: r.offset):
-            verdict = validate(rec.value, now_ms)
+            verdict = validate(rec.value, now_ms, rec.key)
             if isinstance(verdict, str):
                 exp.dlq[(partition, rec.offset)] = verdict
                 continue
@@ -183,6 +259,7 @@ def oracle(views: list[Produced], segments: dict[str, str], now_ms: int) -> Expe
                 exp.dlq[(partition, rec.offset)] = "late"
                 continue
             exp.stats["accepted"] += 1
+            exp.partition_of[prop] = partition
             accepted_at[event_id] = ts
             stream_time = max(stream_time, ts)
             segment = segments.get(user, "unknown")
@@ -367,7 +444,8 @@ async def produce(
 ) -> list[Produced]:
     """Send (key, value, ...) records in order; returns them with their partition and offset."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                linger_ms=5, max_batch_size=256 * 1024)
+                                linger_ms=5, max_batch_size=256 * 1024,
+                                max_request_size=2 * 1024 * 1024)  # the broker decides
     await producer.start()
     try:
         futures, started = [], time.monotonic()
@@ -474,8 +552,12 @@ async def committed_views(bootstrap: str, group: str, topic: str) -> tuple[int, 
 
 
 # --- checks: each returns the differences from the oracle (empty when equal) ----------------
-def _prop_partitions(produced: list[Produced]) -> dict[str, int]:
-    return {rec.key.decode(): rec.partition for rec in produced if rec.key}
+def segment_path(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+def prop_path(prop: str) -> str:
+    return quote(prop, safe="")
 
 
 async def check_hourly(
@@ -485,7 +567,7 @@ async def check_hourly(
 
     Retention (§4) keeps hourly windows 48 h behind stream time: hours starting at least 47 h
     before the partition's stream time must answer exactly; older ones may answer zeros."""
-    partition_of = _prop_partitions(produced)
+    partition_of = exp.partition_of
 
     def kept(prop: str, hour: int) -> bool:
         return hour >= exp.stream_time[partition_of[prop]] - 47 * HOUR
@@ -495,7 +577,7 @@ async def check_hourly(
 
     expected, alternatives = {}, {}
     for prop, hour in exp.hourly:
-        path = f"/api/properties/{prop}/views?hour={iso(hour)}"
+        path = f"/api/properties/{prop_path(prop)}/views?hour={iso(hour)}"
         expected[path] = exp.hour_answer(prop, hour)
         if not kept(prop, hour):
             alternatives[path] = [zeros(prop, hour)]
@@ -506,7 +588,7 @@ async def check_hourly(
         prop = rng.choice(props)
         hour = hour_of(exp.stream_time[partition_of[prop]] - rng.randrange(0, 47 * HOUR))
         if (prop, hour) not in exp.hourly and kept(prop, hour):
-            expected[f"/api/properties/{prop}/views?hour={iso(hour)}"] = zeros(prop, hour)
+            expected[f"/api/properties/{prop_path(prop)}/views?hour={iso(hour)}"] = zeros(prop, hour)
             zero_hours += 1
     totals = Counter()
     for (prop, _), (views, _users) in exp.hourly.items():
@@ -515,7 +597,7 @@ async def check_hourly(
     for prop in dict.fromkeys(["prop-hot", busiest, next(p for p, _ in exp.spikes)]):
         stream_time = exp.stream_time[partition_of[prop]]
         lo, hi = hour_of(stream_time - 47 * HOUR) + HOUR, hour_of(stream_time) + 2 * HOUR
-        path = f"/api/properties/{prop}/views/history?from={iso(lo)}&to={iso(hi)}"
+        path = f"/api/properties/{prop_path(prop)}/views/history?from={iso(lo)}&to={iso(hi)}"
 
         def history(end: int, prop: str = prop, lo: int = lo) -> dict:
             return {"propertyId": prop,
@@ -530,7 +612,8 @@ async def check_weekly(base_url: str, exp: Expected) -> list[str]:
     expected = {}
     for i, (segment, week) in enumerate(sorted(exp.weekly)):
         day = iso(week)[:10] if i % 2 else iso(week)
-        expected[f"/api/segments/{segment}/weeks/{day}"] = exp.week_answer(segment, week)
+        expected[f"/api/segments/{segment_path(segment)}/weeks/{day}"] = \
+            exp.week_answer(segment, week)
     some_week = min(week for _, week in exp.weekly)
     expected[f"/api/segments/investor/weeks/{iso(some_week - 3 * WEEK)[:10]}"] = \
         exp.week_answer("investor", some_week - 3 * WEEK)

@@ -77,6 +77,11 @@ class Worker:
             **self.env,
             "WORKER_WEB_PORT": str(self.port),
             "WORKER_DATA_DIR": str(self.data_dir),
+            # The faust script's sys.path starts at the venv's bin/, where an editable install
+            # maps `app` to the checkout that created the venv: run this checkout's code.
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+            ),
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -7,10 +7,17 @@ import orjson
 import pytest
 
 from app.pipeline import by_user
-from app.pipeline.views import ViewsConfig, ViewsProcessor, key_partition
+from app.pipeline.views import (
+    APPLIED_KEY,
+    STREAM_TIME_KEY,
+    ViewsConfig,
+    ViewsProcessor,
+    key_partition,
+)
 from app.settings import Settings
 from app.state.writer import Outbox
-from app.tables.hourly import HourlyCounts
+from app.tables.hourly import COUNTS, HourlyCounts
+from app.tables.keys import window_key
 from app.tables.partials import VIEWS, partial_key
 from app.trends import TrendRules
 from app.windows import HOUR_MS, WEEK_MS, hour_start, iso_ms, parse_iso
@@ -527,8 +534,8 @@ def test_before_commit_stages_applied_offset_and_stream_time(make):
     d.view("ev-1", H14 + 5 * MIN)
     d.send(b"junk")
     assert d.proc.before_commit(NOW, publish=False) is True
-    assert d.proc.store.pending[b"m\x1fapplied"] == b"1"
-    assert d.proc.store.pending[b"m\x1fstream-time"] == b"%d" % (H14 + 5 * MIN)
+    assert d.proc.store.pending[APPLIED_KEY] == b"1"
+    assert d.proc.store.pending[STREAM_TIME_KEY] == b"%d" % (H14 + 5 * MIN)
 
 
 def test_partials_published_on_commit_with_publish(make):
@@ -750,7 +757,7 @@ def test_hourly_windows_expire_48_hours_behind_stream_time(make):
     assert d.proc.weekly.property_views(W47, "investor", "prop-1") == 2
 
     d.commit()
-    assert d.proc.store.committed().get(b"h\x1f%d\x1fprop-1" % eleven) is None
+    assert d.proc.store.committed().get(window_key(COUNTS, eleven, "prop-1")) is None
 
 
 def test_weekly_windows_expire_after_five_weeks_with_a_partial_tombstone(make):

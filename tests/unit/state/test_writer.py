@@ -1,10 +1,44 @@
-"""``TransactionalWriter.stop``: discarding a broken producer never ends the worker."""
+"""``TransactionalWriter``: discarding a broken producer never ends the worker; a failed
+commit is retried when the broker may take it later, and fails loudly when it never will."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from types import SimpleNamespace
 
-from app.state.writer import TransactionalWriter
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import (
+    CorruptRecordException,
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NodeNotReadyError,
+    NotEnoughReplicasError,
+    NotLeaderForPartitionError,
+    OutOfOrderSequenceNumber,
+    PolicyViolationError,
+    ProducerFenced,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    RequestTimedOutError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    UnknownError,
+)
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+from app.state import writer as writer_module
+from app.state.writer import (
+    MAX_BATCH_BYTES,
+    Failure,
+    Outbox,
+    OutputRefused,
+    TransactionalWriter,
+    classify,
+    refuses_batch,
+)
 
 
 class BrokenProducer:
@@ -31,3 +65,167 @@ async def test_stopping_a_broken_producer_does_not_raise(error: BaseException) -
     writer._producer = producer  # noqa: SLF001
     await writer.stop()
     assert producer.stopped and writer._producer is None  # noqa: SLF001
+
+
+# -- what a failed commit calls for ----------------------------------------------------------
+
+
+def refused(cause: BaseException) -> OutputRefused:
+    return OutputRefused("views-by-user", 3, 1_200_000, 1, cause)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ProducerFenced(), Failure.FENCED),
+        (refused(MessageSizeTooLargeError()), Failure.REFUSED),
+        (refused(RecordTooLargeError()), Failure.REFUSED),
+        (TopicAuthorizationFailedError("views-by-user"), Failure.REFUSED),
+        (GroupAuthorizationFailedError(), Failure.REFUSED),
+        (TransactionalIdAuthorizationFailed(), Failure.REFUSED),
+        (KafkaConnectionError(), Failure.TRANSIENT),
+        (NodeNotReadyError(), Failure.TRANSIENT),
+        (RequestTimedOutError(), Failure.TRANSIENT),
+        (NotLeaderForPartitionError(), Failure.TRANSIENT),
+        (KafkaTimeoutError(), Failure.TRANSIENT),
+        (OutOfOrderSequenceNumber(), Failure.TRANSIENT),  # after a broker restart
+        (asyncio.TimeoutError(), Failure.TRANSIENT),
+        (ConnectionResetError(), Failure.TRANSIENT),
+        (AssertionError("invalid state transition"), Failure.TRANSIENT),
+    ],
+)
+def test_classify(error: BaseException, expected: Failure) -> None:
+    assert classify(error) is expected
+
+
+@pytest.mark.parametrize(
+    ("error", "refuses"),
+    [
+        (MessageSizeTooLargeError(), True),
+        (RecordListTooLargeError(), True),
+        (CorruptRecordException(), True),
+        (UnknownError(), True),  # what aiokafka makes of INVALID_RECORD (87)
+        (PolicyViolationError(), True),
+        (TopicAuthorizationFailedError("t"), True),
+        (NotLeaderForPartitionError(), False),
+        (RequestTimedOutError(), False),
+        (KafkaConnectionError(), False),
+        (NotEnoughReplicasError(), False),
+    ],
+)
+def test_refuses_batch(error: BaseException, refuses: bool) -> None:
+    assert refuses_batch(error) is refuses
+
+
+# -- commit against a scripted producer -------------------------------------------------------
+
+
+class ScriptedProducer:
+    """The part of AIOKafkaProducer the writer uses; each delivery answers with the next item
+    of ``answers`` (an exception, or None for success)."""
+
+    def __init__(self, answers: list, **config: object) -> None:
+        self.answers = answers
+        self.config = config
+        self.sent: list[tuple[str, int, int]] = []  # topic, partition, batch bytes
+        self.committed = self.aborted = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def begin_transaction(self) -> None:
+        pass
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(MAX_BATCH_BYTES, 0, is_transactional=1)
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int):
+        self.sent.append((topic, partition, batch.size()))
+        fut = asyncio.get_running_loop().create_future()
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is None:
+            fut.set_result(SimpleNamespace(offset=len(self.sent)))
+        else:
+            fut.set_exception(answer)
+        return fut
+
+    async def send_offsets_to_transaction(self, offsets, group_id) -> None:  # noqa: ANN001
+        pass
+
+    async def commit_transaction(self) -> None:
+        self.committed += 1
+
+    async def abort_transaction(self) -> None:
+        self.aborted += 1
+
+
+@pytest.fixture
+def producers(monkeypatch: pytest.MonkeyPatch):
+    """The producers the writer starts, scripted by ``answers`` (shared by all of them)."""
+    made: list[ScriptedProducer] = []
+    answers: list = []
+
+    def factory(**config: object) -> ScriptedProducer:
+        producer = ScriptedProducer(answers, **config)
+        made.append(producer)
+        return producer
+
+    monkeypatch.setattr(writer_module, "AIOKafkaProducer", factory)
+    return SimpleNamespace(made=made, answers=answers)
+
+
+def outbox_with(topic: str, value: bytes) -> Outbox:
+    outbox = Outbox()
+    outbox.add(topic, 3, b"users-by-week-segment", value)
+    return outbox
+
+
+async def commit(writer: TransactionalWriter, outbox: Outbox) -> int | None:
+    offsets = {TopicPartition("property.views", 3): 10}
+    return await asyncio.wait_for(writer.commit(outbox, "changelog", offsets, "group"), 5)
+
+
+async def test_a_refused_record_fails_the_commit_at_once_naming_topic_partition_and_size(
+    producers, caplog
+) -> None:
+    producers.answers.append(MessageSizeTooLargeError())
+    writer = TransactionalWriter("views-3", {})
+    with pytest.raises(OutputRefused) as raised:
+        await commit(writer, outbox_with("views-by-user", b"x" * 2000))
+    exc = raised.value
+    assert (exc.topic, exc.partition, exc.error) == ("views-by-user", 3, "MessageSizeTooLargeError")
+    assert exc.size > 2000
+    assert len(producers.made) == 1 and producers.made[0].aborted == 1  # tried once, not again
+    assert "views-by-user[3]" in caplog.text and str(exc.size) in caplog.text
+    assert writer._producer is None  # noqa: SLF001
+
+
+async def test_transient_failures_are_retried_with_a_fresh_producer(producers, caplog) -> None:
+    producers.answers.extend([RequestTimedOutError(), NotLeaderForPartitionError()])
+    writer = TransactionalWriter("views-3", {})
+    assert await commit(writer, outbox_with("views-by-user", b"[]")) is None
+    assert len(producers.made) == 3 and producers.made[-1].committed == 1
+    assert caplog.text.count("retrying") == 2  # a log line per try
+
+
+async def test_a_record_over_max_request_size_is_refused_before_anything_is_sent(producers) -> None:
+    """aiokafka puts a record of any size into an empty batch and send_batch checks nothing:
+    sent, it would be refused by the broker, or by the socket as a request too large (which
+    looks like a lost connection, retried for ever)."""
+    writer = TransactionalWriter("views-3", {}, max_request_size=MAX_BATCH_BYTES + 1000)
+    with pytest.raises(OutputRefused) as raised:
+        await commit(writer, outbox_with("property.views.dlq", b"x" * (MAX_BATCH_BYTES + 1000)))
+    assert raised.value.topic == "property.views.dlq"
+    assert raised.value.size > MAX_BATCH_BYTES + 1000
+    assert producers.made[0].sent == []
+
+
+async def test_the_producer_may_send_what_the_dead_letter_topics_take(producers) -> None:
+    writer = TransactionalWriter("views-3", {}, max_request_size=1_114_112)
+    await commit(writer, outbox_with("property.views.dlq", b"x" * 1_048_576))
+    assert producers.made[0].config["max_request_size"] == 1_114_112
+    [(_, _, size)] = producers.made[0].sent
+    assert size > 1_048_576

@@ -100,8 +100,8 @@ def test_expire_before_removes_only_older_windows(store):
     # Neither the counts nor the user markers of 12:00 are left on disk; 13:00's are.
     for family in ("h", "hu"):
         start, end = family_range(family, H14)
-        on_disk = [split_key(k)[1] for k, _ in store.committed().scan(start, end)]
-        assert on_disk == [f"{H14 - HOUR:013d}"] * 2
+        on_disk = [split_key(k).window_ms for k, _ in store.committed().scan(start, end)]
+        assert on_disk == [H14 - HOUR] * 2
     # A user of an expired hour counts as new if that hour were written again.
     assert hourly.add_view("prop-1", H14 - 2 * HOUR, "u1") == HourlyCounts(1, 1)
 
@@ -112,3 +112,13 @@ def test_expire_before_sees_pending_windows(store):
     assert hourly.expire_before(H14) == 2
     assert hourly.get("prop-1", H14 - HOUR) == HourlyCounts()
     assert hourly.expire_before(H14) == 0
+
+
+def test_ids_holding_the_old_separator_do_not_share_a_marker(store):
+    """Regression: (propertyId "a\\x1fb", user "c") and ("a", user "b\\x1fc") had one
+    unique-user marker, so the second view's user was not counted."""
+    hourly = HourlyPropertyViews(store)
+    assert hourly.add_view("a\x1fb", H14, "c") == HourlyCounts(1, 1)
+    assert hourly.add_view("a", H14, "b\x1fc") == HourlyCounts(1, 1)
+    assert hourly.add_view("a", H14 + HOUR, "\x00") == HourlyCounts(1, 1)
+    assert hourly.add_view("a", H14 + HOUR, "\x00\x00") == HourlyCounts(2, 2)

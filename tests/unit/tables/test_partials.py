@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.tables.partials import (
     USERS,
     VIEWS,
+    BadPartial,
+    PartialKey,
     PartialsView,
     SegmentWeek,
+    parse_partial_key,
     partial_key,
     users_partial,
     views_partial,
@@ -19,8 +25,13 @@ W47 = 1_794_787_200_000  # Monday 2026-11-16
 
 
 def test_key_and_value_formats():
-    assert partial_key(VIEWS, 3, W47, "investor") == b"views\x1f3\x1f1794787200000\x1finvestor"
-    assert partial_key(USERS, 11, W47, "renter") == b"users\x1f11\x1f1794787200000\x1frenter"
+    week = (W47 + 2**63).to_bytes(8, "big")
+    assert partial_key(VIEWS, 3, W47, "investor") == (
+        b"views\x00\x01" + week + b"3\x00\x01investor\x00\x01"
+    )
+    assert partial_key(USERS, 11, W47, "renter") == (
+        b"users\x00\x01" + week + b"11\x00\x01renter\x00\x01"
+    )
     assert orjson.loads(views_partial(7, [["prop-1", 4], ["prop-2", 3]])) == {
         "views": 7, "top": [["prop-1", 4], ["prop-2", 3]]
     }
@@ -91,3 +102,70 @@ def test_merged_top_is_limited_to_ten():
     answer = view.segment_week("investor", W47)
     assert answer.views == 300
     assert answer.top_properties == [[f"p2-{i}", 20 + i] for i in range(9, -1, -1)]
+
+
+def test_a_segment_holding_the_old_separator_is_merged():
+    """Regression: a profile with segment "s\\x1fx" made every worker's partials view raise
+    on the record of its share, at every restart."""
+    view = PartialsView()
+    view.apply(partial_key(VIEWS, 0, W47, "s\x1fx"), views_partial(2, [["a\x1fb", 2]]))
+    view.apply(partial_key(USERS, 4, W47, "s\x1fx"), users_partial(1))
+    view.apply(partial_key(VIEWS, 1, W47, "s"), views_partial(1, [["p", 1]]))
+
+    assert view.segment_week("s\x1fx", W47) == SegmentWeek(2, 1, [["a\x1fb", 2]])
+    assert view.segment_week("s", W47) == SegmentWeek(1, 0, [["p", 1]])
+    assert view.segments(W47) == ["s", "s\x1fx"]
+
+
+@given(st.sampled_from([VIEWS, USERS]), st.integers(0, 10_000), st.integers(-(2**63), 2**63 - 1),
+       st.text())
+def test_parse_partial_key_inverts_partial_key(kind, partition, week, segment):
+    key = partial_key(kind, partition, week, segment)
+    assert parse_partial_key(key) == PartialKey(kind, partition, week, segment)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        b"views\x1f3\x1f1794787200000\x1finvestor",  # the old layout
+        b"",
+        partial_key(VIEWS, 3, W47, "investor")[:-1],
+        partial_key(USERS, 3, W47, "investor") + b"extra\x00\x01",
+        partial_key(VIEWS, 3, W47, "investor").replace(b"views", b"other"),
+        partial_key(VIEWS, 3, W47, "investor").replace(b"3\x00", b"03\x00"),
+        partial_key(VIEWS, 3, W47, "investor").replace(b"3\x00", b"\xd9\xa3\x00"),  # Arabic 3
+    ],
+)
+def test_keys_it_cannot_read_raise_bad_partial_and_change_nothing(key):
+    view = PartialsView()
+    view.apply(partial_key(VIEWS, 3, W47, "investor"), views_partial(2, [["p", 2]]))
+    with pytest.raises(BadPartial):
+        view.apply(key, views_partial(9, [["q", 9]]))
+    with pytest.raises(BadPartial):
+        view.apply(key, None)
+    assert view.segment_week("investor", W47) == SegmentWeek(2, 0, [["p", 2]])
+    assert view.weeks() == [W47]
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        (VIEWS, b"not json"),
+        (VIEWS, b"[]"),
+        (VIEWS, b'{"views": 3}'),
+        (VIEWS, b'{"views": -1, "top": []}'),
+        (VIEWS, b'{"views": true, "top": []}'),
+        (VIEWS, b'{"views": 3, "top": [["p"]]}'),
+        (VIEWS, b'{"views": 3, "top": [[1, 2]]}'),
+        (VIEWS, b'{"uniqueUsers": 3}'),
+        (USERS, b'{"views": 3, "top": []}'),
+        (USERS, b'{"uniqueUsers": "3"}'),
+    ],
+)
+def test_values_it_cannot_read_raise_bad_partial_and_change_nothing(kind, value):
+    view = PartialsView()
+    key = partial_key(kind, 0, W47, "investor")
+    with pytest.raises(BadPartial):
+        view.apply(key, value)
+    assert view.weeks() == []
+    assert view.segment_week("investor", W47) == SegmentWeek(0, 0, [])

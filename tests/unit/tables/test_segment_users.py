@@ -55,3 +55,14 @@ def test_expire_before_drops_older_weeks_with_their_markers(store):
     assert users.segment_weeks() == [(W47, "investor")]
     # The marker went too: the user is new again for that week.
     assert users.add_user(W47 - WEEK, "investor", "u1") is True
+
+
+def test_ids_holding_the_old_separator_do_not_share_a_marker(store):
+    """Regression: (segment "a\\x1fb", user "c") and (segment "a", user "b\\x1fc") had one
+    marker key, so the second user was not counted."""
+    users = SegmentWeeklyUsers(store)
+    assert users.add_user(W47, "a\x1fb", "c") is True
+    assert users.add_user(W47, "a", "b\x1fc") is True
+    assert users.unique_users(W47, "a") == 1
+    assert users.unique_users(W47, "a\x1fb") == 1
+    assert sorted(users.segment_weeks()) == [(W47, "a"), (W47, "a\x1fb")]

@@ -161,3 +161,24 @@ def test_top_lists_are_rebuilt_from_the_store_when_a_partition_opens(store):
     reopened = WeeklySegmentPatterns(store)
     assert reopened.top_properties(W47, "investor") == weekly.top_properties(W47, "investor")
     assert reopened.top_properties(W47, "investor")[0] == ["p14", 15]
+
+
+def test_a_partition_holding_ids_with_any_character_reopens(open_store):
+    """Regression: a propertyId or segment holding 0x1F (the old key separator) once made
+    reopening its partition raise, and the worker exit, on every restart."""
+    store = open_store("p007")
+    weekly = WeeklySegmentPatterns(store)
+    add(weekly, W47, "investor", "a\x1fb", 2)
+    add(weekly, W47, "s\x1fx", "prop-1", 1)
+    add(weekly, W47 - WEEK, "\x00", "\x00\x01", 1)
+    store.apply_pending(None)
+    store.close()
+
+    reopened = WeeklySegmentPatterns(open_store("p007"))
+
+    assert reopened.top_properties(W47, "investor") == [["a\x1fb", 2]]
+    assert reopened.top_properties(W47, "s\x1fx") == [["prop-1", 1]]
+    assert sorted(reopened.segment_weeks()) == [
+        (W47 - WEEK, "\x00"), (W47, "investor"), (W47, "s\x1fx")
+    ]
+    assert reopened.expire_before(W47) == [(W47 - WEEK, "\x00")]

@@ -1,0 +1,71 @@
+"""Dead-letter topics hold any record their input topic holds, plus the dlq.* headers; the
+producers that write them may send that much."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+from app.main import create_app
+from app.models.events import Rejection
+from app.settings import Settings
+from app.topics import (
+    DLQ_HEADERS_HEADROOM,
+    MAX_MESSAGE_BYTES,
+    dead_letter_limit_problem,
+    dead_letter_topics,
+    raised_limit,
+    topic_specs,
+)
+
+BROKER_DEFAULT_LIMIT = 1_048_588  # message.max.bytes, what a topic without override takes
+LONGEST_TOPIC = "t" * 249
+
+
+def largest_dead_letter(input_limit: int) -> int:
+    """Bytes of the largest dead-letter batch: a record that filled its input batch (61 bytes
+    of batch header), copied with the largest dlq.* headers."""
+    headers = Rejection("unsupported_version", "d" * 5000).dlq_headers(
+        LONGEST_TOPIC, 2**31 - 1, 2**63 - 1
+    )
+    with_headers = DefaultRecordBatchBuilder.estimate_size_in_bytes(b"k", b"v", headers)
+    without = DefaultRecordBatchBuilder.estimate_size_in_bytes(b"k", b"v", [])
+    return input_limit + (with_headers - without)
+
+
+def test_dead_letter_topics_are_created_with_room_for_any_input_record_and_headers():
+    s = Settings()
+    specs = {spec.name: spec for spec in topic_specs(s)}
+    for dlq_topic, input_topic in dead_letter_topics(s).items():
+        limit = int(specs[dlq_topic].config[MAX_MESSAGE_BYTES])
+        input_limit = int(specs[input_topic].config.get(MAX_MESSAGE_BYTES, BROKER_DEFAULT_LIMIT))
+        assert limit == s.dlq_max_message_bytes
+        assert limit >= largest_dead_letter(input_limit)
+        assert dead_letter_limit_problem(dlq_topic, limit, input_topic, input_limit) is None
+
+
+def test_headroom_covers_the_largest_headers():
+    assert largest_dead_letter(0) < DLQ_HEADERS_HEADROOM
+
+
+def test_a_dlq_limit_too_small_for_its_input_is_a_clear_error():
+    problem = dead_letter_limit_problem("v.dlq", 1_114_112, "v", 2_000_000)
+    assert problem is not None
+    assert "DLQ_MAX_MESSAGE_BYTES" in problem and str(2_000_000 + DLQ_HEADERS_HEADROOM) in problem
+
+
+def test_an_existing_dlq_limit_is_raised_keeping_its_other_settings():
+    current = {"retention.ms": "12345", MAX_MESSAGE_BYTES: "1048588"}
+    raised = {"retention.ms": "12345", MAX_MESSAGE_BYTES: "1114112"}
+    assert raised_limit(current, 1_114_112) == raised
+    assert raised_limit({MAX_MESSAGE_BYTES: "2000000"}, 1_114_112) is None  # never lowered
+
+
+@pytest.mark.parametrize("limit", [1_114_112, 4_000_000])
+def test_faust_producer_sends_a_profile_dead_letter_at_the_input_limit(tmp_path, limit):
+    """faust's producer writes user.profiles.dlq; aiokafka's send() refuses anything over
+    max_request_size (faust's default is 1,000,000 bytes)."""
+    settings = Settings(worker_data_dir=tmp_path, app_id="topics-test", dlq_max_message_bytes=limit)
+    app = create_app(settings)
+    assert app.conf.producer_max_request_size >= largest_dead_letter(BROKER_DEFAULT_LIMIT)
+    assert app.conf.producer_max_request_size == limit
