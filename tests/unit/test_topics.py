@@ -62,10 +62,12 @@ def test_an_existing_dlq_limit_is_raised_keeping_its_other_settings():
 
 
 @pytest.mark.parametrize("limit", [1_114_112, 4_000_000])
-def test_faust_producer_sends_a_profile_dead_letter_at_the_input_limit(tmp_path, limit):
-    """faust's producer writes user.profiles.dlq; aiokafka's send() refuses anything over
-    max_request_size (faust's default is 1,000,000 bytes)."""
+def test_the_stages_that_dead_letter_may_send_a_copy_at_the_input_limit(tmp_path, limit):
+    """The views and profile-rejects stages write the dead-letter topics through their
+    partitions' transactional producers, whose send() refuses anything over max_request_size."""
     settings = Settings(worker_data_dir=tmp_path, app_id="topics-test", dlq_max_message_bytes=limit)
-    app = create_app(settings)
-    assert app.conf.producer_max_request_size >= largest_dead_letter(BROKER_DEFAULT_LIMIT)
-    assert app.conf.producer_max_request_size == limit
+    runtime = create_app(settings).runtime
+    for stage in (runtime.views, runtime.profile_rejects):
+        sendable = stage.owned._max_request_size  # noqa: SLF001
+        assert sendable >= largest_dead_letter(BROKER_DEFAULT_LIMIT)
+        assert sendable == limit
