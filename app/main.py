@@ -12,7 +12,7 @@ import faust
 from yarl import URL
 
 from app import agents, web
-from app.faust_fixes import tune_worker_consumer, untrack_read_offsets
+from app.engine.faust_fixes import tune_worker_consumer, untrack_read_offsets
 from app.runtime import Runtime
 from app.settings import Settings
 from app.topics import ensure_topics
@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
     @app.command()
     async def watch_insights(self: faust.cli.AppCommand) -> None:
         """Print insights as they are published (committed only), one JSON per line."""
-        from app.readmodels import TopicTail
+        from app.readmodels.tail import TopicTail
 
         def show(key: bytes | None, value: bytes | None) -> None:
             if value is not None:

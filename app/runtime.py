@@ -8,15 +8,16 @@ import functools
 import faust
 
 from app.metrics import Metrics
-from app.pipeline.profile_rejects import ProfileRejectsProcessor
-from app.pipeline.runner import StageRunner
-from app.pipeline.segments import SegmentUsersProcessor
-from app.pipeline.views import ViewsConfig, ViewsProcessor
-from app.readmodels import InsightsMemory, TopicTail, partials_tail
+from app.stages.profile_rejects import ProfileRejectsProcessor
+from app.engine.runner import StageRunner
+from app.stages.segments import SegmentUsersProcessor
+from app.stages.views import ViewsConfig, ViewsProcessor
+from app.readmodels.insights import InsightsMemory
+from app.readmodels.partials import PartialsView, partials_tail
+from app.readmodels.tail import TopicTail
 from app.settings import Settings
-from app.state.partitions import OwnedPartitions
-from app.state.store import rocksdb_options
-from app.tables.partials import PartialsView
+from app.engine.partitions import OwnedPartitions
+from app.engine.store import rocksdb_options
 from app.tables.profiles import ProfilesTable
 from app.tables.profiles_reader import ProfilesReader
 

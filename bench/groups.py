@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.clients import records_between
+from app.engine.clients import records_between
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from app.agents import housekeeping, stages
+from app.agents import lifecycle, stages
 from app.runtime import Runtime
 
 
@@ -14,6 +14,6 @@ def register(app: faust.App, runtime: Runtime) -> None:
     # views-by-user repartition topic -> exact unique users per (week, segment)
     stages.register(app, runtime.settings, runtime.segments, "segment_users")
     # user.profiles -> its invalid records to user.profiles.dlq (every worker's profiles table
-    # reads the topic itself: app.tables.profiles_reader, started in housekeeping)
+    # reads the topic itself: app.tables.profiles_reader, started in lifecycle)
     stages.register(app, runtime.settings, runtime.profile_rejects, "user_profiles")
-    housekeeping.register(app, runtime)
+    lifecycle.register(app, runtime)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import faust
 
-from app.pipeline.runner import StageRunner
+from app.engine.runner import StageRunner
 from app.settings import Settings
 
 
 def register(app: faust.App, settings: Settings, stage: StageRunner, name: str) -> None:
     # acks=False: faust never commits this topic's offsets; each partition's transaction
-    # commits them together with the state they produced (see app.state.partitions).
+    # commits them together with the state they produced (see app.engine.partitions).
     topic = app.topic(
         stage.owned.source_topic, key_serializer="raw", value_serializer="raw", acks=False
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from app.state.store import PartitionStore
+from app.engine.store import PartitionStore
 from app.tables.keys import family_range, window_key
 from app.windows import HOUR_MS
 

@@ -8,7 +8,7 @@ exactly where the last write stopped.
 
 Every replica classifies every record with the same ``codec.decode_profile``, so all replicas
 hold the same profiles; invalid records are skipped here (the profile-rejects stage dead-letters
-each of them once, ``app.pipeline.profile_rejects``).
+each of them once, ``app.stages.profile_rejects``).
 
 Two namespaces, told apart by their first byte, so no userId can reach the bookkeeping:
 ``u`` + userId (UTF-8) -> the profile's wire JSON, as ``GET /api/users/{userId}`` serves it;

@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
-from app.clients import committed_reader, partitions_of, stop_consumer
+from app.engine.clients import committed_reader, partitions_of, stop_consumer
 from app.metrics import Metrics
 from app.tables.profiles import REPLAYED, ProfilesTable, fold
 

@@ -7,7 +7,7 @@ exactly one partition and the partitions' counts add up. One marker key per
 
 from __future__ import annotations
 
-from app.state.store import PartitionStore
+from app.engine.store import PartitionStore
 from app.tables.keys import family_range, split_key, window_key
 
 USERS = "su"

@@ -3,7 +3,7 @@
 Lives in the ``property.views`` partition of each property: each partition holds, for its own
 properties, the views per (week, segment, property) and its share of the segment's views.
 The segment's totals and top 10 are the merge of the partitions' partials (see
-``app.tables.partials``); unique users per segment are counted by user instead
+``app.readmodels.partials``); unique users per segment are counted by user instead
 (``app.tables.segment_users``).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from app.state.store import PartitionStore
+from app.engine.store import PartitionStore
 from app.tables.keys import family_range, split_key, window_key
 
 PROPERTY_VIEWS = "w"

@@ -19,7 +19,7 @@ import aiohttp
 import faust
 from yarl import URL
 
-from app.pipeline.views import key_partition
+from app.stages.views import key_partition
 
 ROUTED_HEADER = "X-Routed-By"
 FORWARD_TIMEOUT_S = 10.0

@@ -1,5 +1,5 @@
 """Regression: aiokafka#647, stopping a consumer right after starting it raises
-CancelledError into the caller (seen in aiokafka 0.14). ``app.clients.stop_consumer``
+CancelledError into the caller (seen in aiokafka 0.14). ``app.engine.clients.stop_consumer``
 must absorb it, and must still let a real cancellation of the caller through."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from app.clients import stop_consumer
+from app.engine.clients import stop_consumer
 
 pytestmark = pytest.mark.integration
 

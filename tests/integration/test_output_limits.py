@@ -15,7 +15,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from app.models.events import Rejection
 from app.settings import Settings
-from app.state.writer import OutputRefused, Outbox, TransactionalWriter
+from app.engine.transactions import OutputRefused, Outbox, TransactionalWriter
 from app.topics import MAX_MESSAGE_BYTES, TopicMismatch, ensure_topics, topic_specs
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import RecordsToDelete
 
 from app.metrics import Metrics
-from app.state.store import rocksdb_options
+from app.engine.store import rocksdb_options
 from app.tables.profiles import ProfilesTable
 from app.tables.profiles_reader import ProfilesReader
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import Settings
-from app.state.store import PartitionStore, rocksdb_options
+from app.engine.store import PartitionStore, rocksdb_options
 
 SMALL = 1 << 20  # 1 MiB block cache and write buffer: plenty for a test
 

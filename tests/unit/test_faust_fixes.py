@@ -1,4 +1,4 @@
-"""The faust work-arounds in ``app.faust_fixes``: each shows faust's own behaviour first,
+"""The faust work-arounds in ``app.engine.faust_fixes``: each shows faust's own behaviour first,
 so the test fails (and the work-around can go) once faust changes it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from faust.types import TP
 
-from app.faust_fixes import tune_worker_consumer, untrack_read_offsets
+from app.engine.faust_fixes import tune_worker_consumer, untrack_read_offsets
 from app.main import create_app
 from app.settings import Settings
 

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import app.tables
-from app.state.store import CHECKPOINT_KEY
+from app.engine.store import CHECKPOINT_KEY
 from app.tables.keys import (
     META,
     MalformedKey,

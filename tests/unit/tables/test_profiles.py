@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.state.store import rocksdb_options
+from app.engine.store import rocksdb_options
 from app.tables.profiles import (
     DELETED,
     REPLAYED,

@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from app import codec
-from app.pipeline.profile_rejects import ProfileRejectsProcessor
-from app.state.writer import Outbox
+from app.stages.profile_rejects import ProfileRejectsProcessor
+from app.engine.transactions import Outbox
 from app.tables.profiles import SKIPPED, fold
 
 from .harness import Driver

@@ -29,8 +29,8 @@ from aiokafka.errors import (
 )
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from app.state import writer as writer_module
-from app.state.writer import (
+from app.engine import transactions as writer_module
+from app.engine.transactions import (
     MAX_BATCH_BYTES,
     Failure,
     Outbox,

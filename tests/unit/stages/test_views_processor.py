@@ -6,8 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.pipeline import by_user
-from app.pipeline.views import (
+from app.stages import by_user
+from app.stages.views import (
     APPLIED_KEY,
     STREAM_TIME_KEY,
     ViewsConfig,
@@ -15,10 +15,10 @@ from app.pipeline.views import (
     key_partition,
 )
 from app.settings import Settings
-from app.state.writer import Outbox
+from app.engine.transactions import Outbox
 from app.tables.hourly import COUNTS, HourlyCounts
 from app.tables.keys import window_key
-from app.tables.partials import VIEWS, partial_key
+from app.readmodels.partials import VIEWS, partial_key
 from app.trends import TrendRules
 from app.windows import HOUR_MS, WEEK_MS, hour_start, iso_ms, parse_iso
 

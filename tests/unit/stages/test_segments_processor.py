@@ -8,12 +8,12 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from app.pipeline import by_user
-from app.pipeline.segments import SegmentUsersProcessor
-from app.pipeline.views import ViewsConfig, ViewsProcessor, key_partition
+from app.stages import by_user
+from app.stages.segments import SegmentUsersProcessor
+from app.stages.views import ViewsConfig, ViewsProcessor, key_partition
 from app.settings import Settings
-from app.state.writer import Outbox
-from app.tables.partials import USERS, PartialsView, SegmentWeek, partial_key
+from app.engine.transactions import Outbox
+from app.readmodels.partials import USERS, PartialsView, SegmentWeek, partial_key
 from app.windows import HOUR_MS, WEEK_MS, parse_iso
 
 from .harness import Driver, Record

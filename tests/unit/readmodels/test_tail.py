@@ -9,8 +9,10 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 
-from app.readmodels import InsightsMemory, TopicTail, partials_tail
-from app.tables.partials import VIEWS, PartialsView, SegmentWeek, partial_key, views_partial
+from app.readmodels.insights import InsightsMemory
+from app.readmodels.partials import partials_tail
+from app.readmodels.tail import TopicTail
+from app.readmodels.partials import VIEWS, PartialsView, SegmentWeek, partial_key, views_partial
 
 W47 = 1_794_787_200_000  # Monday 2026-11-16
 PARTIALS = "property-analytics-segment-partials"
@@ -33,7 +35,7 @@ def test_partials_tail_skips_what_it_cannot_read_and_goes_on(caplog):
         rec(PARTIALS, 13, good, views_partial(3, [["p", 3]])),
     ]
 
-    with caplog.at_level(logging.WARNING, logger="app.readmodels"):
+    with caplog.at_level(logging.WARNING, logger="app.readmodels.tail"):
         taken = [tail.take(r) for r in records]
 
     assert taken == [False, False, False, True]

@@ -15,11 +15,11 @@ A failed commit is one of three kinds (``classify``):
   or the same credentials every time: a record over the topic's ``max.message.bytes`` or the
   producer's ``max_request_size``, an invalid record, missing authorization. A retry would stall
   the partition for ever, so the commit raises ``OutputRefused`` naming ``topic[partition]``
-  and the size, and the worker exits (``app.pipeline.runner.fatal``) with nothing committed:
+  and the size, and the worker exits (``app.engine.runner.fatal``) with nothing committed:
   the next start replays the batch, which commits once the cause (topic config, ACLs) is
   fixed. This is Kafka Streams' default ProductionExceptionHandler (FAIL): nothing is skipped.
   Outputs are sized so that input cannot cause it: views-by-user records have a byte budget
-  (``app.pipeline.by_user``), dead-letter topics hold any record their input topic can hold
+  (``app.stages.by_user``), dead-letter topics hold any record their input topic can hold
   plus the ``dlq.*`` headers (``app.topics``).
 """
 

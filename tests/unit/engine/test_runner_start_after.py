@@ -7,7 +7,7 @@ import asyncio
 from types import SimpleNamespace
 
 from app.metrics import Metrics
-from app.pipeline.runner import StageRunner
+from app.engine.runner import StageRunner
 
 
 class Owned:

@@ -16,7 +16,7 @@ class _UntrackedReadOffsets(defaultdict):
     faust drops a fetched record below the read offset it last recorded. After a seek,
     records fetched before it still arrive and move that offset up, so the re-read records
     are dropped and lost. The stages track what they applied themselves (idempotently, see
-    ``app.pipeline.ordering``), so for their topics faust records nothing and drops nothing.
+    ``app.engine.ordering``), so for their topics faust records nothing and drops nothing.
     """
 
     def __init__(self, topics: set[str]) -> None:

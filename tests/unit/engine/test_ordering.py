@@ -1,8 +1,8 @@
-"""The per-partition record order check (app.pipeline.ordering)."""
+"""The per-partition record order check (app.engine.ordering)."""
 
 from __future__ import annotations
 
-from app.pipeline.ordering import PartitionOrder, Verdict
+from app.engine.ordering import PartitionOrder, Verdict
 
 APPLY, SEEK, DROP, REREAD = Verdict.APPLY, Verdict.SEEK, Verdict.DROP, Verdict.REREAD
 

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from aiokafka.partitioner import murmur2
 
 from app import codec, dedupe
-from app.pipeline import by_user
+from app.stages import by_user
 from app.models.events import PropertyViewed, Rejection
 from app.models.insights import TrendInsight, spike_insight, trend_insight
 from app.settings import Settings
-from app.state.store import PartitionStore
-from app.state.writer import Outbox
-from app.tables.dedupe import SeenEvents
+from app.engine.store import PartitionStore
+from app.engine.transactions import Outbox
+from app.tables.seen_events import SeenEvents
 from app.tables.hourly import HourlyPropertyViews
 from app.tables.keys import meta_key
-from app.tables.partials import VIEWS, partial_key, views_partial
+from app.readmodels.partials import VIEWS, partial_key, views_partial
 from app.tables.weekly import WeeklySegmentPatterns
 from app.trends import TrendRules, is_segment_trend, is_spike, ratio, spike_baseline
 from app.windows import HOUR_MS, WEEK_MS, hour_start, is_late, week_start

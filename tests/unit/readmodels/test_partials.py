@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.tables.partials import (
+from app.readmodels.partials import (
     USERS,
     VIEWS,
     BadPartial,

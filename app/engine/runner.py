@@ -16,9 +16,9 @@ import faust
 from faust.types import EventT
 
 from app.metrics import Metrics
-from app.pipeline.ordering import PartitionOrder, Verdict
-from app.state.partitions import OwnedPartitions, Sealed
-from app.state.writer import OutputRefused
+from app.engine.ordering import PartitionOrder, Verdict
+from app.engine.partitions import OwnedPartitions, Sealed
+from app.engine.transactions import OutputRefused
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class StageRunner:
                     processor = await owned.open(partition)
                     self._opened(partition, processor.applied_offset)
                 verdict = self._order[partition].admit(message.offset)
-                if verdict is not Verdict.APPLY:  # out of order: see app.pipeline.ordering
+                if verdict is not Verdict.APPLY:  # out of order: see app.engine.ordering
                     await self._not_applied(message, verdict)
                     continue
                 processor.process(message.offset, message.key, message.value, now_ms)

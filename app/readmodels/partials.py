@@ -9,11 +9,13 @@ in exactly one partition, so the global top 10 is within the union of partition 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
 
+from app.readmodels.tail import TopicTail
 from app.tables.keys import MalformedKey, split_key, window_key
 from app.tables.weekly import merge_top
 
@@ -129,3 +131,17 @@ class PartialsView:
 
     def weeks(self) -> list[int]:
         return sorted({week for _, week in self._shares})
+
+
+def partials_tail(
+    view: PartialsView,
+    topic: str,
+    client_kwargs: dict[str, Any],
+    on_skipped: Callable[[], None] | None = None,
+) -> TopicTail:
+    def apply(key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            raise ValueError("partials record without a key")
+        view.apply(key, value)
+
+    return TopicTail(topic, client_kwargs, apply, on_skipped=on_skipped)

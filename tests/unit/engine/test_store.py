@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.state.store import CHECKPOINT_KEY
+from app.engine.store import CHECKPOINT_KEY
 
 
 def test_pending_put_is_visible_to_get_but_not_to_committed(store):

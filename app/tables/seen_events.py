@@ -7,7 +7,7 @@ handful of times in its life, O(1) per event amortised.
 
 from __future__ import annotations
 
-from app.state.store import PartitionStore
+from app.engine.store import PartitionStore
 from app.tables.keys import family_range, plain_key
 
 SEEN = "e"

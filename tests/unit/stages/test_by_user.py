@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.metrics import Metrics
-from app.pipeline import by_user
+from app.stages import by_user
 
 BROKER_DEFAULT_LIMIT = 1_048_588  # message.max.bytes: one record batch, framing included
 BATCH_FRAMING = 61 + 64  # batch header, and a record's own fields with the key, generously

@@ -1,20 +1,17 @@
-"""Read models every worker keeps in memory by tailing a topic from the start:
-the segment partials (compacted) and the latest insights."""
+"""``TopicTail``: every committed record of a topic, from its start (or its last N records)
+and on, handed to a read model that every worker keeps in memory."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from app.clients import committed_reader, partitions_of, stop_consumer
-from app.tables.partials import PartialsView
+from app.engine.clients import committed_reader, partitions_of, stop_consumer
 
 log = logging.getLogger(__name__)
 
@@ -93,48 +90,3 @@ class TopicTail:
             )
             return False
         return True
-
-
-class InsightsMemory:
-    """The newest insights, newest first; one copy per insightId."""
-
-    def __init__(self, size: int) -> None:
-        self._items: deque[dict] = deque(maxlen=size)
-        self._ids: set[str] = set()
-
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:
-            return
-        insight = orjson.loads(value)
-        if not isinstance(insight, dict) or not isinstance(insight.get("insightId"), str):
-            raise ValueError("not an insight: no insightId")
-        insight_id = insight["insightId"]
-        if insight_id in self._ids:
-            return
-        if len(self._items) == self._items.maxlen:
-            self._ids.discard(self._items[-1].get("insightId"))
-        self._items.appendleft(insight)
-        self._ids.add(insight_id)
-
-    def latest(self, limit: int, insight_type: str | None = None) -> list[dict]:
-        items = (i for i in self._items if insight_type is None or i.get("type") == insight_type)
-        out = []
-        for item in items:
-            if len(out) >= limit:
-                break
-            out.append(item)
-        return out
-
-
-def partials_tail(
-    view: PartialsView,
-    topic: str,
-    client_kwargs: dict[str, Any],
-    on_skipped: Callable[[], None] | None = None,
-) -> TopicTail:
-    def apply(key: bytes | None, value: bytes | None) -> None:
-        if key is None:
-            raise ValueError("partials record without a key")
-        view.apply(key, value)
-
-    return TopicTail(topic, client_kwargs, apply, on_skipped=on_skipped)

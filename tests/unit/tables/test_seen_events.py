@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.tables.dedupe import SeenEvents
+from app.tables.seen_events import SeenEvents
 
 T = 1_795_183_387_120  # 2026-11-20T14:03:07.120Z
 HOUR = 3_600_000

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from app.clients import committed_reader, stop_consumer
-from app.state.store import PartitionStore
+from app.engine.clients import committed_reader, stop_consumer
+from app.engine.store import PartitionStore
 
 log = logging.getLogger(__name__)
 

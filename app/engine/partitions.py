@@ -21,9 +21,9 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from rocksdict import Options
 
-from app.state.restore import restore_partition
-from app.state.store import PartitionStore
-from app.state.writer import (
+from app.engine.restore import restore_partition
+from app.engine.store import PartitionStore
+from app.engine.transactions import (
     MAX_BATCH_BYTES,
     Failure,
     Outbox,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from app.pipeline import by_user
-from app.state.store import PartitionStore
-from app.state.writer import Outbox
+from app.stages import by_user
+from app.engine.store import PartitionStore
+from app.engine.transactions import Outbox
 from app.tables.keys import meta_key
-from app.tables.partials import USERS, partial_key, users_partial
+from app.readmodels.partials import USERS, partial_key, users_partial
 from app.tables.segment_users import SegmentWeeklyUsers
 from app.windows import WEEK_MS
 

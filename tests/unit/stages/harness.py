@@ -1,4 +1,4 @@
-"""Drive a partition processor the way app.state.partitions.OwnedPartitions does, minus Kafka.
+"""Drive a partition processor the way app.engine.partitions.OwnedPartitions does, minus Kafka.
 
 ``commit`` mirrors ``OwnedPartitions._commit_one``: before_commit, then (as if the Kafka
 transaction succeeded) the outbox counts as published and the pending state is applied to
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from app.pipeline import by_user
-from app.state.writer import Outbox
+from app.stages import by_user
+from app.engine.transactions import Outbox
 from app.windows import iso_ms
 
 

@@ -15,8 +15,8 @@ from collections import Counter
 
 from app import codec
 from app.models.events import Rejection
-from app.state.store import PartitionStore
-from app.state.writer import Outbox
+from app.engine.store import PartitionStore
+from app.engine.transactions import Outbox
 
 log = logging.getLogger(__name__)
 

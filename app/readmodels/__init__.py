@@ -1,0 +1,2 @@
+"""What every worker holds in memory by tailing a topic: the segment partials and the
+latest insights."""
