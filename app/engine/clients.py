@@ -44,6 +44,17 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return set(partitions or ())
 
 
+async def wait_for_partitions(
+    consumer: AIOKafkaConsumer, topic: str, poll_s: float = 0.5
+) -> list[TopicPartition]:
+    """The topic's partitions in order, once it exists (a worker may start before it)."""
+    partitions = await partitions_of(consumer, topic)
+    while not partitions:
+        await asyncio.sleep(poll_s)
+        partitions = await partitions_of(consumer, topic)
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
 async def records_between(
     client_kwargs: dict,
     starts: dict[TopicPartition, int],

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 from rocksdict import Options
 
 from app.engine.restore import restore_partition
+from app.engine.retry import retry
 from app.engine.store import PartitionStore
 from app.engine.transactions import (
     MAX_BATCH_BYTES,
@@ -109,21 +109,11 @@ class OwnedPartitions:
         entry = self._open.get(partition)
         if entry is not None:
             return entry[0]
-        delay = 0.5
-        while True:
-            try:
-                processor, writer = await self._open_once(partition)
-                break
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-                if classify(exc) is Failure.REFUSED:
-                    log.error("%s: opening partition %d refused: %r", self.name, partition, exc)
-                    raise
-                log.warning(
-                    "%s: opening partition %d failed (%r); retrying in %.1fs",
-                    self.name, partition, exc, delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        processor, writer = await retry(
+            lambda: self._open_once(partition),
+            f"{self.name}: opening partition {partition}",
+            refused=lambda exc: classify(exc) is Failure.REFUSED,
+        )
         self._open[partition] = (processor, writer)
         log.info(
             "%s: partition %d open, resuming after offset %d",

@@ -54,6 +54,8 @@ from aiokafka.errors import (
     UnsupportedForMessageFormatError,
 )
 
+from app.engine.retry import TRANSIENT, retry
+
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 512 * 1024
@@ -107,6 +109,11 @@ class OutputRefused(Exception):
     @property
     def error(self) -> str:
         return type(self.cause).__name__
+
+
+# What a commit attempt may fail with; ``classify`` tells what each one calls for.
+# AssertionError: aiokafka's transaction manager in FATAL_ERROR (an invalid state transition).
+COMMIT_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT, OutputRefused, AssertionError)
 
 
 class Failure(Enum):
@@ -235,49 +242,39 @@ class TransactionalWriter:
         as long as it takes. Raises PartitionFenced when a newer owner exists, and
         OutputRefused (or the authorization error) when the broker refuses for good.
         """
-        delay = 0.5
-        while True:
+
+        async def attempt() -> int | None:
             try:
                 return await self._commit_once(outbox, changelog_topic, source_offsets, group_id)
-            except (
-                KafkaError, OutputRefused, OSError, asyncio.TimeoutError, AssertionError
-            ) as exc:
-                # AssertionError: aiokafka's transaction manager in FATAL_ERROR; a new
-                # producer (same transactional id) starts clean, or finds itself fenced.
-                failure = classify(exc)
-                if failure is Failure.FENCED:
-                    await self.stop()
-                    raise PartitionFenced(self.transactional_id) from exc
-                if failure is Failure.REFUSED:
-                    log.error(
-                        "transaction %s refused for good, not retried: %s",
-                        self.transactional_id,
-                        exc,
-                    )
-                    await self.stop()
-                    raise
-                log.warning(
-                    "transaction %s failed (%r); retrying in %.1fs",
-                    self.transactional_id,
-                    exc,
-                    delay,
-                )
+            except COMMIT_ERRORS as exc:
+                # Whatever the failure, this producer is done: a new one (same transactional
+                # id) starts clean, or finds itself fenced.
                 await self.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                if not still_owned():
+                if classify(exc) is Failure.FENCED:
                     raise PartitionFenced(self.transactional_id) from exc
-                try:
-                    await self.start()
-                except ProducerFenced as fenced:
-                    raise PartitionFenced(self.transactional_id) from fenced
-                except (KafkaError, OSError) as start_exc:
-                    if classify(start_exc) is Failure.REFUSED:
-                        log.error(
-                            "producer %s refused for good: %r", self.transactional_id, start_exc
-                        )
-                        raise
-                    log.warning("producer %s restart failed: %r", self.transactional_id, start_exc)
+                raise
+
+        async def restart(exc: BaseException) -> None:
+            if not still_owned():
+                raise PartitionFenced(self.transactional_id) from exc
+            try:
+                await self.start()
+            except ProducerFenced as fenced:
+                raise PartitionFenced(self.transactional_id) from fenced
+            except (KafkaError, OSError) as start_exc:
+                if classify(start_exc) is Failure.REFUSED:
+                    log.error("producer %s refused for good: %r", self.transactional_id, start_exc)
+                    raise
+                # The next attempt starts a producer again.
+                log.warning("producer %s restart failed: %r", self.transactional_id, start_exc)
+
+        return await retry(
+            attempt,
+            f"transaction {self.transactional_id}",
+            retriable=COMMIT_ERRORS,
+            refused=lambda exc: classify(exc) is Failure.REFUSED,
+            before_retry=restart,
+        )
 
     async def _commit_once(
         self,

@@ -8,12 +8,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import ConsumerRecord
 
-from app.engine.clients import committed_reader, partitions_of, stop_consumer
+from app.engine.clients import committed_reader, stop_consumer, wait_for_partitions
+from app.engine.retry import constant, retry
 
 log = logging.getLogger(__name__)
+
+RECONNECT_S = 1.0
 
 
 class TopicTail:
@@ -41,24 +43,14 @@ class TopicTail:
         self.caught_up = asyncio.Event()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._run_once()
-            except asyncio.CancelledError:
-                raise
-            except (KafkaError, OSError) as exc:
-                log.warning("tail of %s failed (%r); reconnecting", self.topic, exc)
-                await asyncio.sleep(1.0)
+        """Read until cancelled; broker trouble reconnects and reads from the start again."""
+        await retry(self._run_once, f"tail of {self.topic}", backoff=constant(RECONNECT_S))
 
     async def _run_once(self) -> None:
         consumer = committed_reader(self._client_kwargs)
         await consumer.start()
         try:
-            partitions = await partitions_of(consumer, self.topic)
-            while not partitions:
-                await asyncio.sleep(0.5)
-                partitions = await partitions_of(consumer, self.topic)
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            tps = await wait_for_partitions(consumer, self.topic)
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
             starts = await consumer.beginning_offsets(tps)

@@ -16,15 +16,17 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from aiokafka.errors import OffsetOutOfRangeError
 
-from app.engine.clients import committed_reader, partitions_of, stop_consumer
+from app.engine.clients import committed_reader, stop_consumer, wait_for_partitions
+from app.engine.retry import constant, retry
 from app.metrics import Metrics
 from app.tables.profiles import REPLAYED, ProfilesTable, fold
 
 log = logging.getLogger(__name__)
 
 PROGRESS_SECONDS = 5.0
+RECONNECT_S = 1.0
 
 
 class ProfilesReader:
@@ -51,11 +53,12 @@ class ProfilesReader:
     async def run(self) -> None:
         """Read until cancelled; broker trouble reconnects and resumes at the checkpoint."""
         self.table.open()
+        await retry(self._read, f"{self.topic}: reading profiles", backoff=constant(RECONNECT_S))
+
+    async def _read(self) -> None:
         while True:
             try:
                 await self._run_once()
-            except asyncio.CancelledError:
-                raise
             except OffsetOutOfRangeError as exc:
                 # The checkpoint is past the end or before the start of the topic: it was
                 # recreated or truncated. Its current content is the truth: read it anew.
@@ -64,9 +67,6 @@ class ProfilesReader:
                     "reading it again from the beginning", self.topic, exc,
                 )
                 self.table.clear()
-            except (KafkaError, OSError) as exc:
-                log.warning("%s: reading profiles failed (%r); reconnecting", self.topic, exc)
-                await asyncio.sleep(1.0)
 
     async def _run_once(self) -> None:
         # "none": an out-of-range checkpoint raises instead of silently jumping elsewhere.
@@ -77,11 +77,7 @@ class ProfilesReader:
         )
         await consumer.start()
         try:
-            partitions = await partitions_of(consumer, self.topic)
-            while not partitions:
-                await asyncio.sleep(0.5)
-                partitions = await partitions_of(consumer, self.topic)
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            tps = await wait_for_partitions(consumer, self.topic)
             consumer.assign(tps)
             resume = self.table.checkpoints()
             for tp in tps:
