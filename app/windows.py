@@ -35,7 +35,11 @@ def is_late(window_end_ms: int, grace_ms: int, stream_time_ms: int) -> bool:
 
 
 def parse_iso(text: str) -> int:
-    """ISO-8601 with an explicit offset or ``Z`` -> epoch ms. Raises ValueError otherwise."""
+    """ISO-8601 with an explicit offset or ``Z`` -> epoch ms. Raises ValueError otherwise.
+
+    The one ISO parser: records' times go through it as they are; HTTP query times are
+    first read as UTC when they have no offset (``app.web.params``).
+    """
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset")
@@ -53,28 +57,3 @@ def iso_ms(ts_ms: int) -> str:
         raise ValueError(f"{ts_ms} ms is outside the years 0001-9999")
     moment = (_EPOCH + ts_ms * _ONE_MS).replace(tzinfo=None)
     return moment.isoformat(timespec="milliseconds" if ts_ms % 1000 else "seconds") + "Z"
-
-
-def parse_hour(text: str) -> int:
-    """A query's ISO hour -> the start of the hour holding it."""
-    return hour_start(parse_iso(_assume_utc(text)))
-
-
-def parse_week(text: str) -> int:
-    """``2026-11-23`` or ``2026-11-23T00:00:00Z`` -> that week's Monday 00:00 UTC.
-
-    Raises ValueError when the instant is not a Monday 00:00 UTC.
-    """
-    ts = parse_iso(_assume_utc(text if "T" in text else text + "T00:00:00Z"))
-    if week_start(ts) != ts:
-        raise ValueError(f"{text!r} is not a Monday 00:00 UTC")
-    return ts
-
-
-def _assume_utc(text: str) -> str:
-    """Query parameters may omit the offset; they are read as UTC."""
-    if text.endswith("z"):  # allowed by ISO-8601, but datetime.fromisoformat wants "Z"
-        return text[:-1] + "Z"
-    if text.endswith("Z") or "+" in text[10:] or "-" in text[10:]:
-        return text
-    return text + "Z"

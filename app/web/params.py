@@ -14,7 +14,7 @@ from urllib.parse import unquote_to_bytes
 
 from app.codec import id_problem
 from app.models.insights import PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND
-from app.windows import HOUR_MS, MAX_MS, MIN_MS, WEEK_MS, hour_start, parse_iso, parse_week
+from app.windows import HOUR_MS, MAX_MS, MIN_MS, WEEK_MS, hour_start, parse_iso, week_start
 
 T = TypeVar("T")
 
@@ -63,22 +63,25 @@ def path_id(raw: str) -> str:
 
 
 def parse_utc(text: str) -> int:
-    """An ISO-8601 instant -> epoch ms; no offset means UTC. A '+' sent unescaped arrives
-    as a space. Only instants an answer can write back (years 0001-9999) are accepted."""
-    given = text
-    text = _SPACE_OFFSET.sub(r"+\1", text.strip())
-    tail = text[10:]
-    if not (text.endswith(("Z", "z")) or "+" in tail or "-" in tail):
-        text += "Z"
-    elif text.endswith("z"):
-        text = text[:-1] + "Z"
+    """An ISO-8601 instant in a query -> epoch ms; no offset means UTC. A '+' sent unescaped
+    arrives as a space. Only instants an answer can write back (years 0001-9999) are accepted."""
     try:
-        ts = parse_iso(text)
+        ts = parse_iso(_as_utc(_SPACE_OFFSET.sub(r"+\1", text.strip())))
     except (ValueError, OverflowError):
-        raise BadRequest(f"{given!r} is not an ISO-8601 time such as 2026-11-20T14:00:00Z") from None
+        raise BadRequest(f"{text!r} is not an ISO-8601 time such as 2026-11-20T14:00:00Z") from None
     if not MIN_MS <= ts <= MAX_MS:
-        raise BadRequest(f"{given!r} is not {_RANGE}")
+        raise BadRequest(f"{text!r} is not {_RANGE}")
     return ts
+
+
+def _as_utc(text: str) -> str:
+    """``text`` with ``Z`` appended when it has no offset; a final ``z`` (allowed by ISO-8601,
+    refused by ``datetime.fromisoformat``) written ``Z``."""
+    if text.endswith("z"):
+        return text[:-1] + "Z"
+    if text.endswith("Z") or "+" in text[10:] or "-" in text[10:]:
+        return text
+    return text + "Z"
 
 
 def parse_hour(text: str) -> int:
@@ -101,15 +104,16 @@ def history_hours(start_ms: int, end_ms: int) -> range:
 
 
 def parse_week_start(text: str) -> int:
-    """A week's Monday as ``2026-11-23`` or ``2026-11-23T00:00:00Z`` -> epoch ms."""
+    """A week's Monday as ``2026-11-23`` or ``2026-11-23T00:00:00Z`` -> epoch ms (a path
+    segment: no '+' turned into a space there)."""
     try:
-        week = parse_week(text)
-    except (ValueError, OverflowError) as exc:
-        if "Monday" in str(exc):
-            raise BadRequest(str(exc)) from None
+        week = parse_iso(_as_utc(text if "T" in text else text + "T00:00:00Z"))
+    except (ValueError, OverflowError):
         raise BadRequest(
             f"{text!r} is not a date such as 2026-11-23 or 2026-11-23T00:00:00Z"
         ) from None
+    if week_start(week) != week:
+        raise BadRequest(f"{text!r} is not a Monday 00:00 UTC")
     if not MIN_MS <= week:
         raise BadRequest(f"{text!r} is not {_RANGE}")
     _check_window(week, WEEK_MS)

@@ -1,4 +1,5 @@
-"""Event-time windows: hours, ISO weeks (Monday 00:00 UTC), lateness, ISO parsing/formatting.
+"""Event-time windows: hours, ISO weeks (Monday 00:00 UTC), lateness, ISO parsing/formatting
+(query times read as UTC are in ``tests/unit/web/test_params.py``).
 
 Expected epoch milliseconds are literals (checked once against the calendar), so a wrong
 window function cannot agree with itself.
@@ -15,9 +16,7 @@ from app.windows import (
     hour_start,
     is_late,
     iso_ms,
-    parse_hour,
     parse_iso,
-    parse_week,
     week_start,
 )
 
@@ -144,67 +143,3 @@ def test_iso_ms(ts, expected):
 )
 def test_iso_ms_round_trips_through_parse_iso(ts):
     assert parse_iso(iso_ms(ts)) == ts
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2026-11-20T14:00:00Z", FRI_2026_11_20_T14),
-        ("2026-11-20T14:37:12.500Z", FRI_2026_11_20_T14),
-        ("2026-11-20T14:37:12", FRI_2026_11_20_T14),  # a query without offset is UTC
-        ("2026-11-20T16:37:12+02:00", FRI_2026_11_20_T14),
-        ("2026-11-20T09:59:59-05:00", FRI_2026_11_20_T14),
-    ],
-)
-def test_parse_hour(text, expected):
-    assert parse_hour(text) == expected
-
-
-@pytest.mark.parametrize("text", ["not-an-hour", "2026-11-20T25:00:00Z"])
-def test_parse_hour_rejects_garbage(text):
-    with pytest.raises(ValueError):
-        parse_hour(text)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2026-11-23", MON_2026_11_23),
-        ("2026-11-23T00:00:00Z", MON_2026_11_23),
-        ("2026-11-23T00:00:00", MON_2026_11_23),
-        ("2026-11-23T02:00:00+02:00", MON_2026_11_23),
-        ("2026-12-28", MON_2026_12_28),
-        ("2028-02-28", MON_2028_02_28),
-    ],
-)
-def test_parse_week(text, expected):
-    assert parse_week(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "2026-11-24",  # a Tuesday
-        "2026-11-22",  # a Sunday
-        "2028-02-29",  # leap day, a Tuesday
-        "2026-11-23T01:00:00Z",  # a Monday, but not 00:00
-        "2026-11-23T00:00:00+01:00",  # Sunday 23:00 UTC
-        "2026-11-23T00:00:00.001Z",
-        "week 48",
-    ],
-)
-def test_parse_week_rejects_anything_but_monday_midnight_utc(text):
-    with pytest.raises(ValueError):
-        parse_week(text)
-
-
-@pytest.mark.parametrize(
-    ("fn", "text", "expected"),
-    [
-        (parse_hour, "2026-11-20T14:37:12z", FRI_2026_11_20_T14),
-        (parse_week, "2026-11-23T00:00:00z", MON_2026_11_23),
-    ],
-)
-def test_query_times_accept_a_lowercase_z(fn, text, expected):
-    # ISO-8601 / RFC 3339 allow "z"; the query helpers treat it as explicit UTC.
-    assert fn(text) == expected

@@ -175,3 +175,83 @@ def test_param_names_the_parameter_and_knows_required_from_default():
         param({"hour": "soon"}, "hour", parse_hour)
     assert param({"type": ""}, "type", parse_insight_type, default=None) is None
     assert param({}, "limit", limit_parser(50), default=10) == 10
+
+
+# -- query times read as UTC (literal epoch ms, checked once against the calendar) --------
+FRI_2026_11_20_T14 = 1_795_183_200_000
+MON_2026_11_23 = 1_795_392_000_000
+MON_2026_12_28 = 1_798_416_000_000
+MON_2028_02_28 = 1_835_308_800_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-20T14:00:00Z", FRI_2026_11_20_T14),
+        ("2026-11-20T14:37:12.500Z", FRI_2026_11_20_T14),
+        ("2026-11-20T14:37:12", FRI_2026_11_20_T14),  # a query without offset is UTC
+        ("2026-11-20T16:37:12+02:00", FRI_2026_11_20_T14),
+        ("2026-11-20T09:59:59-05:00", FRI_2026_11_20_T14),
+        ("2026-11-20T16:37:12 02:00", FRI_2026_11_20_T14),  # '+' unescaped: a space
+        ("2026-11-20T16:37:12 0200", FRI_2026_11_20_T14),
+        (" 2026-11-20T14:37:12Z ", FRI_2026_11_20_T14),
+    ],
+)
+def test_parse_hour(text, expected):
+    assert parse_hour(text) == expected
+
+
+@pytest.mark.parametrize("text", ["not-an-hour", "2026-11-20T25:00:00Z", "2026-11-20T14:00:00 2"])
+def test_parse_hour_rejects_garbage(text):
+    with pytest.raises(BadRequest, match="is not an ISO-8601 time"):
+        parse_hour(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-23", MON_2026_11_23),
+        ("2026-11-23T00:00:00Z", MON_2026_11_23),
+        ("2026-11-23T00:00:00", MON_2026_11_23),
+        ("2026-11-23T02:00:00+02:00", MON_2026_11_23),
+        ("2026-12-28", MON_2026_12_28),
+        ("2028-02-28", MON_2028_02_28),
+    ],
+)
+def test_parse_week_start(text, expected):
+    assert parse_week_start(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-24",  # a Tuesday
+        "2026-11-22",  # a Sunday
+        "2028-02-29",  # leap day, a Tuesday
+        "2026-11-23T01:00:00Z",  # a Monday, but not 00:00
+        "2026-11-23T00:00:00+01:00",  # Sunday 23:00 UTC
+        "2026-11-23T00:00:00.001Z",
+    ],
+)
+def test_parse_week_start_refuses_anything_but_monday_midnight_utc(text):
+    with pytest.raises(BadRequest, match="is not a Monday 00:00 UTC"):
+        parse_week_start(text)
+
+
+@pytest.mark.parametrize("text", ["week 48", "2026-11-23T00:00:00 00:00", " 2026-11-23"])
+def test_parse_week_start_refuses_what_is_not_a_date(text):
+    # a path segment: no '+' arrives as a space there, and nothing is stripped
+    with pytest.raises(BadRequest, match="is not a date such as"):
+        parse_week_start(text)
+
+
+@pytest.mark.parametrize(
+    ("fn", "text", "expected"),
+    [
+        (parse_hour, "2026-11-20T14:37:12z", FRI_2026_11_20_T14),
+        (parse_week_start, "2026-11-23T00:00:00z", MON_2026_11_23),
+    ],
+)
+def test_query_times_accept_a_lowercase_z(fn, text, expected):
+    # ISO-8601 / RFC 3339 allow "z"; the query helpers treat it as explicit UTC.
+    assert fn(text) == expected
