@@ -17,9 +17,12 @@ from app import codec
 from app.models.events import Rejection
 from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
+from app.stages.applied import Applied
 
 log = logging.getLogger(__name__)
 
+# Not ``meta_key("applied")`` as in the other stages: this stage's store holds nothing else,
+# and changing the key would make existing stores forget their offset.
 APPLIED_KEY = b"applied"
 
 
@@ -40,16 +43,17 @@ class ProfileRejectsProcessor:
         self._source_topic = source_topic
         self._dlq_topic = dlq_topic
         self._max_bytes = max_bytes
-        applied = store.get(APPLIED_KEY)
-        self.applied_offset = int(applied) if applied is not None else -1
-        self._committed_offset = self.applied_offset
+        self.applied = Applied(store, APPLIED_KEY)
         self.outcomes: Counter[str] = Counter()
 
+    @property
+    def applied_offset(self) -> int:
+        return self.applied.offset
+
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if offset <= self.applied_offset:
+        if not self.applied.advance(offset):
             self.outcomes["replayed"] += 1
             return
-        self.applied_offset = offset
         result = codec.decode_profile(key, value, max_bytes=self._max_bytes)
         if isinstance(result, Rejection):
             log.warning(
@@ -65,8 +69,7 @@ class ProfileRejectsProcessor:
         return False
 
     def before_commit(self, now_ms: int, publish: bool) -> bool:
-        if self.applied_offset == self._committed_offset and not len(self.outbox):
+        if not self.applied.unstaged and not len(self.outbox):
             return False
-        self.store.put(APPLIED_KEY, b"%d" % self.applied_offset)
-        self._committed_offset = self.applied_offset
+        self.applied.stage()
         return True

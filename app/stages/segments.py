@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from app.stages import by_user
+from app.stages.applied import Applied
 from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
 from app.tables.keys import meta_key
@@ -13,7 +14,6 @@ from app.readmodels.partials import USERS, partial_key, users_partial
 from app.tables.segment_users import SegmentWeeklyUsers
 from app.windows import WEEK_MS
 
-APPLIED_KEY = meta_key("applied")
 LATEST_WEEK_KEY = meta_key("latest-week")
 
 
@@ -32,19 +32,19 @@ class SegmentUsersProcessor:
         self._partials_topic = partials_topic
         self._retention_ms = retention_weeks * WEEK_MS
         self.users = SegmentWeeklyUsers(store)
-        applied = store.get(APPLIED_KEY)
-        self.applied_offset = int(applied) if applied is not None else -1
-        self._committed_offset = self.applied_offset
-        latest = store.get(LATEST_WEEK_KEY)
-        self.latest_week = int(latest) if latest is not None else 0
+        self.applied = Applied(store)
+        self.latest_week = self.applied.load(LATEST_WEEK_KEY, 0)
         self._unpublished: set[tuple[int, str]] = set(self.users.segment_weeks())
         self.outcomes: Counter[str] = Counter()
 
+    @property
+    def applied_offset(self) -> int:
+        return self.applied.offset
+
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if offset <= self.applied_offset:
+        if not self.applied.advance(offset):
             self.outcomes["replayed"] += 1
             return
-        self.applied_offset = offset
         entries = by_user.decode(key, value)
         if entries is None:  # written only by the views stage; never expected
             self.outcomes["malformed"] += 1
@@ -79,9 +79,7 @@ class SegmentUsersProcessor:
                     users_partial(self.users.unique_users(week, segment)),
                 )
             self._unpublished.clear()
-        if self.applied_offset == self._committed_offset and not len(self.outbox):
+        if not self.applied.unstaged and not len(self.outbox):
             return False
-        self.store.put(APPLIED_KEY, b"%d" % self.applied_offset)
-        self.store.put(LATEST_WEEK_KEY, b"%d" % self.latest_week)
-        self._committed_offset = self.applied_offset
+        self.applied.stage({LATEST_WEEK_KEY: self.latest_week})
         return True

@@ -16,6 +16,7 @@ from aiokafka.partitioner import murmur2
 
 from app import codec, dedupe
 from app.stages import by_user
+from app.stages.applied import APPLIED_KEY, Applied
 from app.models.events import PropertyViewed, Rejection
 from app.models.insights import TrendInsight, spike_insight, trend_insight
 from app.settings import Settings
@@ -31,7 +32,6 @@ from app.windows import HOUR_MS, WEEK_MS, hour_start, is_late, week_start
 
 log = logging.getLogger(__name__)
 
-APPLIED_KEY = meta_key("applied")
 STREAM_TIME_KEY = meta_key("stream-time")
 UNKNOWN_SEGMENT = "unknown"
 
@@ -113,11 +113,8 @@ class ViewsProcessor:
         self.hourly = HourlyPropertyViews(store)
         self.weekly = WeeklySegmentPatterns(store)
         self.seen = SeenEvents(store)
-        applied = store.get(APPLIED_KEY)
-        self.applied_offset = int(applied) if applied is not None else -1
-        self._committed_offset = self.applied_offset
-        stream_time = store.get(STREAM_TIME_KEY)
-        self.stream_time = int(stream_time) if stream_time is not None else 0
+        self.applied = Applied(store, APPLIED_KEY)
+        self.stream_time = self.applied.load(STREAM_TIME_KEY, 0)
         self._expired_through_hour = hour_start(self.stream_time)
         self._last_seen_purge = self.stream_time
         # After a restart, republish every live (week, segment) share: a crash may have
@@ -128,12 +125,15 @@ class ViewsProcessor:
         # repartition partition -> distinct (user, week, segment) of this batch (see by_user)
         self._by_user: dict[int, set[by_user.Entry]] = {}
 
+    @property
+    def applied_offset(self) -> int:
+        return self.applied.offset
+
     # -- per event ----------------------------------------------------------------------
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if offset <= self.applied_offset:
+        if not self.applied.advance(offset):
             self.outcomes["replayed"] += 1
             return
-        self.applied_offset = offset
         cfg = self.config
         event = codec.decode_view(
             key,
@@ -285,11 +285,9 @@ class ViewsProcessor:
         self._by_user.clear()
         if publish:
             self._publish_partials()
-        if self.applied_offset == self._committed_offset and not len(self.outbox):
+        if not self.applied.unstaged and not len(self.outbox):
             return False
-        self.store.put(APPLIED_KEY, b"%d" % self.applied_offset)
-        self.store.put(STREAM_TIME_KEY, b"%d" % self.stream_time)
-        self._committed_offset = self.applied_offset
+        self.applied.stage({STREAM_TIME_KEY: self.stream_time})
         return True
 
     def _publish_partials(self) -> None:
