@@ -235,9 +235,6 @@ class Metrics:
             key=lambda item: (item["topic"], item["partition"]),
         )
 
-    def gauge_values(self, gauge: Gauge) -> dict[str, float]:
-        return {next(iter(s.labels.values()), ""): s.value for s in _samples(gauge)}
-
 
 class RateSampler:
     """Per-second rates of a few counters over the last minute, sampled on a timer."""

@@ -145,9 +145,6 @@ class OwnedPartitions:
             await writer.stop()
             log.info("%s: partition %d closed", self.name, partition)
 
-    async def close_all(self) -> None:
-        await self.close(self.partitions)
-
     # -- commit -------------------------------------------------------------------------
     def seal(self, partition: int, now_ms: int, publish: bool) -> Sealed | None:
         """Take the partition's pending work for a commit; None if there is nothing to commit.

@@ -9,7 +9,6 @@ never ahead of the changelog.
 from __future__ import annotations
 
 import heapq
-import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -90,11 +89,6 @@ class PartitionStore:
         self._dirty = {}
         self._sealed = None
 
-    def apply_pending(self, changelog_offset: int | None) -> None:
-        """Seal and apply at once: the pending changes were committed to the changelog."""
-        self.seal()
-        self.apply_sealed(changelog_offset)
-
     def seal(self) -> dict[bytes, bytes | None]:
         """Take the pending changes for a commit; new writes start a new pending set."""
         if self._sealed is not None:
@@ -125,11 +119,6 @@ class PartitionStore:
         self._dirty = {}
         self._sealed = None
         self._db.close()
-
-    def destroy(self) -> None:
-        """Close and delete the local files (they are rebuilt from the changelog)."""
-        self.close()
-        shutil.rmtree(self.path, ignore_errors=True)
 
 
 class CommittedState:

@@ -129,9 +129,6 @@ class PartialsView:
     def segments(self, week_ms: int) -> list[str]:
         return sorted(segment for segment, week in self._shares if week == week_ms)
 
-    def weeks(self) -> list[int]:
-        return sorted({week for _, week in self._shares})
-
 
 def partials_tail(
     view: PartialsView,

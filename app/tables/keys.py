@@ -117,15 +117,6 @@ def split_key(key: bytes) -> WindowKey:
     return WindowKey(family, int.from_bytes(window, "big") - _WINDOW_BIAS, parts)
 
 
-def split_plain_key(key: bytes) -> tuple[str, tuple[str, ...]]:
-    """The exact inverse of ``plain_key``: (family, parts)."""
-    family_end = key.find(_END)
-    if family_end < 0:
-        raise MalformedKey(f"no family in {key!r}")
-    family = _decode_family(key[:family_end], key)
-    return family, _decode_texts(key, family_end + len(_END))
-
-
 def _decode_family(body: bytes, key: bytes) -> str:
     family = body.decode("ascii", "replace")
     if not _FAMILY_NAME.fullmatch(family):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.engine.store import CHECKPOINT_KEY
+from tests.unit.stores import commit
 
 
 def test_pending_put_is_visible_to_get_but_not_to_committed(store):
@@ -15,11 +16,11 @@ def test_pending_put_is_visible_to_get_but_not_to_committed(store):
     assert store.pending == {b"k1": b"v1"}
 
 
-def test_apply_pending_makes_writes_committed_and_clears_pending(store):
+def test_a_commit_makes_writes_committed_and_clears_pending(store):
     store.put(b"k1", b"v1")
     store.put(b"k2", b"v2")
 
-    store.apply_pending(7)
+    commit(store, 7)
 
     assert store.pending == {}
     assert store.committed().get(b"k1") == b"v1"
@@ -29,7 +30,7 @@ def test_apply_pending_makes_writes_committed_and_clears_pending(store):
 
 def test_pending_writes_are_visible_to_scan_but_not_to_committed_scan(store):
     store.put(b"a", b"1")
-    store.apply_pending(None)
+    commit(store, None)
     store.put(b"b", b"2")
 
     assert dict(store.scan(b"a", b"z")) == {b"a": b"1", b"b": b"2"}
@@ -38,7 +39,7 @@ def test_pending_writes_are_visible_to_scan_but_not_to_committed_scan(store):
 
 def test_pending_overwrite_of_committed_key_wins_in_get_and_scan(store):
     store.put(b"a", b"old")
-    store.apply_pending(None)
+    commit(store, None)
     store.put(b"a", b"new")
 
     assert store.get(b"a") == b"new"
@@ -49,7 +50,7 @@ def test_pending_overwrite_of_committed_key_wins_in_get_and_scan(store):
 def test_scan_is_half_open_start_inclusive_end_exclusive(store):
     for key in (b"a", b"b", b"c", b"d"):
         store.put(key, key.upper())
-    store.apply_pending(None)
+    commit(store, None)
     store.put(b"bb", b"BB")  # pending, inside the range
     store.put(b"d0", b"D0")  # pending, outside the range
 
@@ -59,7 +60,7 @@ def test_scan_is_half_open_start_inclusive_end_exclusive(store):
 def test_delete_of_committed_key_hides_it_from_get_and_scan_until_applied(store):
     store.put(b"a", b"1")
     store.put(b"b", b"2")
-    store.apply_pending(None)
+    commit(store, None)
 
     store.delete(b"a")
 
@@ -68,7 +69,7 @@ def test_delete_of_committed_key_hides_it_from_get_and_scan_until_applied(store)
     # Not applied yet: what survives a crash still has it.
     assert store.committed().get(b"a") == b"1"
 
-    store.apply_pending(None)
+    commit(store, None)
 
     assert store.committed().get(b"a") is None
     assert list(store.committed().scan(b"a", b"z")) == [(b"b", b"2")]
@@ -80,24 +81,24 @@ def test_delete_of_pending_only_key_hides_it_from_scan(store):
 
     assert store.get(b"a") is None
     assert list(store.scan(b"a", b"z")) == []
-    store.apply_pending(None)
+    commit(store, None)
     assert store.committed().get(b"a") is None
 
 
 def test_put_after_delete_restores_the_key(store):
     store.put(b"a", b"1")
-    store.apply_pending(None)
+    commit(store, None)
     store.delete(b"a")
     store.put(b"a", b"2")
 
     assert list(store.scan(b"a", b"b")) == [(b"a", b"2")]
-    store.apply_pending(None)
+    commit(store, None)
     assert store.committed().get(b"a") == b"2"
 
 
 def test_discard_pending_drops_uncommitted_writes(store):
     store.put(b"a", b"1")
-    store.apply_pending(None)
+    commit(store, None)
     store.put(b"a", b"2")
     store.put(b"b", b"3")
     store.delete(b"a")
@@ -112,7 +113,7 @@ def test_discard_pending_drops_uncommitted_writes(store):
 def test_scan_merges_committed_and_pending_keys_in_key_order(store):
     store.put(b"a", b"1")
     store.put(b"c", b"3")
-    store.apply_pending(None)
+    commit(store, None)
     store.put(b"b", b"2")
 
     assert [key for key, _ in store.scan(b"a", b"z")] == [b"a", b"b", b"c"]
@@ -121,25 +122,25 @@ def test_scan_merges_committed_and_pending_keys_in_key_order(store):
 def test_checkpoint_is_none_until_applied_with_an_offset(store):
     assert store.checkpoint() is None
     store.put(b"a", b"1")
-    store.apply_pending(None)
+    commit(store, None)
     assert store.checkpoint() is None
 
     store.put(b"b", b"2")
-    store.apply_pending(41)
+    commit(store, 41)
     assert store.checkpoint() == 41
 
     store.put(b"c", b"3")
-    store.apply_pending(None)  # no new changelog offset: the old one stays
+    commit(store, None)  # no new changelog offset: the old one stays
     assert store.checkpoint() == 41
 
-    store.apply_pending(99)  # nothing pending still records the offset
+    commit(store, 99)  # nothing pending still records the offset
     assert store.checkpoint() == 99
 
 
 def test_checkpoint_and_applied_data_survive_reopen_pending_does_not(open_store):
     store = open_store("p007")
     store.put(b"a", b"1")
-    store.apply_pending(12)
+    commit(store, 12)
     store.put(b"b", b"lost")  # never applied: a crash loses it
     store.close()
 
@@ -152,30 +153,16 @@ def test_checkpoint_and_applied_data_survive_reopen_pending_does_not(open_store)
 
 def test_checkpoint_key_is_outside_data_scans(store):
     store.put(b"h\x1f0000000000000\x1fp", b"x")
-    store.apply_pending(5)
+    commit(store, 5)
 
     assert CHECKPOINT_KEY < b"\x01"
     assert list(store.scan(b"\x01", b"\xff")) == [(b"h\x1f0000000000000\x1fp", b"x")]
 
 
-def test_destroy_removes_the_files(open_store, tmp_path):
-    store = open_store("p009")
-    store.put(b"a", b"1")
-    store.apply_pending(3)
-    assert (tmp_path / "p009").exists()
-
-    store.destroy()
-
-    assert not (tmp_path / "p009").exists()
-    fresh = open_store("p009")
-    assert fresh.get(b"a") is None
-    assert fresh.checkpoint() is None
-
-
 def test_sealed_writes_stay_readable_under_new_pending_ones_until_applied(store):
     store.put(b"a", b"1")
     store.put(b"b", b"1")
-    store.apply_pending(1)
+    commit(store, 1)
     store.put(b"a", b"2")  # sealed for a commit in flight
     store.delete(b"b")
     store.put(b"c", b"2")

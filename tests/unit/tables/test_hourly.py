@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.tables.hourly import HourlyCounts, HourlyPropertyViews
 from app.tables.keys import family_range, split_key
+from tests.unit.stores import commit
 
 HOUR = 3_600_000
 H14 = 1_795_183_200_000  # 2026-11-20T14:00:00Z
@@ -42,7 +43,7 @@ def test_counts_survive_commit_and_are_readable_from_committed_state(store):
         hourly.add_view("prop-1", H14, user)
 
     assert HourlyPropertyViews(store.committed()).get("prop-1", H14) == HourlyCounts()
-    store.apply_pending(1)
+    commit(store, 1)
     assert HourlyPropertyViews(store.committed()).get("prop-1", H14) == HourlyCounts(3, 2)
     # Unique users keep counting exactly across the commit.
     assert hourly.add_view("prop-1", H14, "u2") == HourlyCounts(4, 2)
@@ -53,7 +54,7 @@ def test_mark_spike_emitted_persists(store):
     hourly = HourlyPropertyViews(store)
     counts = hourly.add_view("prop-1", H14, "u1")
     hourly.mark_spike_emitted("prop-1", H14, counts)
-    store.apply_pending(None)
+    commit(store, None)
 
     assert HourlyPropertyViews(store.committed()).get("prop-1", H14) == HourlyCounts(1, 1, True)
     assert hourly.add_view("prop-1", H14, "u2") == HourlyCounts(2, 2, True)
@@ -87,7 +88,7 @@ def test_expire_before_removes_only_older_windows(store):
     hourly.add_view("prop-1", H14 - HOUR, "u1")
     hourly.add_view("prop-2", H14 - HOUR, "u2")
     hourly.add_view("prop-1", H14, "u1")
-    store.apply_pending(None)
+    commit(store, None)
 
     deleted = hourly.expire_before(H14 - HOUR)
 
@@ -96,7 +97,7 @@ def test_expire_before_removes_only_older_windows(store):
     assert hourly.get("prop-1", H14 - HOUR) == HourlyCounts(1, 1)
     assert hourly.get("prop-2", H14 - HOUR) == HourlyCounts(1, 1)
     assert hourly.get("prop-1", H14) == HourlyCounts(1, 1)
-    store.apply_pending(None)
+    commit(store, None)
     # Neither the counts nor the user markers of 12:00 are left on disk; 13:00's are.
     for family in ("h", "hu"):
         start, end = family_range(family, H14)

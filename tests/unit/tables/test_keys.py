@@ -26,7 +26,6 @@ from app.tables.keys import (
     plain_key,
     prefix_range,
     split_key,
-    split_plain_key,
     window_key,
     window_prefix,
 )
@@ -110,9 +109,9 @@ def test_split_key_inverts_window_key(family, window, parts):
     assert split_key(window_key(family, window, *parts)) == (family, window, parts)
 
 
-@given(FAMILIES, PARTS)
-def test_split_plain_key_inverts_plain_key(family, parts):
-    assert split_plain_key(plain_key(family, *parts)) == (family, parts)
+@given(FAMILIES, SMALL_PARTS, FAMILIES, SMALL_PARTS)
+def test_distinct_plain_tuples_give_distinct_keys(f1, p1, f2, p2):
+    assert (plain_key(f1, *p1) == plain_key(f2, *p2)) == ((f1, p1) == (f2, p2))
 
 
 @given(st.binary(max_size=40))

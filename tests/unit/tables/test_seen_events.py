@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.tables.seen_events import SeenEvents
+from tests.unit.stores import commit
 
 T = 1_795_183_387_120  # 2026-11-20T14:03:07.120Z
 HOUR = 3_600_000
@@ -20,7 +21,7 @@ def test_remember_records_the_event_time_by_id_alone(store):
     assert seen.accepted_at("ev-1") == T
     assert seen.accepted_at("ev-2") == T - HOUR
     assert seen.accepted_at("ev-3") is None
-    store.apply_pending(1)
+    commit(store, 1)
     assert SeenEvents(store.committed()).accepted_at("ev-1") == T
 
 
@@ -29,7 +30,7 @@ def test_expire_forgets_only_ids_older_than_the_cut(store):
     seen.remember("old", T - 25 * HOUR)
     seen.remember("edge", T - 24 * HOUR)
     seen.remember("new", T)
-    store.apply_pending(None)
+    commit(store, None)
     seen.remember("pending-old", T - 30 * HOUR)
 
     assert seen.expire(T - 24 * HOUR) == 2

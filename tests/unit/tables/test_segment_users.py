@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.tables.segment_users import SegmentWeeklyUsers
+from tests.unit.stores import commit
 
 WEEK = 604_800_000
 W47 = 1_794_787_200_000  # Monday 2026-11-16
@@ -35,7 +36,7 @@ def test_weeks_and_segments_are_independent(store):
 def test_counting_stays_exact_across_commits(store):
     users = SegmentWeeklyUsers(store)
     users.add_user(W47, "investor", "u1")
-    store.apply_pending(10)
+    commit(store, 10)
     assert users.add_user(W47, "investor", "u1") is False
     assert users.add_user(W47, "investor", "u2") is True
     assert users.unique_users(W47, "investor") == 2
@@ -47,7 +48,7 @@ def test_expire_before_drops_older_weeks_with_their_markers(store):
     users.add_user(W47 - WEEK, "investor", "u1")
     users.add_user(W47 - WEEK, "renter", "u2")
     users.add_user(W47, "investor", "u1")
-    store.apply_pending(None)
+    commit(store, None)
 
     assert sorted(users.expire_before(W47)) == [(W47 - WEEK, "investor"), (W47 - WEEK, "renter")]
     assert users.unique_users(W47 - WEEK, "investor") == 0

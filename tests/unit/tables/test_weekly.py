@@ -8,6 +8,7 @@ from app.tables.weekly import (
     WeeklySegmentPatterns,
     merge_top,
 )
+from tests.unit.stores import commit
 
 WEEK = 604_800_000
 W47 = 1_794_787_200_000  # Monday 2026-11-16
@@ -82,7 +83,7 @@ def test_top_properties_over_committed_and_pending_rows(store):
     weekly = WeeklySegmentPatterns(store)
     add(weekly, W47, "investor", "prop-a", 2)
     add(weekly, W47, "investor", "prop-b", 1)
-    store.apply_pending(3)
+    commit(store, 3)
     add(weekly, W47, "investor", "prop-b", 2)  # pending overwrite: 3 views
     add(weekly, W47, "investor", "prop-c", 1)  # pending only
 
@@ -106,7 +107,7 @@ def test_expire_before_drops_only_older_weeks(store):
     add(weekly, W47 - WEEK, "investor", "prop-1", 2)
     add(weekly, W47 - WEEK, "renter", "prop-2", 1)
     add(weekly, W47, "investor", "prop-1", 3)
-    store.apply_pending(None)
+    commit(store, None)
 
     dropped = weekly.expire_before(W47)
 
@@ -157,7 +158,7 @@ def test_top_lists_are_rebuilt_from_the_store_when_a_partition_opens(store):
     weekly = WeeklySegmentPatterns(store)
     for i in range(15):
         add(weekly, W47, "investor", f"p{i:02d}", i + 1)
-    store.apply_pending(None)
+    commit(store, None)
     reopened = WeeklySegmentPatterns(store)
     assert reopened.top_properties(W47, "investor") == weekly.top_properties(W47, "investor")
     assert reopened.top_properties(W47, "investor")[0] == ["p14", 15]
@@ -171,7 +172,7 @@ def test_a_partition_holding_ids_with_any_character_reopens(open_store):
     add(weekly, W47, "investor", "a\x1fb", 2)
     add(weekly, W47, "s\x1fx", "prop-1", 1)
     add(weekly, W47 - WEEK, "\x00", "\x00\x01", 1)
-    store.apply_pending(None)
+    commit(store, None)
     store.close()
 
     reopened = WeeklySegmentPatterns(open_store("p007"))
