@@ -7,19 +7,21 @@ import functools
 
 import faust
 
-from app.metrics import Metrics
-from app.stages.profile_rejects import ProfileRejectsProcessor
+from app.engine.partitions import OwnedPartitions, ProcessorFactory
 from app.engine.runner import StageRunner
-from app.stages.segments import SegmentUsersProcessor
-from app.stages.views import ViewsConfig, ViewsProcessor
+from app.engine.store import rocksdb_options
+from app.metrics import Metrics, RateSampler
 from app.readmodels.insights import InsightsMemory
 from app.readmodels.partials import PartialsView, partials_tail
 from app.readmodels.tail import TopicTail
 from app.settings import Settings
-from app.engine.partitions import OwnedPartitions
-from app.engine.store import rocksdb_options
+from app.stages.profile_rejects import ProfileRejectsProcessor
+from app.stages.segments import SegmentUsersProcessor
+from app.stages.views import ViewsConfig, ViewsProcessor
 from app.tables.profiles import ProfilesTable
 from app.tables.profiles_reader import ProfilesReader
+
+RATES_KEEP_SECONDS = 60
 
 
 class Runtime:
@@ -27,109 +29,120 @@ class Runtime:
         self.app = app
         self.settings = settings
         self.metrics = Metrics()
-        client_kwargs = settings.kafka_client_kwargs()
-        options = rocksdb_options(
+        self.metrics.declare_topics(settings.views_topic, settings.profiles_topic)
+        # Per-second rates of the views consumed, for the dashboard (sampled on a timer).
+        self.rates = RateSampler(keep_seconds=RATES_KEEP_SECONDS)
+        self._client_kwargs = settings.kafka_client_kwargs()
+        self._options = rocksdb_options(
             settings.rocksdb_block_cache_bytes, settings.rocksdb_write_buffer_bytes
         )
-        state_dir = settings.data_dir / "state"
 
         # The global table the views are joined through, and what keeps it up to date.
-        self.profiles = ProfilesTable(settings.data_dir / "profiles", options)
+        self.profiles = ProfilesTable(settings.data_dir / "profiles", self._options)
         self.profiles_reader = ProfilesReader(
             self.profiles,
             settings.profiles_topic,
-            client_kwargs,
+            self._client_kwargs,
             settings.max_value_bytes,
             self.metrics,
         )
+        self.views, self.segments, self.profile_rejects = self._stages()
+        self.stages = (self.views, self.segments, self.profile_rejects)
+        self.partials = PartialsView()
+        self.insights = InsightsMemory(settings.insights_memory)
+        self.tails = self._tails()
 
-        def stage(  # noqa: ANN202
-            name: str,
-            source: str,
-            changelog: str,
-            commit_s: float,
-            factory,  # noqa: ANN001
-            check_gaps: bool = False,
-            start_after: asyncio.Event | None = None,
-        ):
-            owned = OwnedPartitions(
-                name=name,
-                app_id=settings.app_id,
-                source_topic=source,
-                changelog_topic=changelog,
-                data_dir=state_dir,
-                rocksdb_options=options,
-                client_kwargs=client_kwargs,
-                factory=factory,
-                max_request_size=settings.dlq_max_message_bytes,
-            )
-            return StageRunner(
-                app,
-                owned,
-                self.metrics,
-                settings.batch_max_events,
-                settings.partials_publish_seconds,
-                commit_s,
-                check_gaps=check_gaps,
-                start_after=start_after,
-            )
-
-        views_config = ViewsConfig.from_settings(settings)
-        self.views = stage(
+    def _stages(self) -> tuple[StageRunner, StageRunner, StageRunner]:
+        s = self.settings
+        views_config = ViewsConfig.from_settings(s)
+        views = self._stage(
             "views",
-            settings.views_topic,
-            settings.views_changelog_topic,
-            settings.views_commit_interval_seconds,
+            s.views_topic,
+            s.views_changelog_topic,
+            s.views_commit_interval_seconds,
             lambda partition, store, outbox: ViewsProcessor(
                 partition, store, outbox, views_config, self.profiles.segment_of
             ),
-            check_gaps=settings.views_gap_check,
+            check_gaps=s.views_gap_check,
             # Like a Kafka Streams GlobalKTable: no view is joined before the profiles table
             # holds every profile published before the worker started.
             start_after=self.profiles_reader.bootstrapped,
         )
-        self.segments = stage(
+        segments = self._stage(
             "segment-users",
-            settings.segments_repartition_topic,
-            settings.segments_changelog_topic,
-            settings.segments_commit_interval_seconds,
+            s.segments_repartition_topic,
+            s.segments_changelog_topic,
+            s.segments_commit_interval_seconds,
             functools.partial(
                 SegmentUsersProcessor,
-                partials_topic=settings.partials_topic,
-                retention_weeks=settings.weekly_retention_weeks,
+                partials_topic=s.partials_topic,
+                retention_weeks=s.weekly_retention_weeks,
             ),
         )
         # user.profiles in the group: its invalid records to user.profiles.dlq, once each.
-        self.profile_rejects = stage(
+        profile_rejects = self._stage(
             "profile-rejects",
-            settings.profiles_topic,
-            settings.profile_rejects_changelog_topic,
-            settings.profiles_commit_interval_seconds,
+            s.profiles_topic,
+            s.profile_rejects_changelog_topic,
+            s.profiles_commit_interval_seconds,
             functools.partial(
                 ProfileRejectsProcessor,
-                source_topic=settings.profiles_topic,
-                dlq_topic=settings.dlq_profiles_topic,
-                max_bytes=settings.max_value_bytes,
+                source_topic=s.profiles_topic,
+                dlq_topic=s.dlq_profiles_topic,
+                max_bytes=s.max_value_bytes,
             ),
         )
-        self.stages = (self.views, self.segments, self.profile_rejects)
+        return views, segments, profile_rejects
 
-        self.partials = PartialsView()
-        self.insights = InsightsMemory(settings.insights_memory)
+    def _stage(
+        self,
+        name: str,
+        source: str,
+        changelog: str,
+        commit_s: float,
+        factory: ProcessorFactory,
+        check_gaps: bool = False,
+        start_after: asyncio.Event | None = None,
+    ) -> StageRunner:
+        s = self.settings
+        owned = OwnedPartitions(
+            name=name,
+            app_id=s.app_id,
+            source_topic=source,
+            changelog_topic=changelog,
+            data_dir=s.data_dir / "state",
+            rocksdb_options=self._options,
+            client_kwargs=self._client_kwargs,
+            factory=factory,
+            max_request_size=s.dlq_max_message_bytes,
+        )
+        return StageRunner(
+            self.app,
+            owned,
+            self.metrics,
+            s.batch_max_events,
+            s.partials_publish_seconds,
+            commit_s,
+            check_gaps=check_gaps,
+            start_after=start_after,
+        )
+
+    def _tails(self) -> tuple[TopicTail, TopicTail]:
+        s = self.settings
         skipped = self.metrics.readmodel_records_skipped
-        self.tails = (
+        return (
             partials_tail(
                 self.partials,
-                settings.partials_topic,
-                client_kwargs,
-                on_skipped=skipped.labels(settings.partials_topic).inc,
+                s.partials_topic,
+                self._client_kwargs,
+                on_skipped=skipped.labels(s.partials_topic).inc,
             ),
             TopicTail(
-                settings.insights_topic,
-                client_kwargs,
+                s.insights_topic,
+                self._client_kwargs,
                 self.insights.apply,
-                start_back=settings.insights_memory,
-                on_skipped=skipped.labels(settings.insights_topic).inc,
+                start_back=s.insights_memory,
+                on_skipped=skipped.labels(s.insights_topic).inc,
             ),
         )
 
@@ -149,4 +162,3 @@ class Runtime:
             and all(stage.ready for stage in self.stages)
             and all(tail.caught_up.is_set() for tail in self.tails)
         )
-

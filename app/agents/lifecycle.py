@@ -1,19 +1,24 @@
-"""Background work of a worker: keep the profiles table up to date, open assigned partitions,
-close revoked ones, commit what batches left uncommitted (on a timer and at shutdown), publish
-throttled segment shares, tail the read-model topics, measure consumer lag."""
+"""Background work of a worker, all of it in one place: keep the profiles table up to date,
+open assigned partitions, close revoked ones, commit what batches left uncommitted (on a
+timer and at shutdown), publish throttled segment shares, tail the read-model topics, and
+refresh the gauges and the dashboard's rates."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Set
 
 import faust
 from faust.types import TP
 
+from app import gauges
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+MONITOR_SECONDS = 1.0
 
 
 async def _logged(work: Awaitable[None], what: str) -> None:
@@ -25,9 +30,12 @@ async def _logged(work: Awaitable[None], what: str) -> None:
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
-    settings = runtime.settings
-    metrics = runtime.metrics
+    _rebalance_hooks(app, runtime)
+    _commit_timers(app, runtime)
+    _background_tasks(app, runtime)
 
+
+def _rebalance_hooks(app: faust.App, runtime: Runtime) -> None:
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: Set[TP], **_: object) -> None:
         for stage in runtime.stages:
@@ -44,6 +52,9 @@ def register(app: faust.App, runtime: Runtime) -> None:
                 _logged(stage.open_assigned(generation), f"opening {stage.owned.name} partitions")
             )
 
+
+def _commit_timers(app: faust.App, runtime: Runtime) -> None:
+    settings = runtime.settings
     commit_check_s = min(
         settings.views_commit_interval_seconds,
         settings.segments_commit_interval_seconds,
@@ -55,39 +66,30 @@ def register(app: faust.App, runtime: Runtime) -> None:
         for stage in runtime.stages:
             await stage.commit_due()
 
+    @app.timer(max(settings.partials_publish_seconds, 0.2))
+    async def publish_pending_shares() -> None:
+        for stage in runtime.stages:
+            await stage.publish_pending()
+
     @app.on_before_shutdown.connect
     async def commit_before_shutdown(sender: faust.App, **_: object) -> None:
         for stage in runtime.stages:
             await stage.commit_all()
+
+
+def _background_tasks(app: faust.App, runtime: Runtime) -> None:
+    views_topic = runtime.settings.views_topic
 
     @app.task
     async def read_profiles() -> None:
         """From worker start, not from the first assignment: the views wait for it."""
         await runtime.profiles_reader.run()
 
-    @app.timer(max(settings.partials_publish_seconds, 0.2))
-    async def publish_pending_shares() -> None:
-        for stage in runtime.stages:
-            await stage.publish_pending()
-
-    @app.timer(5.0)
-    async def measure_lag() -> None:
-        consumer = app.consumer
-        assigned = consumer.assignment()
-        for stage in runtime.stages:
-            owned = stage.owned
-            for partition in owned.partitions:
-                tp = TP(owned.source_topic, partition)
-                processor = owned.processor(partition)
-                if tp not in assigned:  # highwater() asserts on unassigned partitions
-                    continue
-                highwater = consumer.highwater(tp)
-                if processor is not None and highwater is not None:
-                    lag = max(highwater - processor.applied_offset - 1, 0)
-                    metrics.consumer_lag.labels(owned.source_topic, str(partition)).set(lag)
-            metrics.owned_partitions.labels(owned.name).set(len(owned.partitions))
-        metrics.recovery_complete.set(1 if runtime.recovered else 0)
-
     @app.task
     async def tail_read_models() -> None:
         await asyncio.gather(*(tail.run() for tail in runtime.tails))
+
+    @app.timer(MONITOR_SECONDS)
+    async def refresh_gauges() -> None:
+        gauges.refresh(runtime)
+        runtime.rates.sample(time.monotonic(), runtime.metrics.snapshot(views_topic))

@@ -9,15 +9,19 @@ never ahead of the changelog.
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
+log = logging.getLogger(__name__)
+
 # Local-only bookkeeping, never sent to the changelog: the changelog offset this database
 # reflects. Sorts before every data key.
 CHECKPOINT_KEY = b"\x00changelog-offset"
 _DELETED = None
+ESTIMATE_KEYS = "rocksdb.estimate-num-keys"
 
 
 def rocksdb_options(block_cache_bytes: int, write_buffer_bytes: int) -> Options:
@@ -73,6 +77,9 @@ class PartitionStore:
         raw = self._db.get(CHECKPOINT_KEY)
         return int(raw) if raw is not None else None
 
+    def estimated_keys(self) -> int:
+        return estimated_keys(self._db)
+
     # -- writes -------------------------------------------------------------------------
     def put(self, key: bytes, value: bytes) -> None:
         self._dirty[key] = value
@@ -119,6 +126,15 @@ class PartitionStore:
         self._dirty = {}
         self._sealed = None
         self._db.close()
+
+
+def estimated_keys(db: Rdict) -> int:
+    """RocksDB's estimate of the keys in ``db``; 0 when it has none to give (closed meanwhile)."""
+    try:
+        return int(db.property_int_value(ESTIMATE_KEYS) or 0)
+    except Exception:  # noqa: BLE001 - a gauge must never fail the worker
+        log.debug("no key estimate from %r", db, exc_info=True)
+        return 0
 
 
 class CommittedState:

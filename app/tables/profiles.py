@@ -28,11 +28,11 @@ import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
 from app import codec
+from app.engine.store import estimated_keys
 from app.models.events import ProfileDeleted, Rejection
 
 USER_PREFIX = b"u"
 OFFSET_PREFIX = b"o"
-ESTIMATE_KEYS = "rocksdb.estimate-num-keys"
 
 # Outcomes of a record, as counted in ``Changes.outcomes``.
 STORED = "stored"
@@ -179,7 +179,7 @@ class ProfilesTable:
     def estimated_keys(self) -> int:
         """RocksDB's estimate of the keys held (profiles, plus one per partition)."""
         db = self._db
-        return int(db.property_int_value(ESTIMATE_KEYS) or 0) if db is not None else 0
+        return estimated_keys(db) if db is not None else 0
 
     # -- writes -------------------------------------------------------------------------
     def apply(self, changes: Changes) -> None:

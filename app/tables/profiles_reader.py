@@ -46,6 +46,8 @@ class ProfilesReader:
         self._metrics = metrics
         self._fetch_bytes = fetch_bytes
         self.bootstrapped = asyncio.Event()
+        # partition -> offsets not read yet (as of the last fetch), for the profiles_lag gauge
+        self.lag: dict[int, int] = {}
         self._targets: dict[int, int] | None = None  # partition -> end offset at start-up
         self._started_at = 0.0
         self._next_progress = 0.0
@@ -107,8 +109,7 @@ class ProfilesReader:
             for tp in tps:
                 end = consumer.last_stable_offset(tp) or consumer.highwater(tp)
                 if end is not None and end >= 0:
-                    lag = max(end - positions[tp.partition], 0)
-                    self._metrics.profiles_lag.labels(str(tp.partition)).set(lag)
+                    self.lag[tp.partition] = max(end - positions[tp.partition], 0)
             if not self.bootstrapped.is_set():
                 self._check_bootstrap(positions)
             batches = await consumer.getmany(timeout_ms=500)

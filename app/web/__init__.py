@@ -8,7 +8,6 @@ from app.runtime import Runtime
 from app.settings import Settings
 from app.web import api, auth, dashboard
 from app.web.http import Peers
-from app.web.monitoring import Monitoring
 
 
 def application_options(settings: Settings, canonical_url: str) -> dict:
@@ -20,11 +19,9 @@ def application_options(settings: Settings, canonical_url: str) -> dict:
 
 def register(app: faust.App, runtime: Runtime) -> None:
     peers = Peers(app, runtime.settings)
-    monitoring = Monitoring(app, runtime)
     # The dashboard first: its "/" must precede faust's own index page at the same path.
-    dashboard.register(app, runtime, peers, monitoring)
+    dashboard.register(app, runtime, peers)
     api.register(app, runtime, peers)
-    monitoring.register()
 
     @app.on_before_shutdown.connect
     async def close_peer_session(sender: faust.App, **_: object) -> None:

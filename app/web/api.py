@@ -11,6 +11,7 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.readmodels.partials import SegmentWeek
 from app.runtime import Runtime
 from app.tables.hourly import HourlyPropertyViews
 from app.web import routing
@@ -42,11 +43,22 @@ def hour_answer(property_id: str, hourly: HourlyPropertyViews, hour: int) -> dic
     }
 
 
-def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C901
-    settings = runtime.settings
-    views_topic = settings.views_topic
+def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:
+    _property_views(app, Owners(app, runtime, peers))
+    _read_models(app, runtime)
+    _health(app, runtime)
 
-    async def routed(
+
+class Owners:
+    """Answers about a property from the worker that owns its partition."""
+
+    def __init__(self, app: faust.App, runtime: Runtime, peers: Peers) -> None:
+        self._app = app
+        self._runtime = runtime
+        self._peers = peers
+
+    async def answer(
+        self,
         view: View,
         request: Request,
         property_id: str,
@@ -54,15 +66,16 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C
         local: Callable[[HourlyPropertyViews], dict],
     ) -> Response:
         """Answer from local state when this worker owns the key, else ask the owner."""
+        app, settings = self._app, self._runtime.settings
         partition = routing.partition_of(property_id, settings.topic_partitions)
-        processor = runtime.views.owned.processor(partition)
+        processor = self._runtime.views.owned.processor(partition)
         if processor is not None:
             return json(view, local(HourlyPropertyViews(processor.store.committed())))
-        owner = routing.owner_url(app, views_topic, partition)
+        owner = routing.owner_url(app, settings.views_topic, partition)
         if owner is None or routing.is_self(app, owner) or request.headers.get(routing.ROUTED_HEADER):
             return error(view, 503, f"partition {partition} is not ready; retry shortly")
         try:
-            answer = await peers.get(owner, forward_path)
+            answer = await self._peers.get(owner, forward_path)
         except routing.OwnerUnreachable as exc:
             return error(view, 503, f"partition {partition}: owner {exc}; retry shortly")
         status, problem = routing.relay(answer, partition)
@@ -70,6 +83,8 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C
             return json(view, problem, status)
         return view.bytes(answer.body, content_type=routing.JSON, status=status)
 
+
+def _property_views(app: faust.App, owners: Owners) -> None:
     @app.page("/api/properties/{property_id}/views")
     class PropertyHour(View):
         async def get(self, request: Request, property_id: str) -> Response:
@@ -81,7 +96,7 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C
             path = routing.path_qs(
                 ["api", "properties", property_id, "views"], {"hour": iso_ms(hour)}
             )
-            return await routed(
+            return await owners.answer(
                 self, request, property_id, path, lambda h: hour_answer(property_id, h, hour)
             )
 
@@ -106,7 +121,24 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C
                     "windows": [hour_answer(property_id, hourly, h) for h in hours],
                 }
 
-            return await routed(self, request, property_id, path, local)
+            return await owners.answer(self, request, property_id, path, local)
+
+
+def segment_week_answer(segment: str, week: int, answer: SegmentWeek) -> dict:
+    return {
+        "segment": segment,
+        "windowStart": iso_ms(week),
+        "windowEnd": iso_ms(week + WEEK_MS),
+        "views": answer.views,
+        "uniqueUsers": answer.unique_users,
+        "topProperties": [
+            {"propertyId": prop, "views": views} for prop, views in answer.top_properties
+        ],
+    }
+
+
+def _read_models(app: faust.App, runtime: Runtime) -> None:
+    """What every worker answers from state it holds whole: segments, profiles, insights."""
 
     @app.page("/api/segments/{segment}/weeks/{week_start}")
     class SegmentWeekView(View):
@@ -120,19 +152,7 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C
             except BadRequest as exc:
                 return error(self, 400, f"weekStart: {exc}")
             answer = runtime.partials.segment_week(segment, week)
-            return json(
-                self,
-                {
-                    "segment": segment,
-                    "windowStart": iso_ms(week),
-                    "windowEnd": iso_ms(week + WEEK_MS),
-                    "views": answer.views,
-                    "uniqueUsers": answer.unique_users,
-                    "topProperties": [
-                        {"propertyId": prop, "views": views} for prop, views in answer.top_properties
-                    ],
-                },
-            )
+            return json(self, segment_week_answer(segment, week, answer))
 
     @app.page("/api/users/{user_id}")
     class UserView(View):
@@ -156,6 +176,8 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:  # noqa: C
                 return error(self, 400, str(exc))
             return json(self, {"insights": runtime.insights.latest(limit, kind)})
 
+
+def _health(app: faust.App, runtime: Runtime) -> None:
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:

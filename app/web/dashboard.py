@@ -13,6 +13,7 @@ import asyncio
 import heapq
 import logging
 import time
+from collections.abc import Callable, Iterable
 from importlib import resources
 
 import faust
@@ -20,12 +21,12 @@ import orjson
 from faust.web import Request, Response, View
 from yarl import URL
 
+from app.metrics import Metrics, RateSampler
 from app.runtime import Runtime
 from app.tables.hourly import COUNTS, HourlyCounts
 from app.tables.keys import split_key, window_prefix
 from app.web import routing
 from app.web.http import Peers, error, json
-from app.web.monitoring import Monitoring
 from app.web.params import BadRequest, limit_parser, param, parse_hour
 from app.windows import HOUR_MS, WEEK_MS, hour_start, iso_ms, week_start
 
@@ -42,6 +43,11 @@ STATIC = {
 }
 
 
+def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:
+    _page(app, _load_static())
+    _summary(app, runtime, Shares(app, runtime, peers))
+
+
 def _load_static() -> dict[str, bytes]:
     """The page's files, read once at start. Missing files (a package built without its
     data files) cost the dashboard only, never the worker: ``/`` then answers 503."""
@@ -51,6 +57,63 @@ def _load_static() -> dict[str, bytes]:
     except OSError as exc:
         log.error("dashboard files missing (%s): GET / will answer 503", exc)
         return {}
+
+
+def _page(app: faust.App, files: dict[str, bytes]) -> None:
+    @app.page("/")
+    class Dashboard(View):
+        async def get(self, request: Request) -> Response:
+            if "index.html" not in files:
+                return error(self, 503, "the dashboard's files are not installed with this worker")
+            return self.bytes(files["index.html"], content_type="text/html")
+
+    @app.page("/static/{name}")
+    class Static(View):
+        async def get(self, request: Request, name: str) -> Response:
+            if name not in STATIC or name not in files:
+                return error(self, 404, f"no static file {name!r}")
+            response = self.bytes(files[name], content_type=STATIC[name])
+            response.headers["Cache-Control"] = "no-cache"
+            return response
+
+
+def _summary(app: faust.App, runtime: Runtime, shares: Shares) -> None:
+    settings = runtime.settings
+
+    def query(request: Request) -> tuple[int, int]:
+        hour = param(request.query, "hour", parse_hour, default=hour_start(int(time.time() * 1000)))
+        limit = param(request.query, "limit", parse_top_limit, default=10)
+        return hour, limit
+
+    @app.page("/api/dashboard/local")
+    class DashboardLocal(View):
+        async def get(self, request: Request) -> Response:
+            try:
+                hour, limit = query(request)
+            except BadRequest as exc:
+                return error(self, 400, str(exc))
+            return json(self, shares.local(hour, limit))
+
+    @app.page("/api/dashboard")
+    class DashboardSummary(View):
+        async def get(self, request: Request) -> Response:
+            try:
+                hour, limit = query(request)
+            except BadRequest as exc:
+                return error(self, 400, str(exc))
+            answer = merge(
+                await shares.everyone(hour, limit),
+                hour,
+                limit,
+                now_ms=int(time.time() * 1000),
+                views_topic=settings.views_topic,
+                partitions=settings.topic_partitions,
+                segments_of_week=runtime.partials.segments,
+            )
+            return json(self, answer)
+
+
+# -- the shares ----------------------------------------------------------------------------
 
 
 def top_of_hour(stores, hour: int, limit: int) -> tuple[list[dict], int, int]:  # noqa: ANN001
@@ -69,95 +132,86 @@ def top_of_hour(stores, hour: int, limit: int) -> tuple[list[dict], int, int]:  
     return top, total, len(rows)
 
 
-def register(app: faust.App, runtime: Runtime, peers: Peers, monitoring: Monitoring) -> None:
-    settings = runtime.settings
-    views_topic = settings.views_topic
-    files = _load_static()
-    cache: dict[tuple[int, int], tuple[float, dict]] = {}
+def worker_summary(metrics: Metrics, rates: RateSampler, views_topic: str) -> dict:
+    """What a worker's counters and rates add to its share."""
+    return {
+        "eventsPerSecond": rates.rate("consumed"),
+        "series": rates.series("consumed"),
+        "totals": metrics.snapshot(views_topic),
+        "rejectedByReason": metrics.rejected_by_reason(views_topic),
+        "lag": metrics.lag(),
+    }
 
-    def local_share(hour: int, limit: int) -> dict:
-        """This worker's part of the summary, from committed state only."""
+
+class Shares:
+    """This worker's share of the summary, and the other workers' ones."""
+
+    def __init__(self, app: faust.App, runtime: Runtime, peers: Peers) -> None:
+        self._app = app
+        self._runtime = runtime
+        self._peers = peers
+        self._cache: dict[tuple[int, int], tuple[float, dict]] = {}
+
+    def local(self, hour: int, limit: int) -> dict:
+        """This worker's share, from committed state only; kept for ``LOCAL_CACHE_S``."""
         now = time.monotonic()
-        hit = cache.get((hour, limit))
+        hit = self._cache.get((hour, limit))
         if hit is not None and now - hit[0] < LOCAL_CACHE_S:
             return hit[1]
+        runtime = self._runtime
         owned = runtime.views.owned
         partitions = sorted(owned.partitions)
         stores = [owned.processor(p).store.committed() for p in partitions]
         top, total, properties = top_of_hour(stores, hour, limit)
         share = {
-            "url": str(app.conf.canonical_url),
+            "url": str(self._app.conf.canonical_url),
             "ready": runtime.ready,
             "partitions": partitions,
             "top": top,
             "views": total,
             "properties": properties,
-            **monitoring.summary(),
+            **worker_summary(runtime.metrics, runtime.rates, runtime.settings.views_topic),
         }
-        cache.clear()
-        cache[(hour, limit)] = (now, share)
+        self._cache.clear()
+        self._cache[(hour, limit)] = (now, share)
         return share
 
-    def query(request: Request) -> tuple[int, int]:
-        hour = param(request.query, "hour", parse_hour, default=hour_start(int(time.time() * 1000)))
-        limit = param(request.query, "limit", parse_top_limit, default=10)
-        return hour, limit
+    async def everyone(self, hour: int, limit: int) -> list[dict]:
+        """This worker's share first, then every other member's (or why it has none)."""
+        app = self._app
+        topic = self._runtime.settings.views_topic
+        mine = self.local(hour, limit)
+        others = [url for url in routing.members(app, topic) if not routing.is_self(app, url)]
+        theirs = await asyncio.gather(*(self.peer(url, hour, limit) for url in others))
+        return [mine, *theirs]
 
-    async def peer_share(url: URL, hour: int, limit: int) -> dict:
+    async def peer(self, url: URL, hour: int, limit: int) -> dict:
+        """The share of the worker at ``url``, checked; ``{"url", "error", "partitions": []}``
+        when it did not answer one."""
         path = routing.path_qs(
             ["api", "dashboard", "local"], {"hour": iso_ms(hour), "limit": str(limit)}
         )
         try:
-            answer = await peers.get(url, path, timeout_s=PEER_TIMEOUT_S)
+            answer = await self._peers.get(url, path, timeout_s=PEER_TIMEOUT_S)
         except routing.OwnerUnreachable as exc:
-            return {"url": str(url), "error": str(exc), "partitions": []}
+            return _failed(url, str(exc))
         if answer.status != 200:
-            return {"url": str(url), "error": f"answered {answer.status}", "partitions": []}
+            return _failed(url, f"answered {answer.status}")
         try:
             share = orjson.loads(answer.body)
         except orjson.JSONDecodeError:
-            return {"url": str(url), "error": "answered something that is not JSON", "partitions": []}
+            return _failed(url, "answered something that is not JSON")
         problem = share_problem(share)
         if problem is not None:
-            return {"url": str(url), "error": f"answered {problem}", "partitions": []}
+            return _failed(url, f"answered {problem}")
         return share
 
-    @app.page("/")
-    class Dashboard(View):
-        async def get(self, request: Request) -> Response:
-            if "index.html" not in files:
-                return error(self, 503, "the dashboard's files are not installed with this worker")
-            return self.bytes(files["index.html"], content_type="text/html")
 
-    @app.page("/static/{name}")
-    class Static(View):
-        async def get(self, request: Request, name: str) -> Response:
-            if name not in STATIC or name not in files:
-                return error(self, 404, f"no static file {name!r}")
-            response = self.bytes(files[name], content_type=STATIC[name])
-            response.headers["Cache-Control"] = "no-cache"
-            return response
+def _failed(url: URL, why: str) -> dict:
+    return {"url": str(url), "error": why, "partitions": []}
 
-    @app.page("/api/dashboard/local")
-    class DashboardLocal(View):
-        async def get(self, request: Request) -> Response:
-            try:
-                hour, limit = query(request)
-            except BadRequest as exc:
-                return error(self, 400, str(exc))
-            return json(self, local_share(hour, limit))
 
-    @app.page("/api/dashboard")
-    class DashboardSummary(View):
-        async def get(self, request: Request) -> Response:
-            try:
-                hour, limit = query(request)
-            except BadRequest as exc:
-                return error(self, 400, str(exc))
-            shares = [local_share(hour, limit)]
-            others = [url for url in routing.members(app, views_topic) if not routing.is_self(app, url)]
-            shares += await asyncio.gather(*(peer_share(u, hour, limit) for u in others))
-            return json(self, merge(shares, hour, limit, runtime))
+# -- checking a peer's share ---------------------------------------------------------------
 
 
 def _is_number(value: object) -> bool:
@@ -196,7 +250,7 @@ def share_problem(share: object) -> str | None:
     """Why a peer's ``/api/dashboard/local`` answer (parsed JSON) cannot be merged, or None.
 
     The answer comes from whatever URL a member of the group advertises: ``merge`` must
-    only ever see the shape ``local_share`` writes.
+    only ever see the shape ``Shares.local`` writes.
     """
     checks = {
         "url": lambda v: isinstance(v, str),
@@ -217,33 +271,26 @@ def share_problem(share: object) -> str | None:
     return f"a share with missing or wrong {', '.join(wrong)}" if wrong else None
 
 
-def merge(shares: list[dict], hour: int, limit: int, runtime: Runtime) -> dict:
-    settings = runtime.settings
-    now_ms = int(time.time() * 1000)
+# -- merging -------------------------------------------------------------------------------
+
+
+def merge(
+    shares: list[dict],
+    hour: int,
+    limit: int,
+    *,
+    now_ms: int,
+    views_topic: str,
+    partitions: int,
+    segments_of_week: Callable[[int], list[str]],
+) -> dict:
+    """The summary from every worker's share (a failed one: ``url``, ``error``, no partitions)."""
     week = week_start(now_ms)
     covered = sorted({p for share in shares for p in share.get("partitions", [])})
-    best: dict[str, dict] = {}  # during a rebalance two workers may both report a partition
-    for row in (row for share in shares for row in share.get("top", [])):
-        if row["views"] > best.get(row["propertyId"], {"views": -1})["views"]:
-            best[row["propertyId"]] = row
-    top = sorted(best.values(), key=lambda r: (-r["views"], r["propertyId"]))[:limit]
     answered = [s for s in shares if "error" not in s]
-    series_len = max((len(s.get("series", [])) for s in answered), default=0)
-    series = [0.0] * series_len
-    for share in answered:
-        values = share.get("series", [])
-        for i, value in enumerate(values):
-            series[series_len - len(values) + i] += value
     rates = [s["eventsPerSecond"] for s in answered if s.get("eventsPerSecond") is not None]
-    totals: dict[str, float] = {}
-    rejected: dict[str, float] = {}
-    for share in answered:
-        for key, value in share.get("totals", {}).items():
-            totals[key] = totals.get(key, 0) + value
-        for reason, value in share.get("rejectedByReason", {}).items():
-            rejected[reason] = rejected.get(reason, 0) + value
     lag = sorted(
-        (item for s in answered for item in s.get("lag", []) if item["topic"] == settings.views_topic),
+        (item for s in answered for item in s.get("lag", []) if item["topic"] == views_topic),
         key=lambda item: item["partition"],
     )
     return {
@@ -252,22 +299,22 @@ def merge(shares: list[dict], hour: int, limit: int, runtime: Runtime) -> dict:
         "week": {
             "windowStart": iso_ms(week),
             "windowEnd": iso_ms(week + WEEK_MS),
-            "segments": runtime.partials.segments(week),
+            "segments": segments_of_week(week),
         },
-        "topProperties": top,
+        "topProperties": merged_top(shares, limit),
         "hourViews": sum(s.get("views", 0) for s in answered),
         "hourProperties": sum(s.get("properties", 0) for s in answered),
         "partitions": {
-            "total": settings.topic_partitions,
+            "total": partitions,
             "covered": covered,
-            "missing": [p for p in range(settings.topic_partitions) if p not in covered],
+            "missing": [p for p in range(partitions) if p not in covered],
         },
         "throughput": {
             "eventsPerSecond": sum(rates) if rates else None,
-            "series": series,
+            "series": merged_series(s.get("series", []) for s in answered),
         },
-        "totals": totals,
-        "rejectedByReason": rejected,
+        "totals": summed(s.get("totals", {}) for s in answered),
+        "rejectedByReason": summed(s.get("rejectedByReason", {}) for s in answered),
         "lag": {"total": sum(item["lag"] for item in lag), "partitions": lag},
         "workers": [
             {
@@ -280,3 +327,34 @@ def merge(shares: list[dict], hour: int, limit: int, runtime: Runtime) -> dict:
             for s in shares
         ],
     }
+
+
+def merged_top(shares: list[dict], limit: int) -> list[dict]:
+    """The ``limit`` most viewed properties over every share (ties: propertyId ascending).
+    During a rebalance two workers may both report a partition: a property counts once, with
+    the higher count."""
+    best: dict[str, dict] = {}
+    for row in (row for share in shares for row in share.get("top", [])):
+        if row["views"] > best.get(row["propertyId"], {"views": -1})["views"]:
+            best[row["propertyId"]] = row
+    return sorted(best.values(), key=lambda r: (-r["views"], r["propertyId"]))[:limit]
+
+
+def merged_series(series: Iterable[list[float]]) -> list[float]:
+    """Per-second rates added up, aligned on their newest value (a worker that started later
+    has a shorter series)."""
+    all_series = list(series)
+    length = max((len(values) for values in all_series), default=0)
+    out = [0.0] * length
+    for values in all_series:
+        for i, value in enumerate(values):
+            out[length - len(values) + i] += value
+    return out
+
+
+def summed(counts: Iterable[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for items in counts:
+        for key, value in items.items():
+            out[key] = out.get(key, 0) + value
+    return out
