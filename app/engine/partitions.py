@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,14 @@ class Processor(Protocol):
     """Domain logic of one partition: reads and writes its store, fills its outbox.
 
     ``applied_offset`` is the last input offset it has taken into account (stored in its
-    state); ``process`` skips anything at or below it.
+    state); ``process`` skips anything at or below it. ``outcomes`` tallies what became of
+    the records (the runner folds it into the metrics and clears it).
     """
 
     store: PartitionStore
     outbox: Outbox
     applied_offset: int
+    outcomes: Counter[str]
 
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None: ...
 

@@ -1,0 +1,132 @@
+"""Kafka stand-ins for the engine's unit tests: a transactional writer that records what it
+would publish, and a processor that echoes each record to its state and to an output topic."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+from app.engine import partitions as partitions_module
+from app.engine.partitions import OwnedPartitions
+from app.engine.store import PartitionStore, rocksdb_options
+from app.engine.transactions import Outbox
+from app.stages.applied import Applied
+
+SOURCE = "in"
+CHANGELOG = "in-changelog"
+OUTPUT = "out"
+SMALL = 1 << 20
+
+
+class FakeWriter:
+    """``TransactionalWriter`` without a broker. Each commit is recorded; ``fail`` (an
+    exception, or None) is raised by the next commits; ``gate``, when set, holds a commit
+    until it is set (a commit in flight)."""
+
+    made: list[FakeWriter] = []
+
+    def __init__(self, transactional_id: str, client_kwargs: dict, max_request_size: int) -> None:
+        self.transactional_id = transactional_id
+        self.commits: list[SimpleNamespace] = []
+        self.fail: BaseException | None = None
+        self.gate: asyncio.Event | None = None
+        self.started = self.stopped = False
+        self.next_offset = 0
+        FakeWriter.made.append(self)
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def commit(self, outbox, changelog_topic, source_offsets, group_id, still_owned):  # noqa: ANN001
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        records = {tp: list(bucket) for tp, bucket in outbox.records.items()}
+        self.commits.append(
+            SimpleNamespace(
+                records=records,
+                changelog_topic=changelog_topic,
+                source_offsets=dict(source_offsets),
+                group_id=group_id,
+                still_owned=still_owned(),
+            )
+        )
+        changelog = records.get((changelog_topic, int(self.transactional_id.rsplit("-", 1)[1])))
+        if not changelog:
+            return None
+        self.next_offset += len(changelog)
+        return self.next_offset - 1
+
+
+class Echo:
+    """A processor: each record's value is stored under its key and sent to ``OUTPUT``."""
+
+    def __init__(self, partition: int, store: PartitionStore, outbox: Outbox) -> None:
+        self.partition = partition
+        self.store = store
+        self.outbox = outbox
+        self.applied = Applied(store)
+        self.outcomes: Counter[str] = Counter()
+        self.publish_asks: list[bool] = []
+        self.unpublished = False  # as a stage with shares to publish after its records
+
+    @property
+    def applied_offset(self) -> int:
+        return self.applied.offset
+
+    def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
+        if not self.applied.advance(offset):
+            self.outcomes["replayed"] += 1
+            return
+        self.store.put(key, value)
+        self.outbox.add(OUTPUT, self.partition, key, value)
+        self.outcomes["accepted"] += 1
+        self.unpublished = True
+
+    @property
+    def has_unpublished(self) -> bool:
+        return self.unpublished
+
+    def before_commit(self, now_ms: int, publish: bool) -> bool:
+        self.publish_asks.append(publish)
+        if publish:
+            self.unpublished = False
+        if not self.applied.unstaged and not len(self.outbox):
+            return False
+        self.applied.stage()
+        return True
+
+
+def owned_partitions(
+    tmp_path: Path, monkeypatch, factory: Callable = Echo  # noqa: ANN001
+) -> OwnedPartitions:
+    """OwnedPartitions of ``SOURCE`` with real stores under ``tmp_path`` and FakeWriters."""
+    FakeWriter.made = []
+    monkeypatch.setattr(partitions_module, "TransactionalWriter", FakeWriter)
+
+    async def no_restore(store, topic, partition, client_kwargs) -> int:  # noqa: ANN001
+        return 0
+
+    monkeypatch.setattr(partitions_module, "restore_partition", no_restore)
+    return OwnedPartitions(
+        name="echo",
+        app_id="app",
+        source_topic=SOURCE,
+        changelog_topic=CHANGELOG,
+        data_dir=tmp_path,
+        rocksdb_options=rocksdb_options(SMALL, SMALL),
+        client_kwargs={},
+        factory=factory,
+    )
+
+
+def writer_of(owned: OwnedPartitions, partition: int) -> FakeWriter:
+    """The writer of the partition's latest opening."""
+    return [w for w in FakeWriter.made if w.transactional_id == f"app-echo-{partition}"][-1]

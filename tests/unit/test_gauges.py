@@ -1,0 +1,90 @@
+"""``gauges.refresh``: every gauge read off the runtime in one pass; lag series of partitions
+no longer owned are dropped, and unassigned partitions are never asked for a highwater."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from faust.types import TP
+
+from app import gauges
+from app.metrics import PREFIX, Metrics
+
+
+class Consumer:
+    def __init__(self, assigned: set[TP], highwaters: dict[TP, int]) -> None:
+        self.assigned = assigned
+        self.highwaters = highwaters
+
+    def assignment(self) -> set[TP]:
+        return set(self.assigned)
+
+    def highwater(self, tp: TP) -> int:
+        assert tp in self.assigned, "faust asserts on an unassigned partition"
+        return self.highwaters[tp]
+
+
+def stage(name: str, topic: str, applied: dict[int, int], keys: int) -> SimpleNamespace:
+    processors = {
+        p: SimpleNamespace(applied_offset=o, store=SimpleNamespace(estimated_keys=lambda: keys))
+        for p, o in applied.items()
+    }
+    owned = SimpleNamespace(
+        name=name, source_topic=topic, partitions=set(processors), processor=processors.get
+    )
+    return SimpleNamespace(owned=owned, processors=processors)
+
+
+def runtime(consumer: Consumer, stages: list, ready: bool = True) -> SimpleNamespace:
+    return SimpleNamespace(
+        metrics=Metrics(),
+        ready=ready,
+        recovered=True,
+        stages=stages,
+        profiles=SimpleNamespace(estimated_keys=lambda: 42),
+        profiles_reader=SimpleNamespace(lag={0: 3, 1: 0}),
+        app=SimpleNamespace(consumer=consumer),
+    )
+
+
+def value(rt, name: str, **labels: str) -> float | None:  # noqa: ANN001
+    return rt.metrics.registry.get_sample_value(PREFIX + name, labels)
+
+
+def test_refresh_sets_every_gauge_from_the_runtime():
+    views = stage("views", "views", {0: 9, 1: 4}, keys=100)
+    users = stage("segment-users", "by-user", {2: 0}, keys=7)
+    consumer = Consumer(
+        {TP("views", 0), TP("by-user", 2)},  # partition 1 of views: revoked meanwhile
+        {TP("views", 0): 15, TP("by-user", 2): 1},
+    )
+    rt = runtime(consumer, [views, users], ready=False)
+
+    gauges.refresh(rt)
+
+    assert value(rt, "ready") == 0 and value(rt, "table_recovery_complete") == 1
+    assert value(rt, "owned_partitions", store="views") == 2
+    assert value(rt, "owned_partitions", store="segment-users") == 1
+    assert value(rt, "table_keys", store="views") == 200  # summed over its partitions
+    assert value(rt, "table_keys", store="segment-users") == 7
+    assert value(rt, "table_keys", store="profiles") == 42
+    assert value(rt, "profiles_lag_records", partition="0") == 3
+    assert value(rt, "consumer_lag_records", topic="views", partition="0") == 5  # 15 - (9 + 1)
+    assert value(rt, "consumer_lag_records", topic="by-user", partition="2") == 0
+    assert value(rt, "consumer_lag_records", topic="views", partition="1") is None
+
+
+def test_the_lag_of_a_partition_no_longer_owned_disappears():
+    views = stage("views", "views", {0: 9, 1: 4}, keys=1)
+    consumer = Consumer({TP("views", 0), TP("views", 1)}, {TP("views", 0): 10, TP("views", 1): 8})
+    rt = runtime(consumer, [views])
+    gauges.refresh(rt)
+    assert value(rt, "consumer_lag_records", topic="views", partition="1") == 3
+
+    del views.processors[1]  # closed after a revocation
+    views.owned.partitions = {0}
+    gauges.refresh(rt)
+
+    assert value(rt, "consumer_lag_records", topic="views", partition="1") is None
+    assert value(rt, "consumer_lag_records", topic="views", partition="0") == 0
+    assert value(rt, "owned_partitions", store="views") == 1

@@ -1,0 +1,153 @@
+"""The dashboard's merge of every worker's share: a property counted once (with its higher
+count while two workers report its partition), partitions whose owner did not answer listed
+as missing, counters and rates added up over the workers that answered."""
+
+from __future__ import annotations
+
+import orjson
+
+from app.metrics import Metrics, RateSampler
+from app.web.dashboard import merge, merged_series, merged_top, share_problem, worker_summary
+from app.windows import iso_ms
+
+VIEWS = "property.views"
+HOUR = 1_795_183_200_000  # 2026-11-20T14:00:00Z, a Friday
+NOW = HOUR + 754_321  # 14:12:34.321
+WEEK = 1_794_787_200_000  # its ISO week: Monday 2026-11-16
+
+
+def row(prop: str, views: int, users: int = 1) -> dict:
+    return {"propertyId": prop, "views": views, "uniqueUsers": users}
+
+
+def share(url: str, partitions: list[int], top: list[dict], **extra: object) -> dict:
+    return {
+        "url": url,
+        "ready": True,
+        "partitions": partitions,
+        "top": top,
+        "views": sum(r["views"] for r in top),
+        "properties": len(top),
+        "eventsPerSecond": None,
+        "series": [],
+        "totals": {},
+        "rejectedByReason": {},
+        "lag": [],
+        **extra,
+    }
+
+
+def merged(shares: list[dict], limit: int = 10, partitions: int = 6) -> dict:
+    return merge(
+        shares,
+        HOUR,
+        limit,
+        now_ms=NOW,
+        views_topic=VIEWS,
+        partitions=partitions,
+        segments_of_week=lambda week: ["investor"] if week == WEEK else [],
+    )
+
+
+def test_the_top_is_global_and_a_property_reported_twice_counts_once_with_its_higher_count():
+    a = share("http://a", [0, 1, 2], [row("p1", 9), row("p2", 5), row("p3", 5)])
+    # mid-rebalance, b reports partition 2 too, with an older (lower) count of p2
+    b = share("http://b", [2, 3, 4, 5], [row("p2", 4), row("p4", 7), row("p0", 5)])
+
+    summary = merged([a, b], limit=4)
+
+    assert summary["topProperties"] == [row("p1", 9), row("p4", 7), row("p0", 5), row("p2", 5)]
+    assert summary["partitions"] == {"total": 6, "covered": [0, 1, 2, 3, 4, 5], "missing": []}
+
+
+def test_a_worker_that_did_not_answer_leaves_its_partitions_missing_and_adds_nothing():
+    a = share(
+        "http://a", [0, 1], [row("p1", 3)],
+        eventsPerSecond=10.0, totals={"consumed": 100, "accepted": 90},
+        rejectedByReason={"bad_json": 4},
+        lag=[{"topic": VIEWS, "partition": 1, "lag": 5}],
+    )
+    down = {"url": "http://b", "error": "did not answer: TimeoutError", "partitions": []}
+
+    summary = merged([a, down])
+
+    assert summary["partitions"]["missing"] == [2, 3, 4, 5]
+    assert summary["workers"] == [
+        {"url": "http://a", "ready": True, "partitions": [0, 1], "eventsPerSecond": 10.0},
+        {"url": "http://b", "ready": False, "partitions": [], "eventsPerSecond": None,
+         "error": "did not answer: TimeoutError"},
+    ]
+    assert summary["hourViews"] == 3 and summary["hourProperties"] == 1
+    assert summary["totals"] == {"consumed": 100, "accepted": 90}
+    assert summary["rejectedByReason"] == {"bad_json": 4}
+    assert summary["throughput"]["eventsPerSecond"] == 10.0
+
+
+def test_counters_rates_and_lag_add_up_over_the_workers():
+    a = share(
+        "http://a", [0, 1, 2], [],
+        eventsPerSecond=10.0, series=[1.0, 2.0, 3.0],
+        totals={"consumed": 100, "late": 1}, rejectedByReason={"late": 2},
+        lag=[
+            {"topic": VIEWS, "partition": 2, "lag": 3},
+            {"topic": "views-by-user", "partition": 0, "lag": 50},  # another stage's input
+        ],
+    )
+    b = share(
+        "http://b", [3, 4, 5], [],
+        eventsPerSecond=2.5, series=[10.0],  # started later: its series is shorter
+        totals={"consumed": 20}, rejectedByReason={"late": 1, "bad_json": 1},
+        lag=[{"topic": VIEWS, "partition": 0, "lag": 1}],
+    )
+
+    summary = merged([a, b])
+
+    assert summary["throughput"] == {"eventsPerSecond": 12.5, "series": [1.0, 2.0, 13.0]}
+    assert summary["totals"] == {"consumed": 120, "late": 1}
+    assert summary["rejectedByReason"] == {"late": 3, "bad_json": 1}
+    assert summary["lag"] == {
+        "total": 4,
+        "partitions": [
+            {"topic": VIEWS, "partition": 0, "lag": 1},
+            {"topic": VIEWS, "partition": 2, "lag": 3},
+        ],
+    }
+
+
+def test_no_rates_yet_is_none_not_zero_and_the_windows_are_the_current_ones():
+    summary = merged([share("http://a", list(range(6)), [])])
+    assert summary["throughput"] == {"eventsPerSecond": None, "series": []}
+    assert summary["generatedAt"] == "2026-11-20T14:12:34Z"
+    assert summary["hour"] == {"windowStart": iso_ms(HOUR), "windowEnd": "2026-11-20T15:00:00Z"}
+    assert summary["week"] == {
+        "windowStart": "2026-11-16T00:00:00Z", "windowEnd": "2026-11-23T00:00:00Z",
+        "segments": ["investor"],
+    }
+
+
+def test_merged_top_and_series_on_their_own():
+    assert merged_top([{"top": [row("b", 2), row("a", 2)]}, {"top": [row("c", 1)]}], 2) == [
+        row("a", 2), row("b", 2)
+    ]
+    assert merged_series([[1.0], [], [2.0, 3.0]]) == [2.0, 4.0]
+    assert merged_series([]) == []
+
+
+def test_a_workers_own_share_passes_the_check_a_peer_share_must_pass():
+    """What ``Shares.local`` sends, as a peer receives it, is never refused by the merge's
+    guard (else every worker would see every other one as failed)."""
+    metrics, rates = Metrics(), RateSampler()
+    metrics.declare_topics(VIEWS, "user.profiles")
+    metrics.events_consumed.labels(VIEWS).inc(5)
+    metrics.consumer_lag.labels(VIEWS, "3").set(2)
+    rates.sample(0.0, metrics.snapshot(VIEWS))
+    rates.sample(1.0, metrics.snapshot(VIEWS))
+    own = share("http://a", [3], [row("p", 1)], **worker_summary(metrics, rates, VIEWS))
+
+    received = orjson.loads(orjson.dumps(own))
+
+    assert share_problem(received) is None
+    assert received["lag"] == [{"topic": VIEWS, "partition": 3, "lag": 2}]
+    assert share_problem({**received, "top": [{"propertyId": "p", "views": "many"}]}) == (
+        "a share with missing or wrong top"
+    )
