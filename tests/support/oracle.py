@@ -71,6 +71,8 @@ def id_ok(value: object) -> bool:
     (U+0000-U+001F, U+007F)."""
     if not isinstance(value, str) or not value:
         return False
+    if value.isascii():  # one byte a character
+        return len(value) <= MAX_ID_BYTES and not _CONTROL.search(value)
     try:
         size = len(value.encode())
     except UnicodeEncodeError:  # a lone surrogate
@@ -226,6 +228,7 @@ class Oracle:
     stats: Counter = field(default_factory=Counter)
     records: int = 0  # view records fed
     _partitions: dict[int, _Partition] = field(default_factory=dict, repr=False)
+    _before: dict[tuple[str, int], int] = field(default_factory=dict, repr=False)
 
     def add_profile(self, key: bytes | None, value: bytes | None) -> str | None:
         """Apply one record of the profiles topic (None deletes); returns its dead-letter reason,
@@ -286,14 +289,20 @@ class Oracle:
             slot = self.hourly[key] = [0, set()]
         slot[0] += 1
         slot[1].add(view.user)
-        if slot[0] >= SPIKE_MIN and key not in self.spikes:
-            hourly = self.hourly
-            before = sum(hourly[(view.prop, view.hour - k * HOUR)][0]
-                         for k in range(1, BASELINE_HOURS + 1)
-                         if (view.prop, view.hour - k * HOUR) in hourly)
-            # views >= 3 x (before / 24), in exact integer arithmetic
-            if slot[0] * BASELINE_HOURS >= SPIKE_RATIO * before:
-                self.spikes[key] = slot[0]
+        # views >= 3 x (before / 24), in exact integer arithmetic. Counts only grow, so the
+        # views of the 24 hours before, once summed, stay a lower bound: summed again only when
+        # the rule could hold.
+        views = slot[0]
+        if views < SPIKE_MIN or key in self.spikes:
+            return
+        if views * BASELINE_HOURS < SPIKE_RATIO * self._before.get(key, 0):
+            return
+        hourly = self.hourly
+        before = self._before[key] = sum(hourly[(view.prop, view.hour - k * HOUR)][0]
+                                         for k in range(1, BASELINE_HOURS + 1)
+                                         if (view.prop, view.hour - k * HOUR) in hourly)
+        if views * BASELINE_HOURS >= SPIKE_RATIO * before:
+            self.spikes[key] = views
 
     def _count_week(self, view: View, segment: str) -> None:
         slot = self.weekly.get((segment, view.week))
