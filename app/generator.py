@@ -83,8 +83,8 @@ class Workload:
     def every_case(cls, seed: int, **options: object) -> Workload:
         """A small workload with every kind of input the tests judge (options override)."""
         defaults = {"users": 400, "properties": 300, "burst_every": 120, "jitter_ms": 1000,
-                    "duplicate_rate": 0.015,
-                    "bad_rate": 0.007, "disorder": True, "edge_cases": True}
+                    "duplicate_rate": 0.015, "bad_rate": 0.007, "disorder": True,
+                    "edge_cases": True}
         return cls(seed, **{**defaults, **options})
 
     def __post_init__(self) -> None:
@@ -127,7 +127,7 @@ class Workload:
         """One view; ``local``: the timestamp written with a +02:00 offset (the same instant)."""
         stamp = iso_ms(ts_ms)
         if local:
-            moment = datetime.fromtimestamp(ts_ms / 1000, UTC) + timedelta(hours=2)
+            moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ts_ms, hours=2)
             stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+02:00"
         doc = {"eventId": event_id, "eventType": "property.viewed", "version": "1.0",
                "timestamp": stamp, "propertyId": property_id, "userId": user_id,

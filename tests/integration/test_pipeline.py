@@ -11,13 +11,7 @@ from collections import Counter
 import pytest
 
 from app.generator import BAD_KINDS, Workload
-from tests.support.checks import (
-    check_dlq,
-    check_hourly,
-    check_insights,
-    check_weekly,
-    load_profiles,
-)
+from tests.support.checks import check_dlq, check_hourly, check_insights, check_weekly, load_profiles
 from tests.support.oracle import HOUR, hour_of, oracle, segments_from
 from tests.support.topics import committed_views, produce
 from tests.support.workers import Worker, isolated_env, wait_caught_up
