@@ -1,10 +1,11 @@
-"""Seeded synthetic workload: profiles (v1 and v2) and property views, with spikes, weekly
-trends, duplicates, late and bad records on request.
+"""Seeded synthetic input: user profiles (v1 and v2) and property views, with bursts, and on
+request duplicates, late views, bad records and the edge cases the tests rely on.
 
-    python -m app.generator --rate 200            # live: event time = now, until Ctrl-C
-    python -m app.generator --views 100000 --rate 0   # a finite backfill, as fast as possible
+    python -m app.generator --rate 200                 # live: event time = now, until Ctrl-C
+    python -m app.generator --views 100000 --rate 0    # a finite backfill, as fast as possible
 
-Tests and the benchmark build ``Workload`` directly and recompute expected answers from it.
+``make demo``, the benchmark and the tests all draw their input from ``Workload``. None of them
+takes expected answers from here: the tests' oracle recomputes them from the records produced.
 """
 
 from __future__ import annotations
@@ -15,181 +16,335 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
 from app.settings import Settings
-from app.windows import HOUR_MS, iso_ms
+from app.windows import DAY_MS, HOUR_MS, WEEK_MS, hour_start, iso_ms, week_start
 
 log = logging.getLogger("generator")
 
+MIN_MS = 60_000
 SEGMENTS = ("investor", "first_time_buyer", "renter", "agent", "developer")
+BAD_KINDS = ("malformed_json", "missing_field", "bad_type", "bad_timestamp",
+             "unsupported_version", "oversized", "future_timestamp")
+# Users with a story (edge cases): moved to another segment, deleted, produced last, and two
+# that never had a profile.
+SPECIAL_USERS = ("user-moved", "user-gone", "user-last", "nobody-1", "nobody-2")
 
 
-@dataclass(slots=True, frozen=True)
-class Record:
-    topic: str
+class Record(NamedTuple):
     key: bytes | None
     value: bytes | None
+    intended: str = "view"  # "view", "profile", "delete", or the dead-letter reason it is made for
 
 
-@dataclass(slots=True)
+@dataclass
 class Workload:
-    """A deterministic stream of records for one seed."""
+    """A deterministic stream of records for one seed.
+
+    Views go to ``properties`` properties (30 % of them to a few popular ones) from ``users``
+    users, in event-time order; every ``burst_every`` views, a burst of 25-60 views of one
+    property by 8 users comes between two of them (a spike). On request:
+
+    - ``duplicate_rate``: a view sent again, byte for byte, a few records later (four in five)
+      or with the same eventId and a later timestamp;
+    - ``bad_rate``: a record of each kind in ``BAD_KINDS`` in turn, before a view;
+    - ``disorder``: after the first fifth, views out of order within the hourly grace, late
+      for their hour, and late for their week too;
+    - ``edge_cases``: the users of ``SPECIAL_USERS``; ``+02:00`` timestamps and session ids;
+      ``prop-edge``, 7 views an hour for 24 hours and then 21 in one hour, so the spike rule
+      (views >= 3 x the mean of the 24 hours before) holds exactly at the 21st view; and
+      ``prop-hot``, 30 investor views in the week before the span and 70 in its first week,
+      so the trend rule (views >= 2 x last week) holds exactly at the 60th.
+    """
 
     seed: int = 7
     users: int = 5000
     properties: int = 2000
     segments: tuple[str, ...] = SEGMENTS
-    views_topic: str = "property.views"
-    profiles_topic: str = "user.profiles"
     profile_share: float = 0.9  # users with a profile; the rest join as "unknown"
+    burst_every: int = 2000  # 0: no bursts
+    jitter_ms: int = 0  # each view up to this much before its place in the stream
     duplicate_rate: float = 0.0
     bad_rate: float = 0.0
-    spike_every: int = 2000  # one burst of views on a random property every N views
-    _rng: random.Random = field(init=False, repr=False)
+    disorder: bool = False
+    edge_cases: bool = False
+    segment_of: dict[str, str] = field(init=False, repr=False)  # after every profile record
+    _profiles: list[Record] = field(init=False, repr=False)
+
+    @classmethod
+    def every_case(cls, seed: int, **options: object) -> Workload:
+        """A small workload with every kind of input the tests judge (options override)."""
+        defaults = {"users": 400, "properties": 300, "burst_every": 120, "jitter_ms": 1000,
+                    "duplicate_rate": 0.015, "bad_rate": 0.007, "disorder": True,
+                    "edge_cases": True}
+        return cls(seed, **{**defaults, **options})
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
-
-    def user(self, i: int) -> str:
-        return f"user-{i}"
-
-    def prop(self, i: int) -> str:
-        return f"prop-{i}"
-
-    def profiles(self) -> Iterator[Record]:
-        rng = self._rng
+        rng = random.Random(f"{self.seed}:profiles")
+        self._profiles = []
         for i in range(self.users):
-            if rng.random() >= self.profile_share:
-                continue
-            doc = {
-                "userId": self.user(i),
-                "segment": rng.choice(self.segments),
-                "version": "1.0",
-                "updatedAt": "2026-11-01T09:00:00Z",
-            }
-            if rng.random() < 0.5:
-                doc["version"] = "2.0"
-                doc["profile"] = {"firstName": f"F{i}", "lastName": f"L{i}", "company": "Acme"}
-            yield Record(self.profiles_topic, self.user(i).encode(), orjson.dumps(doc))
-
-    def views(
-        self,
-        count: int | None,
-        start_ms: int,
-        step_ms: float,
-        jitter_ms: int = 0,
-        id_prefix: str = "ev",
-    ) -> Iterator[Record]:
-        """``count`` views (None: endless) with event times from ``start_ms``, ``step_ms`` apart.
-
-        Event ids are ``<id_prefix>-<seed>-<n>``: give each call on one topic its own prefix.
-        """
-        rng = self._rng
-        n = 0
-        burst: list[int] = []
-        while count is None or n < count:
-            ts = int(start_ms + n * step_ms) - (rng.randrange(jitter_ms) if jitter_ms else 0)
-            if n and self.spike_every and n % self.spike_every == 0:
-                burst = [rng.randrange(self.properties)] * rng.randrange(30, 80)
-            if burst:
-                prop = burst.pop()
-            elif rng.random() < 0.3:  # a few popular properties
-                prop = min(int(rng.paretovariate(1.2)) - 1, self.properties - 1)
+            if rng.random() < self.profile_share:
+                version = rng.choice(("1.0", "2.0"))
+                self._profiles.append(self.profile(f"user-{i}", rng.choice(self.segments), version))
+        if self.edge_cases:
+            self._profiles += [
+                self.profile("user-moved", "investor", "1.0"),
+                self.profile("user-gone", "agent", "2.0"),
+                self.profile("user-moved", "renter", "2.0"),  # v1 -> v2, another segment
+                Record(b"user-gone", None, "delete"),  # its views become "unknown"
+                self.profile("user-last", "developer", "2.0"),
+            ]
+        self.segment_of = {}
+        for key, value, _ in self._profiles:
+            if value is None:
+                self.segment_of.pop(key.decode(), None)
             else:
-                prop = rng.randrange(self.properties)
-            user = rng.randrange(self.users)
-            record = self.view_record(f"{id_prefix}-{self.seed}-{n}", ts, self.prop(prop), self.user(user))
+                self.segment_of[key.decode()] = orjson.loads(value)["segment"]
+
+    def profiles(self) -> list[Record]:
+        """Every profile record in produce order (with edge cases, ``user-last`` is last)."""
+        return list(self._profiles)
+
+    @staticmethod
+    def profile(user: str, segment: str, version: str) -> Record:
+        doc = {"userId": user, "segment": segment, "version": version,
+               "updatedAt": "2026-11-01T09:00:00Z", "email": f"{user}@example.test"}
+        if version == "2.0":
+            doc["profile"] = {"firstName": "F", "lastName": user, "company": "Acme"}
+        return Record(user.encode(), orjson.dumps(doc), "profile")
+
+    @staticmethod
+    def view(event_id: str, ts_ms: int, property_id: str, user_id: str,
+             session: str | None = None, local: bool = False) -> Record:
+        """One view; ``local``: the timestamp written with a +02:00 offset (the same instant)."""
+        stamp = iso_ms(ts_ms)
+        if local:
+            moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ts_ms, hours=2)
+            stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+02:00"
+        doc = {"eventId": event_id, "eventType": "property.viewed", "version": "1.0",
+               "timestamp": stamp, "propertyId": property_id, "userId": user_id,
+               "source": "web", "durationMs": 5200}
+        if session is not None:
+            doc["sessionId"] = session
+        return Record(property_id.encode(), orjson.dumps(doc))
+
+    def views(self, count: int | None, start_ms: int, step_ms: float, *,
+              now_ms: int | None = None, id_prefix: str = "ev") -> Iterator[Record]:
+        """``count`` views (None: endless), the n-th at ``start_ms + n * step_ms`` less up to
+        ``jitter_ms``, with what the options add. Event ids are ``<id_prefix>-<seed>-<n>``:
+        give each call on one topic its own prefix. ``now_ms`` (default: the clock) places the
+        future timestamps of bad records."""
+        if count is None and (self.disorder or self.edge_cases):
+            raise ValueError("late views and edge cases need a finite count")
+        rng = random.Random(f"{self.seed}:{id_prefix}")
+        ids = f"{id_prefix}-{self.seed}"
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        scheduled: list[tuple[int, Record]] = []
+        if self.edge_cases:
+            end = start_ms + int(count * step_ms)
+            yield from self._prelude(rng, ids, start_ms, count)
+            scheduled = sorted(self._edge_views(rng, ids, start_ms, end), reverse=True)
+        held: list[tuple[int, Record]] = []  # duplicates due a few views later
+        bad = 0
+        n = 0
+        while count is None or n < count:
+            cur = start_ms + int(n * step_ms)
+            if self.jitter_ms:
+                cur -= rng.randrange(self.jitter_ms)
+            while scheduled and scheduled[-1][0] <= cur:
+                yield scheduled.pop()[1]
             if self.bad_rate and rng.random() < self.bad_rate:
-                record = Record(record.topic, record.key, b"{not json")
+                yield self._bad(BAD_KINDS[bad % len(BAD_KINDS)], f"{ids}-bad{bad}", cur, now)
+                bad += 1
+            r = rng.random()
+            if r < 0.3:  # a few popular properties
+                prop = f"prop-{min(int(rng.paretovariate(1.2)) - 1, self.properties - 1)}"
+            else:
+                prop = f"prop-{rng.randrange(self.properties)}"
+            user = f"user-{rng.randrange(self.users)}"
+            ts = cur
+            if self.edge_cases and r > 0.95:
+                user = rng.choice(SPECIAL_USERS)
+            if self.disorder and n >= count // 5:
+                ts = self._disorder(rng, n, cur)
+            record = self._view(rng, f"{ids}-{n}", ts, prop, user)
             yield record
             if self.duplicate_rate and rng.random() < self.duplicate_rate:
-                yield record
+                if rng.random() < 0.8:  # the same bytes, now or a few views later
+                    held.append((n + rng.randrange(3), record))
+                else:  # the same eventId with another timestamp
+                    later = ts + rng.randrange(MIN_MS, 30 * MIN_MS)
+                    yield self._view(rng, f"{ids}-{n}", later, prop, user)
+            while held and held[0][0] <= n:
+                yield held.pop(0)[1]
+            if self.burst_every and n % self.burst_every == self.burst_every - 1:
+                yield from self._burst(rng, f"{ids}-{n}b", cur, step_ms)
             n += 1
+        yield from (record for _, record in held)
+        yield from (record for _, record in reversed(scheduled))
 
-    def view_record(self, event_id: str, ts_ms: int, property_id: str, user_id: str) -> Record:
-        doc = {
-            "eventId": event_id,
-            "eventType": "property.viewed",
-            "version": "1.0",
-            "timestamp": iso_ms(ts_ms),
-            "propertyId": property_id,
-            "userId": user_id,
-            "source": "web",
-            "durationMs": 5200,
-        }
-        return Record(self.views_topic, property_id.encode(), orjson.dumps(doc))
+    def _burst(self, rng: random.Random, ids: str, cur: int, step_ms: float) -> Iterator[Record]:
+        """25-60 views of one property by 8 users, all before the next view's time."""
+        prop = f"prop-{rng.randrange(self.properties)}"
+        pool = [f"user-{rng.randrange(self.users)}" for _ in range(8)]
+        size = rng.randrange(25, 61)
+        for j in range(size):
+            yield self.view(f"{ids}{j}", cur + int(j * step_ms / size), prop, rng.choice(pool))
+
+    def _view(self, rng: random.Random, event_id: str, ts: int, prop: str, user: str) -> Record:
+        if not self.edge_cases:
+            return self.view(event_id, ts, prop, user)
+        return self.view(event_id, ts, prop, user, session=f"s-{rng.randrange(10**6)}",
+                         local=rng.random() < 0.05)
+
+    @staticmethod
+    def _disorder(rng: random.Random, n: int, cur: int) -> int:
+        if n % 37 == 5:  # out of order, within the hourly grace
+            return cur - rng.randrange(MIN_MS, 12 * MIN_MS)
+        if n % 151 == 7:  # late for the hour, not for the week
+            return cur - rng.randrange(75 * MIN_MS, 6 * HOUR_MS)
+        if n % 293 == 11:  # late for both: two weeks back
+            return week_start(cur) - WEEK_MS - rng.randrange(HOUR_MS, 3 * DAY_MS)
+        return cur
+
+    def _prelude(self, rng: random.Random, ids: str, start: int, count: int) -> Iterator[Record]:
+        """Views in the week before the span: prop-hot's baseline for investors, and others."""
+        week = week_start(start) - WEEK_MS
+        investors = sorted(u for u, s in self.segment_of.items() if s == "investor")
+        for i in range(30):
+            yield self.view(f"{ids}-pre{i}", week + 3 * DAY_MS + i * 7 * MIN_MS, "prop-hot",
+                            rng.choice(investors))
+        others = count // 20
+        for i in range(others):
+            ts = week + 4 * DAY_MS + i * (2 * DAY_MS // others)
+            yield self.view(f"{ids}-pre-x{i}", ts, f"prop-{rng.randrange(12)}",
+                            f"user-{rng.randrange(self.users)}")
+
+    def _edge_views(self, rng: random.Random, ids: str, start: int, end: int) -> Iterator[tuple]:
+        """(event time, view) of prop-edge and prop-hot, merged into the stream by time."""
+        edge_hour = hour_start(end) - 27 * HOUR_MS
+        edge = [edge_hour + h * HOUR_MS + MIN_MS + j * 8 * MIN_MS for h in range(24) for j in range(7)]
+        edge += [edge_hour + 24 * HOUR_MS + 30_000 + j * 2 * MIN_MS for j in range(21)]
+        for i, ts in enumerate(edge):
+            user = f"user-{rng.randrange(self.users)}"
+            yield ts, self.view(f"{ids}-edge{i}", ts, "prop-edge", user)
+        investors = sorted(u for u, s in self.segment_of.items() if s == "investor")
+        hot_end = min(week_start(start) + WEEK_MS, end) - MIN_MS
+        for k in range(70):
+            ts = start + MIN_MS + k * (hot_end - start - MIN_MS) // 70
+            yield ts, self.view(f"{ids}-hot{k}", ts, "prop-hot", rng.choice(investors))
+
+    def _bad(self, kind: str, event_id: str, ts: int, now: int) -> Record:
+        """A view of prop-7 made to be rejected for ``kind``."""
+        doc = orjson.loads(self.view(event_id, ts, "prop-7", "user-1").value)
+        if kind == "malformed_json":
+            return Record(b"prop-7", orjson.dumps(doc)[:-9], kind)
+        if kind == "missing_field":
+            del doc["userId"]
+        elif kind == "bad_type":
+            doc["userId"] = 12345
+        elif kind == "bad_timestamp":
+            doc["timestamp"] = ("yesterday", "2026-11-20T14:03:07", "2026-02-30T10:00:00Z")[ts % 3]
+        elif kind == "unsupported_version":
+            doc["version"] = "3.0"
+        elif kind == "oversized":
+            doc["notes"] = "x" * (70 * 1024)
+        elif kind == "future_timestamp":
+            doc["timestamp"] = iso_ms(max(now, ts) + 2 * HOUR_MS)
+        return Record(b"prop-7", orjson.dumps(doc), kind)
 
 
 async def produce(
-    records: Iterator[Record] | list[Record],
+    topic: str,
+    records: Iterable[tuple],
     client_kwargs: dict,
+    *,
     rate: float = 0.0,
-    progress_every: int = 0,
+    on_acked: Callable[[RecordMetadata, tuple], None] | None = None,
+    on_progress: Callable[[int, float], None] | None = None,
 ) -> int:
-    """Send records (keyed, default partitioner) and wait for all acks; returns the count."""
+    """Send (key, value, ...) records to ``topic`` in order (default partitioner, acks=all,
+    idempotent: each partition keeps the order they were sent in) at up to ``rate`` a second
+    (0: as fast as the broker takes them), and wait for every ack. ``on_acked`` sees each
+    record with its partition and offset, in send order. Returns the count."""
     producer = AIOKafkaProducer(
         acks="all", linger_ms=20, max_batch_size=256 * 1024, enable_idempotence=True, **client_kwargs
     )
     await producer.start()
-    sent = 0
-    started = time.monotonic()
+    sent, started, reported = 0, time.monotonic(), 0.0
+    pending: list[tuple[asyncio.Future, tuple]] = []
+
+    async def settle() -> None:
+        acks = await asyncio.gather(*(future for future, _ in pending))
+        if on_acked is not None:
+            for metadata, (_, record) in zip(acks, pending, strict=True):
+                on_acked(metadata, record)
+        pending.clear()
+
     try:
-        pending = []
         for record in records:
-            pending.append(await producer.send(record.topic, record.value, key=record.key))
+            pending.append((await producer.send(topic, record[1], key=record[0]), record))
             sent += 1
-            if rate:
-                ahead = sent / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-            if len(pending) >= 10000:
-                await asyncio.gather(*pending)
-                pending = []
-            if progress_every and sent % progress_every == 0:
-                log.info("produced %d records (%.0f/s)", sent, sent / (time.monotonic() - started))
-        await asyncio.gather(*pending)
-        await producer.flush()
+            now = time.monotonic()
+            if rate and (ahead := sent / rate - (now - started)) > 0:
+                await asyncio.sleep(ahead)
+            if len(pending) >= 10_000:
+                await settle()
+            if on_progress is not None and now - reported >= 0.5:
+                on_progress(sent, now - started)
+                reported = now
+        await settle()
     finally:
         await producer.stop()
+    if on_progress is not None:
+        on_progress(sent, time.monotonic() - started)
     return sent
 
 
 async def _main(args: argparse.Namespace) -> int:
     settings = Settings()
-    workload = Workload(
-        seed=args.seed,
-        users=args.users,
-        properties=args.properties,
-        views_topic=settings.views_topic,
-        profiles_topic=settings.profiles_topic,
-        spike_every=args.spike_every,
-    )
+    workload = Workload(seed=args.seed, users=args.users, properties=args.properties,
+                        burst_every=args.spike_every, duplicate_rate=args.duplicate_rate,
+                        bad_rate=args.bad_rate)
+    live = replace(workload, jitter_ms=2000)  # event time follows the clock, a little out of order
     kwargs = settings.kafka_client_kwargs()
-    profiles = await produce(workload.profiles(), kwargs)
-    log.info("produced %d profiles to %s", profiles, settings.profiles_topic)
+
+    def progress(what: str, every_s: float = 10.0) -> Callable[[int, float], None]:
+        last = [0.0]
+
+        def report(n: int, seconds: float) -> None:
+            if seconds - last[0] >= every_s:
+                last[0] = seconds
+                log.info("produced %d %s (%.0f/s)", n, what, n / seconds)
+        return report
+
+    sent = await produce(settings.profiles_topic, workload.profiles(), kwargs)
+    log.info("produced %d profiles to %s", sent, settings.profiles_topic)
+    now = int(time.time() * 1000)
     if args.views is None:
         if args.history_views:
             # A day of history first, so baselines and sparklines have something to show.
-            now = int(time.time() * 1000)
             span = args.history_hours * HOUR_MS
-            history = workload.views(
-                args.history_views, now - span, span / args.history_views, id_prefix=f"h{now}"
-            )
-            sent = await produce(history, kwargs, progress_every=10000)
+            history = workload.views(args.history_views, now - span, span / args.history_views,
+                                     id_prefix=f"h{now}")
+            sent = await produce(settings.views_topic, history, kwargs, on_progress=progress("views"))
             log.info("produced %d views of history (%d h)", sent, args.history_hours)
-        # Live: event time follows the wall clock, a little out of order.
         start = int(time.time() * 1000)
-        views = workload.views(None, start, 1000 / args.rate, jitter_ms=2000, id_prefix=f"l{start}")
+        views = live.views(None, start, 1000 / args.rate, id_prefix=f"l{start}")
     else:
-        start = int(time.time() * 1000) - args.backfill_hours * HOUR_MS
+        start = now - args.backfill_hours * HOUR_MS
         step = args.backfill_hours * HOUR_MS / max(args.views, 1)
         views = workload.views(args.views, start, step, id_prefix=f"b{start}")
-    sent = await produce(views, kwargs, rate=args.rate, progress_every=10000)
+    sent = await produce(settings.views_topic, views, kwargs, rate=args.rate,
+                         on_progress=progress("views"))
     log.info("produced %d views to %s", sent, settings.views_topic)
     return 0
 
@@ -202,7 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="views per second; 0 = unthrottled")
     parser.add_argument("--views", type=int, default=None, help="finite backfill of this many views")
     parser.add_argument("--backfill-hours", type=int, default=24)
-    parser.add_argument("--spike-every", type=int, default=2000)
+    parser.add_argument("--spike-every", type=int, default=2000, help="views between bursts; 0 = none")
+    parser.add_argument("--duplicate-rate", type=float, default=0.0, help="share of views sent twice")
+    parser.add_argument("--bad-rate", type=float, default=0.0,
+                        help="share of views preceded by a record the product must dead-letter")
     parser.add_argument(
         "--history-views", type=int, default=20000, help="live mode: views of history first"
     )

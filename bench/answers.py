@@ -1,28 +1,50 @@
 """The honesty check: the same sample of answers from the product (over HTTP), from the Quix
-peer (its output topics) and from the oracle (recomputed while preloading)."""
+peer (its output topics) and from the oracle (fed while preloading)."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.windows import iso_ms
-from bench.preload import Oracle
+from app.windows import HOUR_MS, hour_start, iso_ms
 from bench.procs import get_json
+from tests.support.oracle import Oracle
 
 Hourly = dict[tuple[str, int], tuple[int, int]]
 Weekly = dict[tuple[str, int], tuple[int, int, list]]
 
 
+def sample_hours(oracle: Oracle, count: int, retention_ms: int, seed: int) -> list[tuple[str, int]]:
+    """(property, hour) pairs the product still keeps: the busiest few, random ones, one empty."""
+    # clear of the retention edge on every partition
+    oldest = hour_start(min(oracle.stream_time.values()) - retention_ms) + HOUR_MS
+    last = max(oracle.stream_time.values())
+    newest = hour_start(last) - HOUR_MS  # clear of the hour live views may go to
+    live = sorted(k for k in oracle.hourly if oldest <= k[1] <= newest)
+    if not live:
+        return []
+    rng = random.Random(seed)
+    busiest = sorted(live, key=lambda k: (-oracle.hourly[k][0], k))[: max(count // 4, 1)]
+    rest = [k for k in live if k not in set(busiest)]
+    picked = busiest + rng.sample(rest, min(count - len(busiest) - 1, len(rest)))
+    picked.append(("prop-never-viewed", hour_start(last)))
+    return picked
+
+
 def expected(oracle: Oracle, sample: list[tuple[str, int]], weeks: list[tuple[str, int]]) -> tuple[Hourly, Weekly]:
-    hourly = {key: oracle.hour(*key) for key in sample}
+    hourly = {}
+    for key in sample:
+        answer = oracle.hour_answer(*key)
+        hourly[key] = (answer["views"], answer["uniqueUsers"])
     weekly = {}
     for key in weeks:
-        answer = oracle.week(*key)
-        weekly[key] = (answer["views"], answer["uniqueUsers"], answer["topProperties"])
+        answer = oracle.week_answer(*key)
+        top = [[row["propertyId"], row["views"]] for row in answer["topProperties"]]
+        weekly[key] = (answer["views"], answer["uniqueUsers"], top)
     return hourly, weekly
 
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
-from app.generator import Workload
+from app.generator import Record, Workload
 from app.web.routing import partition_of
 from app.windows import hour_start, iso_ms
 
@@ -106,12 +107,13 @@ async def measure(
     poll_s: float = 0.05,
     drain_s: float = 15.0,
     on_progress: Callable[[str], None] = lambda _: None,
-    on_record: Callable[[object], None] = lambda _: None,
+    on_acked: Callable[[RecordMetadata, Record], None] = lambda *_: None,
 ) -> dict:
+    """Live views at ``rate`` for ``duration_s``; ``on_acked`` sees each with its partition and
+    offset once production is over, in send order."""
     probe_list = pick_probes(probes, partitions, owners, tag)
     if not probe_list:
         return {"error": "no owner known for any probe partition"}
-    workload = Workload(seed=11, users=users, properties=properties, views_topic=views_topic)
     rng = random.Random(11)
     producer = AIOKafkaProducer(acks="all", linger_ms=2, enable_idempotence=True, **client_kwargs)
     await producer.start()
@@ -119,6 +121,7 @@ async def measure(
     session = aiohttp.ClientSession()
     pollers = [asyncio.create_task(_poll(p, session, poll_s, stop)) for p in probe_list]
     sent = 0
+    acks: list[tuple[asyncio.Future, Record]] = []
     started = time.monotonic()
     try:
         while (elapsed := time.monotonic() - started) < duration_s:
@@ -128,14 +131,13 @@ async def measure(
             now_ms = int(time.time() * 1000)
             if sent % probe_every == 0:
                 probe = probe_list[(sent // probe_every) % len(probe_list)]
-                record = workload.view_record(f"live-{tag}-{sent}", now_ms, probe.property_id, f"user-{rng.randrange(users)}")
+                record = Workload.view(f"live-{tag}-{sent}", now_ms, probe.property_id, f"user-{rng.randrange(users)}")
                 probe.sent.setdefault(hour_start(now_ms), []).append(time.monotonic())
             else:
-                record = workload.view_record(
+                record = Workload.view(
                     f"live-{tag}-{sent}", now_ms, f"prop-{rng.randrange(properties)}", f"user-{rng.randrange(users)}"
                 )
-            await producer.send(record.topic, record.value, key=record.key)
-            on_record(record)
+            acks.append((await producer.send(views_topic, record.value, key=record.key), record))
             sent += 1
             if sent % 500 == 0:
                 done = sum(len(p.latencies) for p in probe_list)
@@ -150,6 +152,8 @@ async def measure(
         await asyncio.gather(*pollers, return_exceptions=True)
         await session.close()
         await producer.stop()
+    for ack, record in acks:  # after the measurement: feeding the oracle takes the loop a while
+        on_acked(ack.result(), record)
     latencies = [lat for p in probe_list for lat in p.latencies]
     probe_sent = sum(len(v) for p in probe_list for v in p.sent.values())
     return {

@@ -206,8 +206,8 @@ class Bench:
         }
         self.progress.done("preload", f"{pre.profiles:,} profiles + {pre.views:,} views in {pre.seconds:.1f}s")
         oracle = self.oracle = pre.oracle
-        self.sample = oracle.sample_hours(20, self.settings.hourly_retention_seconds * 1000, o.seed)
-        self.weeks = oracle.weeks()
+        self.sample = answers.sample_hours(oracle, 20, self.settings.hourly_retention_seconds * 1000, o.seed)
+        self.weeks = sorted(oracle.weekly)
         self.want = answers.expected(oracle, self.sample, self.weeks)
 
     async def _stage(self, name: str, work) -> None:  # noqa: ANN001
@@ -419,6 +419,8 @@ class Bench:
             for partition in body.get("partitions", {}).get("views", []):
                 owners[partition] = proc.url
         rate = self.o.latency_rate or max(max_rate / 2, 1.0)
+        # The live views carry the clock's time: none is in the future by the end of the stage.
+        self.oracle.now_ms = int((time.time() + self.o.latency_s) * 1000)
         result = await latency.measure(
             client_kwargs=self.settings.kafka_client_kwargs(),
             views_topic=self.base_env["VIEWS_TOPIC"],
@@ -430,7 +432,7 @@ class Bench:
             properties=self.o.properties,
             tag=self.tag,
             on_progress=lambda text: self.say("latency", text),
-            on_record=lambda record: self.oracle.add_view(record.value),
+            on_acked=lambda ack, record: self.oracle.add_view(ack.partition, ack.offset, record[0], record[1]),
         )
         # later stages see the live views too: expect them in their answers
         self.want_before_live = self.want

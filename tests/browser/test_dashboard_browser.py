@@ -203,10 +203,10 @@ async def test_dashboard_renders_the_api_numbers(kafka_bootstrap, tmp_path, caps
         assert shown_ids and shown_ids == [i["insightId"] for i in insights["insights"]]
 
         # The screenshot, with some live traffic so that throughput has something to show.
-        live = Workload(seed=SEED + 1, users=400, properties=80, views_topic=group.env["VIEWS_TOPIC"],
-                        profiles_topic=group.env["PROFILES_TOPIC"], spike_every=0)
+        live = Workload(seed=SEED + 1, users=400, properties=80, burst_every=0)
         feeding = asyncio.create_task(produce(
-            live.views(None, int(time.time() * 1000), 25), {"bootstrap_servers": kafka_bootstrap}, rate=40
+            group.env["VIEWS_TOPIC"], live.views(None, int(time.time() * 1000), 25),
+            {"bootstrap_servers": kafka_bootstrap}, rate=40,
         ))
         await asyncio.sleep(12)
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

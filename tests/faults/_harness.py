@@ -2,8 +2,8 @@
 fault injected mid-stream, waiting for the group to catch up, exact verification over HTTP
 and the output topics, the workers' metrics, and the report of recovery numbers.
 
-The workload and the oracle are those of ``tests/integration/_oracle.py`` (independent of
-``app``); this module only drives them.
+The workload is ``app.generator.Workload.every_case``; the oracle (independent of ``app``) and
+the checks are those of ``tests/support``; this module only drives them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,20 +23,11 @@ from datetime import UTC, datetime
 import aiohttp
 from aiokafka.admin import AIOKafkaAdminClient
 
-from integration._oracle import (
-    HOUR,
-    Expected,
-    Produced,
-    Workload,
-    get_all,
-    hour_of,
-    iso,
-    oracle,
-    produce,
-    read_topic,
-    segments_from,
-)
-from support.workers import REPO, Worker, committed_lag, isolated_env
+from app.generator import Record, Workload
+from tests.support.checks import check_dlq, check_insights, get_all, hour_path, week_path
+from tests.support.oracle import HOUR, Oracle, Produced, hour_of, oracle, segments_from
+from tests.support.topics import produce
+from tests.support.workers import REPO, Worker, committed_lag, isolated_env
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 REPORT = ARTIFACTS / "faults-report.json"
@@ -133,25 +123,19 @@ class Scenario:
     hours: int = 40  # of event time, ending ``end_hours_ago`` hours ago (< 48 h retention)
     end_hours_ago: int = 3
     workload: Workload = field(init=False)
-    profile_records: list = field(init=False)
-    view_records: list = field(init=False)
+    profile_records: list[Record] = field(init=False)
+    view_records: list[Record] = field(init=False)
     produced: list[Produced] = field(init=False, default_factory=list)
     made_at_ms: int = field(init=False)
 
     def __post_init__(self) -> None:
-        env = self.cluster.env
-        self.workload = Workload(
-            seed=self.seed,
-            views_topic=env["VIEWS_TOPIC"],
-            profiles_topic=env["PROFILES_TOPIC"],
-            users=self.users,
-            properties=self.properties,
-        )
+        self.workload = Workload.every_case(self.seed, users=self.users, properties=self.properties,
+                                           burst_every=self.views // 25)
         self.made_at_ms = now_ms()
         self.profile_records = self.workload.profiles()
-        self.view_records = self.workload.views(
-            self.views, self.made_at_ms - self.end_hours_ago * HOUR, self.made_at_ms, hours=self.hours
-        )
+        start = self.made_at_ms - (self.end_hours_ago + self.hours) * HOUR
+        self.view_records = list(self.workload.views(
+            self.views, start, self.hours * HOUR / self.views, now_ms=self.made_at_ms))
 
     @property
     def bootstrap(self) -> str:
@@ -160,9 +144,8 @@ class Scenario:
     async def produce_profiles(self, workers: list[Worker] | None = None, timeout: float = 120) -> None:
         """Produce the profiles and wait until every worker serves the last one (and a sample):
         the join must not race the profiles table."""
-        records = [(k, v) for k, v in self.profile_records]
-        await produce(self.bootstrap, self.cluster.topic("profiles"), records)
-        segments = segments_from(records)
+        await produce(self.bootstrap, self.cluster.topic("profiles"), self.profile_records)
+        segments = segments_from(self.profile_records)
         sample = sorted(segments)[:: max(len(segments) // 40, 1)] + ["user-last"]
         for worker in workers or self.cluster.alive:
             await wait_profiles(worker, {u: segments[u] for u in sample}, timeout)
@@ -188,10 +171,9 @@ class Scenario:
             await rest
         return fault_at, time.monotonic()
 
-    def expected(self) -> Expected:
+    def expected(self) -> Oracle:
         assert len(self.produced) == len(self.view_records), "not every view was produced"
-        segments = segments_from([(k, v) for k, v in self.profile_records])
-        return oracle(self.produced, segments, self.made_at_ms)
+        return oracle(self.produced, self.profile_records, self.made_at_ms)
 
 
 async def wait_profiles(worker: Worker, segments: dict[str, str], timeout: float) -> None:
@@ -326,23 +308,18 @@ async def verify(scenario: Scenario, workers: list[Worker], timeout: float = 90)
     cluster = scenario.cluster
     exp = scenario.expected()
     verdict = Verdict()
-    partition_of = {rec.key: rec.partition for rec in scenario.produced}
 
     # Hourly windows still within retention on their partition (one hour of margin).
-    hourly: dict[str, dict] = {}
-    for (prop, hour) in exp.hourly:
-        stream_time = exp.stream_time[partition_of[prop.encode()]]
-        if hour >= hour_of(stream_time - HOURLY_RETENTION) + HOUR:
-            hourly[f"/api/properties/{prop}/views?hour={iso(hour)}"] = exp.hour_answer(prop, hour)
+    hourly = {
+        hour_path(prop, hour): exp.hour_answer(prop, hour) for prop, hour in exp.hourly
+        if hour >= hour_of(exp.stream_time[exp.partition_of[prop]] - HOURLY_RETENTION) + HOUR
+    }
     verdict.hourly_checked = len(hourly)
     paths = sorted(hourly)
     shares = [
         {p: hourly[p] for p in paths[i :: len(workers)]} for i in range(len(workers))
     ]
-    weekly = {
-        f"/api/segments/{segment}/weeks/{iso(week)[:10]}": exp.week_answer(segment, week)
-        for (segment, week) in exp.weekly
-    }
+    weekly = {week_path(segment, week): exp.week_answer(segment, week) for segment, week in exp.weekly}
     verdict.weekly_checked = len(weekly)
     # Hourly answers come from committed state (a short wait covers routing after a
     # rebalance); weekly ones from every worker's tail of the partials topic (eventual).
@@ -354,38 +331,13 @@ async def verify(scenario: Scenario, workers: list[Worker], timeout: float = 90)
     verdict.mismatches["weekly"] = [m for r in results[len(workers) :] for m in r]
 
     # Insights: exactly the expected ids; a replayed copy must carry the same identity.
-    wanted = exp.insights()
-    verdict.insights_expected = len(wanted)
-    records = await read_topic(cluster.bootstrap, cluster.topic("insights"))
-    verdict.insight_records = len(records)
-    got: dict[str, tuple] = {}
-    wrong = []
-    for record in records:
-        doc = json.loads(record.value)
-        identity = (doc["type"], doc["subject"], doc["windowStart"], doc["windowEnd"])
-        if doc["insightId"] in got and got[doc["insightId"]] != identity:
-            wrong.append(f"{doc['insightId']}: two different copies")
-        got[doc["insightId"]] = identity
-        if doc["insightId"] in wanted and wanted[doc["insightId"]] != identity:
-            wrong.append(f"{doc['insightId']}: {identity} != {wanted[doc['insightId']]}")
-    missing, extra = set(wanted) - set(got), set(got) - set(wanted)
-    verdict.mismatches["insights"] = (
-        [f"missing {i}" for i in sorted(missing)] + [f"unexpected {i}" for i in sorted(extra)] + wrong
-    )
-
-    # Dead letters: every rejected view once, with its reason.
+    verdict.insights_expected = len(exp.insights())
+    verdict.mismatches["insights"], verdict.insight_records = await check_insights(
+        cluster.bootstrap, cluster.topic("insights"), exp, exactly_once=False)
+    # Dead letters: every rejected view once, with its reason, key and bytes.
     verdict.dead_letters_expected = len(exp.dlq)
-    letters: Counter = Counter()
-    for record in await read_topic(cluster.bootstrap, cluster.topic("views.dlq")):
-        headers = {k: v.decode() for k, v in record.headers}
-        origin = (int(headers["dlq.origin.partition"]), int(headers["dlq.origin.offset"]))
-        letters[(origin, headers["dlq.reason"])] += 1
-    expected_letters = Counter({(origin, reason): 1 for origin, reason in exp.dlq.items()})
-    verdict.mismatches["dead_letters"] = [
-        f"{key}: {letters[key]} copies, expected {expected_letters[key]}"
-        for key in sorted(set(letters) | set(expected_letters))
-        if letters[key] != expected_letters[key]
-    ]
+    verdict.mismatches["dead_letters"], _ = await check_dlq(
+        cluster.bootstrap, cluster.topic("views"), exp, scenario.produced, exactly_once=True)
     return verdict
 
 

@@ -15,8 +15,10 @@ from collections import Counter
 
 import pytest
 
+from app.generator import SEGMENTS, Record, Workload
 from faults._harness import Cluster, eventually, log, metric, report, seconds
-from integration._oracle import SEGMENTS, Workload, get_all, produce, read_topic
+from tests.support.checks import get_all
+from tests.support.topics import produce, read_topic
 
 # Each worker reads user.profiles itself into its own RocksDB table (app.tables.profiles):
 # the updates trickle in while the killed worker restarts, so the topic grows during every
@@ -28,11 +30,11 @@ USERS = 3000
 TRICKLE_S = 15.0
 
 
-def updates(records: list, seed: int) -> list:
+def updates(records: list[Record], seed: int) -> list[Record]:
     """A second wave: 10 % of the profiles move segment (and to v2), 2 % are deleted."""
     rng = random.Random(seed)
     out = []
-    for key, value in records:
+    for key, value, _ in records:
         if value is None:
             continue
         r = rng.random()
@@ -41,9 +43,9 @@ def updates(records: list, seed: int) -> list:
             doc["segment"] = rng.choice([s for s in SEGMENTS if s != doc["segment"]])
             doc["version"] = "2.0"
             doc["profile"] = {"firstName": "Moved", "lastName": doc["userId"], "company": "Beta"}
-            out.append((key, json.dumps(doc).encode()))
+            out.append(Record(key, json.dumps(doc).encode(), "profile"))
         elif r < 0.12:
-            out.append((key, None))
+            out.append(Record(key, None, "delete"))
     return out
 
 
@@ -77,7 +79,7 @@ def answers_after(records: list) -> dict[str, object]:
     """path -> body of GET /api/users/<id> after ``records``: the last value, None after a
     tombstone (404)."""
     table: dict[str, object] = {}
-    for key, value in records:
+    for key, value, *_ in records:
         table[key.decode()] = None if value is None else json.loads(value)
     return {f"/api/users/{user}": doc for user, doc in table.items()}
 
@@ -97,7 +99,7 @@ def allowed_from(before: list, after: list) -> dict[str, list]:
 
 
 def answers_after_each(records: list):  # noqa: ANN201
-    for key, value in records:
+    for key, value, *_ in records:
         yield f"/api/users/{key.decode()}", None if value is None else json.loads(value)
 
 
@@ -148,9 +150,7 @@ async def test_every_worker_serves_every_profile(clusters) -> None:
     cluster: Cluster = clusters()
     a, b = cluster.add(), cluster.add()
     await cluster.ready()
-    workload = Workload(seed=808, views_topic=cluster.topic("views"),
-                        profiles_topic=cluster.topic("profiles"), users=USERS)
-    first = workload.profiles()
+    first = Workload(seed=808, users=USERS).profiles()
     await produce(cluster.bootstrap, cluster.topic("profiles"), first)
     second = updates(first, seed=809)
     while_down, while_restarting = second[: len(second) // 3], second[len(second) // 3 :]

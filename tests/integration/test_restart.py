@@ -10,21 +10,10 @@ import time
 
 import pytest
 
-from tests.integration._oracle import (
-    HOUR,
-    TransactionProbe,
-    Workload,
-    check_dlq,
-    check_hourly,
-    check_insights,
-    check_weekly,
-    committed_views,
-    hour_of,
-    load_profiles,
-    oracle,
-    produce,
-    segments_from,
-)
+from app.generator import Workload
+from tests.support.checks import check_dlq, check_hourly, check_insights, check_weekly, load_profiles
+from tests.support.oracle import HOUR, hour_of, oracle
+from tests.support.topics import TransactionProbe, committed_views, produce
 from tests.support.workers import Worker, isolated_env, wait_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -51,11 +40,11 @@ async def test_sigkill_mid_stream_then_restart_is_exact(
         await worker.wait_ready(180)
         seed = 4242 + wipe
         # Many users, so that unique users per segment still grow when the kill comes.
-        workload = Workload(seed, views_topic, env["PROFILES_TOPIC"], users=3000)
-        profiles = await load_profiles(kafka_bootstrap, worker.url, workload)
+        workload = Workload.every_case(seed, users=3000, burst_every=VIEWS // 25)
+        profiles = await load_profiles(kafka_bootstrap, worker.url, workload, env["PROFILES_TOPIC"])
         now = int(time.time() * 1000)
-        end = hour_of(now) - 3 * HOUR + 17 * 60_000
-        records = workload.views(VIEWS, end_ms=end, now_ms=now, hours=HOURS)
+        start = hour_of(now) - (HOURS + 3) * HOUR + 17 * 60_000
+        records = list(workload.views(VIEWS, start, HOURS * HOUR / VIEWS, now_ms=now))
         started = time.monotonic()
         producing = asyncio.create_task(
             produce(kafka_bootstrap, views_topic, records, rate=PRODUCE_RATE))
@@ -99,15 +88,15 @@ async def test_sigkill_mid_stream_then_restart_is_exact(
         record_property("views_records", len(produced))
         record_property("kills", kills)
 
-        exp = oracle(produced, segments_from(profiles), now)
+        exp = oracle(produced, profiles, now)
         assert exp.spikes and exp.trends and "late" in exp.dlq.values()
-        problems = await check_hourly(worker.url, exp, produced, seed)
+        problems = await check_hourly(worker.url, exp, seed)
         assert not problems, show(problems)
         problems = await check_weekly(worker.url, exp)
         assert not problems, show(problems)
         # A crash may replay an insight, with the same id, type, subject and window.
         insights = env["INSIGHTS_TOPIC"]
-        problems = await check_insights(kafka_bootstrap, insights, exp, exactly_once=False)
+        problems, _ = await check_insights(kafka_bootstrap, insights, exp, exactly_once=False)
         assert not problems, show(problems)
         problems, _ = await check_dlq(kafka_bootstrap, views_topic, exp, produced,
                                       exactly_once=False)

@@ -1,26 +1,25 @@
 """Workers fed with the seeded workload (app.generator.Workload), and what their HTTP API must
-answer for it, recomputed here from the records produced.
+answer for it: the oracle's answers for the records produced (tests/support/oracle.py).
 
-The workload is a 24 h backfill ending now, in event-time order (no late views), with
-duplicates and malformed records, so expected answers are simple to recompute: dedupe by
-eventId, skip what is not JSON, count per (property, hour) and per (segment, ISO week).
+The workload is a 24 h backfill ending now, in event-time order (no late views), with bursts,
+duplicates and a record of every bad kind now and then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import orjson
 
-from app.generator import Record, Workload, produce
+from app.generator import Workload
 from app.web.routing import partition_of
-from app.windows import HOUR_MS, hour_start, iso_ms, parse_iso, week_start
+from app.windows import HOUR_MS
+from tests.support.oracle import Oracle, oracle
+from tests.support.topics import produce
 from tests.support.workers import Worker, isolated_env, wait_caught_up
 
 PARTITIONS = 6
@@ -29,117 +28,30 @@ VIEWS = 6000
 
 
 @dataclass
-class Expected:
-    """Answers the API must give for the records produced."""
-
-    hourly: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
-    weekly: dict[tuple[str, int], dict] = field(default_factory=dict)
-    profiles: dict[str, dict] = field(default_factory=dict)
-    accepted: int = 0
-    duplicates: int = 0
-    malformed: int = 0
-    records: int = 0
-
-    def hour_answer(self, prop: str, hour: int) -> dict:
-        views, users = self.hourly.get((prop, hour), (0, 0))
-        return {
-            "propertyId": prop,
-            "windowStart": iso_ms(hour),
-            "windowEnd": iso_ms(hour + HOUR_MS),
-            "views": views,
-            "uniqueUsers": users,
-        }
-
-    def top_of_hour(self, hour: int, limit: int) -> list[dict]:
-        rows = [(v, p, u) for (p, h), (v, u) in self.hourly.items() if h == hour]
-        rows.sort(key=lambda r: (-r[0], r[1]))
-        return [{"propertyId": p, "views": v, "uniqueUsers": u} for v, p, u in rows[:limit]]
-
-    def hour_total(self, hour: int) -> int:
-        return sum(v for (_, h), (v, _) in self.hourly.items() if h == hour)
-
-
-def expected_from(profiles: list[Record], views: list[Record]) -> Expected:
-    exp = Expected()
-    for record in profiles:
-        doc = orjson.loads(record.value)
-        exp.profiles[doc["userId"]] = doc
-    segment_of = {user: doc["segment"] for user, doc in exp.profiles.items()}
-    seen: set[str] = set()
-    hour_views: Counter = Counter()
-    hour_users: dict[tuple[str, int], set] = defaultdict(set)
-    week_views: Counter = Counter()
-    week_users: dict[tuple[str, int], set] = defaultdict(set)
-    week_props: dict[tuple[str, int], Counter] = defaultdict(Counter)
-    for record in views:
-        exp.records += 1
-        try:
-            doc = orjson.loads(record.value)
-        except orjson.JSONDecodeError:
-            exp.malformed += 1
-            continue
-        if doc["eventId"] in seen:
-            exp.duplicates += 1
-            continue
-        seen.add(doc["eventId"])
-        exp.accepted += 1
-        ts = parse_iso(doc["timestamp"])
-        prop, user = doc["propertyId"], doc["userId"]
-        segment = segment_of.get(user, "unknown")
-        hour, week = hour_start(ts), week_start(ts)
-        hour_views[(prop, hour)] += 1
-        hour_users[(prop, hour)].add(user)
-        week_views[(segment, week)] += 1
-        week_users[(segment, week)].add(user)
-        week_props[(segment, week)][prop] += 1
-    exp.hourly = {key: (n, len(hour_users[key])) for key, n in hour_views.items()}
-    for (segment, week), n in week_views.items():
-        top = sorted(week_props[(segment, week)].items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-        exp.weekly[(segment, week)] = {
-            "segment": segment,
-            "windowStart": iso_ms(week),
-            "windowEnd": iso_ms(week + 7 * 24 * HOUR_MS),
-            "views": n,
-            "uniqueUsers": len(week_users[(segment, week)]),
-            "topProperties": [{"propertyId": p, "views": v} for p, v in top],
-        }
-    return exp
-
-
-@dataclass
 class Cluster:
     bootstrap: str
     env: dict[str, str]
     workers: list[Worker]
-    expected: Expected | None = None
+    expected: Oracle | None = None
     now_ms: int = 0
 
-    async def feed(self, views: int = VIEWS) -> Expected:
+    async def feed(self, views: int = VIEWS) -> Oracle:
         """Produce the seeded workload (profiles first) and wait until it is all processed."""
-        workload = Workload(
-            seed=SEED,
-            users=400,
-            properties=80,
-            views_topic=self.env["VIEWS_TOPIC"],
-            profiles_topic=self.env["PROFILES_TOPIC"],
-            duplicate_rate=0.01,
-            bad_rate=0.005,
-            spike_every=1500,
-        )
-        kwargs = {"bootstrap_servers": self.bootstrap}
-        profiles = list(workload.profiles())
-        await produce(profiles, kwargs)
-        # A view takes the segment its user has when it is processed (CONTRACT §4): have every
-        # profile on every worker first, so that the expected segments are the profiles'.
-        users = [orjson.loads(r.value)["userId"] for r in profiles]
+        workload = Workload(seed=SEED, users=400, properties=80, burst_every=1500,
+                            duplicate_rate=0.01, bad_rate=0.005)
+        profiles = workload.profiles()
+        await produce(self.bootstrap, self.env["PROFILES_TOPIC"], profiles)
+        # A view takes the segment its user has when it is processed: have every profile on
+        # every worker first, so that the expected segments are the profiles'.
+        users = [record.key.decode() for record in profiles]
         await eventually(lambda: self._has_profiles(users), timeout=60)
         self.now_ms = int(time.time() * 1000)
         day = 24 * HOUR_MS
         # Event times over the last 24 h, the newest a few seconds old.
-        records = list(workload.views(views, self.now_ms - day, day / views))
-        await produce(records, kwargs)
+        records = workload.views(views, self.now_ms - day, day / views, now_ms=self.now_ms)
+        produced = await produce(self.bootstrap, self.env["VIEWS_TOPIC"], records)
         await wait_caught_up(self.bootstrap, self.env, timeout=150)
-        self.expected = expected_from(profiles, records)
+        self.expected = oracle(produced, profiles, self.now_ms)
         return self.expected
 
     async def _has_profiles(self, users: list[str]) -> None:

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from yarl import URL
 
-from app.generator import Record, produce
+from app.generator import Workload, produce
 from app.settings import Settings
 from app.web.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, audience_of, peer_headers
 from app.web.routing import partition_of
@@ -53,19 +53,9 @@ async def fed(kafka_bootstrap, tmp_path_factory):
             await worker.wait_ready(120)
         await group.settled()
         now = int(time.time() * 1000)
-        records = [
-            Record(
-                group.env["VIEWS_TOPIC"],
-                ident.encode(),
-                orjson.dumps({
-                    "eventId": f"e-{i}-{n}", "eventType": "property.viewed", "version": "1.0",
-                    "timestamp": iso_ms(now - 1000), "propertyId": ident, "userId": f"user-{n}",
-                }),
-            )
-            for i, ident in enumerate(IDS)
-            for n in range(i + 1)
-        ]
-        await produce(records, {"bootstrap_servers": kafka_bootstrap})
+        records = [Workload.view(f"e-{i}-{n}", now - 1000, ident, f"user-{n}")
+                   for i, ident in enumerate(IDS) for n in range(i + 1)]
+        await produce(group.env["VIEWS_TOPIC"], records, {"bootstrap_servers": kafka_bootstrap})
         await wait_caught_up(kafka_bootstrap, group.env, timeout=60)
         group.now_ms = now
         yield group

@@ -1,0 +1,387 @@
+"""The independent oracle: what one uninterrupted run must answer for the records as produced
+(docs/behaviour.md: validation, dedupe, windows, lateness, the join, counts, insights).
+
+Nothing here imports ``app``: every rule is re-derived from the product's documented behaviour,
+on the records exactly as produced (partition and offset from the producer's acks, so the order
+is the broker's). The integration and fault tests judge the product with it, and so does the
+benchmark (``python -m bench``), over half a million views: it is fed one record at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+MIN = 60_000
+HOUR = 60 * MIN
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+# The documented defaults.
+MAX_BYTES, MAX_DEPTH, MAX_ID_BYTES = 64 * 1024, 32, 256
+FUTURE_TOLERANCE, DEDUPE_HORIZON = 5 * MIN, DAY
+HOURLY_GRACE, WEEKLY_GRACE = 15 * MIN, HOUR
+SPIKE_MIN, SPIKE_RATIO, BASELINE_HOURS = 20, 3, 24
+TREND_MIN, TREND_RATIO = 50, 2
+UNKNOWN = "unknown"  # the segment of a view whose user has no profile
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_JSON = json.JSONDecoder()
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def pct(component: str) -> str:
+    """An id inside an insightId: UTF-8 bytes outside A-Z a-z 0-9 - . _ ~ as %XX."""
+    return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in component.encode())
+
+
+# --- time, by the calendar rather than by modular arithmetic ---------------------------------
+def to_dt(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def to_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // _ONE_MS
+
+
+def hour_of(ms: int) -> int:
+    return to_ms(to_dt(ms).replace(minute=0, second=0, microsecond=0))
+
+
+def week_of(ms: int) -> int:
+    """Monday 00:00 UTC of the ISO week holding ``ms``."""
+    day = to_dt(ms).replace(hour=0, minute=0, second=0, microsecond=0)
+    return to_ms(day - timedelta(days=day.isoweekday() - 1))
+
+
+def iso(ms: int) -> str:
+    frac = f".{ms % 1000:03d}" if ms % 1000 else ""
+    return to_dt(ms).strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
+
+
+# --- validation --------------------------------------------------------------------------------
+def id_ok(value: object) -> bool:
+    """A non-empty string of at most 256 UTF-8 bytes without a control character
+    (U+0000-U+001F, U+007F)."""
+    if not isinstance(value, str) or not value:
+        return False
+    if value.isascii():  # one byte a character
+        return len(value) <= MAX_ID_BYTES and not _CONTROL.search(value)
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return size <= MAX_ID_BYTES and not _CONTROL.search(value)
+
+
+def depth(doc: object) -> int:
+    """JSON nesting depth (a scalar is 0, ``{}`` is 1)."""
+    if isinstance(doc, dict):
+        return 1 + max((depth(v) for v in doc.values()), default=0)
+    if isinstance(doc, list):
+        return 1 + max((depth(v) for v in doc), default=0)
+    return 0
+
+
+def too_deep(raw: bytes, doc: object) -> bool:
+    # Every level opens a bracket, so a text with few brackets (inside strings or not) is
+    # shallow enough without walking it.
+    return raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and depth(doc) > MAX_DEPTH
+
+
+def _document(value: bytes) -> str | dict:
+    """The JSON object of a record value, or the reason it is not one."""
+    if len(value) > MAX_BYTES:
+        return "oversized"
+    try:
+        doc = _JSON.decode(value.decode())  # JSON is UTF-8 text; a bad byte is malformed too
+    except (ValueError, RecursionError):
+        return "malformed_json"
+    if not isinstance(doc, dict):
+        return "bad_type"
+    if too_deep(value, doc):
+        return "malformed_json"
+    version = doc.get("version", "1.0")
+    if not isinstance(version, str):
+        return "bad_type"
+    if version.split(".")[0] not in ("1", "2"):
+        return "unsupported_version"
+    return doc
+
+
+def _ids(doc: dict, names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if doc.get(name) is None:
+            return "missing_field"
+        if not isinstance(doc[name], str):
+            return "bad_type"
+        if not id_ok(doc[name]):
+            return "bad_id"
+    return None
+
+
+def profile_verdict(key: bytes | None, value: bytes | None) -> str | tuple[str, dict | None]:
+    """A dead-letter reason, or (userId, document) for a profile, (userId, None) for a delete."""
+    try:
+        user = key.decode() if key is not None else None
+    except UnicodeDecodeError:
+        user = None
+    if not id_ok(user):
+        return "bad_id"
+    if value is None:
+        return user, None
+    doc = _document(value)
+    if isinstance(doc, str):
+        return doc
+    problem = _ids(doc, ("userId", "segment"))
+    if problem:
+        return problem
+    if doc["userId"] != user:
+        return "key_mismatch"
+    return user, doc
+
+
+class View(NamedTuple):
+    event_id: str
+    ts: int
+    hour: int
+    week: int
+    prop: str
+    user: str
+
+
+_windows: dict[datetime, tuple[int, int]] = {}  # UTC hour -> (hour start, week start)
+
+
+def validate(value: bytes | None, now_ms: int, key: bytes | None) -> str | View:
+    """A dead-letter reason, or the view with its event time and windows."""
+    if value is None:
+        return "malformed_json"
+    doc = _document(value)
+    if isinstance(doc, str):
+        return doc
+    stamp = doc.get("timestamp")
+    if stamp is None:
+        return "missing_field"
+    if not isinstance(stamp, str):
+        return "bad_type"
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return "bad_timestamp"
+    if moment.tzinfo is None:
+        return "bad_timestamp"
+    ts = to_ms(moment)
+    if ts > now_ms + FUTURE_TOLERANCE:
+        return "future_timestamp"
+    problem = _ids(doc, ("eventId", "propertyId", "userId"))
+    if problem:
+        return problem
+    if key is None or key != doc["propertyId"].encode():
+        return "key_mismatch"
+    hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if hour not in _windows:
+        _windows[hour] = (to_ms(hour), week_of(ts))
+    return View(doc["eventId"], ts, *_windows[hour], doc["propertyId"], doc["userId"])
+
+
+# --- the oracle --------------------------------------------------------------------------------
+class Produced(NamedTuple):
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class _Partition:
+    """What one partition of the views topic remembers: its stream time and accepted ids."""
+
+    stream_time: int = 0
+    last_offset: int = -1
+    accepted_at: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Oracle:
+    """Fed the profiles, then every view record of each partition in offset order: invalid ->
+    DLQ; same eventId accepted at an event time within 24 h of stream time -> duplicate; late
+    for both windows -> DLQ "late"; else accepted (stream time = max), counted hourly unless
+    late for its hour, weekly under the user's segment, spikes and trends checked after each
+    count (the first time the rule holds). ``now_ms``: wall clock, for future timestamps."""
+
+    now_ms: int
+    profiles: dict[str, dict] = field(default_factory=dict)  # userId -> document as served
+    hourly: dict = field(default_factory=dict)  # (prop, hour) -> [views, users]
+    weekly: dict = field(default_factory=dict)  # (segment, week) -> [views, users, Counter]
+    spikes: dict = field(default_factory=dict)  # (prop, hour) -> views when it first held
+    trends: dict = field(default_factory=dict)  # (segment, prop, week) -> (views, previous)
+    dlq: dict = field(default_factory=dict)  # (partition, offset) -> reason
+    stream_time: dict = field(default_factory=dict)  # partition -> ms
+    partition_of: dict = field(default_factory=dict)  # propertyId -> partition (accepted views)
+    stats: Counter = field(default_factory=Counter)
+    records: int = 0  # view records fed
+    _partitions: dict[int, _Partition] = field(default_factory=dict, repr=False)
+    _before: dict[tuple[str, int], int] = field(default_factory=dict, repr=False)
+
+    def add_profile(self, key: bytes | None, value: bytes | None) -> str | None:
+        """Apply one record of the profiles topic (None deletes); returns its dead-letter reason,
+        None when it is applied."""
+        verdict = profile_verdict(key, value)
+        if isinstance(verdict, str):
+            return verdict
+        user, doc = verdict
+        if doc is None:
+            self.profiles.pop(user, None)
+        else:
+            self.profiles[user] = doc
+        return None
+
+    def add_view(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> str:
+        """Process one view record; returns "accepted", "duplicate" or its dead-letter reason."""
+        state = self._partitions.get(partition)
+        if state is None:
+            state = self._partitions[partition] = _Partition()
+            self.stream_time[partition] = 0
+        assert offset > state.last_offset, f"partition {partition}: {offset} after {state.last_offset}"
+        state.last_offset = offset
+        self.records += 1
+        view = validate(value, self.now_ms, key)
+        if isinstance(view, str):
+            self.dlq[(partition, offset)] = view
+            return view
+        stream_time = state.stream_time
+        seen = state.accepted_at.get(view.event_id)
+        if seen is not None and seen > stream_time - DEDUPE_HORIZON:
+            self.stats["duplicate"] += 1
+            return "duplicate"
+        hourly_late = view.hour + HOUR + HOURLY_GRACE <= stream_time
+        weekly_late = view.week + WEEK + WEEKLY_GRACE <= stream_time
+        if hourly_late and weekly_late:
+            self.dlq[(partition, offset)] = "late"
+            return "late"
+        self.stats["accepted"] += 1
+        state.accepted_at[view.event_id] = view.ts
+        if view.ts > stream_time:
+            state.stream_time = self.stream_time[partition] = view.ts
+        self.partition_of[view.prop] = partition
+        doc = self.profiles.get(view.user)
+        segment = UNKNOWN if doc is None else doc["segment"]
+        self.stats[f"segment:{segment}"] += 1
+        if hourly_late:
+            self.stats["hourly_late"] += 1
+        else:
+            self._count_hour(view)
+        if not weekly_late:
+            self._count_week(view, segment)
+        return "accepted"
+
+    def _count_hour(self, view: View) -> None:
+        key = (view.prop, view.hour)
+        slot = self.hourly.get(key)
+        if slot is None:
+            slot = self.hourly[key] = [0, set()]
+        slot[0] += 1
+        slot[1].add(view.user)
+        # views >= 3 x (before / 24), in exact integer arithmetic. Counts only grow, so the
+        # views of the 24 hours before, once summed, stay a lower bound: summed again only when
+        # the rule could hold.
+        views = slot[0]
+        if views < SPIKE_MIN or key in self.spikes:
+            return
+        if views * BASELINE_HOURS < SPIKE_RATIO * self._before.get(key, 0):
+            return
+        hourly = self.hourly
+        before = self._before[key] = sum(hourly[(view.prop, view.hour - k * HOUR)][0]
+                                         for k in range(1, BASELINE_HOURS + 1)
+                                         if (view.prop, view.hour - k * HOUR) in hourly)
+        if views * BASELINE_HOURS >= SPIKE_RATIO * before:
+            self.spikes[key] = views
+
+    def _count_week(self, view: View, segment: str) -> None:
+        slot = self.weekly.get((segment, view.week))
+        if slot is None:
+            slot = self.weekly[(segment, view.week)] = [0, set(), Counter()]
+        slot[0] += 1
+        slot[1].add(view.user)
+        props = slot[2]
+        props[view.prop] += 1
+        views = props[view.prop]
+        if views >= TREND_MIN and (segment, view.prop, view.week) not in self.trends:
+            last = self.weekly.get((segment, view.week - WEEK))
+            previous = last[2][view.prop] if last else 0
+            if views >= TREND_RATIO * previous:
+                self.trends[(segment, view.prop, view.week)] = (views, previous)
+
+    # --- the answers ---------------------------------------------------------------------------
+    def segments(self) -> dict[str, str]:
+        return {user: doc["segment"] for user, doc in self.profiles.items()}
+
+    def hour_answer(self, prop: str, hour: int) -> dict:
+        views, users = self.hourly.get((prop, hour), (0, ()))
+        return {"propertyId": prop, "windowStart": iso(hour), "windowEnd": iso(hour + HOUR),
+                "views": views, "uniqueUsers": len(users)}
+
+    def week_answer(self, segment: str, week: int) -> dict:
+        views, users, props = self.weekly.get((segment, week), (0, (), Counter()))
+        top = sorted(props.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        return {"segment": segment, "windowStart": iso(week), "windowEnd": iso(week + WEEK),
+                "views": views, "uniqueUsers": len(users),
+                "topProperties": [{"propertyId": p, "views": v} for p, v in top]}
+
+    def top_of_hour(self, hour: int, limit: int) -> list[dict]:
+        """The busiest properties of one hour (ties: propertyId ascending), as the dashboard
+        lists them."""
+        rows = sorted((-views, prop, len(users))
+                      for (prop, h), (views, users) in self.hourly.items() if h == hour)
+        return [{"propertyId": p, "views": -v, "uniqueUsers": u} for v, p, u in rows[:limit]]
+
+    def hour_total(self, hour: int) -> int:
+        return sum(views for (_, h), (views, _) in self.hourly.items() if h == hour)
+
+    def insights(self) -> dict[str, tuple]:
+        """insightId -> (type, subject, windowStart, windowEnd)."""
+        out = {}
+        for prop, hour in self.spikes:
+            out[f"property_hourly_spike:{pct(prop)}:{iso(hour)}"] = (
+                "property_hourly_spike", {"propertyId": prop}, iso(hour), iso(hour + HOUR))
+        for segment, prop, week in self.trends:
+            out[f"segment_property_trend:{pct(segment)}:{pct(prop)}:{iso(week)}"] = (
+                "segment_property_trend", {"segment": segment, "propertyId": prop},
+                iso(week), iso(week + WEEK))
+        return out
+
+    def first_views(self) -> dict[str, tuple[int, int | None]]:
+        """insightId -> (views, previousViews or None) when the insight's rule first held."""
+        out = {f"property_hourly_spike:{pct(p)}:{iso(h)}": (v, None)
+               for (p, h), v in self.spikes.items()}
+        out.update({f"segment_property_trend:{pct(s)}:{pct(p)}:{iso(w)}": vp
+                    for (s, p, w), vp in self.trends.items()})
+        return out
+
+
+def segments_from(profiles: Iterable[tuple]) -> dict[str, str]:
+    """userId -> segment after applying the profile records in order (records the product
+    rejects change nothing)."""
+    table = Oracle(now_ms=0)
+    for key, value, *_ in profiles:
+        table.add_profile(key, value)
+    return table.segments()
+
+
+def oracle(views: Iterable[Produced], profiles: Iterable[tuple], now_ms: int) -> Oracle:
+    """The answers of one uninterrupted run: the profiles applied first (as the tests have every
+    worker serve them before the views come), then the views of each partition in offset
+    order."""
+    result = Oracle(now_ms)
+    for key, value, *_ in profiles:
+        result.add_profile(key, value)
+    for rec in sorted(views, key=lambda r: (r.partition, r.offset)):
+        result.add_view(rec.partition, rec.offset, rec.key, rec.value)
+    return result

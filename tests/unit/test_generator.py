@@ -1,0 +1,84 @@
+"""The seeded workload: the same seed gives the same records, and ``every_case`` holds what the
+broker tests rely on, as the independent oracle reads it (no broker: partitions are assigned
+here by key, offsets in produce order)."""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from datetime import datetime
+
+import orjson
+
+from app.generator import BAD_KINDS, SPECIAL_USERS, Workload
+from tests.support.oracle import HOUR, Produced, oracle, segments_from
+
+NOW = 1_795_183_387_120  # 2026-11-20T14:03:07.120Z
+START = NOW - 75 * HOUR
+VIEWS = 3000
+
+
+def produced(records: list) -> list[Produced]:
+    offsets: Counter = Counter()
+    out = []
+    for key, value, _ in records:
+        partition = zlib.crc32(key or b"") % 6
+        out.append(Produced(partition, offsets[partition], key, value))
+        offsets[partition] += 1
+    return out
+
+
+def every_case(seed: int = 1) -> tuple[Workload, list]:
+    workload = Workload.every_case(seed)
+    return workload, list(workload.views(VIEWS, START, 72 * HOUR / VIEWS, now_ms=NOW))
+
+
+def test_the_same_seed_gives_the_same_records_and_another_seed_others():
+    assert every_case(1)[1] == every_case(1)[1]
+    assert Workload(seed=3).profiles() == Workload(seed=3).profiles()
+    assert every_case(1)[1] != every_case(2)[1]
+    plain = Workload(seed=3, users=50, properties=20)
+    first = list(plain.views(500, START, 1000, id_prefix="a"))
+    assert first == list(plain.views(500, START, 1000, id_prefix="a"))
+    assert first != list(plain.views(500, START, 1000, id_prefix="b"))
+
+
+def test_a_plain_workload_is_every_view_once_in_event_time_order():
+    records = list(Workload(seed=3, users=50, properties=20, burst_every=100).views(1000, START, 1000))
+    docs = [orjson.loads(value) for _, value, _ in records]
+    assert all(intended == "view" for _, _, intended in records)
+    assert len({d["eventId"] for d in docs}) == len(docs) > 1000  # the bursts come on top
+    stamps = [datetime.fromisoformat(d["timestamp"]) for d in docs]
+    assert stamps == sorted(stamps)
+
+
+def test_every_case_holds_every_case_the_broker_tests_rely_on():
+    workload, records = every_case()
+    profiles = workload.profiles()
+    segments = segments_from(profiles)
+    assert segments["user-moved"] == "renter" and "user-gone" not in segments
+    assert profiles[-1].key == b"user-last" and workload.segment_of == segments
+    views = produced(records)
+    exp = oracle(views, profiles, NOW)
+    for rec, (_, _, intended) in zip(views, records, strict=True):
+        if intended != "view":  # each bad record is rejected for the reason it was made for
+            assert exp.dlq[(rec.partition, rec.offset)] == intended, rec.value[:120]
+    reasons = Counter(exp.dlq.values())
+    assert all(reasons[kind] > 0 for kind in BAD_KINDS) and reasons["late"] > 0, reasons
+    assert exp.stats["duplicate"] > 0 and exp.stats["hourly_late"] > 0
+    assert exp.stats["segment:unknown"] > 0
+    users = {orjson.loads(value)["userId"] for _, value, intended in records if intended == "view"}
+    assert set(SPECIAL_USERS) <= users
+    # prop-edge: 21 views == 3 x (168 / 24) exactly; prop-hot: 60 == 2 x 30 last week
+    assert [v for (p, _), v in exp.spikes.items() if p == "prop-edge"] == [21]
+    assert [v for (s, p, _), v in exp.trends.items() if (s, p) == ("investor", "prop-hot")] == [(60, 30)]
+    assert len(exp.spikes) > 10  # the bursts
+
+
+def test_bad_records_come_in_turn_and_duplicates_repeat_an_event_id():
+    workload = Workload(seed=5, users=50, properties=20, bad_rate=0.05, duplicate_rate=0.05)
+    records = list(workload.views(2000, START, 1000, now_ms=NOW))
+    kinds = [intended for _, _, intended in records if intended != "view"]
+    assert kinds[: 2 * len(BAD_KINDS)] == list(BAD_KINDS) * 2
+    ids = Counter(orjson.loads(v)["eventId"] for _, v, i in records if i == "view")
+    assert 50 < sum(n - 1 for n in ids.values()) < 150
