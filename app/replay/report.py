@@ -35,6 +35,12 @@ def _metrics(doc: dict[str, Any] | None) -> str:
     return " ".join(f"{k}={_short(v)}" for k, v in metrics.items())
 
 
+def _reason(skipped: str) -> str:
+    """``"hourly before --from"`` -> ``"hourly windows before --from"``."""
+    kind, _, reason = skipped.partition(" ")
+    return f"{_NOUN.get(kind, kind)} {reason}"
+
+
 def text_lines(comparison: Comparison, header: list[str], limit: int) -> list[str]:
     lines = list(header)
     compared = ", ".join(
@@ -42,7 +48,7 @@ def text_lines(comparison: Comparison, header: list[str], limit: int) -> list[st
     )
     lines.append(f"compared: {compared}")
     if comparison.skipped:
-        skipped = "; ".join(f"{n:,} {what}" for what, n in sorted(comparison.skipped.items()))
+        skipped = "; ".join(f"{n:,} {_reason(what)}" for what, n in sorted(comparison.skipped.items()))
         lines.append(f"not compared: {skipped}")
     lines += [f"note: {note}" for note in comparison.notes]
     for diff in comparison.differences[:limit]:
@@ -51,7 +57,7 @@ def text_lines(comparison: Comparison, header: list[str], limit: int) -> list[st
             detail = "; ".join(changes(diff.live, diff.shadow))
         else:
             detail = _metrics(diff.live or diff.shadow)
-        lines.append(f"{diff.kind:<7} {what:<14} {diff.key}  {detail}".rstrip())
+        lines.append(f"{diff.kind:<7} {what:<14}  {diff.key}  {detail}".rstrip())
     hidden = len(comparison.differences) - limit
     if hidden > 0:
         lines.append(f"... and {hidden:,} more (--limit, or --json for all)")

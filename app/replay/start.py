@@ -16,7 +16,9 @@ the shadow's own, and the profiles are read whole, as by any new worker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -75,22 +77,35 @@ async def offsets_at(
     return start_offsets(found, end_by_partition), end_by_partition
 
 
-async def create_manifest_topic(settings: Settings, topic: str) -> None:
-    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
+async def create_manifest_topic(settings: Settings, topic: str, wait_s: float = 30.0) -> None:
+    """Create the compacted manifest topic unless it exists, and wait until it is known."""
+    kwargs = settings.kafka_client_kwargs()
+    admin = AIOKafkaAdminClient(**kwargs)
     await admin.start()
     try:
         new = NewTopic(topic, 1, settings.topic_replication_factor, topic_configs=dict(COMPACT))
         try:
             response = await admin.create_topics([new])
+            errors = response.to_object().get("topic_errors", ())
         except TopicAlreadyExistsError:
-            return
-        for error in response.to_object().get("topic_errors", ()):
+            errors = ()
+        for error in errors:
             if error["error_code"] not in (0, TOPIC_ALREADY_EXISTS):
                 raise ReplayError(
                     f"creating {topic} failed: error {error['error_code']} {error['error_message']}"
                 )
     finally:
         await admin.close()
+    consumer = committed_reader(kwargs)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + wait_s
+        while topic not in await consumer.topics():
+            if time.monotonic() > deadline:
+                raise ReplayError(f"{topic} was created but the brokers do not know it yet")
+            await asyncio.sleep(0.2)
+    finally:
+        await stop_consumer(consumer)
 
 
 async def start_shadow(

@@ -1,0 +1,344 @@
+"""Replay into a shadow, then diff (issue: "replay from any time into a shadow"): one live worker
+processes a seeded workload; shadows replay it from a time in the middle, with the live
+settings and with a lower spike ratio, through the real commands (``faust -A app.main replay``
+and ``diff``); the independent oracle, run over the records each app read, predicts the
+differences exactly.
+
+Records carry timestamps as a live stream would: the newest view time seen so far (a late view
+arrives after newer ones, so its record timestamp is ahead of its own time, never behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tests.integration import _oracle
+from tests.integration._oracle import (
+    HOUR,
+    MIN,
+    WEEK,
+    Produced,
+    Workload,
+    hour_of,
+    iso,
+    load_profiles,
+    oracle,
+    pct,
+    segments_from,
+    week_of,
+)
+from tests.support.workers import FAUST, REPO, Worker, free_port, isolated_env, wait_caught_up
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+SEED = 20261129
+VIEWS = 3000
+ARTIFACTS = REPO / "tests" / "artifacts"
+
+
+# --- the workload ------------------------------------------------------------------------------
+def event_time(value: bytes | None, now_ms: int) -> int | None:
+    """A view's own time, when it is a view the app would take (else None)."""
+    try:
+        doc = json.loads(value)
+        ts = _oracle.to_ms(_oracle.datetime.fromisoformat(doc["timestamp"]))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+    return ts if ts <= now_ms + _oracle.FUTURE_TOLERANCE else None
+
+
+def near_spike(end_ms: int) -> tuple[int, list[tuple[int, bytes, bytes]]]:
+    """prop-near: 10 views an hour for 24 hours, then 25 in one hour: 25 == 2.5 x 10, a spike
+    at a ratio of 2.5 (at the 25th view) and none at 3. Returns (the hour, (time, key, value))."""
+    hour = hour_of(end_ms) - 10 * HOUR
+    times = [hour - 24 * HOUR + h * HOUR + 3 * MIN + j * 5 * MIN for h in range(24) for j in range(10)]
+    times += [hour + 2 * MIN + j * 2 * MIN for j in range(25)]
+    out = []
+    for i, ts in enumerate(times):
+        doc = {"eventId": f"near-{SEED}-{i}", "eventType": "property.viewed", "version": "1.0",
+               "timestamp": iso(ts), "propertyId": "prop-near", "userId": f"user-{i % 37}"}
+        out.append((ts, b"prop-near", json.dumps(doc).encode()))
+    return hour, out
+
+
+def with_timestamps(records: list[tuple], extra: list[tuple[int, bytes, bytes]], now_ms: int
+                    ) -> list[tuple[bytes, bytes, int]]:
+    """The workload's records with ``extra`` merged in by time, each with a record timestamp:
+    the newest view time seen so far in produce order."""
+    merged: list[tuple[bytes, bytes]] = []
+    extra = sorted(extra)
+    newest = 0
+    for key, value, *_ in records:
+        ts = event_time(value, now_ms)
+        while extra and ts is not None and extra[0][0] <= ts:
+            _, k, v = extra.pop(0)
+            merged.append((k, v))
+        merged.append((key, value))
+    merged += [(k, v) for _, k, v in extra]
+    out = []
+    for key, value in merged:
+        ts = event_time(value, now_ms)
+        if ts is not None:
+            newest = max(newest, ts)
+        out.append((key, value, newest))
+    return out
+
+
+async def produce_at(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, int]]
+                     ) -> list[Produced]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=5, max_request_size=2 * 1024 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key, timestamp_ms=ts)
+                   for key, value, ts in records]
+        metadata = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [Produced(md.partition, md.offset, key, value)
+            for md, (key, value, _) in zip(metadata, records)]
+
+
+def monday_before(now_ms: int) -> int:
+    """A Monday 00:00 UTC at least a day in the past."""
+    monday = week_of(now_ms)
+    return monday if now_ms - monday >= 23 * HOUR else monday - WEEK
+
+
+@dataclass
+class Live:
+    bootstrap: str
+    env: dict[str, str]
+    worker: Worker
+    produced: list[Produced]
+    timestamps: dict[tuple[int, int], int]  # (partition, offset) -> record timestamp
+    segments: dict[str, str]
+    now_ms: int
+    from_ms: int
+    near_hour: int
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def live(kafka_bootstrap):
+    env = isolated_env(kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:  # old record timestamps: the input must not be deleted by time retention
+        await admin.create_topics([NewTopic(env["VIEWS_TOPIC"], int(env["TOPIC_PARTITIONS"]), 1,
+                                            topic_configs={"retention.ms": "-1"})])
+    finally:
+        await admin.close()
+    worker = Worker(env).start()
+    passed = False
+    try:
+        await worker.wait_ready(180)
+        workload = Workload(SEED, env["VIEWS_TOPIC"], env["PROFILES_TOPIC"])
+        profiles = await load_profiles(kafka_bootstrap, worker.url, workload)
+        now = int(time.time() * 1000)
+        end = monday_before(now) + 20 * HOUR  # a week starts 20 h before the end
+        near_hour, extra = near_spike(end)
+        records = with_timestamps(workload.views(VIEWS, end_ms=end, now_ms=now), extra, now)
+        produced = await produce_at(kafka_bootstrap, env["VIEWS_TOPIC"], records)
+        await wait_caught_up(kafka_bootstrap, env, timeout=300)
+        yield Live(
+            kafka_bootstrap, env, worker, produced,
+            {(p.partition, p.offset): ts for p, (_, _, ts) in zip(produced, records)},
+            segments_from(profiles), now,
+            from_ms=end - 42 * HOUR + 7 * MIN,  # Sunday 02:07; hours from 03:00, the week from Monday
+            near_hour=near_hour,
+        )
+        passed = True
+    finally:
+        worker.stop(30)
+        if passed and worker.data_dir is not None:
+            shutil.rmtree(worker.data_dir, ignore_errors=True)
+
+
+# --- the commands --------------------------------------------------------------------------------
+def command_env(env: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, **env,
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+
+
+class Replay:
+    """``faust -A app.main replay`` as a user runs it (its worker is its child)."""
+
+    def __init__(self, live: Live, name: str, *args: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.data_dir = ARTIFACTS / "data" / f"{live.env['APP_ID']}-shadow-{name}"
+        self.log_path = ARTIFACTS / "logs" / f"{live.env['APP_ID']}-replay-{name}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [FAUST, "-A", "app.main", "replay", "--shadow", name, "--from", iso(live.from_ms),
+             "--web-port", str(self.port), "--data-dir", str(self.data_dir),
+             "--progress-seconds", "1", *args],
+            cwd=REPO, env=command_env(live.env), stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.proc.poll() is None, f"replay exited {self.proc.returncode}:\n{self.output()[-3000:]}"
+            assert time.monotonic() < deadline, f"no {text!r} after {timeout}s:\n{self.output()[-3000:]}"
+            await asyncio.sleep(0.5)
+
+    def stop(self) -> int | None:
+        """SIGTERM to the command only: it stops its worker and waits for it."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(90)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        pid = re.search(r"worker pid (\d+)", self.output())
+        if pid and Path(f"/proc/{pid.group(1)}").exists():  # never leave the worker running
+            os.killpg(int(pid.group(1)), signal.SIGKILL)
+            raise AssertionError(f"replay left its worker {pid.group(1)} running")
+        return self.proc.returncode
+
+
+def diff(live: Live, name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([FAUST, "-A", "app.main", "diff", "--shadow", name, *args], cwd=REPO,
+                          env=command_env(live.env), capture_output=True, text=True, timeout=300)
+
+
+# --- what the oracle predicts ----------------------------------------------------------------------
+def expected_starts(live: Live) -> dict[int, int]:
+    """Per partition, the first offset whose record timestamp is at or after --from."""
+    ends: dict[int, int] = {}
+    starts: dict[int, int] = {}
+    for rec in live.produced:
+        ends[rec.partition] = max(ends.get(rec.partition, 0), rec.offset + 1)
+        if live.timestamps[(rec.partition, rec.offset)] >= live.from_ms:
+            starts[rec.partition] = min(starts.get(rec.partition, rec.offset), rec.offset)
+    return {p: starts.get(p, end) for p, end in ends.items()}
+
+
+def covered_insights(exp: _oracle.Expected, from_ms: int) -> dict[str, tuple]:
+    """insightId -> (views when it first held, previous week's views) for the insights diff
+    compares: spikes from --from + 24 h on, trends from the week after the first whole week."""
+    hour0 = hour_of(from_ms + HOUR - 1)
+    week0 = week_of(from_ms + WEEK - 1)
+    out = {f"property_hourly_spike:{pct(p)}:{iso(h)}": (v, None)
+           for (p, h), v in exp.spikes.items() if h >= hour0 + 24 * HOUR}
+    out.update({f"segment_property_trend:{pct(s)}:{pct(p)}:{iso(w)}": vp
+                for (s, p, w), vp in exp.trends.items() if w >= week0 + WEEK})
+    return out
+
+
+def predicted_differences(live_exp: dict, shadow_exp: dict) -> dict[str, tuple]:
+    """insightId -> (change, live first views, shadow first views)."""
+    out = {}
+    for insight_id in set(live_exp) | set(shadow_exp):
+        a, b = live_exp.get(insight_id), shadow_exp.get(insight_id)
+        if a is None:
+            out[insight_id] = ("only_shadow", None, b[0])
+        elif b is None:
+            out[insight_id] = ("only_live", a[0], None)
+        elif a != b:
+            out[insight_id] = ("changed", a[0], b[0])
+    return out
+
+
+def shadow_input(live: Live, starts: dict[int, int]) -> list[Produced]:
+    return [r for r in live.produced if r.offset >= starts[r.partition]]
+
+
+async def run_shadow(live: Live, name: str, *args: str) -> tuple[Replay, dict]:
+    replay = Replay(live, name, *args)
+    try:
+        await replay.wait_for("reached the live end", 300)
+        shadow_env = {"APP_ID": f"{live.env['APP_ID']}-shadow-{name}",
+                      "VIEWS_TOPIC": live.env["VIEWS_TOPIC"]}
+        took = await wait_caught_up(live.bootstrap, shadow_env, timeout=300, settle=2.0)
+        print(f"\n[test_replay] shadow {name}: caught up {took:.1f}s after the live end")
+        result = diff(live, name, "--json")
+        assert result.returncode in (0, 1), result.stderr[-3000:]
+        return replay, {"rc": result.returncode, **json.loads(result.stdout)}
+    except BaseException:
+        replay.stop()
+        raise
+
+
+# --- tests -------------------------------------------------------------------------------------
+async def test_replay_with_the_live_settings_has_no_differences(live, capsys):
+    starts = expected_starts(live)
+    assert 0 < sum(starts.values()) < len(live.produced), starts  # a real middle
+    replay, report = await run_shadow(live, "same")
+    try:
+        output = replay.output()
+        assert re.search(r"started at .*\([\d,]+ offsets to the live end\)", output), output[-2000:]
+        started = re.search(r"started at (.*) \(", output).group(1)
+        assert started == ", ".join(f"[{p}]@{o}" for p, o in sorted(starts.items())), started
+        # The oracle agrees: over the covered windows, the suffix gives the live insights.
+        live_exp = covered_insights(oracle(live.produced, live.segments, live.now_ms), live.from_ms)
+        shadow_exp = covered_insights(
+            oracle(shadow_input(live, starts), live.segments, live.now_ms), live.from_ms)
+        assert predicted_differences(live_exp, shadow_exp) == {}
+        assert live_exp, "no insight in the compared range: the test would prove nothing"
+
+        assert report["rc"] == 0 and report["differences"] == [], report["differences"][:10]
+        assert report["partitionsWithSameInput"] == int(live.env["TOPIC_PARTITIONS"])
+        compared = report["compared"]
+        assert compared.get("hourly", 0) > 100 and compared.get("weekly", 0) >= 5, report
+        assert compared.get("insight") == len(live_exp), (compared, sorted(live_exp))
+        assert report["notCompared"].get("hourly before --from", 0) > 100, report["notCompared"]
+
+        text = diff(live, "same")
+        assert text.returncode == 0 and text.stdout.strip().endswith("no differences"), text
+        with capsys.disabled():
+            print("\n[test_replay] diff --shadow same:\n" + text.stdout)
+    finally:
+        assert replay.stop() is not None
+    assert "the worker exited with code 0" in replay.output(), replay.output()[-2000:]
+
+
+async def test_replay_with_a_lower_spike_ratio_differs_by_the_predicted_insights(
+    live, capsys, monkeypatch
+):
+    starts = expected_starts(live)
+    replay, report = await run_shadow(live, "ratio25", "--set", "SPIKE_RATIO=2.5")
+    try:
+        live_exp = covered_insights(oracle(live.produced, live.segments, live.now_ms), live.from_ms)
+        monkeypatch.setattr(_oracle, "SPIKE_RATIO", 2.5)
+        shadow_exp = covered_insights(
+            oracle(shadow_input(live, starts), live.segments, live.now_ms), live.from_ms)
+        predicted = predicted_differences(live_exp, shadow_exp)
+        near = f"property_hourly_spike:prop-near:{iso(live.near_hour)}"
+        assert predicted.get(near) == ("only_shadow", None, 25), predicted
+        assert any(p[0] == "changed" for p in predicted.values()), predicted  # prop-edge: 21 -> 20
+
+        assert report["rc"] == 1, report
+        assert [d for d in report["differences"] if d["kind"] != "insight"] == []
+        got = {}
+        for d in report["differences"]:
+            views = [(side or {}).get("metrics", {}).get("views") if side else None
+                     for side in (d["live"], d["shadow"])]
+            got[d["key"]] = (d["change"], *views)
+        assert got == predicted
+
+        text = diff(live, "ratio25")
+        assert text.returncode == 1, text
+        with capsys.disabled():
+            print("\n[test_replay] diff --shadow ratio25:\n" + text.stdout)
+    finally:
+        replay.stop()
