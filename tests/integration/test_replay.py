@@ -342,3 +342,109 @@ async def test_replay_with_a_lower_spike_ratio_differs_by_the_predicted_insights
             print("\n[test_replay] diff --shadow ratio25:\n" + text.stdout)
     finally:
         replay.stop()
+
+
+def burst(tag: str, start_ms: int, views: int = 30, bad: bool = True) -> list[tuple[bytes, bytes, int]]:
+    """``views`` views of prop-<tag> within ten minutes (a spike: no baseline) and one
+    malformed record, each with its own time as record timestamp."""
+    out = []
+    for j in range(views):
+        ts = start_ms + j * 20_000
+        doc = {"eventId": f"{tag}-{SEED}-{j}", "eventType": "property.viewed", "version": "1.0",
+               "timestamp": iso(ts), "propertyId": f"prop-{tag}", "userId": f"user-{j}"}
+        out.append((f"prop-{tag}".encode(), json.dumps(doc).encode(), ts))
+    if bad:
+        out.append((b"prop-7", b'{"eventId": "broken', start_ms + 11 * MIN))
+    return out
+
+
+async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, capsys, monkeypatch):
+    """docs/replay.md's procedure: shadow caught up, live stopped, promote refused while the
+    shadow is behind, then accepted; the promoted shadow runs as the live app. Every insight
+    either app found is on the live topic once; every input record's dead letter once."""
+    name, env = "promo", live.env
+    shadow_app = f"{env['APP_ID']}-shadow-{name}"
+    shadow_env = {"APP_ID": shadow_app, "VIEWS_TOPIC": env["VIEWS_TOPIC"]}
+    replay = Replay(live, name, "--set", "SPIKE_RATIO=2.5")
+    try:
+        await replay.wait_for("reached the live end", 300)
+        await wait_caught_up(live.bootstrap, shadow_env, timeout=300)
+    finally:
+        replay.stop()
+    end = live.from_ms + 42 * HOUR - 7 * MIN
+    n1 = await produce_at(live.bootstrap, env["VIEWS_TOPIC"], burst("n1", end + 20 * MIN))
+    await wait_caught_up(live.bootstrap, env, timeout=120)
+    assert live.worker.stop(60) is not None  # the live app stops: the rest of the procedure
+
+    refused = subprocess.run([FAUST, "-A", "app.main", "promote", "--shadow", name], cwd=REPO,
+                             env=command_env(env), capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "cannot promote yet" in refused.stderr, refused
+    assert re.search(r"shadow at \d+, live at \d+", refused.stderr), refused.stderr
+
+    n2 = await produce_at(live.bootstrap, env["VIEWS_TOPIC"], burst("n2", end + 70 * MIN))
+    replay = Replay(live, name)  # join it: it catches up with n1 and n2
+    try:
+        await replay.wait_for("joining shadow", 60)
+        await wait_caught_up(live.bootstrap, shadow_env, timeout=300)
+    finally:
+        replay.stop()
+
+    def promote(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([FAUST, "-A", "app.main", "promote", "--shadow", name, *args],
+                              cwd=REPO, env=command_env(env), capture_output=True, text=True,
+                              timeout=300)
+
+    dry = promote("--dry-run")
+    assert dry.returncode == 0 and "dry run, nothing changed" in dry.stdout, dry
+    done = promote()
+    assert done.returncode == 0, done
+    assert f"APP_ID={shadow_app}" in done.stdout and "SPIKE_RATIO=2.5" in done.stdout, done.stdout
+    with capsys.disabled():
+        print("\n[test_replay] promote:\n" + done.stdout)
+    again = promote()
+    assert again.returncode == 2 and "was promoted" in again.stderr, again
+
+    # The promoted shadow runs as the live app: its app id, the live output topics.
+    promoted = Worker({**env, "APP_ID": shadow_app, "SPIKE_RATIO": "2.5"})
+    promoted.data_dir = ARTIFACTS / "data" / f"{shadow_app}-promoted"
+    promoted.start()
+    try:
+        await promoted.wait_ready(180)
+        n3 = await produce_at(live.bootstrap, env["VIEWS_TOPIC"], burst("n3", end + 130 * MIN))
+        await wait_caught_up(live.bootstrap, {**env, "APP_ID": shadow_app}, timeout=120)
+    finally:
+        promoted.stop(60)
+
+    before = live.produced + n1  # what the live app processed
+    everything = before + n2 + n3
+    starts = expected_starts(live)
+    live_exp = oracle(before, live.segments, live.now_ms)
+    monkeypatch.setattr(_oracle, "SPIKE_RATIO", 2.5)
+    shadow_exp = oracle(shadow_input_of(everything, starts), live.segments, live.now_ms)
+    live_ids = set(live_exp.insights())
+    wanted = live_ids | set(covered_insights(shadow_exp, live.from_ms))
+    assert f"property_hourly_spike:prop-n2:{iso(hour_of(end + 70 * MIN))}" in wanted - live_ids
+    assert f"property_hourly_spike:prop-n3:{iso(hour_of(end + 130 * MIN))}" in wanted - live_ids
+    ids = [json.loads(r.value)["insightId"] for r in await _oracle.read_topic(
+        live.bootstrap, env["INSIGHTS_TOPIC"])]
+    assert sorted(ids) == sorted(set(ids)), "an insightId published twice"
+    assert set(ids) == wanted, (sorted(set(ids) - wanted), sorted(wanted - set(ids)))
+
+    ends = {}
+    for rec in before:
+        ends[rec.partition] = max(ends.get(rec.partition, 0), rec.offset + 1)
+    wanted_dlq = set(live_exp.dlq) | {
+        (p, o) for p, o in shadow_exp.dlq if o >= ends.get(p, 0)}
+    origins = []
+    for record in await _oracle.read_topic(live.bootstrap, f"{env['VIEWS_TOPIC']}.dlq"):
+        headers = dict(record.headers)
+        origins.append((int(headers["dlq.origin.partition"]), int(headers["dlq.origin.offset"])))
+    assert sorted(origins) == sorted(set(origins)), "a record dead-lettered twice"
+    assert set(origins) == wanted_dlq
+    for batch in (n1, n2, n3):  # each batch's malformed record, once
+        bad = batch[-1]
+        assert (bad.partition, bad.offset) in set(origins)
+
+
+def shadow_input_of(records: list[Produced], starts: dict[int, int]) -> list[Produced]:
+    return [r for r in records if r.offset >= starts.get(r.partition, 0)]
