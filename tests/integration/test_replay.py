@@ -10,20 +10,14 @@ arrives after newer ones, so its record timestamp is ahead of its own time, neve
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.integration import _oracle
@@ -41,7 +35,8 @@ from tests.integration._oracle import (
     segments_from,
     week_of,
 )
-from tests.support.workers import FAUST, REPO, Worker, free_port, isolated_env, wait_caught_up
+from tests.support.commands import ReplayProcess, produce_at, run, timestamped
+from tests.support.workers import REPO, Worker, free_port, isolated_env, wait_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -51,16 +46,6 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 
 
 # --- the workload ------------------------------------------------------------------------------
-def event_time(value: bytes | None, now_ms: int) -> int | None:
-    """A view's own time, when it is a view the app would take (else None)."""
-    try:
-        doc = json.loads(value)
-        ts = _oracle.to_ms(_oracle.datetime.fromisoformat(doc["timestamp"]))
-    except (TypeError, ValueError, KeyError, AttributeError):
-        return None
-    return ts if ts <= now_ms + _oracle.FUTURE_TOLERANCE else None
-
-
 def near_spike(end_ms: int) -> tuple[int, list[tuple[int, bytes, bytes]]]:
     """prop-near: 10 views an hour for 24 hours, then 25 in one hour: 25 == 2.5 x 10, a spike
     at a ratio of 2.5 (at the 25th view) and none at 3. Returns (the hour, (time, key, value))."""
@@ -73,44 +58,6 @@ def near_spike(end_ms: int) -> tuple[int, list[tuple[int, bytes, bytes]]]:
                "timestamp": iso(ts), "propertyId": "prop-near", "userId": f"user-{i % 37}"}
         out.append((ts, b"prop-near", json.dumps(doc).encode()))
     return hour, out
-
-
-def with_timestamps(records: list[tuple], extra: list[tuple[int, bytes, bytes]], now_ms: int
-                    ) -> list[tuple[bytes, bytes, int]]:
-    """The workload's records with ``extra`` merged in by time, each with a record timestamp:
-    the newest view time seen so far in produce order."""
-    merged: list[tuple[bytes, bytes]] = []
-    extra = sorted(extra)
-    newest = 0
-    for key, value, *_ in records:
-        ts = event_time(value, now_ms)
-        while extra and ts is not None and extra[0][0] <= ts:
-            _, k, v = extra.pop(0)
-            merged.append((k, v))
-        merged.append((key, value))
-    merged += [(k, v) for _, k, v in extra]
-    out = []
-    for key, value in merged:
-        ts = event_time(value, now_ms)
-        if ts is not None:
-            newest = max(newest, ts)
-        out.append((key, value, newest))
-    return out
-
-
-async def produce_at(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, int]]
-                     ) -> list[Produced]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                linger_ms=5, max_request_size=2 * 1024 * 1024)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value, key=key, timestamp_ms=ts)
-                   for key, value, ts in records]
-        metadata = await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-    return [Produced(md.partition, md.offset, key, value)
-            for md, (key, value, _) in zip(metadata, records)]
 
 
 def monday_before(now_ms: int) -> int:
@@ -151,8 +98,8 @@ async def live(kafka_bootstrap):
         now = int(time.time() * 1000)
         end = monday_before(now) + 20 * HOUR  # a week starts 20 h before the end
         near_hour, extra = near_spike(end)
-        records = with_timestamps(workload.views(VIEWS, end_ms=end, now_ms=now), extra, now)
-        produced = await produce_at(kafka_bootstrap, env["VIEWS_TOPIC"], records)
+        records = timestamped(workload.views(VIEWS, end_ms=end, now_ms=now), now, extra)
+        produced = await produce_views(kafka_bootstrap, env["VIEWS_TOPIC"], records)
         await wait_caught_up(kafka_bootstrap, env, timeout=300)
         yield Live(
             kafka_bootstrap, env, worker, produced,
@@ -169,56 +116,22 @@ async def live(kafka_bootstrap):
 
 
 # --- the commands --------------------------------------------------------------------------------
-def command_env(env: dict[str, str]) -> dict[str, str]:
-    return {**os.environ, **env,
-            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+async def produce_views(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, int]]
+                        ) -> list[Produced]:
+    placed = await produce_at(bootstrap, topic, records)
+    return [Produced(p, o, key, value) for (p, o), (key, value, _) in zip(placed, records)]
 
 
-class Replay:
-    """``faust -A app.main replay`` as a user runs it (its worker is its child)."""
-
-    def __init__(self, live: Live, name: str, *args: str) -> None:
-        self.name = name
-        self.port = free_port()
-        self.data_dir = ARTIFACTS / "data" / f"{live.env['APP_ID']}-shadow-{name}"
-        self.log_path = ARTIFACTS / "logs" / f"{live.env['APP_ID']}-replay-{name}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [FAUST, "-A", "app.main", "replay", "--shadow", name, "--from", iso(live.from_ms),
-             "--web-port", str(self.port), "--data-dir", str(self.data_dir),
-             "--progress-seconds", "1", *args],
-            cwd=REPO, env=command_env(live.env), stdout=self.log_path.open("wb"),
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            assert self.proc.poll() is None, f"replay exited {self.proc.returncode}:\n{self.output()[-3000:]}"
-            assert time.monotonic() < deadline, f"no {text!r} after {timeout}s:\n{self.output()[-3000:]}"
-            await asyncio.sleep(0.5)
-
-    def stop(self) -> int | None:
-        """SIGTERM to the command only: it stops its worker and waits for it."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(90)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        pid = re.search(r"worker pid (\d+)", self.output())
-        if pid and Path(f"/proc/{pid.group(1)}").exists():  # never leave the worker running
-            os.killpg(int(pid.group(1)), signal.SIGKILL)
-            raise AssertionError(f"replay left its worker {pid.group(1)} running")
-        return self.proc.returncode
+def Replay(live: Live, name: str, *args: str) -> ReplayProcess:  # noqa: N802
+    app_id = live.env["APP_ID"]
+    return ReplayProcess(
+        live.env, name, iso(live.from_ms), free_port(),
+        ARTIFACTS / "data" / f"{app_id}-shadow-{name}",
+        ARTIFACTS / "logs" / f"{app_id}-replay-{name}.log", *args)
 
 
-def diff(live: Live, name: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([FAUST, "-A", "app.main", "diff", "--shadow", name, *args], cwd=REPO,
-                          env=command_env(live.env), capture_output=True, text=True, timeout=300)
+def diff(live: Live, name: str, *args: str):  # noqa: ANN201
+    return run(live.env, "diff", "--shadow", name, *args)
 
 
 # --- what the oracle predicts ----------------------------------------------------------------------
@@ -372,16 +285,15 @@ async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, caps
     finally:
         replay.stop()
     end = live.from_ms + 42 * HOUR - 7 * MIN
-    n1 = await produce_at(live.bootstrap, env["VIEWS_TOPIC"], burst("n1", end + 20 * MIN))
+    n1 = await produce_views(live.bootstrap, env["VIEWS_TOPIC"], burst("n1", end + 20 * MIN))
     await wait_caught_up(live.bootstrap, env, timeout=120)
     assert live.worker.stop(60) is not None  # the live app stops: the rest of the procedure
 
-    refused = subprocess.run([FAUST, "-A", "app.main", "promote", "--shadow", name], cwd=REPO,
-                             env=command_env(env), capture_output=True, text=True, timeout=300)
+    refused = run(env, "promote", "--shadow", name)
     assert refused.returncode == 2 and "cannot promote yet" in refused.stderr, refused
     assert re.search(r"shadow at \d+, live at \d+", refused.stderr), refused.stderr
 
-    n2 = await produce_at(live.bootstrap, env["VIEWS_TOPIC"], burst("n2", end + 70 * MIN))
+    n2 = await produce_views(live.bootstrap, env["VIEWS_TOPIC"], burst("n2", end + 70 * MIN))
     replay = Replay(live, name)  # join it: it catches up with n1 and n2
     try:
         await replay.wait_for("joining shadow", 60)
@@ -389,10 +301,8 @@ async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, caps
     finally:
         replay.stop()
 
-    def promote(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([FAUST, "-A", "app.main", "promote", "--shadow", name, *args],
-                              cwd=REPO, env=command_env(env), capture_output=True, text=True,
-                              timeout=300)
+    def promote(*args: str):  # noqa: ANN202
+        return run(env, "promote", "--shadow", name, *args)
 
     dry = promote("--dry-run")
     assert dry.returncode == 0 and "dry run, nothing changed" in dry.stdout, dry
@@ -410,7 +320,7 @@ async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, caps
     promoted.start()
     try:
         await promoted.wait_ready(180)
-        n3 = await produce_at(live.bootstrap, env["VIEWS_TOPIC"], burst("n3", end + 130 * MIN))
+        n3 = await produce_views(live.bootstrap, env["VIEWS_TOPIC"], burst("n3", end + 130 * MIN))
         await wait_caught_up(live.bootstrap, {**env, "APP_ID": shadow_app}, timeout=120)
     finally:
         promoted.stop(60)
