@@ -76,7 +76,9 @@ def register(app: faust.App, settings: Settings) -> None:
                 letters: list = []
                 await read_topic(kwargs, shadow_topic, letters.append, say)
                 for r in dead_letters_after(letters, live_pos.get(source, {})):
-                    plan.dead_letters.append((live_topic, r.partition, r.key, r.value, list(r.headers)))
+                    plan.dead_letters.append(
+                        (live_topic, r.partition, r.key, r.value, list(r.headers))
+                    )
         except (ShadowError, BadManifest, MissingTopic) as exc:
             fail(str(exc))
         except KafkaError as exc:

@@ -138,7 +138,10 @@ async def describe(
         return {}, {}
     described = await admin.describe_topics(sorted(listed))
     shapes = {
-        t["topic"]: (len(t["partitions"]), max((len(p["replicas"]) for p in t["partitions"]), default=0))
+        t["topic"]: (
+            len(t["partitions"]),
+            max((len(p["replicas"]) for p in t["partitions"]), default=0),
+        )
         for t in described
         if not t.get("error_code")
     }
@@ -155,7 +158,10 @@ async def create(admin: AIOKafkaAdminClient, topics: list[TopicState]) -> dict[s
     if not topics:
         return {}
     response = await admin.create_topics(
-        [NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=t.configs) for t in topics]
+        [
+            NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=t.configs)
+            for t in topics
+        ]
     )
     return {
         err["topic"]: f"error {err['error_code']} {err['error_message']}"

@@ -117,8 +117,7 @@ class Coverage:
             (t for snap in (live, shadow) for t in snap.stream_time.values()), default=0
         )
         self.week_kept = max(
-            (week_start(newest) - limits.weekly_retention_ms + WEEK_MS for _, limits in self._sides),
-            default=0,
+            week_start(newest) - limits.weekly_retention_ms + WEEK_MS for _, limits in self._sides
         )
 
     def same_input(self, partition: int) -> bool:

@@ -48,7 +48,9 @@ def text_lines(comparison: Comparison, header: list[str], limit: int) -> list[st
     )
     lines.append(f"compared: {compared}")
     if comparison.skipped:
-        skipped = "; ".join(f"{n:,} {_reason(what)}" for what, n in sorted(comparison.skipped.items()))
+        skipped = "; ".join(
+            f"{n:,} {_reason(what)}" for what, n in sorted(comparison.skipped.items())
+        )
         lines.append(f"not compared: {skipped}")
     lines += [f"note: {note}" for note in comparison.notes]
     for diff in comparison.differences[:limit]:
@@ -74,7 +76,13 @@ def json_document(comparison: Comparison, about: dict[str, Any]) -> bytes:
             "notCompared": dict(comparison.skipped),
             "notes": comparison.notes,
             "differences": [
-                {"kind": d.kind, "key": d.key, "change": d.change, "live": d.live, "shadow": d.shadow}
+                {
+                    "kind": d.kind,
+                    "key": d.key,
+                    "change": d.change,
+                    "live": d.live,
+                    "shadow": d.shadow,
+                }
                 for d in comparison.differences
             ],
         },

@@ -72,7 +72,9 @@ async def offsets_at(
         ends = await consumer.end_offsets(tps)
     finally:
         await stop_consumer(consumer)
-    found = {tp.partition: (meta.offset if meta is not None else None) for tp, meta in answers.items()}
+    found = {
+        tp.partition: (meta.offset if meta is not None else None) for tp, meta in answers.items()
+    }
     end_by_partition = {tp.partition: end for tp, end in ends.items()}
     return start_offsets(found, end_by_partition), end_by_partition
 

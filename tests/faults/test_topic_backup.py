@@ -4,23 +4,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from support.workers import FAUST, REPO, isolated_env
+from support.commands import run
+from support.workers import isolated_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
-
-
-def command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    full = {**os.environ, **env,
-            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-    return subprocess.run([FAUST, "-A", "app.main", *args], cwd=REPO, env=full,
-                          capture_output=True, text=True, timeout=300)
 
 
 async def test_export_then_apply_on_another_cluster(dedicated_broker, kafka_bootstrap, tmp_path):
@@ -36,11 +28,11 @@ async def test_export_then_apply_on_another_cluster(dedicated_broker, kafka_boot
         ])
     finally:
         await admin.close()
-    made = command(primary, "create-topics")
+    made = run(primary, "create-topics")
     assert made.returncode == 0, made.stderr[-2000:]
 
     backup = tmp_path / "topics.json"
-    exported = command(primary, "export-topics", "--output", str(backup))
+    exported = run(primary, "export-topics", "--output", str(backup))
     assert exported.returncode == 0, exported.stderr[-2000:]
     doc = json.loads(backup.read_text())
     topics = {t["name"]: t for t in doc["topics"]}
@@ -54,17 +46,17 @@ async def test_export_then_apply_on_another_cluster(dedicated_broker, kafka_boot
     assert topics[f"{views}.dlq"]["configs"]["max.message.bytes"] == "1114112"
 
     dr = {**primary, "KAFKA_BOOTSTRAP_SERVERS": dedicated_broker.bootstrap}
-    check = command(dr, "apply-topics", str(backup), "--check")
+    check = run(dr, "apply-topics", str(backup), "--check")
     assert check.returncode == 1 and check.stdout.count("missing ") == 10, check.stdout
 
-    applied = command(dr, "apply-topics", str(backup))
+    applied = run(dr, "apply-topics", str(backup))
     assert applied.returncode == 0, applied.stdout + applied.stderr[-2000:]
     assert applied.stdout.count("created ") == 10, applied.stdout
-    again = command(dr, "export-topics")
+    again = run(dr, "export-topics")
     assert again.returncode == 0
     assert json.loads(again.stdout)["topics"] == doc["topics"]  # the same topics, exactly
 
-    checked = command(dr, "apply-topics", str(backup), "--check")
+    checked = run(dr, "apply-topics", str(backup), "--check")
     assert checked.returncode == 0 and checked.stdout.count("ok ") == 10, checked.stdout
 
     # A topic someone changed by hand on the DR cluster is reported, not touched.
@@ -75,11 +67,11 @@ async def test_export_then_apply_on_another_cluster(dedicated_broker, kafka_boot
             ConfigResourceType.TOPIC, views, {"retention.ms": "3600000"})])
     finally:
         await dr_admin.close()
-    differs = command(dr, "apply-topics", str(backup))
+    differs = run(dr, "apply-topics", str(backup))
     assert differs.returncode == 1, differs.stdout
     assert f"differs  {views}: retention.ms=3600000, wanted 1209600000" in differs.stdout
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": 1, "topics": [{"name": "a b", "partitions": 1}]}')
-    refused = command(dr, "apply-topics", str(bad))
+    refused = run(dr, "apply-topics", str(bad))
     assert refused.returncode == 2 and "is not a topic name" in refused.stderr, refused

@@ -50,7 +50,8 @@ def near_spike(end_ms: int) -> tuple[int, list[tuple[int, bytes, bytes]]]:
     """prop-near: 10 views an hour for 24 hours, then 25 in one hour: 25 == 2.5 x 10, a spike
     at a ratio of 2.5 (at the 25th view) and none at 3. Returns (the hour, (time, key, value))."""
     hour = hour_of(end_ms) - 10 * HOUR
-    times = [hour - 24 * HOUR + h * HOUR + 3 * MIN + j * 5 * MIN for h in range(24) for j in range(10)]
+    times = [hour - 24 * HOUR + h * HOUR + 3 * MIN + j * 5 * MIN
+             for h in range(24) for j in range(10)]
     times += [hour + 2 * MIN + j * 2 * MIN for j in range(25)]
     out = []
     for i, ts in enumerate(times):
@@ -105,7 +106,8 @@ async def live(kafka_bootstrap):
             kafka_bootstrap, env, worker, produced,
             {(p.partition, p.offset): ts for p, (_, _, ts) in zip(produced, records)},
             segments_from(profiles), now,
-            from_ms=end - 42 * HOUR + 7 * MIN,  # Sunday 02:07; hours from 03:00, the week from Monday
+            # Sunday 02:07: hours from 03:00, the week from Monday
+            from_ms=end - 42 * HOUR + 7 * MIN,
             near_hour=near_hour,
         )
         passed = True
@@ -134,7 +136,7 @@ def diff(live: Live, name: str, *args: str):  # noqa: ANN201
     return run(live.env, "diff", "--shadow", name, *args)
 
 
-# --- what the oracle predicts ----------------------------------------------------------------------
+# --- what the oracle predicts ------------------------------------------------------------------
 def expected_starts(live: Live) -> dict[int, int]:
     """Per partition, the first offset whose record timestamp is at or after --from."""
     ends: dict[int, int] = {}
@@ -257,7 +259,7 @@ async def test_replay_with_a_lower_spike_ratio_differs_by_the_predicted_insights
         replay.stop()
 
 
-def burst(tag: str, start_ms: int, views: int = 30, bad: bool = True) -> list[tuple[bytes, bytes, int]]:
+def burst(tag: str, start_ms: int, views: int = 30) -> list[tuple[bytes, bytes, int]]:
     """``views`` views of prop-<tag> within ten minutes (a spike: no baseline) and one
     malformed record, each with its own time as record timestamp."""
     out = []
@@ -266,8 +268,7 @@ def burst(tag: str, start_ms: int, views: int = 30, bad: bool = True) -> list[tu
         doc = {"eventId": f"{tag}-{SEED}-{j}", "eventType": "property.viewed", "version": "1.0",
                "timestamp": iso(ts), "propertyId": f"prop-{tag}", "userId": f"user-{j}"}
         out.append((f"prop-{tag}".encode(), json.dumps(doc).encode(), ts))
-    if bad:
-        out.append((b"prop-7", b'{"eventId": "broken', start_ms + 11 * MIN))
+    out.append((b"prop-7", b'{"eventId": "broken', start_ms + 11 * MIN))
     return out
 
 

@@ -23,7 +23,8 @@ from app.stages.views import key_partition
 from app.windows import HOUR_MS, WEEK_MS, iso_ms, parse_iso
 
 LIMITS = Limits(hourly_grace_ms=15 * 60_000, weekly_grace_ms=HOUR_MS,
-                hourly_retention_ms=48 * HOUR_MS, weekly_retention_ms=5 * WEEK_MS, baseline_hours=24)
+                hourly_retention_ms=48 * HOUR_MS, weekly_retention_ms=5 * WEEK_MS,
+                baseline_hours=24)
 MONDAY = parse_iso("2026-11-23T00:00:00Z")
 FROM = MONDAY - 22 * HOUR_MS + 7 * 60_000  # Sunday 02:07
 PARTS = 2
@@ -99,7 +100,8 @@ def test_compare_reports_each_kind_of_difference():
     h = MONDAY + 5 * HOUR_MS
     now = h + 40 * HOUR_MS  # every hour of the test still held
     live = snap({0: 5, 1: 5}, {0: now, 1: now},
-                hourly={0: {(p0, h): (4, 2), (p0, MONDAY - 30 * HOUR_MS): (1, 1)}, 1: {(p1, h): (3, 3)}},
+                hourly={0: {(p0, h): (4, 2), (p0, MONDAY - 30 * HOUR_MS): (1, 1)},
+                        1: {(p1, h): (3, 3)}},
                 weekly={("a", MONDAY): SegmentWeek(7, 3, [[p0, 4], [p1, 3]])},
                 insights={i["insightId"]: i for i in (spike(p0, h + 24 * HOUR_MS, 21),
                                                       spike(p1, h + 30 * HOUR_MS, 40))})
