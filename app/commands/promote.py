@@ -107,7 +107,8 @@ def _insight_id(value: bytes | None) -> str:
         doc = orjson.loads(value) if value is not None else None
     except orjson.JSONDecodeError:
         return ""
-    return doc.get("insightId", "") if isinstance(doc, dict) else ""
+    insight_id = doc.get("insightId") if isinstance(doc, dict) else None
+    return insight_id if isinstance(insight_id, str) else ""
 
 
 async def _check(

@@ -78,10 +78,13 @@ class _Changelog:
                 counts[(prop, hour)] = (int(views), int(users))
             except (orjson.JSONDecodeError, TypeError, ValueError):
                 snap.unreadable[record.topic] += 1
-        elif key == APPLIED_KEY and value is not None:
-            snap.applied[partition] = int(value)
-        elif key == STREAM_TIME_KEY and value is not None:
-            snap.stream_time[partition] = int(value)
+        elif key in (APPLIED_KEY, STREAM_TIME_KEY) and value is not None:
+            try:
+                number = int(value)
+            except ValueError:
+                snap.unreadable[record.topic] += 1
+                return
+            (snap.applied if key == APPLIED_KEY else snap.stream_time)[partition] = number
 
 
 def _take_insight(snapshot: Snapshot, record: ConsumerRecord) -> None:
