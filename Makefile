@@ -23,7 +23,7 @@ PYTEST_ARGS ?= -v --timeout=900
 TEST_SELECT ?=
 N ?= 3
 
-.PHONY: help venv system-deps kafka-up kafka-down kafka-reset kafka-status test unit demo workers bench soak docs clean
+.PHONY: help venv system-deps kafka-up kafka-down kafka-reset kafka-status dr-up dr-down mirror-up mirror-down mirror-status test unit demo workers bench soak docs clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-12s %s\n", $$1, $$2 }'
@@ -54,6 +54,27 @@ kafka-reset: ## stop the local broker and wipe its data (all topics)
 
 kafka-status: ## is the local broker running?
 	$(KAFKA_SH) status
+
+# --- disaster recovery: a second local broker and MirrorMaker 2 (docs/disaster-recovery.md) ----
+
+DR_PORT ?= 29092
+DR_HOME ?= .local/kafka-dr
+DR_KAFKA := KAFKA_PORT=$(DR_PORT) KAFKA_HOME_DIR=$(DR_HOME) KAFKA_HEAP_OPTS="-Xms128m -Xmx512m" $(KAFKA_SH)
+
+dr-up: ## start a second local broker, the disaster-recovery cluster (127.0.0.1:29092)
+	$(DR_KAFKA) up
+
+dr-down: ## stop the disaster-recovery broker
+	$(DR_KAFKA) down
+
+mirror-up: ## MirrorMaker 2 from KAFKA_BOOTSTRAP_SERVERS to the DR broker (config/mirror/mm2.properties)
+	PRIMARY_BOOTSTRAP=$(KAFKA_BOOTSTRAP_SERVERS) DR_BOOTSTRAP=$${DR_BOOTSTRAP:-127.0.0.1:$(DR_PORT)} bash tools/kafka/mirror.sh up
+
+mirror-down: ## stop MirrorMaker 2
+	bash tools/kafka/mirror.sh down
+
+mirror-status: ## is MirrorMaker 2 running?
+	bash tools/kafka/mirror.sh status
 
 # --- tests ---------------------------------------------------------------------
 
@@ -99,7 +120,10 @@ bench: venv ## the benchmark (bench/README.md); BENCH_ARGS="--quick" for a smoke
 docs: venv ## regenerate the README's settings table from app/settings.py
 	$(PY) tools/settings_table.py --write README.md
 
-clean: ## stop the broker; remove .venv, broker data and logs, data/, caches (keeps the Kafka jars)
+clean: ## stop the brokers and MirrorMaker; remove .venv, broker data and logs, data/, caches (keeps the jars)
 	$(KAFKA_SH) down || true
+	bash tools/kafka/mirror.sh down || true
+	$(DR_KAFKA) down || true
 	rm -rf $(VENV) .local/kafka/data .local/kafka/logs .local/logs data .pytest_cache *.egg-info
+	rm -rf $(DR_HOME)/data $(DR_HOME)/logs .local/mirror/logs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

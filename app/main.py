@@ -11,7 +11,7 @@ import logging
 import faust
 from yarl import URL
 
-from app import agents, web
+from app import agents, commands, web
 from app.engine.faust_fixes import tune_worker_consumer, untrack_read_offsets
 from app.runtime import Runtime
 from app.settings import Settings
@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
 
         await TopicTail(settings.insights_topic, settings.kafka_client_kwargs(), show).run()
 
+    commands.register(app, settings)  # replay, diff, promote, export-topics, apply-topics
     return app
 
 

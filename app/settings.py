@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     changelog; must match an existing profiles topic."""
     insights_partitions: int = Field(1, ge=1)
     """Partitions of the insights topic, when the worker creates it."""
+    views_dead_letter_topic: str | None = None
+    """Dead-letter topic of the views; unset: `<VIEWS_TOPIC>.dlq`. A replay's shadow sets its
+    own, so that it never writes to the live one."""
+    profiles_dead_letter_topic: str | None = None
+    """Dead-letter topic of the profiles; unset: `<PROFILES_TOPIC>.dlq`."""
 
     # --- Input validation ---------------------------------------------------------------
     max_value_bytes: int = Field(64 * 1024, ge=1, le=512 * 1024)
@@ -194,11 +199,11 @@ class Settings(BaseSettings):
 
     @property
     def dlq_views_topic(self) -> str:
-        return f"{self.views_topic}.dlq"
+        return self.views_dead_letter_topic or f"{self.views_topic}.dlq"
 
     @property
     def dlq_profiles_topic(self) -> str:
-        return f"{self.profiles_topic}.dlq"
+        return self.profiles_dead_letter_topic or f"{self.profiles_topic}.dlq"
 
     @property
     def views_changelog_topic(self) -> str:

@@ -139,7 +139,7 @@ async def _ensure_dead_letter_limits(admin: AIOKafkaAdminClient, settings: Setti
     is below DLQ_MAX_MESSAGE_BYTES (a topic made by an older version, or by hand)."""
     wanted = settings.dlq_max_message_bytes
     pairs = dead_letter_topics(settings)
-    configs = await _topic_configs(admin, [*pairs, *pairs.values()])
+    configs = await topic_configs(admin, [*pairs, *pairs.values()])
     problems = [
         problem
         for dlq_topic, input_topic in pairs.items()
@@ -176,7 +176,7 @@ async def _ensure_dead_letter_limits(admin: AIOKafkaAdminClient, settings: Setti
         )
 
 
-async def _topic_configs(
+async def topic_configs(
     admin: AIOKafkaAdminClient, topics: list[str], attempts: int = 20
 ) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
     """Per topic: its effective settings and its own ones (dynamic overrides).

@@ -1,0 +1,1 @@
+"""Disaster recovery: the topic configuration backup and restore (export-topics, apply-topics)."""
