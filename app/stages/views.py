@@ -177,8 +177,6 @@ class ViewsProcessor:
             self._count_hourly(event, hour, now_ms)
         if not weekly_late:
             self._count_weekly(event, segment, week, now_ms)
-        if hour_start(self.stream_time) > self._expired_through_hour:
-            self._expire()
 
     def _count_hourly(self, event: PropertyViewed, hour: int, now_ms: int) -> None:
         rules = self.config.rules
@@ -269,6 +267,11 @@ class ViewsProcessor:
 
     def before_commit(self, now_ms: int, publish: bool) -> bool:
         cfg = self.config
+        # Retention once per commit, not when a view moves stream time into a new hour: a
+        # range scan merges every pending write, which is cheapest once per commit. What it
+        # removes is past every window's lateness, so no decision depends on when it runs.
+        if hour_start(self.stream_time) > self._expired_through_hour:
+            self._expire()
         for target, entries in self._by_user.items():
             packed = by_user.pack(entries)
             for value in packed.records:

@@ -36,6 +36,7 @@ _WINDOW_BYTES = 8
 _WINDOW_BIAS = 1 << 63
 _FAMILY_NAME = re.compile(r"[a-z]+")
 _family_prefixes: dict[str, bytes] = {}
+_heads: dict[tuple[str, int], bytes] = {}  # (family, window) -> their encoded components
 
 
 class MalformedKey(ValueError):
@@ -49,7 +50,13 @@ class WindowKey(NamedTuple):
 
 
 def encode_text(part: str) -> bytes:
-    return part.encode("utf-8", "surrogatepass").replace(b"\x00", _ESC) + _END
+    try:
+        raw = part.encode()
+    except UnicodeEncodeError:  # a lone surrogate: passed through
+        raw = part.encode("utf-8", "surrogatepass")
+    if b"\x00" in raw:
+        raw = raw.replace(b"\x00", _ESC)
+    return raw + _END
 
 
 def _family(family: str) -> bytes:
@@ -69,7 +76,12 @@ def _window(window_ms: int) -> bytes:
 
 
 def window_key(family: str, window_ms: int, *parts: str) -> bytes:
-    return b"".join((_family(family), _window(window_ms), *map(encode_text, parts)))
+    head = _heads.get((family, window_ms))
+    if head is None:
+        if len(_heads) >= 4096:  # a handful of live windows per family: never reached in use
+            _heads.clear()
+        head = _heads[(family, window_ms)] = _family(family) + _window(window_ms)
+    return b"".join((head, *map(encode_text, parts)))
 
 
 def plain_key(family: str, *parts: str) -> bytes:
