@@ -129,6 +129,10 @@ class PartialsView:
     def segments(self, week_ms: int) -> list[str]:
         return sorted(segment for segment, week in self._shares if week == week_ms)
 
+    def weeks(self) -> list[int]:
+        """Every week some share is held for: ``diff`` walks all of them (app/replay/snapshot)."""
+        return sorted({week for _, week in self._shares})
+
 
 def partials_tail(
     view: PartialsView,

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from faults._harness import ARTIFACTS, Cluster, log
-from support.broker import Broker
+from tests.support.broker import Broker
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -21,27 +21,20 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from app.generator import Workload
 from faults._harness import ARTIFACTS, log
-from integration._oracle import (
-    HOUR,
-    Produced,
-    Workload,
-    check_hourly,
-    check_weekly,
-    hour_of,
-    load_profiles,
-    oracle,
-    read_topic,
-    segments_from,
-)
-from support.broker import Broker, free_port_pair
-from support.commands import ReplayProcess, produce_at, run, timestamped
-from support.workers import REPO, Worker, free_port, isolated_env, wait_caught_up
+from tests.support.broker import Broker, free_port_pair
+from tests.support.checks import check_hourly, check_weekly, load_profiles
+from tests.support.commands import ReplayProcess, produce_at, run, timestamped
+from tests.support.oracle import HOUR, Produced, hour_of, oracle
+from tests.support.topics import read_topic
+from tests.support.workers import REPO, Worker, free_port, isolated_env, wait_caught_up
 
 pytestmark = [pytest.mark.faults, pytest.mark.soak, pytest.mark.timeout(1800)]
 
 SEED = 7117
 VIEWS = 3000
+HOURS = 72  # of event time, ending 2 h 43 min before the current hour starts
 MIRROR_SH = REPO / "tools" / "kafka" / "mirror.sh"
 MIRROR_LIBS = REPO / ".local" / "mirror" / "libs"
 EPOCH = "1970-01-01T00:00:00Z"  # replay from the start of the mirrored input
@@ -176,11 +169,12 @@ async def test_failover_to_the_mirrored_cluster_reaches_the_primary_answers(tmp_
         live.data_dir = ARTIFACTS / "data" / f"{env['APP_ID']}-primary"
         workers.append(live.start())
         await live.wait_ready(240)
-        workload = Workload(SEED, views, profiles)
-        profile_records = await load_profiles(primary.bootstrap, live.url, workload)
+        workload = Workload.every_case(SEED)
+        profile_records = await load_profiles(primary.bootstrap, live.url, workload, profiles)
         now = int(time.time() * 1000)
+        start = hour_of(now) - (HOURS + 3) * HOUR + 17 * 60_000
         records = timestamped(
-            workload.views(VIEWS, end_ms=hour_of(now) - 3 * HOUR + 17 * 60_000, now_ms=now), now)
+            list(workload.views(VIEWS, start, HOURS * HOUR / VIEWS, now_ms=now)), now)
         half = len(records) // 2
         placed = await produce_at(primary.bootstrap, views, records[:half])
         await wait_mirrored(dr.bootstrap, views, sent(placed, records), timeout=300)
@@ -195,8 +189,8 @@ async def test_failover_to_the_mirrored_cluster_reaches_the_primary_answers(tmp_
         placed += await produce_at(primary.bootstrap, views, records[half + SLICE:])
         produced = [Produced(p, o, k, v) for (p, o), (k, v, _) in zip(placed, records)]
         await wait_caught_up(primary.bootstrap, env, timeout=300)
-        exp = oracle(produced, segments_from(profile_records), now)
-        assert not await check_hourly(live.url, exp, produced, SEED)  # the primary's answers
+        exp = oracle(produced, profile_records, now)
+        assert not await check_hourly(live.url, exp, SEED)  # the primary's answers
         assert not await check_weekly(live.url, exp)
 
         # A downstream reader of the insights, on the primary, reads about half of them.
@@ -249,7 +243,7 @@ async def test_failover_to_the_mirrored_cluster_reaches_the_primary_answers(tmp_
         timings["failover, primary lost to DR answering"] = time.monotonic() - lost
 
         # -- The DR cluster gives the primary's answers.
-        problems = await check_hourly(standby.url, exp, produced, SEED)
+        problems = await check_hourly(standby.url, exp, SEED)
         assert not problems, problems[:20]
         problems = await check_weekly(standby.url, exp)
         assert not problems, problems[:20]

@@ -9,8 +9,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from support.commands import run
-from support.workers import isolated_env
+from tests.support.commands import run
+from tests.support.workers import isolated_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 

@@ -20,28 +20,30 @@ import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.integration import _oracle
-from tests.integration._oracle import (
+from app.generator import Workload
+from tests.support.checks import load_profiles
+from tests.support.commands import ReplayProcess, produce_at, run, timestamped
+from tests.support.oracle import (
     HOUR,
     MIN,
     WEEK,
+    Oracle,
     Produced,
-    Workload,
     hour_of,
     iso,
-    load_profiles,
     oracle,
     pct,
-    segments_from,
     week_of,
 )
-from tests.support.commands import ReplayProcess, produce_at, run, timestamped
+from tests.support.topics import read_topic
 from tests.support.workers import REPO, Worker, free_port, isolated_env, wait_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 SEED = 20261129
 VIEWS = 3000
+HOURS = 72  # of event time, ending a Monday 20:00 UTC
+LOWER_RATIO = 2.5  # the shadows' SPIKE_RATIO
 ARTIFACTS = REPO / "tests" / "artifacts"
 
 
@@ -74,7 +76,7 @@ class Live:
     worker: Worker
     produced: list[Produced]
     timestamps: dict[tuple[int, int], int]  # (partition, offset) -> record timestamp
-    segments: dict[str, str]
+    profiles: list[tuple]  # the profile records as produced
     now_ms: int
     from_ms: int
     near_hour: int
@@ -94,18 +96,20 @@ async def live(kafka_bootstrap):
     passed = False
     try:
         await worker.wait_ready(180)
-        workload = Workload(SEED, env["VIEWS_TOPIC"], env["PROFILES_TOPIC"])
-        profiles = await load_profiles(kafka_bootstrap, worker.url, workload)
+        workload = Workload.every_case(SEED)
+        profiles = await load_profiles(kafka_bootstrap, worker.url, workload,
+                                       env["PROFILES_TOPIC"])
         now = int(time.time() * 1000)
         end = monday_before(now) + 20 * HOUR  # a week starts 20 h before the end
         near_hour, extra = near_spike(end)
-        records = timestamped(workload.views(VIEWS, end_ms=end, now_ms=now), now, extra)
+        views = workload.views(VIEWS, end - HOURS * HOUR, HOURS * HOUR / VIEWS, now_ms=now)
+        records = timestamped(list(views), now, extra)
         produced = await produce_views(kafka_bootstrap, env["VIEWS_TOPIC"], records)
         await wait_caught_up(kafka_bootstrap, env, timeout=300)
         yield Live(
             kafka_bootstrap, env, worker, produced,
             {(p.partition, p.offset): ts for p, (_, _, ts) in zip(produced, records)},
-            segments_from(profiles), now,
+            profiles, now,
             # Sunday 02:07: hours from 03:00, the week from Monday
             from_ms=end - 42 * HOUR + 7 * MIN,
             near_hour=near_hour,
@@ -148,7 +152,7 @@ def expected_starts(live: Live) -> dict[int, int]:
     return {p: starts.get(p, end) for p, end in ends.items()}
 
 
-def covered_insights(exp: _oracle.Expected, from_ms: int) -> dict[str, tuple]:
+def covered_insights(exp: Oracle, from_ms: int) -> dict[str, tuple]:
     """insightId -> (views when it first held, previous week's views) for the insights diff
     compares: spikes from --from + 24 h on, trends from the week after the first whole week."""
     hour0 = hour_of(from_ms + HOUR - 1)
@@ -205,9 +209,9 @@ async def test_replay_with_the_live_settings_has_no_differences(live, capsys):
         started = re.search(r"started at (.*) \(", output).group(1)
         assert started == ", ".join(f"[{p}]@{o}" for p, o in sorted(starts.items())), started
         # The oracle agrees: over the covered windows, the suffix gives the live insights.
-        live_exp = covered_insights(oracle(live.produced, live.segments, live.now_ms), live.from_ms)
+        live_exp = covered_insights(oracle(live.produced, live.profiles, live.now_ms), live.from_ms)
         shadow_exp = covered_insights(
-            oracle(shadow_input(live, starts), live.segments, live.now_ms), live.from_ms)
+            oracle(shadow_input(live, starts), live.profiles, live.now_ms), live.from_ms)
         assert predicted_differences(live_exp, shadow_exp) == {}
         assert live_exp, "no insight in the compared range: the test would prove nothing"
 
@@ -227,16 +231,14 @@ async def test_replay_with_the_live_settings_has_no_differences(live, capsys):
     assert "the worker exited with code 0" in replay.output(), replay.output()[-2000:]
 
 
-async def test_replay_with_a_lower_spike_ratio_differs_by_the_predicted_insights(
-    live, capsys, monkeypatch
-):
+async def test_replay_with_a_lower_spike_ratio_differs_by_the_predicted_insights(live, capsys):
     starts = expected_starts(live)
-    replay, report = await run_shadow(live, "ratio25", "--set", "SPIKE_RATIO=2.5")
+    replay, report = await run_shadow(live, "ratio25", "--set", f"SPIKE_RATIO={LOWER_RATIO}")
     try:
-        live_exp = covered_insights(oracle(live.produced, live.segments, live.now_ms), live.from_ms)
-        monkeypatch.setattr(_oracle, "SPIKE_RATIO", 2.5)
+        live_exp = covered_insights(oracle(live.produced, live.profiles, live.now_ms), live.from_ms)
         shadow_exp = covered_insights(
-            oracle(shadow_input(live, starts), live.segments, live.now_ms), live.from_ms)
+            oracle(shadow_input(live, starts), live.profiles, live.now_ms,
+                   spike_ratio=LOWER_RATIO), live.from_ms)
         predicted = predicted_differences(live_exp, shadow_exp)
         near = f"property_hourly_spike:prop-near:{iso(live.near_hour)}"
         assert predicted.get(near) == ("only_shadow", None, 25), predicted
@@ -272,14 +274,14 @@ def burst(tag: str, start_ms: int, views: int = 30) -> list[tuple[bytes, bytes, 
     return out
 
 
-async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, capsys, monkeypatch):
+async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, capsys):
     """docs/replay.md's procedure: shadow caught up, live stopped, promote refused while the
     shadow is behind, then accepted; the promoted shadow runs as the live app. Every insight
     either app found is on the live topic once; every input record's dead letter once."""
     name, env = "promo", live.env
     shadow_app = f"{env['APP_ID']}-shadow-{name}"
     shadow_env = {"APP_ID": shadow_app, "VIEWS_TOPIC": env["VIEWS_TOPIC"]}
-    replay = Replay(live, name, "--set", "SPIKE_RATIO=2.5")
+    replay = Replay(live, name, "--set", f"SPIKE_RATIO={LOWER_RATIO}")
     try:
         await replay.wait_for("reached the live end", 300)
         await wait_caught_up(live.bootstrap, shadow_env, timeout=300)
@@ -309,14 +311,15 @@ async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, caps
     assert dry.returncode == 0 and "dry run, nothing changed" in dry.stdout, dry
     done = promote()
     assert done.returncode == 0, done
-    assert f"APP_ID={shadow_app}" in done.stdout and "SPIKE_RATIO=2.5" in done.stdout, done.stdout
+    assert f"APP_ID={shadow_app}" in done.stdout and f"SPIKE_RATIO={LOWER_RATIO}" in done.stdout, \
+        done.stdout
     with capsys.disabled():
         print("\n[test_replay] promote:\n" + done.stdout)
     again = promote()
     assert again.returncode == 2 and "was promoted" in again.stderr, again
 
     # The promoted shadow runs as the live app: its app id, the live output topics.
-    promoted = Worker({**env, "APP_ID": shadow_app, "SPIKE_RATIO": "2.5"})
+    promoted = Worker({**env, "APP_ID": shadow_app, "SPIKE_RATIO": str(LOWER_RATIO)})
     promoted.data_dir = ARTIFACTS / "data" / f"{shadow_app}-promoted"
     promoted.start()
     try:
@@ -329,15 +332,15 @@ async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, caps
     before = live.produced + n1  # what the live app processed
     everything = before + n2 + n3
     starts = expected_starts(live)
-    live_exp = oracle(before, live.segments, live.now_ms)
-    monkeypatch.setattr(_oracle, "SPIKE_RATIO", 2.5)
-    shadow_exp = oracle(shadow_input_of(everything, starts), live.segments, live.now_ms)
+    live_exp = oracle(before, live.profiles, live.now_ms)
+    shadow_exp = oracle(shadow_input_of(everything, starts), live.profiles, live.now_ms,
+                        spike_ratio=LOWER_RATIO)
     live_ids = set(live_exp.insights())
     wanted = live_ids | set(covered_insights(shadow_exp, live.from_ms))
     assert f"property_hourly_spike:prop-n2:{iso(hour_of(end + 70 * MIN))}" in wanted - live_ids
     assert f"property_hourly_spike:prop-n3:{iso(hour_of(end + 130 * MIN))}" in wanted - live_ids
-    ids = [json.loads(r.value)["insightId"] for r in await _oracle.read_topic(
-        live.bootstrap, env["INSIGHTS_TOPIC"])]
+    ids = [json.loads(r.value)["insightId"]
+           for r in await read_topic(live.bootstrap, env["INSIGHTS_TOPIC"])]
     assert sorted(ids) == sorted(set(ids)), "an insightId published twice"
     assert set(ids) == wanted, (sorted(set(ids) - wanted), sorted(wanted - set(ids)))
 
@@ -347,7 +350,7 @@ async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, caps
     wanted_dlq = set(live_exp.dlq) | {
         (p, o) for p, o in shadow_exp.dlq if o >= ends.get(p, 0)}
     origins = []
-    for record in await _oracle.read_topic(live.bootstrap, f"{env['VIEWS_TOPIC']}.dlq"):
+    for record in await read_topic(live.bootstrap, f"{env['VIEWS_TOPIC']}.dlq"):
         headers = dict(record.headers)
         origins.append((int(headers["dlq.origin.partition"]), int(headers["dlq.origin.offset"])))
     assert sorted(origins) == sorted(set(origins)), "a record dead-lettered twice"

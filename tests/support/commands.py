@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from support.workers import FAUST, REPO
+from tests.support.workers import FAUST, REPO
 
 FUTURE_TOLERANCE_MS = 5 * 60_000
 

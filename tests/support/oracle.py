@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import NamedTuple
 
 MIN = 60_000
@@ -214,7 +215,11 @@ class Oracle:
     DLQ; same eventId accepted at an event time within 24 h of stream time -> duplicate; late
     for both windows -> DLQ "late"; else accepted (stream time = max), counted hourly unless
     late for its hour, weekly under the user's segment, spikes and trends checked after each
-    count (the first time the rule holds). ``now_ms``: wall clock, for future timestamps."""
+    count (the first time the rule holds). ``now_ms``: wall clock, for future timestamps.
+
+    The insight thresholds are the documented defaults unless given (keyword only), so a test
+    can predict a run with other settings (a replay with ``SPIKE_RATIO=2.5``) without this
+    module reading the product's settings."""
 
     now_ms: int
     profiles: dict[str, dict] = field(default_factory=dict)  # userId -> document as served
@@ -227,8 +232,21 @@ class Oracle:
     partition_of: dict = field(default_factory=dict)  # propertyId -> partition (accepted views)
     stats: Counter = field(default_factory=Counter)
     records: int = 0  # view records fed
+    spike_min: int = field(default=SPIKE_MIN, kw_only=True)
+    spike_ratio: float = field(default=SPIKE_RATIO, kw_only=True)
+    baseline_hours: int = field(default=BASELINE_HOURS, kw_only=True)
+    trend_min: int = field(default=TREND_MIN, kw_only=True)
+    trend_ratio: float = field(default=TREND_RATIO, kw_only=True)
     _partitions: dict[int, _Partition] = field(default_factory=dict, repr=False)
     _before: dict[tuple[str, int], int] = field(default_factory=dict, repr=False)
+    _spike: tuple[int, int] = field(init=False, repr=False)  # ratio as (numerator, denominator)
+    _trend: tuple[int, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # A ratio is read as the decimal it is written as (2.5, 1.1), then compared in integers:
+        # views x denominator >= numerator x baseline, with no rounding at the boundary.
+        self._spike = _exact(self.spike_ratio)
+        self._trend = _exact(self.trend_ratio)
 
     def add_profile(self, key: bytes | None, value: bytes | None) -> str | None:
         """Apply one record of the profiles topic (None deletes); returns its dead-letter reason,
@@ -289,19 +307,21 @@ class Oracle:
             slot = self.hourly[key] = [0, set()]
         slot[0] += 1
         slot[1].add(view.user)
-        # views >= 3 x (before / 24), in exact integer arithmetic. Counts only grow, so the
-        # views of the 24 hours before, once summed, stay a lower bound: summed again only when
+        # views >= ratio x (before / hours), in exact integer arithmetic. Counts only grow, so
+        # the views of the hours before, once summed, stay a lower bound: summed again only when
         # the rule could hold.
         views = slot[0]
-        if views < SPIKE_MIN or key in self.spikes:
+        if views < self.spike_min or key in self.spikes:
             return
-        if views * BASELINE_HOURS < SPIKE_RATIO * self._before.get(key, 0):
+        hours = self.baseline_hours
+        num, den = self._spike
+        if views * hours * den < num * self._before.get(key, 0):
             return
         hourly = self.hourly
         before = self._before[key] = sum(hourly[(view.prop, view.hour - k * HOUR)][0]
-                                         for k in range(1, BASELINE_HOURS + 1)
+                                         for k in range(1, hours + 1)
                                          if (view.prop, view.hour - k * HOUR) in hourly)
-        if views * BASELINE_HOURS >= SPIKE_RATIO * before:
+        if views * hours * den >= num * before:
             self.spikes[key] = views
 
     def _count_week(self, view: View, segment: str) -> None:
@@ -313,10 +333,11 @@ class Oracle:
         props = slot[2]
         props[view.prop] += 1
         views = props[view.prop]
-        if views >= TREND_MIN and (segment, view.prop, view.week) not in self.trends:
+        if views >= self.trend_min and (segment, view.prop, view.week) not in self.trends:
             last = self.weekly.get((segment, view.week - WEEK))
             previous = last[2][view.prop] if last else 0
-            if views >= TREND_RATIO * previous:
+            num, den = self._trend
+            if views * den >= num * previous:
                 self.trends[(segment, view.prop, view.week)] = (views, previous)
 
     # --- the answers ---------------------------------------------------------------------------
@@ -366,6 +387,12 @@ class Oracle:
         return out
 
 
+def _exact(ratio: float) -> tuple[int, int]:
+    """A ratio as the integer fraction of its decimal form (2.5 -> 5/2)."""
+    exact = Fraction(str(ratio))
+    return exact.numerator, exact.denominator
+
+
 def segments_from(profiles: Iterable[tuple]) -> dict[str, str]:
     """userId -> segment after applying the profile records in order (records the product
     rejects change nothing)."""
@@ -375,11 +402,14 @@ def segments_from(profiles: Iterable[tuple]) -> dict[str, str]:
     return table.segments()
 
 
-def oracle(views: Iterable[Produced], profiles: Iterable[tuple], now_ms: int) -> Oracle:
+def oracle(views: Iterable[Produced], profiles: Iterable[tuple], now_ms: int,
+           **thresholds: float) -> Oracle:
     """The answers of one uninterrupted run: the profiles applied first (as the tests have every
     worker serve them before the views come), then the views of each partition in offset
-    order."""
-    result = Oracle(now_ms)
+    order. ``thresholds``: the Oracle's insight thresholds (``spike_min``, ``spike_ratio``,
+    ``baseline_hours``, ``trend_min``, ``trend_ratio``) where the run differs from the
+    defaults."""
+    result = Oracle(now_ms, **thresholds)
     for key, value, *_ in profiles:
         result.add_profile(key, value)
     for rec in sorted(views, key=lambda r: (r.partition, r.offset)):

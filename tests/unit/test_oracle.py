@@ -109,3 +109,36 @@ def test_profiles_apply_in_order_and_bad_ones_change_nothing():
     assert oracle.add_profile(b"v", json.dumps(doc).encode()) == "key_mismatch"
     assert oracle.segments() == {"u": "renter"} and oracle.profiles["u"] == doc
     assert oracle.add_profile(b"u", None) is None and oracle.segments() == {}
+
+
+def test_a_lower_spike_ratio_given_to_the_oracle_holds_exactly_at_its_boundary():
+    hour = MON + 30 * HOUR
+    baseline = [view(f"b{h}-{i}", hour - h * HOUR) for h in range(1, 25) for i in range(10)]
+    baseline.sort(key=lambda v: json.loads(v)["timestamp"])
+    burst = [view(f"s{i}", hour + i * MIN) for i in range(30)]
+    lower, default = Oracle(now_ms=MON + WEEK, spike_ratio=2.5), Oracle(now_ms=MON + WEEK)
+    for oracle in (lower, default):
+        feed(oracle, *baseline, *burst[:24])
+    assert not lower.spikes and not default.spikes  # 24 x 24 < 2.5 x 240
+    for oracle in (lower, default):
+        feed(oracle, burst[24])
+    assert lower.spikes == {("p", hour): 25} and not default.spikes  # 25 x 24 == 2.5 x 240
+    feed(default, *burst[25:])
+    assert default.spikes == {("p", hour): 30}  # 30 x 24 == 3 x 240
+
+
+def test_thresholds_are_read_as_written_decimals_and_minimums_apply():
+    # 1.1 x 50 is 55.00000000000001 in floats: the trend must still hold at exactly 55.
+    oracle = Oracle(now_ms=MON + 2 * WEEK, trend_ratio=1.1, trend_min=40)
+    feed(oracle, *(view(f"a{i}", MON - WEEK + i * MIN) for i in range(50)))
+    assert oracle.trends == {("unknown", "p", MON - WEEK): (40, 0)}  # the minimum, no history
+    feed(oracle, *(view(f"b{i}", MON + i * MIN) for i in range(54)))
+    assert ("unknown", "p", MON) not in oracle.trends
+    feed(oracle, view("b54", MON + 54 * MIN))
+    assert oracle.trends[("unknown", "p", MON)] == (55, 50)
+    # No baseline at all: only the minimum holds a spike back.
+    oracle = Oracle(now_ms=MON + WEEK, spike_min=3, baseline_hours=2)
+    assert feed(oracle, *(view(f"s{i}", MON + i * MIN) for i in range(2))) == ["accepted"] * 2
+    assert not oracle.spikes
+    feed(oracle, view("s2", MON + 2 * MIN))
+    assert oracle.spikes == {("p", MON): 3}

@@ -78,6 +78,7 @@ def test_tombstones_remove_shares_and_empty_slots():
     view.apply(partial_key(VIEWS, 0, W47, "investor"), views_partial(2, [["prop-1", 2]]))
     view.apply(partial_key(USERS, 0, W47, "investor"), users_partial(2))
     view.apply(partial_key(VIEWS, 0, W47 + WEEK, "investor"), views_partial(1, [["prop-9", 1]]))
+    assert view.weeks() == [W47, W47 + WEEK]
 
     view.apply(partial_key(VIEWS, 0, W47, "investor"), None)
     assert view.segment_week("investor", W47) == SegmentWeek(0, 2, [])
@@ -87,6 +88,7 @@ def test_tombstones_remove_shares_and_empty_slots():
     assert view.segment_week("investor", W47) == SegmentWeek(0, 0, [])
     assert view.segments(W47) == []
     assert view.segments(W47 + WEEK) == ["investor"]
+    assert view.weeks() == [W47 + WEEK]  # a week without shares is gone
 
     view.apply(partial_key(USERS, 5, W47, "nobody"), None)  # tombstone for nothing: no-op
     assert view.segments(W47) == []
