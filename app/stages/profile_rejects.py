@@ -17,7 +17,7 @@ from app import codec
 from app.models.events import Rejection
 from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
-from app.stages.applied import Applied
+from app.stages.applied import Applied, AppliedOffsets
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 APPLIED_KEY = b"applied"
 
 
-class ProfileRejectsProcessor:
+class ProfileRejectsProcessor(AppliedOffsets):
     def __init__(
         self,
         partition: int,
@@ -46,13 +46,8 @@ class ProfileRejectsProcessor:
         self.applied = Applied(store, APPLIED_KEY)
         self.outcomes: Counter[str] = Counter()
 
-    @property
-    def applied_offset(self) -> int:
-        return self.applied.offset
-
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if not self.applied.advance(offset):
-            self.outcomes["replayed"] += 1
+        if not self.first_time(offset):
             return
         result = codec.decode_profile(key, value, max_bytes=self._max_bytes)
         if isinstance(result, Rejection):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from app.stages import by_user
-from app.stages.applied import Applied
+from app.stages.applied import Applied, AppliedOffsets
 from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
 from app.tables.keys import meta_key
@@ -17,7 +17,7 @@ from app.windows import WEEK_MS
 LATEST_WEEK_KEY = meta_key("latest-week")
 
 
-class SegmentUsersProcessor:
+class SegmentUsersProcessor(AppliedOffsets):
     def __init__(
         self,
         partition: int,
@@ -37,13 +37,8 @@ class SegmentUsersProcessor:
         self._unpublished: set[tuple[int, str]] = set(self.users.segment_weeks())
         self.outcomes: Counter[str] = Counter()
 
-    @property
-    def applied_offset(self) -> int:
-        return self.applied.offset
-
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if not self.applied.advance(offset):
-            self.outcomes["replayed"] += 1
+        if not self.first_time(offset):
             return
         entries = by_user.decode(key, value)
         if entries is None:  # written only by the views stage; never expected

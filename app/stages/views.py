@@ -16,7 +16,7 @@ from aiokafka.partitioner import murmur2
 
 from app import codec, dedupe
 from app.stages import by_user
-from app.stages.applied import APPLIED_KEY, Applied
+from app.stages.applied import APPLIED_KEY, Applied, AppliedOffsets
 from app.models.events import PropertyViewed, Rejection
 from app.models.insights import TrendInsight, spike_insight, trend_insight
 from app.settings import Settings
@@ -94,7 +94,7 @@ def _user_partition(user_key: bytes, partitions: int) -> int:
     return key_partition(user_key, partitions)
 
 
-class ViewsProcessor:
+class ViewsProcessor(AppliedOffsets):
     """State and rules of one ``property.views`` partition."""
 
     def __init__(
@@ -125,14 +125,9 @@ class ViewsProcessor:
         # repartition partition -> distinct (user, week, segment) of this batch (see by_user)
         self._by_user: dict[int, set[by_user.Entry]] = {}
 
-    @property
-    def applied_offset(self) -> int:
-        return self.applied.offset
-
     # -- per event ----------------------------------------------------------------------
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if not self.applied.advance(offset):
-            self.outcomes["replayed"] += 1
+        if not self.first_time(offset):
             return
         cfg = self.config
         event = codec.decode_view(

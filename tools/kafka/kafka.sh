@@ -35,6 +35,8 @@ DOWNLOADED=0
 
 log() { echo "kafka: $*" >&2; }
 die() { echo "kafka: ERROR: $*" >&2; exit 1; }
+# shellcheck source=tools/kafka/process.sh
+source "$REPO_ROOT/tools/kafka/process.sh"
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -252,16 +254,7 @@ cmd_down() {
     return 0
   fi
   log "stopping broker (pid $pid)"
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null; do
-    if (( SECONDS >= deadline )); then
-      log "still running after 30s, sending SIGKILL"
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-  done
+  stop_group "$pid"
   rm -f "$PID_FILE"
   log "stopped"
 }

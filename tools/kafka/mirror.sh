@@ -36,6 +36,8 @@ MAIN_CLASS=org.apache.kafka.connect.mirror.MirrorMaker
 
 log() { echo "mirror: $*" >&2; }
 die() { echo "mirror: ERROR: $*" >&2; exit 1; }
+# shellcheck source=tools/kafka/process.sh
+source "$REPO_ROOT/tools/kafka/process.sh"
 
 # The jars are resolved once and again whenever the pom changes.
 ensure_libs() {
@@ -132,16 +134,7 @@ cmd_down() {
     return 0
   fi
   log "stopping MirrorMaker 2 (pid $pid)"
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null; do
-    if (( SECONDS >= deadline )); then
-      log "still running after 30s, sending SIGKILL"
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-  done
+  stop_group "$pid"
   rm -f "$PID_FILE"
   log "stopped"
 }
