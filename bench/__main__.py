@@ -28,6 +28,9 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--latency-rate", type=float, default=None,
                         help="views/s of the latency stage (default: half the 1-worker pipeline's rate)")
     parser.add_argument("--latency-seconds", type=float, default=None, help="live production time (default 30; 10 with --quick)")
+    parser.add_argument("--curve", default=None,
+                        help="comma-separated shares of the measured maximum, e.g. 0.1,0.25,0.5,0.75,0.9: "
+                             "latency at each (the latency-throughput curve, table and PNG)")
     parser.add_argument("--quix-guarantee", default="exactly-once", choices=("exactly-once", "at-least-once"))
     parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics on the broker")
     args = parser.parse_args(argv)
@@ -36,6 +39,14 @@ def parse(argv: list[str]) -> Options:
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be greater than 0 (got {value})")
+    curve: tuple[float, ...] = ()
+    if args.curve:
+        try:
+            curve = tuple(float(part) for part in args.curve.split(","))
+        except ValueError:
+            parser.error(f"--curve takes shares such as 0.1,0.5,0.9 (got {args.curve!r})")
+        if not all(0 < share <= 1 for share in curve):
+            parser.error(f"--curve shares must be in (0, 1] (got {args.curve!r})")
     return Options(
         bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
         views=args.views if args.views is not None else (50_000 if args.quick else 500_000),
@@ -50,6 +61,7 @@ def parse(argv: list[str]) -> Options:
         budget_s=args.budget,
         latency_rate=args.latency_rate,
         latency_s=args.latency_seconds if args.latency_seconds is not None else (10.0 if args.quick else 30.0),
+        curve=curve,
         quix_guarantee=args.quix_guarantee,
         keep_topics=args.keep_topics,
         command=shlex.join([os.path.basename(sys.executable), "-m", "bench", *argv]),
@@ -66,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in summary_lines(results):
         print(line)
+    if results.get("latency_curve"):
+        print()
+        print(report.curve_table(results["latency_curve"]))
     print("results: " + ", ".join(str(p.relative_to(report.RESULTS.parent.parent)) for p in paths))
     return 0
 

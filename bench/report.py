@@ -86,6 +86,51 @@ def write(results: dict, stamp: str) -> list[Path]:
     paths = [RESULTS / "latest.json", RESULTS / f"{stamp}.json"]
     for path in paths:
         path.write_bytes(body)
+    curve = results.get("latency_curve")
+    if curve and curve.get("points"):
+        paths += plot_curve(curve, [RESULTS / "latency-curve.png", RESULTS / f"latency-curve-{stamp}.png"])
+    return paths
+
+
+def curve_table(curve: dict) -> str:
+    """The latency-throughput curve as a markdown table."""
+    lines = ["| share of max | views/s (target / achieved) | p50 ms | p99 ms | samples |",
+             "|---|---|---|---|---|"]
+    for point in curve["points"]:
+        lines.append(
+            f"| {point['share']:.0%} | {_fmt(point['rate_target'])} / {_fmt(point.get('rate_achieved'))} "
+            f"| {_fmt(point.get('p50_ms'))} | {_fmt(point.get('p99_ms'))} | {_fmt(point.get('samples'))} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_curve(curve: dict, paths: list[Path]) -> list[Path]:
+    """p50 and p99 against the achieved rate, as PNG (matplotlib, from the bench extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # the bench extra not installed: the table in the JSON is still there
+        return []
+    points = [p for p in curve["points"] if p.get("p50_ms") is not None]
+    rates = [p.get("rate_achieved") or p["rate_target"] for p in points]
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
+    axes.plot(rates, [p["p50_ms"] for p in points], marker="o", label="p50")
+    axes.plot(rates, [p["p99_ms"] for p in points], marker="s", label="p99")
+    for point, rate in zip(points, rates):
+        axes.annotate(f"{point['share']:.0%}", (rate, point["p99_ms"]), textcoords="offset points",
+                      xytext=(0, 6), ha="center", fontsize=8)
+    axes.set_xlabel("live views/s (share of the measured maximum)")
+    axes.set_ylabel("produce -> count visible over HTTP, ms")
+    axes.set_yscale("log")
+    axes.set_title(f"{curve['workers']} worker(s), max {curve['max_rate']:,.0f} views/s")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    for path in paths:
+        figure.savefig(path)
+    plt.close(figure)
     return paths
 
 

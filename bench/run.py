@@ -57,6 +57,9 @@ class Options:
     budget_s: float = 1200.0
     latency_s: float = 30.0
     latency_rate: float | None = None  # None: half the 1-worker pipeline's rate
+    # Shares of the measured maximum at which to measure latency too (``--curve``): the
+    # latency-throughput curve, one ``latency_s`` step at each, after the main measurement.
+    curve: tuple[float, ...] = ()
     quix_guarantee: str = "exactly-once"
     keep_topics: bool = False
     command: str = ""
@@ -444,6 +447,42 @@ class Bench:
             f"p50 {result.get('p50_ms')} ms, p99 {result.get('p99_ms')} ms at {rate:,.0f} views/s "
             f"({result.get('samples')} samples, {result.get('not_seen')} not seen)",
         )
+        if self.o.curve:
+            await self._latency_curve(stage, procs, owners, max_rate)
+
+    async def _latency_curve(
+        self, stage: str, procs: list[Proc], owners: dict[int, str], max_rate: float
+    ) -> None:
+        """p50/p99 at each share of ``max_rate`` in ``--curve``, lowest first."""
+        points = []
+        for share in sorted(self.o.curve):
+            rate = max(max_rate * share, 1.0)
+            self.oracle.now_ms = int((time.time() + self.o.latency_s) * 1000)
+            result = await latency.measure(
+                client_kwargs=self.settings.kafka_client_kwargs(),
+                views_topic=self.base_env["VIEWS_TOPIC"],
+                partitions=self.o.partitions,
+                owners=owners,
+                rate=rate,
+                duration_s=self.o.latency_s,
+                users=self.o.users,
+                properties=self.o.properties,
+                tag=f"{self.tag}c{int(share * 100)}",
+                on_progress=lambda text: self.say("latency", text),
+                on_acked=lambda ack, record: self.oracle.add_view(ack.partition, ack.offset, record[0], record[1]),
+            )
+            point = {"share": share, "rate_target": round(rate), **{
+                k: result.get(k) for k in ("rate_achieved", "p50_ms", "p99_ms", "samples", "not_seen")}}
+            points.append(point)
+            self.progress.done(
+                "latency",
+                f"curve {share:.0%} of max: p50 {point['p50_ms']} ms, p99 {point['p99_ms']} ms at "
+                f"{rate:,.0f} views/s",
+            )
+        self.want_before_live = self.want
+        self.want = answers.expected(self.oracle, self.sample, self.weeks)
+        self.results["latency_curve"] = {"stage": stage, "workers": len(procs),
+                                         "max_rate": max_rate, "points": points}
 
     # -- profile --------------------------------------------------------------------------
     def _start_profile(self, pid: int, processed: int, n: int, rate: float):  # noqa: ANN202
