@@ -422,21 +422,7 @@ class Bench:
             for partition in body.get("partitions", {}).get("views", []):
                 owners[partition] = proc.url
         rate = self.o.latency_rate or max(max_rate / 2, 1.0)
-        # The live views carry the clock's time: none is in the future by the end of the stage.
-        self.oracle.now_ms = int((time.time() + self.o.latency_s) * 1000)
-        result = await latency.measure(
-            client_kwargs=self.settings.kafka_client_kwargs(),
-            views_topic=self.base_env["VIEWS_TOPIC"],
-            partitions=self.o.partitions,
-            owners=owners,
-            rate=rate,
-            duration_s=self.o.latency_s,
-            users=self.o.users,
-            properties=self.o.properties,
-            tag=self.tag,
-            on_progress=lambda text: self.say("latency", text),
-            on_acked=lambda ack, record: self.oracle.add_view(ack.partition, ack.offset, record[0], record[1]),
-        )
+        result = await self._measure_live(owners, rate, self.tag)
         # later stages see the live views too: expect them in their answers
         self.want_before_live = self.want
         self.want = answers.expected(self.oracle, self.sample, self.weeks)
@@ -450,6 +436,24 @@ class Bench:
         if self.o.curve:
             await self._latency_curve(stage, procs, owners, max_rate)
 
+    async def _measure_live(self, owners: dict[int, str], rate: float, tag: str) -> dict:
+        """Live views at ``rate`` for ``--latency-seconds``; the oracle counts them too."""
+        # The live views carry the clock's time: none is in the future by the end of the stage.
+        self.oracle.now_ms = int((time.time() + self.o.latency_s) * 1000)
+        return await latency.measure(
+            client_kwargs=self.settings.kafka_client_kwargs(),
+            views_topic=self.base_env["VIEWS_TOPIC"],
+            partitions=self.o.partitions,
+            owners=owners,
+            rate=rate,
+            duration_s=self.o.latency_s,
+            users=self.o.users,
+            properties=self.o.properties,
+            tag=tag,
+            on_progress=lambda text: self.say("latency", text),
+            on_acked=lambda ack, record: self.oracle.add_view(ack.partition, ack.offset, record[0], record[1]),
+        )
+
     async def _latency_curve(
         self, stage: str, procs: list[Proc], owners: dict[int, str], max_rate: float
     ) -> None:
@@ -457,20 +461,7 @@ class Bench:
         points = []
         for share in sorted(self.o.curve):
             rate = max(max_rate * share, 1.0)
-            self.oracle.now_ms = int((time.time() + self.o.latency_s) * 1000)
-            result = await latency.measure(
-                client_kwargs=self.settings.kafka_client_kwargs(),
-                views_topic=self.base_env["VIEWS_TOPIC"],
-                partitions=self.o.partitions,
-                owners=owners,
-                rate=rate,
-                duration_s=self.o.latency_s,
-                users=self.o.users,
-                properties=self.o.properties,
-                tag=f"{self.tag}c{int(share * 100)}",
-                on_progress=lambda text: self.say("latency", text),
-                on_acked=lambda ack, record: self.oracle.add_view(ack.partition, ack.offset, record[0], record[1]),
-            )
+            result = await self._measure_live(owners, rate, f"{self.tag}c{int(share * 100)}")
             point = {"share": share, "rate_target": round(rate), **{
                 k: result.get(k) for k in ("rate_achieved", "p50_ms", "p99_ms", "samples", "not_seen")}}
             points.append(point)
