@@ -47,7 +47,8 @@ REASONS = (
 SUPPORTED_MAJOR_VERSIONS = frozenset({"1", "2"})
 MAX_ID_BYTES = 256
 MAX_DEPTH = 32  # JSON nesting deeper than this is malformed_json
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+# A control character, or a lone surrogate (a str that no UTF-8 encodes): one scan per id.
+_BAD_CHAR = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 class _Reject(Exception):
@@ -127,13 +128,10 @@ def id_problem(value: str) -> str | None:
         return "is empty"
     if len(value) > MAX_ID_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
         return f"is longer than {MAX_ID_BYTES} UTF-8 bytes"
-    if _CONTROL.search(value) is not None:
-        return "holds a control character"
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return "is not UTF-8"
-    return None
+    bad = _BAD_CHAR.search(value)
+    if bad is None:
+        return None
+    return "is not UTF-8" if bad.group() >= "\ud800" else "holds a control character"
 
 
 def _key_id(key: bytes | None) -> str:
