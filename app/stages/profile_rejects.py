@@ -21,11 +21,6 @@ from app.stages.applied import Applied, AppliedOffsets
 
 log = logging.getLogger(__name__)
 
-# Not ``meta_key("applied")`` as in the other stages: this stage's store holds nothing else,
-# and changing the key would make existing stores forget their offset.
-APPLIED_KEY = b"applied"
-
-
 class ProfileRejectsProcessor(AppliedOffsets):
     def __init__(
         self,
@@ -43,7 +38,7 @@ class ProfileRejectsProcessor(AppliedOffsets):
         self._source_topic = source_topic
         self._dlq_topic = dlq_topic
         self._max_bytes = max_bytes
-        self.applied = Applied(store, APPLIED_KEY)
+        self.applied = Applied(store)
         self.outcomes: Counter[str] = Counter()
 
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:

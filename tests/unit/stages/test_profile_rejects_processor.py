@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from app import codec
+from app.stages.applied import APPLIED_KEY
 from app.stages.profile_rejects import ProfileRejectsProcessor
 from app.engine.transactions import Outbox
 from app.tables.profiles import SKIPPED, fold
@@ -83,7 +84,7 @@ def test_the_applied_offset_is_the_only_state_and_a_replay_dead_letters_nothing_
     driver.send(b"{", key=b"u1")
     driver.send(profile("u2"), key=b"u2")
     assert driver.commit()
-    assert driver.proc.store.committed().get(b"applied") == b"1"
+    assert driver.proc.store.committed().get(APPLIED_KEY) == b"1"
     assert not driver.commit()  # nothing new: no transaction
 
     driver.send(b"[", key=b"u3")  # offset 2, then a crash before the commit
