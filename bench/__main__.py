@@ -120,6 +120,12 @@ def summary_lines(results: dict) -> list[str]:
             f"{int(rss) / 2**20:.0f}" if rss else "?" for _, rss in sorted(growth.items(), key=lambda i: int(i[0]))
         )
         lines.append(f"RSS of the 1-worker pipeline at {' / '.join(f'{int(q)}' for q in sorted(growth, key=int))} % of the input: {steps} MiB")
+    halves = results["stages"].get("pipeline", {}).get("events_per_s_by_half") or {}
+    if len(halves) == 2:
+        lines.append(
+            f"1-worker pipeline events/s, first / second half of the input: {halves['first']:,} / {halves['second']:,}"
+            f" ({halves['second'] / halves['first']:.2f}x)"
+        )
     prof = results.get("profile")
     if prof:
         lines.append(f"profile: {prof.get('summary') or prof.get('error')}")

@@ -30,7 +30,9 @@ from bench.procs import Proc, faust_worker, get_json, wait_http
 from bench.progress import Progress, rate_text
 
 STAGES = ("ceiling", "floor", "pipeline", "quix", "pipeline2", "latency", "profile")
+# Seconds each stage may take for the default 500k views; scaled by the input size.
 CAPS_S = {"ceiling": 120, "floor": 240, "pipeline": 540, "quix": 300, "pipeline2": 420}
+CAPS_VIEWS = 500_000
 LABELS = {
     "ceiling": "a. ceiling (aiokafka + orjson)",
     "floor": "b. faust floor (no-op agent)",
@@ -133,7 +135,8 @@ class Bench:
         left = self.deadline - time.monotonic() - MIN_STAGE_S * len(later)
         if self.runs("latency"):
             left -= self.o.latency_s + 30
-        return max(min(CAPS_S[stage], left), 20.0)
+        cap = CAPS_S[stage] * max(1.0, self.o.views / CAPS_VIEWS)
+        return max(min(cap, left), 20.0)
 
     def say(self, stage: str, text: str) -> None:
         self.progress.update(stage, text)
@@ -356,6 +359,8 @@ class Bench:
         end = None
         # RSS of the first process as the state grows: at 25, 50, 75 and 100 % of the input
         rss_at: dict[str, int | None] = {}  # str keys: the results are JSON
+        # (seconds since the first event, events) at each quarter: does the rate hold as state grows?
+        progress_at: dict[str, list[float]] = {}
         problem = None
         spy = None
         try:
@@ -369,9 +374,12 @@ class Bench:
                 now = time.monotonic()
                 if first is None and state.processed > 0:
                     first = (now, state.processed, _cpu(procs))
+                    progress_at["0"] = [0.0, state.processed]
                 for quarter in (25, 50, 75, 100):
                     if str(quarter) not in rss_at and state.processed * 100 >= quarter * n:
                         rss_at[str(quarter)] = procs[0].rss()
+                        if first is not None:
+                            progress_at[str(quarter)] = [round(now - first[0], 2), state.processed]
                 if first is not None:
                     elapsed = now - first[0]
                     self.say(stage, rate_text(state.processed, n, elapsed) + f", {state.behind_tps} partitions behind")
@@ -397,6 +405,7 @@ class Bench:
             "finished": problem is None,
             "startup_s": round(first[0] - launched, 1) if first else None,
             "rss_bytes_at_input_percent": rss_at,
+            "events_per_s_by_half": _rate_by_half(progress_at),
         }
         if problem:
             result["problem"] = problem
@@ -555,3 +564,16 @@ def _iso(ms: int) -> str:
 
 def _n(value) -> str:  # noqa: ANN001
     return f"{value:,.0f}" if value else "-"
+
+
+def _rate_by_half(progress_at: dict[str, list[float]]) -> dict[str, int] | None:
+    """Events/s over the first and the second half of the input (from the quarter marks)."""
+    if "50" not in progress_at or "100" not in progress_at:
+        return None
+    (t0, n0), (t50, n50), (t100, n100) = (progress_at.get(q, [0.0, 0]) for q in ("0", "50", "100"))
+    rates = {}
+    if t50 > t0:
+        rates["first"] = round((n50 - n0) / (t50 - t0))
+    if t100 > t50:
+        rates["second"] = round((n100 - n50) / (t100 - t50))
+    return rates
