@@ -12,7 +12,7 @@ import faust
 from yarl import URL
 
 from app import agents, commands, web
-from app.engine.faust_fixes import tune_worker_consumer, untrack_read_offsets
+from app.engine.faust_fixes import leave_to_stages
 from app.runtime import Runtime
 from app.settings import Settings
 from app.topics import ensure_topics
@@ -26,9 +26,7 @@ class AnalyticsApp(faust.App):
     runtime: Runtime
 
     async def on_first_start(self) -> None:
-        untrack_read_offsets(self, {stage.owned.source_topic for stage in self.runtime.stages})
-        settings = self.runtime.settings
-        tune_worker_consumer(self, settings.fetch_max_wait_ms, settings.fetch_min_bytes)
+        leave_to_stages(self, {stage.owned.source_topic for stage in self.runtime.stages})
         # faust creates the data dir without its parents (./data on a fresh clone).
         self.runtime.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.client_only:
@@ -95,9 +93,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
-        broker_max_poll_records=settings.max_poll_records,
         consumer_max_fetch_size=settings.max_fetch_bytes,
-        stream_buffer_maxsize=settings.stream_buffer_maxsize,
         producer_acks=-1,
         web_cors_options=None,
     )

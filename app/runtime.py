@@ -8,6 +8,7 @@ import functools
 import faust
 
 from app.engine.partitions import OwnedPartitions, ProcessorFactory
+from app.engine.reader import StageReader
 from app.engine.runner import StageRunner
 from app.engine.store import rocksdb_options
 from app.metrics import Metrics, RateSampler
@@ -116,9 +117,18 @@ class Runtime:
             factory=factory,
             max_request_size=s.dlq_max_message_bytes,
         )
+        reader = StageReader(
+            source,
+            self._client_kwargs,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            fetch_min_bytes=s.fetch_min_bytes,
+            max_partition_fetch_bytes=s.max_fetch_bytes,
+            fetch_timeout_s=s.batch_max_seconds,
+        )
         return StageRunner(
             self.app,
             owned,
+            reader,
             self.metrics,
             s.batch_max_events,
             s.partials_publish_seconds,

@@ -125,12 +125,14 @@ class Settings(BaseSettings):
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     """The event loop: `uvloop` (faster) or the standard `asyncio` one."""
     views_gap_check: bool = True
-    """Seek back whenever an offset of the views topic is skipped, so no record faust skips is
-    lost; costs one re-read per transaction of upstream producers that write transactionally."""
+    """Seek back whenever an offset of the views topic is skipped (a check: a stage's reader
+    delivers every record); costs one re-read per transaction of upstream producers that write
+    transactionally."""
     batch_max_events: int = Field(2000, ge=1)
-    """Most records a stage takes from faust as one batch."""
+    """Most records a stage takes in one fetch."""
     batch_max_seconds: float = Field(0.05, gt=0)
-    """Longest a stage waits to fill a batch."""
+    """Longest a stage's fetch waits for records when none are buffered, before the stage looks
+    again at the partitions opened or closed meanwhile."""
     partials_publish_seconds: float = Field(1.0, ge=0)
     """Shortest interval between two publications of a partition's weekly segment shares; weekly
     answers trail by about this much."""
@@ -149,18 +151,14 @@ class Settings(BaseSettings):
     """A dead worker's partitions move after this long (the broker's minimum is 6 s)."""
     heartbeat_interval_seconds: float = Field(2.0, gt=0)
     """How often the worker heartbeats to the group coordinator."""
-    max_poll_records: int = Field(5000, ge=1)
-    """Most records one consumer poll returns."""
     fetch_max_wait_ms: int = Field(100, ge=0, le=1500)
-    """How long the broker may hold a fetch with no new data, which is also how long a busy
-    partition may wait (faust's fixed 1500 ms held busy partitions back)."""
+    """How long the broker may hold a stage's fetch with no new data, which is also how long a
+    busy partition may wait behind idle ones in the same fetch."""
     fetch_min_bytes: int = Field(1, ge=1)
     """The broker answers a fetch once this much data is there (or the wait is over)."""
     max_fetch_bytes: int = Field(256 * 1024, ge=1024)
-    """Most bytes per partition and fetch: small enough that one topic's backlog does not starve
-    another topic's agent (aiokafka hands a fetch response out partition by partition)."""
-    stream_buffer_maxsize: int = Field(20000, ge=1)
-    """Records faust may buffer for an agent before it pauses fetching (back pressure)."""
+    """Most bytes per partition and fetch of a stage's reader (each stage reads its topic with a
+    consumer of its own)."""
     rocksdb_block_cache_bytes: int = 16 * 1024 * 1024
     """RocksDB block cache of the worker's state stores, in bytes."""
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024

@@ -18,6 +18,10 @@ from app.settings import Settings
 
 settings = Settings()
 MODE = os.environ.get("BENCH_FLOOR_MODE", "events")
+# faust's consumer as the worker tuned it while its stages took their records from faust:
+MAX_POLL_RECORDS = 5000
+STREAM_BUFFER_MAXSIZE = 20000
+TAKE_WITHIN_S = 0.05
 
 app = faust.App(
     settings.app_id,
@@ -30,9 +34,9 @@ app = faust.App(
     topic_partitions=settings.topic_partitions,
     consumer_auto_offset_reset="earliest",
     broker_commit_interval=settings.commit_interval_seconds,
-    broker_max_poll_records=settings.max_poll_records,
+    broker_max_poll_records=MAX_POLL_RECORDS,
     consumer_max_fetch_size=settings.max_fetch_bytes,
-    stream_buffer_maxsize=settings.stream_buffer_maxsize,
+    stream_buffer_maxsize=STREAM_BUFFER_MAXSIZE,
 )
 views = app.topic(settings.views_topic, key_serializer="raw", value_serializer="raw")
 stats: dict[str, float | int | None] = {"count": 0, "first": None, "atFirst": 0, "last": None}
@@ -42,7 +46,7 @@ stats: dict[str, float | int | None] = {"count": 0, "first": None, "atFirst": 0,
 async def noop(stream: faust.StreamT) -> None:
     if MODE == "take_events":
         async for events in stream.take_events(
-            settings.batch_max_events, within=settings.batch_max_seconds
+            settings.batch_max_events, within=TAKE_WITHIN_S
         ):
             _seen(len(events))
     else:

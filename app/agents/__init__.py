@@ -10,10 +10,10 @@ from app.runtime import Runtime
 
 def register(app: faust.App, runtime: Runtime) -> None:
     # property.views -> hourly and weekly tables, insights, dead letters, views-by-user
-    stages.register(app, runtime.settings, runtime.views, "property_views")
+    stages.register(app, runtime.views, "property_views")
     # views-by-user repartition topic -> exact unique users per (week, segment)
-    stages.register(app, runtime.settings, runtime.segments, "segment_users")
+    stages.register(app, runtime.segments, "segment_users")
     # user.profiles -> its invalid records to user.profiles.dlq (every worker's profiles table
     # reads the topic itself: app.tables.profiles_reader, started in lifecycle)
-    stages.register(app, runtime.settings, runtime.profile_rejects, "user_profiles")
+    stages.register(app, runtime.profile_rejects, "user_profiles")
     lifecycle.register(app, runtime)

@@ -1,25 +1,34 @@
-"""A stage's input topic -> batches -> ``StageRunner`` (views, and the segment-users stage)."""
+"""A stage: faust assigns its topic's partitions, the stage reads and applies them itself.
+
+faust subscribes to the topic for the agent declared here, so that the group assigns its
+partitions to the workers, but the agent never receives a record: the stage's own reader
+fetches the partitions it has opened (``app.engine.reader``) and faust's consumer leaves
+them alone (``app.engine.faust_fixes.leave_to_stages``).
+"""
 
 from __future__ import annotations
 
 import faust
 
 from app.engine.runner import StageRunner
-from app.settings import Settings
 
 
-def register(app: faust.App, settings: Settings, stage: StageRunner, name: str) -> None:
+def register(app: faust.App, stage: StageRunner, name: str) -> None:
     # acks=False: faust never commits this topic's offsets; each partition's transaction
     # commits them together with the state they produced (see app.engine.partitions).
     topic = app.topic(
         stage.owned.source_topic, key_serializer="raw", value_serializer="raw", acks=False
     )
 
-    async def run(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            settings.batch_max_events, within=settings.batch_max_seconds
-        ):
-            await stage.process_batch(events)
+    async def subscribe(stream: faust.StreamT) -> None:
+        async for _ in stream.events():  # nothing arrives: see the module's docstring
+            pass
 
-    run.__name__ = run.__qualname__ = name
-    app.agent(topic, name=name)(run)
+    subscribe.__name__ = subscribe.__qualname__ = name
+    app.agent(topic, name=name)(subscribe)
+
+    async def run() -> None:
+        await stage.run()
+
+    run.__name__ = run.__qualname__ = f"{name}_reader"
+    app.task(run)

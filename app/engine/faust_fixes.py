@@ -1,72 +1,55 @@
 """Work-arounds for faust-streaming 0.15.3, each applied to one app at start-up.
 
-Each is proved by a test in ``tests/unit/test_faust_fixes.py`` or the integration suite.
+Each is proved by a test in ``tests/unit/test_faust_fixes.py``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import asyncio
+from collections.abc import Iterable, Set
 
 import faust
+from aiokafka import TopicPartition
 
 
-class _UntrackedReadOffsets(defaultdict):
-    """faust's per-partition read offsets, minus the stage topics.
+def leave_to_stages(app: faust.App, topics: Set[str]) -> None:
+    """Keep faust's consumer from fetching ``topics``: the stages read them themselves.
 
-    faust drops a fetched record below the read offset it last recorded. After a seek,
-    records fetched before it still arrive and move that offset up, so the re-read records
-    are dropped and lost. The stages track what they applied themselves (idempotently, see
-    ``app.engine.ordering``), so for their topics faust records nothing and drops nothing.
+    faust has no way to subscribe to a topic, so that the group assigns its partitions, yet
+    leave its records to someone else: its fetcher hands every record of every assigned
+    partition to the topic's agent, one Event at a time (``app.engine.reader`` says why the
+    stages read them themselves). So, for the stage topics:
+
+    - the aiokafka consumer in faust's consumer thread pauses their partitions as they are
+      assigned (before the rebalance listener faust gives it runs): it sends no fetch for
+      them, and drops what it fetched between the assignment and the pause;
+    - faust's fetch loop leaves them out of the partitions it asks that consumer for (faust's
+      own pause list is rewritten by its table recovery, so it cannot hold them).
+
+    Call before the consumer starts (``on_first_start``).
     """
+    topics = frozenset(topics)
+    consumer = app.consumer
+    fetch = consumer._getmany  # noqa: SLF001
 
-    def __init__(self, topics: set[str]) -> None:
-        super().__init__(lambda: None)
-        self._topics = frozenset(topics)
+    async def getmany(active_partitions, timeout: float):  # noqa: ANN001, ANN202
+        if active_partitions is not None:
+            active_partitions = {tp for tp in active_partitions if tp.topic not in topics}
+            if not active_partitions:  # an empty set would ask aiokafka for every partition
+                await asyncio.sleep(timeout)
+                return {}
+        return await fetch(active_partitions, timeout)
 
-    def __getitem__(self, tp):  # noqa: ANN001, ANN204
-        return None if tp.topic in self._topics else super().__getitem__(tp)
+    consumer._getmany = getmany  # noqa: SLF001
 
-    def __setitem__(self, tp, offset) -> None:  # noqa: ANN001
-        if tp.topic not in self._topics:
-            super().__setitem__(tp, offset)
+    thread = consumer._thread  # noqa: SLF001
+    on_assigned = thread.on_partitions_assigned
 
-    def update(self, other=(), **kwargs) -> None:  # noqa: ANN001
-        for tp, offset in dict(other, **kwargs).items():
-            self[tp] = offset
+    async def pause_then_on_assigned(assigned: Iterable, generation: int) -> None:  # noqa: ANN001
+        assigned = set(assigned)
+        stage_tps = [TopicPartition(tp.topic, tp.partition) for tp in assigned if tp.topic in topics]
+        if stage_tps:
+            thread._ensure_consumer().pause(*stage_tps)  # noqa: SLF001
+        await on_assigned(assigned, generation)
 
-
-def untrack_read_offsets(app: faust.App, topics: set[str]) -> None:
-    """Stop faust from dropping re-read records of ``topics`` (see ``_UntrackedReadOffsets``)."""
-    app.consumer._read_offset = _UntrackedReadOffsets(topics)  # noqa: SLF001
-
-
-def tune_worker_consumer(app: faust.App, fetch_max_wait_ms: int, fetch_min_bytes: int = 1) -> None:
-    """Make faust's worker consumer read only committed records, and wait less for data.
-
-    - faust reads ``read_committed`` only under its own ``exactly_once`` guarantee, which we
-      do not use. Our stages write their outputs (the views-by-user repartition topic among
-      them) in Kafka transactions, so a ``read_uncommitted`` consumer would apply records of
-      transactions that are later aborted (a worker killed mid-batch) and count them twice
-      once the batch is redone, possibly for another segment.
-    - faust hard-codes ``fetch_max_wait_ms=1500``. aiokafka keeps one fetch in flight per
-      broker, and leaves out of it the partitions whose records are still buffered; when the
-      request holds only partitions without new data, the broker sits on it for the full
-      wait, and the busy partitions wait with it: 1-1.5 s of latency per view and a slow
-      tail at the end of a backlog (measured with ``make bench``).
-
-    Call before the consumer starts.
-    """
-    thread = app.consumer._thread  # noqa: SLF001
-    if getattr(thread, "_consumer", None) is not None:
-        raise RuntimeError("tune_worker_consumer(app) must run before faust's consumer is created")
-    create = thread._create_worker_consumer  # noqa: SLF001
-
-    def create_tuned(transport):  # noqa: ANN001, ANN202
-        consumer = create(transport)
-        # Read by AIOKafkaConsumer.start() when it creates its fetcher.
-        consumer._isolation_level = "read_committed"  # noqa: SLF001
-        consumer._fetch_max_wait_ms = fetch_max_wait_ms  # noqa: SLF001
-        consumer._fetch_min_bytes = fetch_min_bytes  # noqa: SLF001
-        return consumer
-
-    thread._create_worker_consumer = create_tuned  # noqa: SLF001
+    thread.on_partitions_assigned = pause_then_on_assigned

@@ -1,14 +1,14 @@
 """Which records of one input partition a stage may apply, and when to seek back.
 
-faust can hand a stage a record while skipping earlier ones: records fetched before its
-seek to the committed offset arrive ahead of it, and its stream iterator drops records that
-arrive while flow control is paused after a rebalance (``faust/streams.py``, "Skipping
-message"). Applying the later record would move the applied offset past the skipped ones,
-which would then never be seen again. So a record beyond the next expected offset (always
-for the first record after the partition opens; for every record with ``check_gaps``)
-makes the stage seek back to the expected offset and drop records until the re-read
-arrives, which starts at or below that record (offsets between may be transaction markers
-or records of aborted transactions, so the first record at or below it is accepted).
+A stage's reader hands over a partition's records in offset order from where it was told to
+read (``app.engine.reader``), but a fetch made before a seek or a reassignment can still
+bring records from the old position. Applying a record past the next expected offset would
+move the applied offset past the ones before it, which would then never be seen again. So a
+record beyond the next expected offset (always for the first record after the partition
+opens; for every record with ``check_gaps``) makes the stage seek back to the expected offset
+and drop records until the re-read arrives, which starts at or below that record (offsets
+between may be transaction markers or records of aborted transactions, so the first record
+at or below it is accepted).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Runs batches of a faust stream through the owned partitions of one stage.
+"""Runs one stage: fetches its open partitions' records (``app.engine.reader``), applies them
+through its owned partitions, and commits each partition's work in its own transaction at
+most every commit interval.
 
-The batch's events are acked by faust only after this returns, i.e. after the commit
-transaction; a failure inside is fatal on purpose (see ``fatal``).
+A failure inside is fatal on purpose (see ``fatal``): the worker restarts from the committed
+offsets and state, so nothing is skipped.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import faust
-from faust.types import EventT
+from aiokafka import ConsumerRecord
 
 from app.metrics import Metrics
 from app.engine.ordering import PartitionOrder, Verdict
+from app.engine.reader import StageReader
 from app.engine.partitions import OwnedPartitions, Sealed
 from app.engine.transactions import OutputRefused
 
@@ -28,6 +31,7 @@ class StageRunner:
         self,
         app: faust.App,
         owned: OwnedPartitions,
+        reader: StageReader,
         metrics: Metrics,
         batch_max_events: int,
         publish_interval_s: float,
@@ -36,11 +40,11 @@ class StageRunner:
         start_after: asyncio.Event | None = None,
     ) -> None:
         self._app = app
+        self._reader = reader
         # Set when the stage may process (the views wait for the profiles table's bootstrap).
-        # Its topic is consumed without acks, so a batch waiting here holds up no rebalance.
         self._start_after = start_after
         # Seek back on any offset gap (for an input whose producers write no transactions,
-        # a gap means a record faust skipped); otherwise only at a partition's first record.
+        # a gap means a skipped record); otherwise only at a partition's first record.
         self._check_gaps = check_gaps
         self.owned = owned
         self._metrics = metrics
@@ -71,72 +75,112 @@ class StageRunner:
         topic = self.owned.source_topic
         return {tp.partition for tp in self._app.consumer.assignment() if tp.topic == topic}
 
-    async def process_batch(self, events: Sequence[EventT]) -> None:
+    async def run(self) -> None:
+        """Fetch and apply until the worker stops (a task of the worker: ``app.agents.stages``)."""
         start_after = self._start_after
-        if start_after is not None:
-            if not start_after.is_set():
-                log.info("%s: waiting for the tables it reads to bootstrap", self.owned.name)
-                await start_after.wait()
-            self._start_after = None
+        if start_after is not None and not start_after.is_set():
+            log.info("%s: waiting for the tables it reads to bootstrap", self.owned.name)
+            await start_after.wait()
+        self._start_after = None
         try:
-            await self._process_batch(events)
+            await self._reader.start()
+            while True:
+                await self._open_missing()
+                records = await self._reader.fetch(self._batch_max_events)
+                if records:
+                    await self.process(records)
+        except Exception:  # noqa: BLE001
+            fatal(f"{self.owned.name}: reading {self.owned.source_topic} failed")
+        finally:
+            await self._reader.stop()
+
+    async def process(self, records: Mapping[int, Sequence[ConsumerRecord]]) -> None:
+        """Apply one fetch (partition -> records in offset order); commit when it is due."""
+        try:
+            await self._process(records)
         except Exception:  # noqa: BLE001
             fatal(f"{self.owned.name}: processing a batch failed")
 
-    async def _process_batch(self, events: Sequence[EventT]) -> None:
+    async def _process(self, records: Mapping[int, Sequence[ConsumerRecord]]) -> None:
         received = time.monotonic()
         owned = self.owned
+        count = 0
         async with owned.lock:
-            generation = self._app.consumer_generation_id
-            if generation != self._generation:
-                return  # between a revocation and our assignment: re-read after the seek
+            if self._app.consumer_generation_id != self._generation:
+                # Between a revocation and our assignment: whatever stays open is read again.
+                self._read_again(records)
+                return
             assigned = self.assigned_partitions()
             stream_times = _stream_times(owned, owned.partitions)
             now_ms = int(time.time() * 1000)
-            touched: set[int] = set()
-            for event in events:
-                message = event.message
-                partition = message.partition
-                if (
-                    message.generation_id != generation
-                    or partition not in assigned
-                    or partition in self._lost
-                ):
+            for partition, batch in records.items():
+                if partition not in assigned or partition in self._lost:
                     continue  # revoked or fenced meanwhile: the new owner processes it
                 processor = owned.processor(partition)
                 if processor is None:
-                    processor = await owned.open(partition)
-                    self._opened(partition, processor.applied_offset)
-                verdict = self._order[partition].admit(message.offset)
-                if verdict is not Verdict.APPLY:  # out of order: see app.engine.ordering
-                    await self._not_applied(message, verdict)
-                    continue
-                processor.process(message.offset, message.key, message.value, now_ms)
-                touched.add(partition)
-            self._dirty |= touched
+                    continue  # closed meanwhile: read from its store's offset when it reopens
+                count += self._apply(partition, processor, batch, now_ms)
+                self._dirty.add(partition)
             await self._reap()
             if received - self._last_commit >= self._commit_interval_s:
                 publish = (
-                    len(events) < self._batch_max_events
+                    count < self._batch_max_events
                     or received - self._last_publish >= self._publish_interval_s
                 )
                 sealed = await self._commit_dirty(now_ms, publish)
                 self._metrics.observe_event_time(
                     int(time.time() * 1000), stream_times, _stream_times(owned, sealed)
                 )
-        self._metrics.events_consumed.labels(owned.source_topic).inc(len(events))
+        self._metrics.events_consumed.labels(owned.source_topic).inc(count)
         self._metrics.latency_receive.observe(time.monotonic() - received)
 
-    async def _not_applied(self, message, verdict: Verdict) -> None:  # noqa: ANN001
-        """Act on a record the order check held back (the common case costs no coroutine)."""
-        if verdict is Verdict.SEEK:
-            order = self._order[message.partition]
-            await self._app.consumer.seek(message.tp, order.expected)
-        elif verdict is Verdict.REREAD:
-            self._metrics.events_reread.labels(self.owned.source_topic).inc()
+    def _apply(self, partition: int, processor, batch: Sequence[ConsumerRecord], now_ms: int) -> int:  # noqa: ANN001
+        """Hand one partition's records to its processor as the order check admits them
+        (``app.engine.ordering``); returns how many it was handed."""
+        order = self._order[partition]
+        admit = order.admit
+        process = processor.process
+        applied = 0
+        for record in batch:
+            offset = record.offset
+            verdict = admit(offset)
+            if verdict is Verdict.APPLY:
+                process(offset, record.key, record.value, now_ms)
+                applied += 1
+            elif verdict is Verdict.SEEK:
+                self._reader.seek(partition, order.expected)
+                break  # the rest is read again after the seek
+            elif verdict is Verdict.REREAD:
+                self._metrics.events_reread.labels(self.owned.source_topic).inc()
+        return applied
+
+    def _read_again(self, records: Mapping[int, Sequence[ConsumerRecord]]) -> None:
+        """Records not applied, of partitions still open: fetch them again, never skip them."""
+        for partition in records:
+            order = self._order.get(partition)
+            if order is not None:
+                self._reader.seek(partition, order.expected)
+
+    async def _open_missing(self) -> None:
+        """Open what is assigned but not open: after an ``open_assigned`` that failed, say."""
+        generation = self._generation
+        if generation is not None and self.assigned_partitions() - self.owned.partitions - self._lost:
+            await self.open_assigned(generation)
+
+    async def _open(self, partition: int) -> None:
+        """Open an assigned partition (restore its store) and read it from after its applied offset."""
+        processor = await self.owned.open(partition)
+        self._opened(partition, processor.applied_offset)
+
+    async def _close(self, partitions: set[int]) -> None:
+        self._reader.remove(partitions)
+        await self.owned.close(partitions)
+        for partition in partitions:
+            self._order.pop(partition, None)
 
     def _opened(self, partition: int, applied_offset: int) -> None:
         self._order[partition] = PartitionOrder.opened(applied_offset, self._check_gaps)
+        self._reader.add(partition, applied_offset + 1)
 
     async def commit_due(self) -> None:
         """Commit what batches left uncommitted once the interval has passed (a quiet stream)."""
@@ -230,7 +274,7 @@ class StageRunner:
             return
         fenced = await task
         if fenced:
-            await self.owned.close(fenced)
+            await self._close(fenced)
 
     def on_assigned(self, generation: int) -> None:
         """A new assignment (faust's ``on_partitions_assigned``), of consumer ``generation``."""
@@ -242,19 +286,16 @@ class StageRunner:
             if generation != self._generation or generation != self._app.consumer_generation_id:
                 return  # revoked meanwhile: that assignment is over
             for partition in sorted(self.assigned_partitions() - self.owned.partitions - self._lost):
-                processor = await self.owned.open(partition)
-                self._opened(partition, processor.applied_offset)
+                await self._open(partition)
 
     async def on_revoked(self, partitions: set[int]) -> None:
         async with self.owned.lock:
             # Still ours until the next owner opens them (which fences us): hand over
             # everything applied, as Kafka Streams commits on revocation.
             await self._commit_dirty(int(time.time() * 1000), True, wait=True)
-            await self.owned.close(partitions)
+            await self._close(partitions)
             self._generation = None
             self._lost.clear()  # the next assignment starts from the committed offsets
-            for partition in partitions:
-                self._order.pop(partition, None)
 
     @property
     def ready(self) -> bool:

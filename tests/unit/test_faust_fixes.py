@@ -1,47 +1,54 @@
-"""The faust work-arounds in ``app.engine.faust_fixes``: each shows faust's own behaviour first,
-so the test fails (and the work-around can go) once faust changes it."""
+"""The faust work-around in ``app.engine.faust_fixes``: faust's own behaviour first, so the test
+fails (and the work-around can go) once faust changes it."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
+from aiokafka import TopicPartition
 from faust.types import TP
 
-from app.engine.faust_fixes import tune_worker_consumer, untrack_read_offsets
+from app.engine.faust_fixes import leave_to_stages
 from app.main import create_app
 from app.settings import Settings
 
 
-def _app(tmp_path: Path):  # noqa: ANN202
-    return create_app(Settings(data_dir=tmp_path, app_id="fixes-test"))
-
-
-async def test_faust_worker_consumer_reads_uncommitted_waits_long_and_the_fix_changes_both(
+async def test_faust_fetches_every_assigned_partition_and_the_fix_leaves_the_stage_topics_out(
     tmp_path: Path,
 ) -> None:
-    app = _app(tmp_path)
-    thread = app.consumer._thread
-    plain = thread._create_worker_consumer(app.transport)
-    assert plain._isolation_level == "read_uncommitted"  # faust without exactly_once
-    assert plain._fetch_max_wait_ms == 1500  # faust's constant
-
-    tune_worker_consumer(app, fetch_max_wait_ms=100)
-    fixed = thread._create_worker_consumer(app.transport)
-    assert fixed._isolation_level == "read_committed"
-    assert fixed._fetch_max_wait_ms == 100
-    assert fixed._group_id == plain._group_id == "fixes-test"  # otherwise unchanged
-
-
-def test_read_offsets_are_not_tracked_for_stage_topics(tmp_path: Path) -> None:
-    app = _app(tmp_path)
-    untrack_read_offsets(app, {"stage"})
-    offsets = app.consumer._read_offset
+    app = create_app(Settings(data_dir=tmp_path, app_id="fixes-test"))
+    consumer = app.consumer
     stage, other = TP("stage", 0), TP("other", 0)
+    # faust: every assigned partition of every subscribed topic is fetched for its agent
+    assert consumer._set_active_tps({stage, other}) == {stage, other}
 
-    offsets[stage] = 41
-    offsets.update({other: 7, TP("stage", 1): 3})
+    asked: list = []
 
-    assert offsets[stage] is None  # faust then drops nothing of it after a seek
-    assert offsets[TP("stage", 1)] is None
-    assert offsets[other] == 7
-    assert offsets[TP("other", 1)] is None  # faust's default for an unseen partition
+    async def fetch(active_partitions, timeout):  # noqa: ANN001, ANN202
+        asked.append(active_partitions)
+        return {}
+
+    consumer._getmany = fetch
+    thread = consumer._thread
+    paused: list = []
+    listened: list = []
+    thread._ensure_consumer = lambda: SimpleNamespace(pause=lambda *tps: paused.extend(tps))
+
+    async def on_assigned(assigned, generation) -> None:  # noqa: ANN001
+        listened.append((assigned, generation))
+
+    thread.on_partitions_assigned = on_assigned
+
+    leave_to_stages(app, {"stage"})
+
+    assert await consumer._getmany({stage, other}, 0.01) == {}
+    assert asked == [{other}]
+    assert await consumer._getmany({TP("stage", 1)}, 0.01) == {}
+    assert asked == [{other}]  # nothing left to ask for: not "every partition"
+    await consumer._getmany(None, 0.01)  # faust's client-only mode: passed through
+    assert asked == [{other}, None]
+
+    await thread.on_partitions_assigned({stage, other}, 3)
+    assert paused == [TopicPartition("stage", 0)]  # no fetch is sent for it
+    assert listened == [({stage, other}, 3)]  # faust's listener still runs, after the pause

@@ -1,6 +1,7 @@
-"""``StageRunner`` against real stores and a stand-in for Kafka: what a batch applies, when
-commits happen (at most one in flight, at most every commit interval, everything at a
-revocation), what the order check does, and what ``start_after`` holds back."""
+"""``StageRunner`` against real stores and stand-ins for Kafka: what a fetch applies, where
+the reader is told to read, when commits happen (at most one in flight, at most every commit
+interval, everything at a revocation), what the order check does, and what ``start_after``
+holds back."""
 
 from __future__ import annotations
 
@@ -22,56 +23,82 @@ LONG = 60.0  # an interval that does not pass during a test
 
 
 class Consumer:
-    """The part of faust's consumer the runner uses."""
+    """The part of faust's consumer the runner uses: the group's assignment."""
 
     def __init__(self, partitions: set[int]) -> None:
         self.assigned = {TP(SOURCE, p) for p in partitions}
-        self.seeks: list[tuple[int, int]] = []
 
     def assignment(self) -> set[TP]:
         return set(self.assigned)
 
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp.partition, offset))
+
+class Reader:
+    """A stand-in for ``StageReader``: what the runner asks it to read, and fetches to hand out."""
+
+    def __init__(self) -> None:
+        self.wanted: dict[int, int] = {}  # partition -> offset it was added at
+        self.seeks: list[tuple[int, int]] = []
+        self.fetches: asyncio.Queue[dict] = asyncio.Queue()
+        self.started = self.stopped = False
+
+    def add(self, partition: int, offset: int) -> None:
+        self.wanted[partition] = offset
+
+    def remove(self, partitions) -> None:  # noqa: ANN001
+        for partition in partitions:
+            self.wanted.pop(partition, None)
+
+    def seek(self, partition: int, offset: int) -> None:
+        self.seeks.append((partition, offset))
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def fetch(self, max_records: int) -> dict:
+        return await self.fetches.get()
 
 
-def event(partition: int, offset: int, generation: int = 1, value: bytes | None = None):  # noqa: ANN201
-    message = SimpleNamespace(
-        partition=partition,
-        offset=offset,
-        key=b"k%d" % offset,
-        value=value if value is not None else b"v%d" % offset,
-        generation_id=generation,
-        tp=TP(SOURCE, partition),
+def record(offset: int, value: bytes | None = None) -> SimpleNamespace:
+    return SimpleNamespace(
+        offset=offset, key=b"k%d" % offset, value=value if value is not None else b"v%d" % offset
     )
-    return SimpleNamespace(message=message)
 
 
-def batch(partition: int, offsets: range | list[int], generation: int = 1) -> list:
-    return [event(partition, o, generation) for o in offsets]
+def batch(partition: int, offsets: range | list[int]) -> dict[int, list]:
+    return {partition: [record(o) for o in offsets]}
 
 
 @pytest.fixture
 def make(tmp_path, monkeypatch):
-    """make(commit_s=..., ...) -> a runner over partitions 0-3 of SOURCE, assigned in
-    generation 1."""
+    """await make(commit_s=..., ...) -> a runner over partitions 0-3 of SOURCE, assigned in
+    generation 1 and opened (unless ``open_=False``)."""
 
-    def make_(
+    async def make_(
         commit_s: float = 0.0,
         publish_s: float = LONG,
         batch_max: int = 100,
         assigned: set[int] = frozenset({0, 1, 2, 3}),
         start_after: asyncio.Event | None = None,
+        open_: bool = True,
     ) -> StageRunner:
         owned = owned_partitions(tmp_path, monkeypatch)
         app = SimpleNamespace(consumer_generation_id=1, consumer=Consumer(set(assigned)))
         runner = StageRunner(
-            app, owned, Metrics(), batch_max, publish_s, commit_s, start_after=start_after
+            app, owned, Reader(), Metrics(), batch_max, publish_s, commit_s, start_after=start_after
         )
         runner.on_assigned(1)
+        if open_:
+            await runner.open_assigned(1)
         return runner
 
     return make_
+
+
+def reader_of(runner: StageRunner) -> Reader:
+    return runner._reader  # noqa: SLF001
 
 
 async def settle() -> None:
@@ -88,36 +115,45 @@ def committed_offsets(runner: StageRunner, partition: int) -> list[int]:
     ]
 
 
-async def test_nothing_is_applied_outside_an_assignment(make) -> None:
-    runner = make()
-    await runner.on_revoked(set())  # between a revocation and the next assignment
-    await runner.process_batch(batch(0, range(3)))
-    assert runner.owned.partitions == set()
+async def test_assigned_partitions_are_opened_and_read_from_after_their_applied_offset(make) -> None:
+    runner = await make(assigned={0, 2}, open_=False)
+    assert reader_of(runner).wanted == {}
+    await runner.open_assigned(1)
+    assert runner.owned.partitions == {0, 2}
+    assert reader_of(runner).wanted == {0: 0, 2: 0}  # applied -1: from the first offset
 
 
-async def test_a_batch_opens_its_partitions_applies_each_and_commits_them(make) -> None:
-    runner = make()
-    await runner.process_batch([*batch(0, range(3)), *batch(2, range(2))])
+async def test_a_fetch_between_a_revocation_and_an_assignment_is_read_again_not_applied(make) -> None:
+    runner = await make(commit_s=LONG)
+    await runner.process(batch(0, [0]))
+    runner._app.consumer_generation_id = 2  # noqa: SLF001  (faust's new generation, not ours yet)
+    await runner.process(batch(0, [1, 2]))
+    assert runner.owned.processor(0).applied_offset == 0
+    assert reader_of(runner).seeks == [(0, 1)]  # never skipped: fetched again from offset 1
+
+
+async def test_a_fetch_applies_each_partition_and_commits_them(make) -> None:
+    runner = await make()
+    await runner.process({**batch(0, range(3)), **batch(2, range(2))})
     await settle()
 
-    assert runner.owned.partitions == {0, 2}
     assert committed_offsets(runner, 0) == [3] and committed_offsets(runner, 2) == [2]
     [commit] = writer_of(runner.owned, 0).commits
     assert [key for key, _, _ in commit.records[(OUTPUT, 0)]] == [b"k0", b"k1", b"k2"]
     assert runner.owned.processor(0).store.committed().get(b"k2") == b"v2"
 
 
-async def test_records_of_another_generation_or_partition_are_left_to_their_new_owner(make) -> None:
-    runner = make(assigned={0})
-    await runner.process_batch([event(0, 0, generation=0), event(1, 0), event(0, 1, generation=2)])
-    assert runner.owned.partitions == set()  # none was this assignment's
+async def test_records_of_a_partition_not_assigned_or_not_open_are_not_applied(make) -> None:
+    runner = await make(assigned={0}, open_=False)
+    await runner.process({**batch(0, [0]), **batch(1, [0])})
+    assert runner.owned.partitions == set()  # 0 is not open yet, 1 is not ours
 
 
 async def test_commits_wait_for_the_interval_and_commit_due_sends_what_is_left(make) -> None:
-    runner = make(commit_s=0.3)
-    await runner.process_batch(batch(1, range(2)))  # the first batch commits at once
+    runner = await make(commit_s=0.3)
+    await runner.process(batch(1, range(2)))  # the first batch commits at once
     await settle()
-    await runner.process_batch(batch(1, [2]))
+    await runner.process(batch(1, [2]))
     await runner.commit_due()
     await settle()
     assert committed_offsets(runner, 1) == [2]  # offset 2 applied, not committed yet
@@ -129,12 +165,12 @@ async def test_commits_wait_for_the_interval_and_commit_due_sends_what_is_left(m
 
 
 async def test_one_commit_in_flight_at_a_time_and_the_next_takes_what_waited(make) -> None:
-    runner = make()
-    await runner.process_batch(batch(0, [0]))  # opens the partition
+    runner = await make()
+    await runner.process(batch(0, [0]))  # opens the partition
     await settle()
     gate = writer_of(runner.owned, 0).gate = asyncio.Event()
-    await runner.process_batch(batch(0, [1]))  # its commit waits at the gate
-    await runner.process_batch(batch(0, [2, 3]))  # applied; no second commit meanwhile
+    await runner.process(batch(0, [1]))  # its commit waits at the gate
+    await runner.process(batch(0, [2, 3]))  # applied; no second commit meanwhile
     await settle()
     assert committed_offsets(runner, 0) == [1]
 
@@ -146,10 +182,10 @@ async def test_one_commit_in_flight_at_a_time_and_the_next_takes_what_waited(mak
 
 
 async def test_shares_are_published_with_a_batch_that_is_not_full_or_after_the_interval(make) -> None:
-    runner = make(batch_max=3)
-    await runner.process_batch(batch(0, [0]))  # short batch: the stream has caught up
+    runner = await make(batch_max=3)
+    await runner.process(batch(0, [0]))  # short batch: the stream has caught up
     await settle()
-    await runner.process_batch(batch(0, [1, 2, 3]))  # full batch: a backlog, publish later
+    await runner.process(batch(0, [1, 2, 3]))  # full batch: a backlog, publish later
     await settle()
     assert runner.owned.processor(0).publish_asks == [True, False]
     await runner.publish_pending()  # the quiet-stream timer publishes what was left
@@ -159,48 +195,51 @@ async def test_shares_are_published_with_a_batch_that_is_not_full_or_after_the_i
 
 
 async def test_a_revocation_commits_everything_applied_then_closes(make) -> None:
-    runner = make(commit_s=LONG)
-    await runner.process_batch(batch(3, range(2)))
+    runner = await make(commit_s=LONG)
+    await runner.process(batch(3, range(2)))
     await settle()
-    await runner.process_batch(batch(3, [2, 3]))  # applied, left for the interval
+    await runner.process(batch(3, [2, 3]))  # applied, left for the interval
     assert committed_offsets(runner, 3) == [2]
 
     await runner.on_revoked({3})
 
     assert committed_offsets(runner, 3) == [2, 4]
-    assert runner.owned.partitions == set() and writer_of(runner.owned, 3).stopped
-    await runner.process_batch(batch(3, [4]))  # before the next assignment: not applied
-    assert runner.owned.partitions == set()
+    assert 3 not in runner.owned.partitions and writer_of(runner.owned, 3).stopped
+    assert 3 not in reader_of(runner).wanted
+    await runner.process(batch(3, [4]))  # before the next assignment: not applied
+    assert 3 not in runner.owned.partitions
 
 
 async def test_a_fenced_partition_is_closed_and_its_records_ignored_until_reassigned(make) -> None:
-    runner = make()
-    await runner.process_batch(batch(2, [0]))
+    runner = await make()
+    await runner.process(batch(2, [0]))
     await settle()
     writer_of(runner.owned, 2).fail = PartitionFenced("app-echo-2")
-    await runner.process_batch(batch(2, [1]))
+    await runner.process(batch(2, [1]))
     await settle()
-    await runner.process_batch(batch(2, [2]))  # after the fence: not ours to apply
-    assert runner.owned.partitions == set()  # closed when the fenced commit was joined
+    await runner.process(batch(2, [2]))  # after the fence: not ours to apply
+    assert 2 not in runner.owned.partitions  # closed when the fenced commit was joined
+    assert 2 not in reader_of(runner).wanted
 
     # the rebalance that follows a fence: the partition comes back from its committed state
-    await runner.on_revoked({2})
+    await runner.on_revoked({0, 1, 3})
     runner._app.consumer_generation_id = 2  # noqa: SLF001
     runner.on_assigned(2)
-    await runner.process_batch(batch(2, [1, 2], generation=2))
+    await runner.open_assigned(2)
+    assert reader_of(runner).wanted[2] == 1  # read again from after the committed offset 0
+    await runner.process(batch(2, [1, 2]))
     assert runner.owned.processor(2).applied_offset == 2
     await settle()
     assert committed_offsets(runner, 2) == [3]  # the new writer's commit: offsets 1-2 again
 
 
 async def test_the_first_record_beyond_the_applied_offset_seeks_back_to_it(make) -> None:
-    runner = make(commit_s=LONG)
-    consumer = runner._app.consumer  # noqa: SLF001
-    await runner.process_batch(batch(1, [5, 6]))  # records 0-4 were skipped on the way
-    assert consumer.seeks == [(1, 0)]
+    runner = await make(commit_s=LONG)
+    await runner.process(batch(1, [5, 6]))  # records 0-4 were skipped on the way
+    assert reader_of(runner).seeks == [(1, 0)]
     assert runner.owned.processor(1).applied_offset == -1
 
-    await runner.process_batch(batch(1, range(7)))  # the re-read
+    await runner.process(batch(1, range(7)))  # the re-read
     assert runner.owned.processor(1).applied_offset == 6
 
 
@@ -215,11 +254,11 @@ async def test_a_commit_refused_for_good_ends_the_worker(make, monkeypatch) -> N
         raise Exited(what)
 
     monkeypatch.setattr(runner_module, "fatal", fatal)
-    runner = make()
-    await runner.process_batch(batch(0, [0]))
+    runner = await make()
+    await runner.process(batch(0, [0]))
     await settle()
     writer_of(runner.owned, 0).fail = OutputRefused(OUTPUT, 0, 9, 1, MessageSizeTooLargeError())
-    await runner.process_batch(batch(0, [1]))
+    await runner.process(batch(0, [1]))
     await settle()
 
     assert len(calls) == 1 and calls[0].startswith("echo: committing failed: out[0]")
@@ -230,23 +269,30 @@ async def test_a_commit_refused_for_good_ends_the_worker(make, monkeypatch) -> N
 
 
 async def test_ready_once_every_assigned_partition_is_open(make) -> None:
-    runner = make(assigned={0, 1})
+    runner = await make(assigned={0, 1}, open_=False)
     assert not runner.ready
     await runner.open_assigned(1)
     assert runner.ready and runner.owned.partitions == {0, 1}
 
 
-async def test_batches_wait_for_start_after_then_run_and_wait_only_once(make) -> None:
+async def test_run_waits_for_start_after_opens_what_is_assigned_and_applies_each_fetch(make) -> None:
     bootstrapped = asyncio.Event()
-    runner = make(start_after=bootstrapped)
+    runner = await make(assigned={0}, start_after=bootstrapped, open_=False)
+    reader = reader_of(runner)
+    task = asyncio.ensure_future(runner.run())
+    try:
+        await asyncio.sleep(0.05)
+        assert not reader.started and runner.owned.partitions == set()
 
-    first = asyncio.ensure_future(runner.process_batch(batch(0, [0])))
-    await asyncio.sleep(0.05)
-    assert not first.done() and runner.owned.partitions == set()
-
-    bootstrapped.set()
-    await asyncio.wait_for(first, 1)
-    assert runner.owned.processor(0).applied_offset == 0
-    bootstrapped.clear()  # the runner does not look again once it has started
-    await asyncio.wait_for(runner.process_batch(batch(0, [1])), 1)
-    assert runner.owned.processor(0).applied_offset == 1
+        bootstrapped.set()
+        reader.fetches.put_nowait(batch(0, [0, 1]))
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if runner.owned.processor(0) and runner.owned.processor(0).applied_offset == 1:
+                break
+        assert reader.started and reader.wanted == {0: 0}
+        assert runner.owned.processor(0).applied_offset == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert reader.stopped

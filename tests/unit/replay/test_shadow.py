@@ -35,8 +35,8 @@ def test_every_topic_the_shadow_writes_is_its_own():
 def test_overrides_are_validated_like_any_setting():
     with pytest.raises(ShadowError, match="SPIKE_RATIO: Input should be a valid number"):
         Shadow("x", live(), {"SPIKE_RATIO": "lots"}).settings()
-    with pytest.raises(ShadowError, match="MAX_POLL_RECORDS"):
-        Shadow("x", live(), {"MAX_POLL_RECORDS": "0"}).settings()
+    with pytest.raises(ShadowError, match="BATCH_MAX_EVENTS"):
+        Shadow("x", live(), {"BATCH_MAX_EVENTS": "0"}).settings()
     assert Shadow("x", live(), {"views_gap_check": "false"}).settings().views_gap_check is False
 
 
