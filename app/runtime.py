@@ -133,6 +133,7 @@ class Runtime:
             s.batch_max_events,
             s.partials_publish_seconds,
             commit_s,
+            max_uncommitted=s.max_uncommitted_events,
             check_gaps=check_gaps,
             start_after=start_after,
         )

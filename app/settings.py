@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     transactionally."""
     batch_max_events: int = Field(2000, ge=1)
     """Most records a stage takes in one fetch."""
+    max_uncommitted_events: int = Field(20000, ge=1)
+    """Most records a stage applies ahead of its commits; past it the stage waits for the commit
+    in flight and commits at once, which bounds the worker's memory when commits are slower
+    than processing."""
     batch_max_seconds: float = Field(0.05, gt=0)
     """Longest a stage's fetch waits for records when none are buffered, before the stage looks
     again at the partitions opened or closed meanwhile."""

@@ -36,6 +36,7 @@ class StageRunner:
         batch_max_events: int,
         publish_interval_s: float,
         commit_interval_s: float,
+        max_uncommitted: int = 20_000,
         check_gaps: bool = False,
         start_after: asyncio.Event | None = None,
     ) -> None:
@@ -56,6 +57,12 @@ class StageRunner:
         # transaction per partition and small batch would cost more than the batch itself.
         self._commit_interval_s = commit_interval_s
         self._dirty: set[int] = set()
+        # Records applied since the last seal. Past ``max_uncommitted`` the stage waits for the
+        # commit in flight and commits at once: when commits are slower than processing, the
+        # work waiting for them (pending writes, outputs) stays bounded instead of growing
+        # with the backlog (Kafka Streams' buffered records per partition play this part).
+        self._uncommitted = 0
+        self._max_uncommitted = max_uncommitted
         self._last_commit = 0.0
         # The commit in flight, if any. Processing goes on while it runs (the stores read
         # over its sealed changes); the next commit waits for it (one transaction at a time
@@ -122,7 +129,11 @@ class StageRunner:
                 count += self._apply(partition, processor, batch, now_ms)
                 self._dirty.add(partition)
             await self._reap()
-            if received - self._last_commit >= self._commit_interval_s:
+            self._uncommitted += count
+            full = self._uncommitted >= self._max_uncommitted
+            if full or received - self._last_commit >= self._commit_interval_s:
+                if full:
+                    await self._join()  # back pressure: the commit in flight first
                 publish = (
                     count < self._batch_max_events
                     or received - self._last_publish >= self._publish_interval_s
@@ -224,6 +235,7 @@ class StageRunner:
         owned = self.owned
         partitions = (self._dirty | also) & owned.partitions - self._lost
         self._dirty = set()
+        self._uncommitted = 0
         self._last_commit = time.monotonic()
         sealed = [work for p in sorted(partitions) if (work := owned.seal(p, now_ms, publish))]
         if publish:

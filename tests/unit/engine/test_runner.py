@@ -83,11 +83,13 @@ def make(tmp_path, monkeypatch):
         assigned: set[int] = frozenset({0, 1, 2, 3}),
         start_after: asyncio.Event | None = None,
         open_: bool = True,
+        max_uncommitted: int = 10_000,
     ) -> StageRunner:
         owned = owned_partitions(tmp_path, monkeypatch)
         app = SimpleNamespace(consumer_generation_id=1, consumer=Consumer(set(assigned)))
         runner = StageRunner(
-            app, owned, Reader(), Metrics(), batch_max, publish_s, commit_s, start_after=start_after
+            app, owned, Reader(), Metrics(), batch_max, publish_s, commit_s,
+            max_uncommitted=max_uncommitted, start_after=start_after,
         )
         runner.on_assigned(1)
         if open_:
@@ -179,6 +181,23 @@ async def test_one_commit_in_flight_at_a_time_and_the_next_takes_what_waited(mak
     await runner.commit_due()
     await settle()
     assert committed_offsets(runner, 0) == [1, 2, 4]
+
+
+async def test_past_max_uncommitted_a_fetch_waits_for_the_commit_in_flight(make) -> None:
+    runner = await make(commit_s=LONG, max_uncommitted=3)
+    await runner.process(batch(0, [0]))  # the first fetch commits at once
+    await settle()
+    gate = writer_of(runner.owned, 0).gate = asyncio.Event()
+    await runner.process(batch(0, [1, 2, 3]))  # 3 uncommitted: committed now, waits at the gate
+    blocked = asyncio.ensure_future(runner.process(batch(0, [4, 5, 6])))
+    await asyncio.sleep(0.05)
+    assert not blocked.done()  # applied, then waiting for the commit in flight
+    assert committed_offsets(runner, 0) == [1]
+
+    gate.set()
+    await asyncio.wait_for(blocked, 1)
+    await settle()
+    assert committed_offsets(runner, 0) == [1, 4, 7]
 
 
 async def test_shares_are_published_with_a_batch_that_is_not_full_or_after_the_interval(make) -> None:
