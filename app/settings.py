@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     commit_interval_seconds: float = Field(1.0, gt=0)
     """How often faust commits the offsets it manages itself (the stages commit theirs inside their
     transactions)."""
+    commit_stall_alert_seconds: float = Field(15.0, gt=0)
+    """A commit or a partition's opening that has waited on the brokers this long marks the worker
+    stalled (brokers unreachable, or fewer replicas in sync than `min.insync.replicas`): logged,
+    `/ready` answers 503 with the cause, `property_analytics_commits_stalled` is 1. Nothing is
+    dropped meanwhile: the work waits and is retried until the brokers take it."""
     session_timeout_seconds: float = Field(10.0, ge=6)
     """A dead worker's partitions move after this long (the broker's minimum is 6 s)."""
     heartbeat_interval_seconds: float = Field(2.0, gt=0)
