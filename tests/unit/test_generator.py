@@ -82,3 +82,24 @@ def test_bad_records_come_in_turn_and_duplicates_repeat_an_event_id():
     assert kinds[: 2 * len(BAD_KINDS)] == list(BAD_KINDS) * 2
     ids = Counter(orjson.loads(v)["eventId"] for _, v, i in records if i == "view")
     assert 50 < sum(n - 1 for n in ids.values()) < 150
+
+
+def test_a_producer_whose_acks_stop_says_so_once_and_says_when_they_resume(caplog):
+    import logging
+
+    from app.generator import StallLog
+
+    caplog.set_level(logging.WARNING, logger="generator")
+    stalls = StallLog("views", warn_after_s=10)
+    stalls.observe(0, 0, 5)
+    stalls.observe(1, 2, 3)  # acks arrive: no stall
+    for t in range(2, 30):
+        stalls.observe(t, 2, 3 + t)  # sending goes on, nothing is acknowledged
+    assert stalls.stalled_at == 1
+    stalls.observe(30, 32, 0)  # every ack at once
+    stalls.observe(31, 32, 0)
+
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("producer to views stalled: 14 records without an ack for 10s")
+    assert messages[1] == "producer to views resumed after 29s"
