@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from faults._harness import Scenario, conclude, log, seconds
+from faults._harness import Scenario, conclude, log, seconds, wait_lag_zero
 from tests.support.cluster import NODES, KafkaCluster
 from tests.support.workers import Worker
 
@@ -51,13 +51,32 @@ async def start(clusters, kafka: KafkaCluster, seed: int, views: int = 8000, **e
     return cluster, scenario, a, b
 
 
-async def kill_and_restart(kafka: KafkaCluster, node: int, numbers: dict) -> None:
-    killed = time.monotonic()
-    kafka.kill(node)
+async def restart_later(kafka: KafkaCluster, node: int, killed: float, numbers: dict) -> None:
     await asyncio.sleep(DOWN_FOR)
     numbers["broker_start_s"] = round(await asyncio.to_thread(kafka.start, node), 1)
-    numbers["isr_refill_s"] = round(await kafka.wait_in_sync(), 1)
     numbers["broker_down_s"] = seconds(killed, time.monotonic())
+    numbers["isr_refill_s"] = round(await kafka.wait_in_sync(), 1)
+
+
+async def kill_mid_stream(scenario: Scenario, kafka: KafkaCluster, pick, numbers: dict):  # noqa: ANN001, ANN201
+    """SIGKILL node ``await pick()`` mid-stream, start it again DOWN_FOR seconds later, and
+    wait meanwhile for the group to take in every view (``caught_up_s``: the product's own
+    recovery, with or without that broker); then for the broker and every replica to be back.
+    Returns the monotonic times of the kill and of the end of production."""
+    restart: list[asyncio.Task] = []
+
+    async def fault() -> None:
+        node = await pick()
+        killed = time.monotonic()
+        kafka.kill(node)
+        restart.append(asyncio.create_task(restart_later(kafka, node, killed, numbers)))
+
+    fault_at, produced_at = await scenario.stream_with_fault(RATE, AT, fault)
+    caught_up = await wait_lag_zero(scenario.cluster, must_live=scenario.cluster.alive)
+    numbers["caught_up_s"] = seconds(fault_at, caught_up)
+    numbers["caught_up_with_broker_down"] = not restart[0].done()
+    await restart[0]
+    return fault_at, produced_at
 
 
 async def test_sigkill_the_broker_leading_most_views_partitions(healthy_cluster, clusters) -> None:
@@ -65,7 +84,7 @@ async def test_sigkill_the_broker_leading_most_views_partitions(healthy_cluster,
     cluster, scenario, a, b = await start(clusters, kafka, seed=7101)
     numbers: dict = {}
 
-    async def fault() -> None:
+    async def pick() -> int:
         views = cluster.topic("views")
         leaders = await kafka.leaders(views)
         node = await kafka.top_leader(views)
@@ -73,9 +92,9 @@ async def test_sigkill_the_broker_leading_most_views_partitions(healthy_cluster,
         numbers["led_partitions"] = sum(1 for n in leaders.values() if n == node)
         log(f"SIGKILL node {node}, leader of {numbers['led_partitions']}/{len(leaders)} "
             f"partitions of {views}")
-        await kill_and_restart(kafka, node, numbers)
+        return node
 
-    fault_at, produced_at = await scenario.stream_with_fault(RATE, AT, fault)
+    fault_at, produced_at = await kill_mid_stream(scenario, kafka, pick, numbers)
     await conclude(
         "test_sigkill_the_broker_leading_most_views_partitions",
         "SIGKILL the broker leading most property.views partitions, restart after "
@@ -89,16 +108,16 @@ async def test_sigkill_the_active_controller(healthy_cluster, clusters) -> None:
     cluster, scenario, a, b = await start(clusters, kafka, seed=7202)
     numbers: dict = {}
 
-    async def fault() -> None:
+    async def pick() -> int:
         node = kafka.active_controller()
         leaders = await kafka.leaders(cluster.topic("views"))
         numbers["node"] = node
         numbers["led_partitions"] = sum(1 for n in leaders.values() if n == node)
         log(f"SIGKILL node {node}, the active controller")
-        await kill_and_restart(kafka, node, numbers)
-        numbers["new_controller"] = kafka.active_controller()
+        return node
 
-    fault_at, produced_at = await scenario.stream_with_fault(RATE, AT, fault)
+    fault_at, produced_at = await kill_mid_stream(scenario, kafka, pick, numbers)
+    numbers["new_controller"] = kafka.active_controller()
     await conclude(
         "test_sigkill_the_active_controller",
         f"SIGKILL the active controller, restart after {DOWN_FOR:g} s (3 brokers, 2 workers)",
