@@ -70,3 +70,19 @@ def tune_worker_consumer(app: faust.App, fetch_max_wait_ms: int, fetch_min_bytes
         return consumer
 
     thread._create_worker_consumer = create_tuned  # noqa: SLF001
+
+
+def request_rejoin(app: faust.App) -> bool:
+    """Ask the consumer group for a rebalance, as Kafka Streams' ``enforceRebalance`` does after
+    a task migrated; False when the consumer does not exist yet.
+
+    faust offers no call for it. Its aiokafka consumer lives on faust's consumer thread, with
+    an event loop of its own: the request goes there with ``call_soon_threadsafe`` and is not
+    waited for (a rebalance in progress on that thread may be waiting for this loop).
+    """
+    thread = getattr(app.consumer, "_thread", None)
+    consumer = getattr(thread, "_consumer", None)
+    if consumer is None or getattr(consumer, "_coordinator", None) is None:
+        return False
+    thread.thread_loop.call_soon_threadsafe(consumer._coordinator.request_rejoin)  # noqa: SLF001
+    return True

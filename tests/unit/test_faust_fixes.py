@@ -45,3 +45,26 @@ def test_read_offsets_are_not_tracked_for_stage_topics(tmp_path: Path) -> None:
     assert offsets[TP("stage", 1)] is None
     assert offsets[other] == 7
     assert offsets[TP("other", 1)] is None  # faust's default for an unseen partition
+
+
+def test_a_rejoin_request_goes_to_the_consumer_threads_loop(tmp_path: Path) -> None:
+    """What ``request_rejoin`` reaches into: faust's consumer thread, its own event loop, and
+    aiokafka's group coordinator with its ``request_rejoin``."""
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    from app.engine.faust_fixes import request_rejoin
+
+    app = _app(tmp_path)
+    thread = app.consumer._thread
+    assert request_rejoin(app) is False  # no consumer before the worker starts
+    assert callable(GroupCoordinator.request_rejoin)
+
+    calls: list[str] = []
+    coordinator = type("Coordinator", (), {"request_rejoin": lambda self: calls.append("rejoin")})()
+    thread._consumer = type("Consumer", (), {"_coordinator": coordinator})()
+    scheduled: list = []
+    thread.thread_loop.call_soon_threadsafe = scheduled.append  # run by the thread's loop, later
+    assert request_rejoin(app) is True
+    assert calls == [] and len(scheduled) == 1
+    scheduled[0]()
+    assert calls == ["rejoin"]
