@@ -59,7 +59,7 @@ kafka-status: ## is the local broker running?
 
 CLUSTER_SH := bash tools/kafka/cluster.sh
 
-cluster-up: ## start a three-node Kafka cluster (RF 3, min ISR 2) on 127.0.0.1:39092,39094,39096
+cluster-up: ## start a three-node Kafka cluster (RF 3, min ISR 2) on 127.0.0.1:19092,19094,19096
 	$(CLUSTER_SH) up
 
 cluster-down: ## stop the three-node cluster

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import RecordMetadata
 
 from app.settings import Settings
@@ -262,6 +263,20 @@ class Workload:
         return Record(b"prop-7", orjson.dumps(doc), kind)
 
 
+async def _send(producer: AIOKafkaProducer, topic: str, record: tuple) -> asyncio.Future:
+    """Hand one record to the producer, waiting for room as long as it takes.
+
+    ``send`` raises KafkaTimeoutError when the producer's buffer for the partition stays full
+    for ``request_timeout_ms`` (the brokers take nothing: two of three down). The record was
+    not taken then, so handing it over again neither loses nor duplicates it, and keeps the
+    order (the records after it wait for it)."""
+    while True:
+        try:
+            return await producer.send(topic, record[1], key=record[0])
+        except KafkaTimeoutError:
+            log.debug("producer to %s: buffer still full; trying the record again", topic)
+
+
 class StallLog:
     """Says when a producer's records have waited ``warn_after_s`` for their acks, and when
     they flow again: what a producer shows while the brokers cannot take its writes."""
@@ -340,7 +355,7 @@ async def produce(
 
     try:
         for record in records:
-            future = await producer.send(topic, record[1], key=record[0])
+            future = await _send(producer, topic, record)
             future.add_done_callback(count_ack)
             pending.append((future, record))
             sent += 1

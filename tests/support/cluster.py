@@ -41,7 +41,7 @@ class KafkaCluster:
                  heap: str = "-Xms128m -Xmx512m") -> None:
         self.home = home
         self.base_port = base_port or free_port_block(
-            int(os.environ.get("FAULTS_CLUSTER_PORT", "39192")))
+            int(os.environ.get("FAULTS_CLUSTER_PORT", "19192")))
         self.heap = heap
 
     def port(self, node: int) -> int:

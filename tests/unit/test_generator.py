@@ -103,3 +103,25 @@ def test_a_producer_whose_acks_stop_says_so_once_and_says_when_they_resume(caplo
     assert len(messages) == 2, messages
     assert messages[0].startswith("producer to views stalled: 14 records without an ack for 10s")
     assert messages[1] == "producer to views resumed after 29s"
+
+
+async def test_a_record_the_full_producer_did_not_take_is_handed_over_again_once_taken():
+    from aiokafka.errors import KafkaTimeoutError
+
+    from app.generator import _send
+
+    class Producer:
+        def __init__(self) -> None:
+            self.tries = 0
+            self.taken: list[tuple] = []
+
+        async def send(self, topic, value, key):  # noqa: ANN001, ANN202
+            self.tries += 1
+            if self.tries <= 2:  # buffer full for request_timeout_ms: the record is not taken
+                raise KafkaTimeoutError()
+            self.taken.append((topic, key, value))
+            return "future"
+
+    producer = Producer()
+    assert await _send(producer, "views", (b"k", b"v")) == "future"
+    assert producer.tries == 3 and producer.taken == [("views", b"k", b"v")]

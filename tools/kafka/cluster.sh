@@ -15,10 +15,10 @@
 #   tools/kafka/cluster.sh node-kill N     SIGKILL node N
 #
 # Ports: node N (1..3) listens on KAFKA_CLUSTER_PORT + 2(N-1) for clients and the next port
-# for the controller; by default 39092/39093, 39094/39095, 39096/39097.
+# for the controller; by default 19092/19093, 19094/19095, 19096/19097.
 # Environment:
 #   KAFKA_CLUSTER_HOME   default <repo>/.local/kafka-cluster (node1/, node2/, node3/, cluster.id)
-#   KAFKA_CLUSTER_PORT   default 39092
+#   KAFKA_CLUSTER_PORT   default 19092
 #   KAFKA_CLUSTER_HEAP   default "-Xms128m -Xmx512m" per node
 #   KAFKA_START_TIMEOUT  seconds to wait for the nodes, default 120
 set -euo pipefail
@@ -26,7 +26,7 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 KAFKA_SH="$REPO_ROOT/tools/kafka/kafka.sh"
 CLUSTER_HOME="${KAFKA_CLUSTER_HOME:-$REPO_ROOT/.local/kafka-cluster}"
-BASE_PORT="${KAFKA_CLUSTER_PORT:-39092}"
+BASE_PORT="${KAFKA_CLUSTER_PORT:-19092}"
 HEAP="${KAFKA_CLUSTER_HEAP:--Xms128m -Xmx512m}"
 LIBS="$REPO_ROOT/.local/kafka/libs"
 HOST=127.0.0.1
