@@ -212,7 +212,10 @@ class OwnedPartitions:
                 on_error=lambda exc: self._watch.failed(what, exc),
             )
         except PartitionFenced:
-            log.warning("%s: partition %d fenced by a newer owner; dropping it", self.name, partition)
+            log.warning(
+                "%s: %s[%d] fenced (a newer owner, or its transaction aborted by the coordinator); "
+                "dropping its uncommitted work", self.name, self.source_topic, partition,
+            )
             processor.store.discard_pending()
             processor.outbox.clear()
             return True

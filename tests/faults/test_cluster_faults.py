@@ -15,7 +15,7 @@ tests/artifacts/faults-report.json.
   producer and the workers' transactions stall and say so (log, ``/ready``, a metric), and
   resume exactly once a broker returns.
 
-Long (about 3 minutes each on two cores): ``make soak`` runs them.
+Long (three to five minutes each on two busy cores): ``make soak`` runs them.
 """
 
 from __future__ import annotations
