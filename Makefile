@@ -23,7 +23,7 @@ PYTEST_ARGS ?= -v --timeout=900
 TEST_SELECT ?=
 N ?= 3
 
-.PHONY: help venv system-deps kafka-up kafka-down kafka-reset kafka-status dr-up dr-down mirror-up mirror-down mirror-status test unit demo workers bench soak docs clean
+.PHONY: help venv system-deps kafka-up kafka-down kafka-reset kafka-status cluster-up cluster-down cluster-status cluster-reset dr-up dr-down mirror-up mirror-down mirror-status test unit demo workers bench soak docs clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-12s %s\n", $$1, $$2 }'
@@ -54,6 +54,22 @@ kafka-reset: ## stop the local broker and wipe its data (all topics)
 
 kafka-status: ## is the local broker running?
 	$(KAFKA_SH) status
+
+# --- a three-node cluster shaped like production (docs/production.md) ---------------
+
+CLUSTER_SH := bash tools/kafka/cluster.sh
+
+cluster-up: ## start a three-node Kafka cluster (RF 3, min ISR 2) on 127.0.0.1:19092,19094,19096
+	$(CLUSTER_SH) up
+
+cluster-down: ## stop the three-node cluster
+	$(CLUSTER_SH) down
+
+cluster-status: ## which nodes of the three-node cluster run
+	$(CLUSTER_SH) status
+
+cluster-reset: ## stop the three-node cluster and wipe its data
+	$(CLUSTER_SH) reset
 
 # --- disaster recovery: a second local broker and MirrorMaker 2 (docs/disaster-recovery.md) ----
 
@@ -124,6 +140,7 @@ clean: ## stop the brokers and MirrorMaker; remove .venv, broker data and logs, 
 	$(KAFKA_SH) down || true
 	bash tools/kafka/mirror.sh down || true
 	$(DR_KAFKA) down || true
+	$(CLUSTER_SH) down || true
 	rm -rf $(VENV) .local/kafka/data .local/kafka/logs .local/logs data .pytest_cache *.egg-info
-	rm -rf $(DR_HOME)/data $(DR_HOME)/logs .local/mirror/logs
+	rm -rf $(DR_HOME)/data $(DR_HOME)/logs .local/mirror/logs .local/kafka-cluster
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -19,6 +19,8 @@ def refresh(runtime: Runtime) -> None:
     metrics = runtime.metrics
     metrics.ready.set(1 if runtime.ready else 0)
     metrics.recovery_complete.set(1 if runtime.recovered else 0)
+    metrics.commits_stalled.set(0 if runtime.commit_watch.stall() is None else 1)
+    metrics.commit_wait_seconds.set(runtime.commit_watch.oldest_seconds())
     for stage in runtime.stages:
         owned = stage.owned
         processors = [p for p in map(owned.processor, owned.partitions) if p is not None]

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import RecordMetadata
 
 from app.settings import Settings
@@ -262,6 +263,51 @@ class Workload:
         return Record(b"prop-7", orjson.dumps(doc), kind)
 
 
+async def _send(producer: AIOKafkaProducer, topic: str, record: tuple) -> asyncio.Future:
+    """Hand one record to the producer, waiting for room as long as it takes.
+
+    ``send`` raises KafkaTimeoutError when the producer's buffer for the partition stays full
+    for ``request_timeout_ms`` (the brokers take nothing: two of three down). The record was
+    not taken then, so handing it over again neither loses nor duplicates it, and keeps the
+    order (the records after it wait for it)."""
+    while True:
+        try:
+            return await producer.send(topic, record[1], key=record[0])
+        except KafkaTimeoutError:
+            log.debug("producer to %s: buffer still full; trying the record again", topic)
+
+
+class StallLog:
+    """Says when a producer's records have waited ``warn_after_s`` for their acks, and when
+    they flow again: what a producer shows while the brokers cannot take its writes."""
+
+    def __init__(self, topic: str, warn_after_s: float) -> None:
+        self._topic = topic
+        self._warn_after_s = warn_after_s
+        self._acked = 0
+        self._since: float | None = None  # when an ack last arrived (or the wait began)
+        self.stalled_at: float | None = None
+
+    def observe(self, now: float, acked: int, unacked: int) -> None:
+        """At ``now``, ``acked`` records have had their ack so far and ``unacked`` wait."""
+        if unacked == 0 or acked > self._acked:  # acks arrive
+            if self.stalled_at is not None:
+                log.warning("producer to %s resumed after %.0fs", self._topic, now - self.stalled_at)
+                self.stalled_at = None
+            self._since = now
+        elif self._since is None:
+            self._since = now
+        elif self.stalled_at is None and now - self._since >= self._warn_after_s:
+            self.stalled_at = self._since
+            log.warning(
+                "producer to %s stalled: %d records without an ack for %.0fs (brokers "
+                "unreachable, or fewer replicas in sync than min.insync.replicas); still "
+                "retrying, nothing is dropped",
+                self._topic, unacked, now - self._since,
+            )
+        self._acked = acked
+
+
 async def produce(
     topic: str,
     records: Iterable[tuple],
@@ -270,17 +316,35 @@ async def produce(
     rate: float = 0.0,
     on_acked: Callable[[RecordMetadata, tuple], None] | None = None,
     on_progress: Callable[[int, float], None] | None = None,
+    stall_warn_s: float = 10.0,
 ) -> int:
     """Send (key, value, ...) records to ``topic`` in order (default partitioner, acks=all,
     idempotent: each partition keeps the order they were sent in) at up to ``rate`` a second
     (0: as fast as the broker takes them), and wait for every ack. ``on_acked`` sees each
-    record with its partition and offset, in send order. Returns the count."""
+    record with its partition and offset, in send order. Returns the count.
+
+    The idempotent producer retries a batch the brokers do not take (two of three brokers
+    down: fewer replicas in sync than ``min.insync.replicas``) for as long as it takes, in
+    order and without duplicates; sending then waits. Acks stalled for ``stall_warn_s`` are
+    logged, and so is their return (``StallLog``)."""
     producer = AIOKafkaProducer(
         acks="all", linger_ms=20, max_batch_size=256 * 1024, enable_idempotence=True, **client_kwargs
     )
     await producer.start()
     sent, started, reported = 0, time.monotonic(), 0.0
     pending: list[tuple[asyncio.Future, tuple]] = []
+    stalls = StallLog(topic, stall_warn_s)
+    acked = [0]
+
+    def count_ack(_: asyncio.Future) -> None:
+        acked[0] += 1
+
+    async def watch_acks() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            stalls.observe(time.monotonic(), acked[0], sent - acked[0])
+
+    watcher = asyncio.create_task(watch_acks())
 
     async def settle() -> None:
         acks = await asyncio.gather(*(future for future, _ in pending))
@@ -291,7 +355,9 @@ async def produce(
 
     try:
         for record in records:
-            pending.append((await producer.send(topic, record[1], key=record[0]), record))
+            future = await _send(producer, topic, record)
+            future.add_done_callback(count_ack)
+            pending.append((future, record))
             sent += 1
             now = time.monotonic()
             if rate and (ahead := sent / rate - (now - started)) > 0:
@@ -303,6 +369,7 @@ async def produce(
                 reported = now
         await settle()
     finally:
+        watcher.cancel()
         await producer.stop()
     if on_progress is not None:
         on_progress(sent, time.monotonic() - started)

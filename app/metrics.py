@@ -148,6 +148,24 @@ class Metrics:
             "up to the end offsets seen at start-up, and faust has resumed the streams",
             registry=r,
         )
+        self.commits_stalled = Gauge(
+            p + "commits_stalled",
+            "1 while a commit or a partition's opening has waited on the brokers longer than "
+            "COMMIT_STALL_ALERT_SECONDS (brokers unreachable, or fewer replicas in sync than "
+            "min.insync.replicas); nothing is dropped meanwhile",
+            registry=r,
+        )
+        self.commit_wait_seconds = Gauge(
+            p + "commit_wait_seconds",
+            "How long the oldest commit or opening in flight has waited on the brokers (0: none)",
+            registry=r,
+        )
+        self.commit_errors = Counter(
+            p + "commit_errors_total",
+            "Failed attempts of a commit or a partition's opening, retried, by error",
+            ["error"],
+            registry=r,
+        )
         self.ready = Gauge(
             p + "ready", "1 while GET /ready answers 200 (all state recovered, read models caught up)",
             registry=r,

@@ -10,6 +10,7 @@ import faust
 from app.engine.partitions import OwnedPartitions, ProcessorFactory
 from app.engine.reader import StageReader
 from app.engine.runner import StageRunner
+from app.engine.stall import CommitWatch
 from app.engine.store import rocksdb_options
 from app.metrics import Metrics, RateSampler
 from app.readmodels.insights import InsightsMemory
@@ -34,6 +35,11 @@ class Runtime:
         # Per-second rates of the views consumed, for the dashboard (sampled on a timer).
         self.rates = RateSampler(keep_seconds=RATES_KEEP_SECONDS)
         self._client_kwargs = settings.kafka_client_kwargs()
+        # Commits and openings waiting on the brokers: a stall is logged and shown on /ready.
+        self.commit_watch = CommitWatch(
+            settings.commit_stall_alert_seconds,
+            on_error=lambda exc: self.metrics.commit_errors.labels(type(exc).__name__).inc(),
+        )
         self._options = rocksdb_options(
             settings.rocksdb_block_cache_bytes, settings.rocksdb_write_buffer_bytes
         )
@@ -116,6 +122,7 @@ class Runtime:
             client_kwargs=self._client_kwargs,
             factory=factory,
             max_request_size=s.dlq_max_message_bytes,
+            watch=self.commit_watch,
         )
         reader = StageReader(
             source,
@@ -172,4 +179,5 @@ class Runtime:
             self.recovered
             and all(stage.ready for stage in self.stages)
             and all(tail.caught_up.is_set() for tail in self.tails)
+            and self.commit_watch.stall() is None
         )

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     topics."""
     topic_replication_factor: int = Field(1, ge=1)
     """Replication factor of every topic the worker creates."""
+    topic_min_insync_replicas: int | None = Field(None, ge=1)
+    """`min.insync.replicas` of every topic the worker creates: how many replicas must hold a
+    write before it is acknowledged (acks=all), so that losing that many brokers minus one loses
+    nothing. Unset: 2 when TOPIC_REPLICATION_FACTOR is 3 or more, else the broker's default. At
+    most TOPIC_REPLICATION_FACTOR."""
     views_topic: str = "property.views"
     """Input topic of property views; its dead letters go to `<name>.dlq`."""
     profiles_topic: str = "user.profiles"
@@ -151,6 +156,11 @@ class Settings(BaseSettings):
     commit_interval_seconds: float = Field(1.0, gt=0)
     """How often faust commits the offsets it manages itself (the stages commit theirs inside their
     transactions)."""
+    commit_stall_alert_seconds: float = Field(15.0, gt=0)
+    """A commit or a partition's opening that has waited on the brokers this long marks the worker
+    stalled (brokers unreachable, or fewer replicas in sync than `min.insync.replicas`): logged,
+    `/ready` answers 503 with the cause, `property_analytics_commits_stalled` is 1. Nothing is
+    dropped meanwhile: the work waits and is retried until the brokers take it."""
     session_timeout_seconds: float = Field(10.0, ge=6)
     """A dead worker's partitions move after this long (the broker's minimum is 6 s)."""
     heartbeat_interval_seconds: float = Field(2.0, gt=0)
@@ -170,6 +180,25 @@ class Settings(BaseSettings):
     insights_memory: int = Field(500, ge=1)
     """Newest insights each worker keeps in memory for `/api/insights` (read from the end of the
     insights topic at start)."""
+
+    @model_validator(mode="after")
+    def _min_insync_within_replicas(self) -> Settings:
+        wanted = self.topic_min_insync_replicas
+        if wanted is not None and wanted > self.topic_replication_factor:
+            raise ValueError(
+                f"TOPIC_MIN_INSYNC_REPLICAS={wanted} exceeds TOPIC_REPLICATION_FACTOR="
+                f"{self.topic_replication_factor}: no write could ever be acknowledged"
+            )
+        return self
+
+    @property
+    def min_insync_replicas(self) -> int | None:
+        """The ``min.insync.replicas`` to give the topics the worker creates; None: leave it to
+        the broker. Two of three (or more) replicas by default: one broker may be lost without
+        stopping writes, and an acknowledged write survives the loss of any one broker."""
+        if self.topic_min_insync_replicas is not None:
+            return self.topic_min_insync_replicas
+        return 2 if self.topic_replication_factor >= 3 else None
 
     @cached_property
     def data_dir(self) -> Path:

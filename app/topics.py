@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 COMPACT = {"cleanup.policy": "compact"}
 MAX_MESSAGE_BYTES = "max.message.bytes"
+MIN_INSYNC_REPLICAS = "min.insync.replicas"
 # What a dead-letter copy adds to its input record: five headers (dlq.detail cut at 1024
 # bytes, a topic name at most 249) and their framing come to under 2 KiB; the rest is spare.
 DLQ_HEADERS_HEADROOM = 16 * 1024
@@ -68,6 +69,15 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
     ]
 
 
+def creation_config(spec: TopicSpec, s: Settings) -> dict[str, str]:
+    """The settings a topic is created with: its own, plus ``min.insync.replicas`` when the
+    settings ask for one (2 on three replicas or more, see ``Settings.min_insync_replicas``)."""
+    config = dict(spec.config)
+    if s.min_insync_replicas is not None:
+        config[MIN_INSYNC_REPLICAS] = str(s.min_insync_replicas)
+    return config
+
+
 class TopicMismatch(RuntimeError):
     pass
 
@@ -95,7 +105,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
                     spec.name,
                     spec.partitions,
                     settings.topic_replication_factor,
-                    topic_configs=spec.config,
+                    topic_configs=creation_config(spec, settings),
                 )
                 for spec in missing
             ]

@@ -91,5 +91,6 @@ def _background_tasks(app: faust.App, runtime: Runtime) -> None:
 
     @app.timer(MONITOR_SECONDS)
     async def refresh_gauges() -> None:
+        runtime.commit_watch.check()  # logs when a stall starts and ends
         gauges.refresh(runtime)
         runtime.rates.sample(time.monotonic(), runtime.metrics.snapshot(views_topic))

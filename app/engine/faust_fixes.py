@@ -53,3 +53,19 @@ def leave_to_stages(app: faust.App, topics: Set[str]) -> None:
         await on_assigned(assigned, generation)
 
     thread.on_partitions_assigned = pause_then_on_assigned
+
+
+def request_rejoin(app: faust.App) -> bool:
+    """Ask the consumer group for a rebalance, as Kafka Streams' ``enforceRebalance`` does after
+    a task migrated; False when the consumer does not exist yet.
+
+    faust offers no call for it. Its aiokafka consumer lives on faust's consumer thread, with
+    an event loop of its own: the request goes there with ``call_soon_threadsafe`` and is not
+    waited for (a rebalance in progress on that thread may be waiting for this loop).
+    """
+    thread = getattr(app.consumer, "_thread", None)
+    consumer = getattr(thread, "_consumer", None)
+    if consumer is None or getattr(consumer, "_coordinator", None) is None:
+        return False
+    thread.thread_loop.call_soon_threadsafe(consumer._coordinator.request_rejoin)  # noqa: SLF001
+    return True

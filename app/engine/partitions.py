@@ -23,6 +23,7 @@ from rocksdict import Options
 
 from app.engine.restore import restore_partition
 from app.engine.retry import retry
+from app.engine.stall import CommitWatch
 from app.engine.store import PartitionStore
 from app.engine.transactions import (
     MAX_BATCH_BYTES,
@@ -77,9 +78,11 @@ class OwnedPartitions:
         client_kwargs: dict[str, Any],
         factory: ProcessorFactory,
         max_request_size: int = 2 * MAX_BATCH_BYTES,
+        watch: CommitWatch | None = None,
     ) -> None:
         """``max_request_size``: the largest record a partition's writer may send (see
-        ``TransactionalWriter``)."""
+        ``TransactionalWriter``). ``watch`` sees every opening and commit while it waits on
+        the brokers (``app.engine.stall``)."""
         self.name = name
         self.source_topic = source_topic
         self.changelog_topic = changelog_topic
@@ -89,6 +92,7 @@ class OwnedPartitions:
         self._client_kwargs = client_kwargs
         self._factory = factory
         self._max_request_size = max_request_size
+        self._watch = watch or CommitWatch(float("inf"))
         self._group_id = app_id
         self._open: dict[int, tuple[Processor, TransactionalWriter]] = {}
         self.lock = asyncio.Lock()
@@ -112,11 +116,21 @@ class OwnedPartitions:
         entry = self._open.get(partition)
         if entry is not None:
             return entry[0]
-        processor, writer = await retry(
-            lambda: self._open_once(partition),
-            f"{self.name}: opening partition {partition}",
-            refused=lambda exc: classify(exc) is Failure.REFUSED,
-        )
+        what = f"{self.name}: opening {self.source_topic}[{partition}]"
+
+        async def noted(exc: BaseException) -> None:
+            self._watch.failed(what, exc)
+
+        token = self._watch.begin(what)
+        try:
+            processor, writer = await retry(
+                lambda: self._open_once(partition),
+                what,
+                refused=lambda exc: classify(exc) is Failure.REFUSED,
+                before_retry=noted,
+            )
+        finally:
+            self._watch.end(token)
         self._open[partition] = (processor, writer)
         log.info(
             "%s: partition %d open, resuming after offset %d",
@@ -186,6 +200,8 @@ class OwnedPartitions:
             return False
         processor, writer = entry
         source = {TopicPartition(self.source_topic, partition): work.source_offset}
+        what = f"{self.name}: commit of {self.source_topic}[{partition}]"
+        token = self._watch.begin(what)
         try:
             offset = await writer.commit(
                 work.outbox,
@@ -193,12 +209,18 @@ class OwnedPartitions:
                 source,
                 self._group_id,
                 still_owned=lambda: still_owned(partition),
+                on_error=lambda exc: self._watch.failed(what, exc),
             )
         except PartitionFenced:
-            log.warning("%s: partition %d fenced by a newer owner; dropping it", self.name, partition)
+            log.warning(
+                "%s: %s[%d] fenced (a newer owner, or its transaction aborted by the coordinator); "
+                "dropping its uncommitted work", self.name, self.source_topic, partition,
+            )
             processor.store.discard_pending()
             processor.outbox.clear()
             return True
+        finally:
+            self._watch.end(token)
         processor.store.apply_sealed(offset)
         return False
 

@@ -21,6 +21,7 @@ from app.metrics import Metrics
 from app.engine.ordering import PartitionOrder, Verdict
 from app.engine.reader import StageReader
 from app.engine.partitions import OwnedPartitions, Sealed
+from app.engine.faust_fixes import request_rejoin
 from app.engine.transactions import OutputRefused
 
 log = logging.getLogger(__name__)
@@ -271,8 +272,25 @@ class StageRunner:
         # At once, so that no more records of a fenced partition are applied; it is closed
         # when the task is joined, under the lock.
         self._lost |= fenced
+        self._rejoin_if_still_assigned(fenced, still_owned)
         self._metrics.commit_seconds.labels(owned.name).observe(time.monotonic() - started)
         return fenced
+
+    def _rejoin_if_still_assigned(self, fenced: set[int], still_owned) -> None:  # noqa: ANN001
+        """A partition fenced while the group still assigns it here was not taken over: its
+        transaction was aborted by the coordinator (one kept open past the transaction
+        timeout, by brokers down longer than that). No rebalance would come to restart it
+        from its committed offset, so ask for one, as Kafka Streams does on a fence. When a
+        new owner did fence it, the rebalance is under way already and this changes nothing."""
+        kept = sorted(p for p in fenced if still_owned(p))
+        if kept:
+            log.warning(
+                "%s: %s fenced while still assigned here (transaction aborted by its "
+                "coordinator); rejoining the group to restart them from their committed offsets",
+                self.owned.name,
+                ", ".join(f"{self.owned.source_topic}[{p}]" for p in kept),
+            )
+            request_rejoin(self._app)
 
     async def _reap(self) -> None:
         """Join the commit in flight if it has finished (under the lock)."""

@@ -231,6 +231,7 @@ class TransactionalWriter:
         source_offsets: dict[TopicPartition, int],
         group_id: str,
         still_owned: Callable[[], bool] = lambda: True,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> int | None:
         """Publish ``outbox`` and commit the consumer group's ``source_offsets``, atomically.
 
@@ -241,12 +242,15 @@ class TransactionalWriter:
         Transient failures (broker restarts, timeouts) are retried with a fresh producer,
         as long as it takes. Raises PartitionFenced when a newer owner exists, and
         OutputRefused (or the authorization error) when the broker refuses for good.
+        ``on_error`` sees every failed attempt (what a stalled commit waits on).
         """
 
         async def attempt() -> int | None:
             try:
                 return await self._commit_once(outbox, changelog_topic, source_offsets, group_id)
             except COMMIT_ERRORS as exc:
+                if on_error is not None:
+                    on_error(exc)
                 # Whatever the failure, this producer is done: a new one (same transactional
                 # id) starts clean, or finds itself fenced.
                 await self.stop()
@@ -266,6 +270,8 @@ class TransactionalWriter:
                     log.error("producer %s refused for good: %r", self.transactional_id, start_exc)
                     raise
                 # The next attempt starts a producer again.
+                if on_error is not None:
+                    on_error(start_exc)
                 log.warning("producer %s restart failed: %r", self.transactional_id, start_exc)
 
         return await retry(

@@ -32,7 +32,7 @@ from app.replay.manifest import KEY, Manifest
 from app.replay.shadow import Shadow
 from app.settings import Settings
 from app.stages.views import APPLIED_KEY
-from app.topics import COMPACT, ensure_topics
+from app.topics import COMPACT, MIN_INSYNC_REPLICAS, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,10 @@ async def create_manifest_topic(settings: Settings, topic: str, wait_s: float = 
     admin = AIOKafkaAdminClient(**kwargs)
     await admin.start()
     try:
-        new = NewTopic(topic, 1, settings.topic_replication_factor, topic_configs=dict(COMPACT))
+        config = dict(COMPACT)
+        if settings.min_insync_replicas is not None:
+            config[MIN_INSYNC_REPLICAS] = str(settings.min_insync_replicas)
+        new = NewTopic(topic, 1, settings.topic_replication_factor, topic_configs=config)
         try:
             response = await admin.create_topics([new])
             errors = response.to_object().get("topic_errors", ())

@@ -189,6 +189,7 @@ def _health(app: faust.App, runtime: Runtime) -> None:
             body = {
                 "ready": runtime.ready,
                 "tableRecovery": runtime.recovered,
+                "stalled": None if (stall := runtime.commit_watch.stall()) is None else stall.as_json(),
                 "partitions": {
                     stage.owned.name: sorted(stage.owned.partitions) for stage in runtime.stages
                 },

@@ -7,6 +7,8 @@ tests/integration). Tests marked ``soak`` run only when asked for (``-m soak``, 
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -14,6 +16,7 @@ import pytest_asyncio
 
 from faults._harness import ARTIFACTS, Cluster, log
 from tests.support.broker import Broker
+from tests.support.cluster import NODES, KafkaCluster
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,3 +85,36 @@ def dedicated_broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
         keep.parent.mkdir(parents=True, exist_ok=True)
         keep.write_text(broker.log_tail(5000))
     broker.destroy()
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster(request: pytest.FixtureRequest) -> Iterator[KafkaCluster]:
+    """A three-node cluster of this test module's own (tools/kafka/cluster.sh on other ports),
+    shared by its tests; removed afterwards (the nodes' logs kept under tests/artifacts/logs/
+    when a test failed). Request it before ``clusters``, so that the workers stop first."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    cluster = KafkaCluster(ARTIFACTS / f"kafka-cluster-{name}")
+    shutil.rmtree(cluster.home, ignore_errors=True)
+    failed_before = request.session.testsfailed
+    log(f"starting a three-node cluster on {cluster.bootstrap} ({cluster.home})")
+    took = cluster.up()
+    log(f"three-node cluster ready in {took:.1f}s (cold start)")
+    yield cluster
+    if request.session.testsfailed > failed_before:
+        for node in NODES:
+            keep = ARTIFACTS / "logs" / f"{cluster.home.name}-node{node}-server.log"
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            keep.write_text(cluster.log_tail(node, 5000))
+    cluster.destroy()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def healthy_cluster(kafka_cluster: KafkaCluster) -> KafkaCluster:
+    """The module's cluster with all three nodes running and every replica in sync (a test
+    before may have left a node down)."""
+    for node in NODES:
+        if not kafka_cluster.alive(node):
+            log(f"node {node} is down: starting it")
+            await asyncio.to_thread(kafka_cluster.start, node)
+    await kafka_cluster.wait_in_sync()
+    return kafka_cluster

@@ -1,4 +1,4 @@
-"""The faust work-around in ``app.engine.faust_fixes``: faust's own behaviour first, so the test
+"""The faust work-arounds in ``app.engine.faust_fixes``: faust's own behaviour first, so the test
 fails (and the work-around can go) once faust changes it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from aiokafka import TopicPartition
 from faust.types import TP
 
-from app.engine.faust_fixes import leave_to_stages
+from app.engine.faust_fixes import leave_to_stages, request_rejoin
 from app.main import create_app
 from app.settings import Settings
 
@@ -52,3 +52,25 @@ async def test_faust_fetches_every_assigned_partition_and_the_fix_leaves_the_sta
     await thread.on_partitions_assigned({stage, other}, 3)
     assert paused == [TopicPartition("stage", 0)]  # no fetch is sent for it
     assert listened == [({stage, other}, 3)]  # faust's listener still runs, after the pause
+
+
+def test_a_rejoin_request_goes_to_the_consumer_threads_loop(tmp_path: Path) -> None:
+    """What ``request_rejoin`` reaches into: faust's consumer thread, its own event loop, and
+    aiokafka's group coordinator with its ``request_rejoin``."""
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+
+    app = create_app(Settings(data_dir=tmp_path, app_id="fixes-test"))
+    thread = app.consumer._thread
+    assert request_rejoin(app) is False  # no consumer before the worker starts
+    assert callable(GroupCoordinator.request_rejoin)
+
+    calls: list[str] = []
+    coordinator = type("Coordinator", (), {"request_rejoin": lambda self: calls.append("rejoin")})()
+    thread._consumer = type("Consumer", (), {"_coordinator": coordinator})()
+    scheduled: list = []
+    thread.thread_loop.call_soon_threadsafe = scheduled.append  # run by the thread's loop, later
+    assert request_rejoin(app) is True
+    assert calls == [] and len(scheduled) == 1
+    scheduled[0]()
+    assert calls == ["rejoin"]

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from faust.types import TP
 
 from app import gauges
+from app.engine.stall import CommitWatch
 from app.metrics import PREFIX, Metrics
 
 
@@ -35,9 +36,12 @@ def stage(name: str, topic: str, applied: dict[int, int], keys: int) -> SimpleNa
     return SimpleNamespace(owned=owned, processors=processors)
 
 
-def runtime(consumer: Consumer, stages: list, ready: bool = True) -> SimpleNamespace:
+def runtime(
+    consumer: Consumer, stages: list, ready: bool = True, watch: CommitWatch | None = None
+) -> SimpleNamespace:
     return SimpleNamespace(
         metrics=Metrics(),
+        commit_watch=watch or CommitWatch(15.0),
         ready=ready,
         recovered=True,
         stages=stages,
@@ -88,3 +92,20 @@ def test_the_lag_of_a_partition_no_longer_owned_disappears():
     assert value(rt, "consumer_lag_records", topic="views", partition="1") is None
     assert value(rt, "consumer_lag_records", topic="views", partition="0") == 0
     assert value(rt, "owned_partitions", store="views") == 1
+
+
+def test_a_stalled_commit_shows_in_the_gauges_until_it_ends():
+    now = [100.0]
+    watch = CommitWatch(15.0, clock=lambda: now[0])
+    rt = runtime(Consumer(set(), {}), [], watch=watch)
+    gauges.refresh(rt)
+    assert value(rt, "commits_stalled") == 0 and value(rt, "commit_wait_seconds") == 0
+
+    token = watch.begin("views: commit of views[0]")
+    now[0] += 20
+    gauges.refresh(rt)
+    assert value(rt, "commits_stalled") == 1 and value(rt, "commit_wait_seconds") == 20
+
+    watch.end(token)
+    gauges.refresh(rt)
+    assert value(rt, "commits_stalled") == 0 and value(rt, "commit_wait_seconds") == 0

@@ -82,3 +82,46 @@ def test_bad_records_come_in_turn_and_duplicates_repeat_an_event_id():
     assert kinds[: 2 * len(BAD_KINDS)] == list(BAD_KINDS) * 2
     ids = Counter(orjson.loads(v)["eventId"] for _, v, i in records if i == "view")
     assert 50 < sum(n - 1 for n in ids.values()) < 150
+
+
+def test_a_producer_whose_acks_stop_says_so_once_and_says_when_they_resume(caplog):
+    import logging
+
+    from app.generator import StallLog
+
+    caplog.set_level(logging.WARNING, logger="generator")
+    stalls = StallLog("views", warn_after_s=10)
+    stalls.observe(0, 0, 5)
+    stalls.observe(1, 2, 3)  # acks arrive: no stall
+    for t in range(2, 30):
+        stalls.observe(t, 2, 3 + t)  # sending goes on, nothing is acknowledged
+    assert stalls.stalled_at == 1
+    stalls.observe(30, 32, 0)  # every ack at once
+    stalls.observe(31, 32, 0)
+
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("producer to views stalled: 14 records without an ack for 10s")
+    assert messages[1] == "producer to views resumed after 29s"
+
+
+async def test_a_record_the_full_producer_did_not_take_is_handed_over_again_once_taken():
+    from aiokafka.errors import KafkaTimeoutError
+
+    from app.generator import _send
+
+    class Producer:
+        def __init__(self) -> None:
+            self.tries = 0
+            self.taken: list[tuple] = []
+
+        async def send(self, topic, value, key):  # noqa: ANN001, ANN202
+            self.tries += 1
+            if self.tries <= 2:  # buffer full for request_timeout_ms: the record is not taken
+                raise KafkaTimeoutError()
+            self.taken.append((topic, key, value))
+            return "future"
+
+    producer = Producer()
+    assert await _send(producer, "views", (b"k", b"v")) == "future"
+    assert producer.tries == 3 and producer.taken == [("views", b"k", b"v")]

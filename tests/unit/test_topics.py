@@ -12,6 +12,8 @@ from app.settings import Settings
 from app.topics import (
     DLQ_HEADERS_HEADROOM,
     MAX_MESSAGE_BYTES,
+    MIN_INSYNC_REPLICAS,
+    creation_config,
     dead_letter_limit_problem,
     dead_letter_topics,
     raised_limit,
@@ -71,3 +73,34 @@ def test_the_stages_that_dead_letter_may_send_a_copy_at_the_input_limit(tmp_path
         sendable = stage.owned._max_request_size  # noqa: SLF001
         assert sendable >= largest_dead_letter(BROKER_DEFAULT_LIMIT)
         assert sendable == limit
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, None),  # one replica: the broker's default
+        ({"TOPIC_REPLICATION_FACTOR": "2"}, None),
+        ({"TOPIC_REPLICATION_FACTOR": "3"}, "2"),  # production: two of three in sync
+        ({"TOPIC_REPLICATION_FACTOR": "5"}, "2"),
+        ({"TOPIC_REPLICATION_FACTOR": "3", "TOPIC_MIN_INSYNC_REPLICAS": "3"}, "3"),
+        ({"TOPIC_REPLICATION_FACTOR": "2", "TOPIC_MIN_INSYNC_REPLICAS": "2"}, "2"),
+    ],
+)
+def test_every_topic_is_created_with_the_min_insync_replicas_of_its_replication(
+    monkeypatch, env, expected
+):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    s = Settings()
+    for spec in topic_specs(s):
+        config = creation_config(spec, s)
+        assert config.get(MIN_INSYNC_REPLICAS) == expected, spec.name
+        # the topic's own settings are kept (compaction, the dead letters' limit)
+        assert {k: v for k, v in config.items() if k != MIN_INSYNC_REPLICAS} == spec.config
+
+
+def test_min_insync_replicas_above_the_replication_factor_is_refused(monkeypatch):
+    monkeypatch.setenv("TOPIC_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("TOPIC_MIN_INSYNC_REPLICAS", "4")
+    with pytest.raises(ValueError, match="TOPIC_MIN_INSYNC_REPLICAS=4 exceeds"):
+        Settings()

@@ -36,6 +36,7 @@ async def test_every_endpoint_on_both_workers_with_cross_routing(cluster):
         assert (status, body) == (200, {"status": "ok"})
         status, body = await worker.get("/ready")
         assert status == 200 and body["ready"] is True and body["tableRecovery"] is True
+        assert body["stalled"] is None  # no commit waits on the brokers
 
         for prop in (prop_a, prop_b):  # one asked of its owner, the other forwarded to it
             for hour in (now_hour, max(busy), now_hour - 30 * HOUR_MS):
@@ -185,6 +186,9 @@ EXPECTED_FAMILIES = {
     "property_analytics_owned_partitions": "gauge",
     "property_analytics_table_recovery_complete": "gauge",
     "property_analytics_ready": "gauge",
+    "property_analytics_commits_stalled": "gauge",
+    "property_analytics_commit_wait_seconds": "gauge",
+    "property_analytics_commit_errors": "counter",
 }
 
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 from app.engine import partitions as partitions_module
 from app.engine.partitions import OwnedPartitions
+from app.engine.stall import CommitWatch
 from app.engine.store import PartitionStore, rocksdb_options
 from app.engine.transactions import Outbox
 from app.stages.applied import Applied
@@ -43,10 +44,13 @@ class FakeWriter:
     async def stop(self) -> None:
         self.stopped = True
 
-    async def commit(self, outbox, changelog_topic, source_offsets, group_id, still_owned):  # noqa: ANN001
+    async def commit(self, outbox, changelog_topic, source_offsets, group_id, still_owned,  # noqa: ANN001
+                     on_error=None):
         if self.gate is not None:
             await self.gate.wait()
         if self.fail is not None:
+            if on_error is not None:
+                on_error(self.fail)
             raise self.fail
         records = {tp: list(bucket) for tp, bucket in outbox.records.items()}
         self.commits.append(
@@ -105,7 +109,7 @@ class Echo:
 
 
 def owned_partitions(
-    tmp_path: Path, monkeypatch, factory: Callable = Echo  # noqa: ANN001
+    tmp_path: Path, monkeypatch, factory: Callable = Echo, watch: CommitWatch | None = None  # noqa: ANN001
 ) -> OwnedPartitions:
     """OwnedPartitions of ``SOURCE`` with real stores under ``tmp_path`` and FakeWriters."""
     FakeWriter.made = []
@@ -124,6 +128,7 @@ def owned_partitions(
         rocksdb_options=rocksdb_options(SMALL, SMALL),
         client_kwargs={},
         factory=factory,
+        watch=watch,
     )
 
 

@@ -145,3 +145,39 @@ async def test_a_failed_commit_writes_nothing_and_a_restart_replays_the_batch(ow
     again = await owned.open(5)
     assert again.applied_offset == -1 and again.store.get(b"a") is None  # offset 0 comes again
     assert owned.partitions == {5}
+
+
+async def test_a_commit_waiting_on_the_brokers_is_watched_until_it_goes_through(tmp_path, monkeypatch):
+    from app.engine.stall import CommitWatch
+    from tests.unit.engine.fakes import owned_partitions as make
+
+    watch = CommitWatch(0.0)  # any wait is a stall, to see what is watched
+    owned = make(tmp_path, monkeypatch, watch=watch)
+    processor = await owned.open(1)
+    assert watch.stall() is None  # the opening is over
+    feed(processor, 0, (b"a", b"1"))
+    writer_of(owned, 1).gate = asyncio.Event()
+    commit = asyncio.ensure_future(owned.commit([owned.seal(1, NOW, publish=True)]))
+    await asyncio.sleep(0.01)
+
+    stall = watch.stall()
+    assert stall is not None and stall.what == f"echo: commit of {SOURCE}[1]"
+    writer_of(owned, 1).gate.set()
+    assert await commit == set()
+    assert watch.stall() is None
+
+
+async def test_a_failed_commit_names_its_error_as_the_cause(tmp_path, monkeypatch):
+    from aiokafka.errors import NotEnoughReplicasError
+
+    from app.engine.stall import CommitWatch
+    from tests.unit.engine.fakes import owned_partitions as make
+
+    errors: list[BaseException] = []
+    owned = make(tmp_path, monkeypatch, watch=CommitWatch(0.0, on_error=errors.append))
+    processor = await owned.open(0)
+    feed(processor, 0, (b"a", b"1"))
+    writer_of(owned, 0).fail = NotEnoughReplicasError()
+    with pytest.raises(NotEnoughReplicasError):
+        await owned.commit([owned.seal(0, NOW, publish=True)])
+    assert [type(e) for e in errors] == [NotEnoughReplicasError]

@@ -252,6 +252,36 @@ async def test_a_fenced_partition_is_closed_and_its_records_ignored_until_reassi
     assert committed_offsets(runner, 2) == [3]  # the new writer's commit: offsets 1-2 again
 
 
+async def test_a_partition_fenced_while_still_assigned_asks_the_group_to_rebalance(make, monkeypatch):
+    """A transaction aborted by its coordinator (kept open past its timeout while brokers were
+    down) fences the partition without a new owner: only a rebalance restarts it."""
+    asked: list[object] = []
+    monkeypatch.setattr(runner_module, "request_rejoin", asked.append)
+    runner = await make()
+    await runner.process(batch(2, [0]))
+    await settle()
+    assert asked == []  # a commit that goes through asks nothing
+    writer_of(runner.owned, 2).fail = PartitionFenced("app-echo-2")
+    await runner.process(batch(2, [1]))
+    await settle()
+    assert asked == [runner._app]  # noqa: SLF001
+
+
+async def test_a_partition_fenced_after_it_was_revoked_asks_nothing(make, monkeypatch):
+    asked: list[object] = []
+    monkeypatch.setattr(runner_module, "request_rejoin", asked.append)
+    runner = await make()
+    await runner.process(batch(2, [0]))
+    await settle()
+    writer_of(runner.owned, 2).fail = PartitionFenced("app-echo-2")
+    runner._app.consumer.assigned.discard(TP(SOURCE, 2))  # noqa: SLF001 - moved elsewhere
+    await runner.process(batch(3, [0]))
+    runner._dirty.add(2)  # noqa: SLF001 - work of partition 2 left to commit
+    await runner.commit_due()
+    await settle()
+    assert asked == []
+
+
 async def test_the_first_record_beyond_the_applied_offset_seeks_back_to_it(make) -> None:
     runner = await make(commit_s=LONG)
     await runner.process(batch(1, [5, 6]))  # records 0-4 were skipped on the way
