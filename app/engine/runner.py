@@ -34,8 +34,12 @@ class StageRunner:
         commit_interval_s: float,
         check_gaps: bool = False,
         start_after: asyncio.Event | None = None,
+        requires: StageRunner | None = None,
     ) -> None:
         self._app = app
+        # A stage whose partition p this one reads while it processes its own partition p
+        # (the views read the properties of their partition): it is opened, restored, first.
+        self._requires = requires
         # Set when the stage may process (the views wait for the profiles table's bootstrap).
         # Its topic is consumed without acks, so a batch waiting here holds up no rebalance.
         self._start_after = start_after
@@ -104,6 +108,16 @@ class StageRunner:
                 ):
                     continue  # revoked or fenced meanwhile: the new owner processes it
                 processor = owned.processor(partition)
+                required = self._requires
+                if (
+                    required is not None
+                    and required.owned.processor(partition) is None
+                    and not await self._required_open(partition)
+                ):
+                    # What it reads is another worker's now: like a fenced partition, wait
+                    # for the rebalance, which restarts it from its committed offset.
+                    self._lost.add(partition)
+                    continue
                 if processor is None:
                     processor = await owned.open(partition)
                     self._opened(partition, processor.applied_offset)
@@ -134,6 +148,39 @@ class StageRunner:
             await self._app.consumer.seek(message.tp, order.expected)
         elif verdict is Verdict.REREAD:
             self._metrics.events_reread.labels(self.owned.source_topic).inc()
+
+    async def _required_open(self, partition: int) -> bool:
+        """Whether the required stage has ``partition`` open, opening it if need be; False
+        when that stage lost it (revoked or fenced), so this one must not process it now."""
+        required = self._requires
+        assert required is not None
+        opened = await required.ensure_open(partition, self._generation)
+        if not opened and self._app.consumer_generation_id == self._generation and (
+            partition not in required.assigned_partitions()
+        ):
+            fatal(
+                f"{self.owned.name}: {self.owned.source_topic}[{partition}] is assigned but "
+                f"{required.owned.source_topic}[{partition}] is not: the topics must have the "
+                "same partition count"
+            )
+        return opened
+
+    async def ensure_open(self, partition: int, generation: int | None) -> bool:
+        """Open ``partition`` now if it is assigned in ``generation`` (for a stage that reads
+        it); False when it is not this worker's to open."""
+        async with self.owned.lock:
+            if (
+                generation is None
+                or generation != self._generation
+                or generation != self._app.consumer_generation_id
+                or partition not in self.assigned_partitions()
+                or partition in self._lost
+            ):
+                return False
+            if self.owned.processor(partition) is None:
+                processor = await self.owned.open(partition)
+                self._opened(partition, processor.applied_offset)
+            return True
 
     def _opened(self, partition: int, applied_offset: int) -> None:
         self._order[partition] = PartitionOrder.opened(applied_offset, self._check_gaps)

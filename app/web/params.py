@@ -13,13 +13,17 @@ from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from app.codec import id_problem
-from app.models.insights import PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND
+from app.models.insights import (
+    PROPERTY_HOURLY_SPIKE,
+    RENTED_PROPERTY_DEMAND,
+    SEGMENT_PROPERTY_TREND,
+)
 from app.windows import HOUR_MS, MAX_MS, MIN_MS, WEEK_MS, hour_start, parse_iso, week_start
 
 T = TypeVar("T")
 
 MAX_HISTORY_HOURS = 31 * 24
-INSIGHT_TYPES = (PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND)
+INSIGHT_TYPES = (PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND, RENTED_PROPERTY_DEMAND)
 _SPACE_OFFSET = re.compile(r"(?<=\d) (\d\d(?::?\d\d)?)$")
 REQUIRED: Any = object()
 _RANGE = "between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z"
