@@ -139,6 +139,20 @@ def limit_parser(maximum: int) -> Callable[[str], int]:
     return parse_limit
 
 
+MAX_VERSION = 10**12
+
+
+def parse_version(text: str) -> int:
+    """A property version in a query (``afterVersion``): a decimal integer from 0."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 13:
+        raise BadRequest(f"must be an integer between 0 and {MAX_VERSION}")
+    value = int(digits)
+    if value > MAX_VERSION:
+        raise BadRequest(f"must be between 0 and {MAX_VERSION}")
+    return value
+
+
 def parse_insight_type(text: str) -> str:
     if text not in INSIGHT_TYPES:
         raise BadRequest(f"must be one of {', '.join(INSIGHT_TYPES)}")
