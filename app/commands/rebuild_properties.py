@@ -9,6 +9,7 @@ none, 1 when there are, 2 when it cannot compare (a broker error, a missing topi
 
 from __future__ import annotations
 
+import logging
 import sys
 import tempfile
 import time
@@ -29,27 +30,36 @@ DIFFERENT = 1
 _SCRATCH_CACHE = 4 * 1024 * 1024
 
 
-async def _read(consumer, tp: TopicPartition, end: int | None = None) -> list:  # noqa: ANN001
+async def _read(client_kwargs: dict, tp: TopicPartition, end: int | None = None) -> list:
     """The committed records of ``tp`` from its beginning, up to ``end`` (exclusive) or to
-    the end it had when asked."""
-    consumer.assign([tp])
-    if end is None:
-        end = (await consumer.end_offsets([tp]))[tp]
-    await consumer.seek_to_beginning(tp)
-    out = []
-    while end > 0 and await consumer.position(tp) < end:
-        batches = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
-        for record in batches.get(tp, ()):
-            if record.offset >= end:
-                return out
-            out.append(record)
-    return out
+    the end it had when asked. A consumer of its own per partition: a reassigned one may
+    still hold the previous partition's fetch state."""
+    consumer = committed_reader(
+        client_kwargs, max_partition_fetch_bytes=4 << 20, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        if end is None:
+            end = (await consumer.end_offsets([tp]))[tp]
+        await consumer.seek_to_beginning(tp)
+        out = []
+        while end > 0 and await consumer.position(tp) < end:
+            batches = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
+            for record in batches.get(tp, ()):
+                if record.offset >= end:
+                    return out
+                out.append(record)
+        return out
+    finally:
+        await stop_consumer(consumer)
 
 
 async def rebuild_all(settings: Settings, say) -> tuple[int, int, int, list[str]]:  # noqa: ANN001
     """(partitions, properties, events, differences) over every partition."""
     config = PropertiesConfig.from_settings(settings)
-    consumer = committed_reader(settings.kafka_client_kwargs(), max_partition_fetch_bytes=4 << 20)
+    client_kwargs = settings.kafka_client_kwargs()
+    consumer = committed_reader(client_kwargs)
     await consumer.start()
     totals = [0, 0, 0]
     differences: list[str] = []
@@ -62,14 +72,14 @@ async def rebuild_all(settings: Settings, say) -> tuple[int, int, int, list[str]
             for partition in range(settings.topic_partitions):
                 stored: dict[bytes, bytes] = {}
                 changelog = TopicPartition(settings.properties_changelog_topic, partition)
-                for record in await _read(consumer, changelog):
+                for record in await _read(client_kwargs, changelog):
                     if record.value is None:
                         stored.pop(record.key, None)
                     else:
                         stored[record.key] = record.value
                 upto = applied_offset(stored)
                 source = TopicPartition(settings.property_events_topic, partition)
-                records = [(r.offset, r.key, r.value) for r in await _read(consumer, source, upto + 1)]
+                records = [(r.offset, r.key, r.value) for r in await _read(client_kwargs, source, upto + 1)]
                 store = PartitionStore(
                     Path(scratch) / f"{partition:03d}", rocksdb_options(_SCRATCH_CACHE, _SCRATCH_CACHE)
                 )
@@ -100,6 +110,9 @@ def register(app: faust.App, settings: Settings) -> None:
 
         def say(line: str) -> None:
             print(line, flush=True)
+
+        # The refused events are the stage's to report; here they are part of the replay.
+        logging.getLogger("app.stages.properties").setLevel(logging.ERROR)
 
         try:
             partitions, properties, events, differences = await rebuild_all(settings, say)
