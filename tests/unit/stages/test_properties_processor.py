@@ -179,3 +179,19 @@ def test_views_of_an_unknown_property_make_insights_without_property(make, open_
     views.view("v2", H14, prop="ghost", user="u2")
     (doc,) = insights(views)
     assert "property" not in doc and doc["type"] == "property_hourly_spike"
+
+
+def test_the_stage_outcomes_reach_the_metrics(make):
+    from app.metrics import Metrics
+
+    d = make()
+    created(d)
+    created(d)  # the same eventId: a duplicate
+    d.event("x", "rented", H14 - 1)  # back in time: refused
+    metrics = Metrics()
+    metrics.record_outcomes("property.events", d.proc.outcomes)
+    value = metrics.registry.get_sample_value
+    assert value("property_analytics_property_events_total", {"outcome": "applied"}) == 1
+    assert value("property_analytics_property_events_total", {"outcome": "duplicate"}) == 1
+    assert value("property_analytics_events_rejected_total",
+                 {"topic": "property.events", "reason": "invalid_transition"}) == 1
