@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
-from app.generator import Workload
+from app.generator import Record, Workload
 from tests.support.checks import check_hourly, check_insights, diff, get_all, load_profiles
 from tests.support.commands import run
 from tests.support.oracle import HOUR, hour_of, iso, oracle
@@ -83,6 +83,17 @@ async def test_aggregates_as_of_histories_and_insights_are_exact_after_sigkills(
         # The properties' lives over the views' span, then the views: each view meets its
         # property as it was at the view's time (docs/behaviour.md).
         events = workload.property_events(start - HOUR, (HOURS + 1) * HOUR)
+        # Hostile records among them: each dead-lettered with its reason, or (a valid id made
+        # of ':' '/' '%' and CJK) an aggregate like any other.
+        odd, t = "a:b/c%d 日本", start
+        events += [
+            Workload.property_event("odd-1", "created", t, odd, title="Odd", city="x", price=5),
+            Workload.property_event("odd-2", "rented", t + HOUR, odd, tenantId="t:1/2"),
+            Record(odd.encode(), b'{"eventId": "odd-3", "eventType": "property.upd', "malformed_json"),
+            Workload.property_event("odd-4", "updated", t, "other")._replace(key=b"prop-1"),
+            Workload.property_event("odd-5", "sold", t + HOUR, odd),
+            Workload.property_event("odd-6", "created", t, "", title="x", city="y", price=1),
+        ]
         producing = asyncio.create_task(produce(kafka_bootstrap, topic, events, rate=1500.0))
         kills = [await kill_mid_stream(kafka_bootstrap, worker, env, topic, len(events), 0.4,
                                        f"{app_id}-properties-state-changelog", wipe=False)]
@@ -104,8 +115,10 @@ async def test_aggregates_as_of_histories_and_insights_are_exact_after_sigkills(
                      spike_min=SPIKE_MIN)
         # The input has what it is meant to exercise.
         for rec, (_, _, intended) in zip(produced_events, events):
-            if intended == "invalid_transition":
+            if intended in ("invalid_transition", "malformed_json"):
                 assert exp.property_dlq[(rec.partition, rec.offset)] == intended
+        assert {"key_mismatch", "bad_type", "bad_id"} <= set(exp.property_dlq.values())
+        assert exp.property_at("a:b/c%d 日本")["status"] == "rented"
         statuses = Counter(exp.property_at(p)["status"] for p in exp.histories if exp.histories[p])
         assert statuses["rented"] > 0 and statuses["listed"] > 0, statuses
         assert exp.demand, "no rented_property_demand expected: the workload misses the case"
