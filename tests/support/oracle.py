@@ -529,10 +529,18 @@ class Oracle:
 
     def top_of_hour(self, hour: int, limit: int) -> list[dict]:
         """The busiest properties of one hour (ties: propertyId ascending), as the dashboard
-        lists them."""
+        lists them, with the title and status of those that have an aggregate."""
         rows = sorted((-views, prop, len(users))
                       for (prop, h), (views, users) in self.hourly.items() if h == hour)
-        return [{"propertyId": p, "views": -v, "uniqueUsers": u} for v, p, u in rows[:limit]]
+        out = []
+        for v, p, u in rows[:limit]:
+            row = {"propertyId": p, "views": -v, "uniqueUsers": u}
+            state = self.property_at(p)  # the property now, with its title and status
+            if state is not None:
+                title = state["data"].get("title")
+                row.update(title=title, status=state["status"])
+            out.append(row)
+        return out
 
     def hour_total(self, hour: int) -> int:
         return sum(views for (_, h), (views, _) in self.hourly.items() if h == hour)
