@@ -18,7 +18,13 @@ import re
 
 import orjson
 
-from app.models.events import ProfileDeleted, PropertyViewed, Rejection, UserProfile
+from app.models.events import (
+    ProfileDeleted,
+    PropertyEvent,
+    PropertyViewed,
+    Rejection,
+    UserProfile,
+)
 from app.windows import parse_iso
 
 MALFORMED_JSON = "malformed_json"
@@ -31,6 +37,8 @@ FUTURE_TIMESTAMP = "future_timestamp"
 LATE = "late"
 BAD_ID = "bad_id"
 KEY_MISMATCH = "key_mismatch"
+# A property event that breaks the aggregate's rules (app.properties.aggregate).
+INVALID_TRANSITION = "invalid_transition"
 
 REASONS = (
     MALFORMED_JSON,
@@ -43,6 +51,7 @@ REASONS = (
     LATE,
     BAD_ID,
     KEY_MISMATCH,
+    INVALID_TRANSITION,
 )
 SUPPORTED_MAJOR_VERSIONS = frozenset({"1", "2"})
 MAX_ID_BYTES = 256
@@ -90,6 +99,119 @@ def decode_view(
         return event
     except _Reject as exc:
         return exc.rejection
+
+
+PROPERTY_EVENT_TYPES = ("created", "updated", "rented")
+_EVENT_TYPE_PREFIX = "property."
+# The fields each event type may carry in ``data`` (others are ignored, as unknown fields are)
+# and those it must carry.
+_PROPERTY_FIELDS: dict[str, tuple[str, ...]] = {
+    "created": ("title", "city", "price", "bedrooms"),
+    "updated": ("title", "city", "price", "bedrooms", "status"),
+    "rented": ("rent", "tenantId"),
+}
+_PROPERTY_REQUIRED: dict[str, tuple[str, ...]] = {
+    "created": ("title", "city", "price"),
+    "updated": (),
+    "rented": (),
+}
+
+
+def decode_property_event(
+    key: bytes | None,
+    raw: bytes | None,
+    *,
+    now_ms: int,
+    max_bytes: int,
+    future_tolerance_ms: int,
+) -> PropertyEvent | Rejection:
+    """Validate one ``property.events`` record, in the order and with the reasons of a view
+    (its key must be its ``propertyId``); ``eventType`` must be one of ``property.created``,
+    ``property.updated``, ``property.rented`` (else ``bad_type``) and ``data`` an object whose
+    known fields have their types. Whether the event may apply is the aggregate's question
+    (``invalid_transition``), not the codec's."""
+    try:
+        doc = _load(raw, max_bytes)
+        version = _version(doc)
+        timestamp_ms = _timestamp(doc, "timestamp")
+        if timestamp_ms > now_ms + future_tolerance_ms:
+            raise _Reject(FUTURE_TIMESTAMP, f"timestamp {doc['timestamp']} is in the future")
+        event_id = _required_id(doc, "eventId")
+        property_id = _required_id(doc, "propertyId")
+        event_type = _event_type(doc)
+        data = _property_data(doc, event_type)
+        if key is None:
+            raise _Reject(KEY_MISMATCH, "the record has no key; it must be the propertyId")
+        if key != property_id.encode("utf-8", "surrogatepass"):
+            raise _Reject(KEY_MISMATCH, f"key {_show(key)} is not the propertyId {property_id!r}")
+        return PropertyEvent(event_id, event_type, timestamp_ms, property_id, data, version)
+    except _Reject as exc:
+        return exc.rejection
+
+
+def _event_type(doc: dict[str, Any]) -> str:
+    value = doc.get("eventType")
+    if value is None:
+        raise _Reject(MISSING_FIELD, "eventType is missing")
+    if not isinstance(value, str):
+        raise _Reject(BAD_TYPE, f"eventType must be a string, got {type(value).__name__}")
+    short = value[len(_EVENT_TYPE_PREFIX):] if value.startswith(_EVENT_TYPE_PREFIX) else None
+    if short not in PROPERTY_EVENT_TYPES:
+        raise _Reject(
+            BAD_TYPE,
+            f"eventType {value[:80]!r} is not one of "
+            + ", ".join(_EVENT_TYPE_PREFIX + t for t in PROPERTY_EVENT_TYPES),
+        )
+    return short
+
+
+def _property_data(doc: dict[str, Any], event_type: str) -> dict[str, Any]:
+    data = doc.get("data")
+    if data is None:
+        raise _Reject(MISSING_FIELD, "data is missing")
+    if not isinstance(data, dict):
+        raise _Reject(BAD_TYPE, f"data must be an object, got {type(data).__name__}")
+    for name in _PROPERTY_REQUIRED[event_type]:
+        if data.get(name) is None:
+            raise _Reject(MISSING_FIELD, f"data.{name} is missing")
+    known = {}
+    for name in _PROPERTY_FIELDS[event_type]:
+        value = data.get(name)
+        if value is not None:
+            known[name] = _property_field(name, value)
+    return known
+
+
+def _property_field(name: str, value: Any) -> Any:
+    if name in ("title", "city", "status"):
+        if not isinstance(value, str):
+            raise _Reject(BAD_TYPE, f"data.{name} must be a string, got {type(value).__name__}")
+        if _BAD_CHAR.search(value) or len(value) > MAX_TEXT_CHARS:
+            raise _Reject(
+                BAD_TYPE,
+                f"data.{name} must be UTF-8 text without control characters, at most "
+                f"{MAX_TEXT_CHARS} characters",
+            )
+        return value
+    if name == "tenantId":
+        if not isinstance(value, str):
+            raise _Reject(BAD_TYPE, f"data.tenantId must be a string, got {type(value).__name__}")
+        problem = id_problem(value)
+        if problem is not None:
+            raise _Reject(BAD_ID, f"data.tenantId {problem}")
+        return value
+    if name == "bedrooms":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT:
+            raise _Reject(BAD_TYPE, f"data.bedrooms must be a whole number from 0, got {value!r:.40}")
+        return value
+    # price, rent: a finite amount from 0 (orjson never yields NaN or infinity)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_AMOUNT:
+        raise _Reject(BAD_TYPE, f"data.{name} must be a number from 0, got {value!r:.40}")
+    return value
+
+
+MAX_TEXT_CHARS = 1000
+MAX_AMOUNT = 10**15  # beyond it a JSON number loses whole units in a double
 
 
 def decode_profile(

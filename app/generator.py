@@ -243,6 +243,62 @@ class Workload:
             ts = start + MIN_MS + k * (hot_end - start - MIN_MS) // 70
             yield ts, self.view(f"{ids}-hot{k}", ts, "prop-hot", rng.choice(investors))
 
+    @staticmethod
+    def property_event(event_id: str, kind: str, ts_ms: int, property_id: str, **data: object) -> Record:
+        """One ``property.events`` record (``kind``: created, updated or rented)."""
+        doc = {"eventId": event_id, "eventType": f"property.{kind}", "version": "1.0",
+               "timestamp": iso_ms(ts_ms), "propertyId": property_id, "data": data}
+        return Record(property_id.encode(), orjson.dumps(doc), "property")
+
+    def property_events(self, start_ms: int, span_ms: int, *, id_prefix: str = "pe") -> list[Record]:
+        """The properties' lives over ``[start_ms, start_ms + span_ms]``, in time order: each
+        property created at the start; a fifth of them repriced later; the popular prop-1 and
+        prop-3 and one in twenty others rented a third of the way in; prop-3 and a third of
+        the others rented relisted two thirds of the way in (prop-1 stays rented). With ``bad_rate``, also events the
+        aggregate must refuse (``invalid_transition``) and resent duplicates."""
+        rng = random.Random(f"{self.seed}:{id_prefix}")
+        ids = f"{id_prefix}-{self.seed}"
+        cities = ("Lyon", "Paris", "Lille", "Nantes", "Bordeaux")
+        timed: list[tuple[int, int, Record]] = []
+        n = 0
+
+        def add(ts: int, record: Record) -> None:
+            nonlocal n
+            timed.append((ts, n, record))
+            n += 1
+
+        for i in range(self.properties):
+            prop = f"prop-{i}"
+            price = rng.randrange(800, 4000)
+            add(start_ms + i, self.property_event(
+                f"{ids}-{i}-c", "created", start_ms + i, prop, title=f"Flat {i}",
+                city=rng.choice(cities), price=price, bedrooms=rng.randrange(0, 6)))
+            t = start_ms + self.properties + 1
+            if rng.random() < 0.2:
+                t += rng.randrange(max(1, span_ms // 3))
+                add(t, self.property_event(f"{ids}-{i}-u", "updated", t, prop,
+                                           price=price - rng.randrange(10, 200)))
+            if i in (1, 3) or rng.random() < 0.05:
+                t = max(t, start_ms + span_ms // 3)
+                add(t, self.property_event(f"{ids}-{i}-r", "rented", t, prop, rent=price,
+                                           tenantId=f"tenant-{rng.randrange(10**6)}"))
+                if i == 3 or (i != 1 and rng.random() < 0.33):
+                    t = max(t, start_ms + 2 * span_ms // 3)
+                    add(t, self.property_event(f"{ids}-{i}-l", "updated", t, prop,
+                                               status="listed", price=price + 50))
+        if self.bad_rate:
+            end = start_ms + span_ms
+            refused = [
+                self.property_event(f"{ids}-x1", "created", end, "prop-0", title="again",
+                                    city="Lyon", price=1),
+                self.property_event(f"{ids}-x2", "updated", end, "prop-never", price=1),
+                self.property_event(f"{ids}-x3", "updated", end, "prop-2", status="rented"),
+            ]
+            for record in refused:
+                add(end, record._replace(intended="invalid_transition"))
+            add(end, min(timed)[2]._replace(intended="duplicate"))
+        return [record for _, _, record in sorted(timed)]
+
     def _bad(self, kind: str, event_id: str, ts: int, now: int) -> Record:
         """A view of prop-7 made to be rejected for ``kind``."""
         doc = orjson.loads(self.view(event_id, ts, "prop-7", "user-1").value)
@@ -396,6 +452,12 @@ async def _main(args: argparse.Namespace) -> int:
     sent = await produce(settings.profiles_topic, workload.profiles(), kwargs)
     log.info("produced %d profiles to %s", sent, settings.profiles_topic)
     now = int(time.time() * 1000)
+    # The properties' lives over the span the views cover, before the views: a view finds
+    # the property as it was at the view's time (docs/behaviour.md).
+    span = (args.history_hours if args.views is None else args.backfill_hours) * HOUR_MS
+    events = workload.property_events(now - span, span, id_prefix=f"pe{now}")
+    sent = await produce(settings.property_events_topic, events, kwargs)
+    log.info("produced %d property events to %s", sent, settings.property_events_topic)
     if args.views is None:
         if args.history_views:
             # A day of history first, so baselines and sparklines have something to show.

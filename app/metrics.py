@@ -101,6 +101,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.property_events = Counter(
+            p + "property_events_total",
+            "Records of property.events applied to their property's aggregate or skipped as "
+            "duplicates, by outcome: applied, duplicate (rejections are events_rejected_total)",
+            ["outcome"],
+            registry=r,
+        )
         self.insights_emitted = Counter(
             p + "insights_emitted_total", "Insights published, by type", ["type"], registry=r
         )
@@ -205,6 +212,8 @@ class Metrics:
                     self.events_late.labels("week").inc(n)
             elif outcome.startswith("dropped:"):
                 self.outputs_dropped.labels(outcome.split(":", 1)[1]).inc(n)
+            elif outcome.startswith("property_"):
+                self.property_events.labels(outcome.removeprefix("property_")).inc(n)
             elif outcome.startswith("insight:"):
                 self.insights_emitted.labels(outcome.split(":", 1)[1]).inc(n)
         outcomes.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 
 import faust
 
@@ -13,11 +14,13 @@ from app.engine.runner import StageRunner
 from app.engine.stall import CommitWatch
 from app.engine.store import rocksdb_options
 from app.metrics import Metrics, RateSampler
+from app.properties.aggregate import PropertyState
 from app.readmodels.insights import InsightsMemory
 from app.readmodels.partials import PartialsView, partials_tail
 from app.readmodels.tail import TopicTail
 from app.settings import Settings
 from app.stages.profile_rejects import ProfileRejectsProcessor
+from app.stages.properties import PropertiesConfig, PropertiesProcessor
 from app.stages.segments import SegmentUsersProcessor
 from app.stages.views import ViewsConfig, ViewsProcessor
 from app.tables.profiles import ProfilesTable
@@ -53,11 +56,39 @@ class Runtime:
             settings.max_value_bytes,
             self.metrics,
         )
+        self.properties = self._properties_stage()
         self.views, self.segments, self.profile_rejects = self._stages()
-        self.stages = (self.views, self.segments, self.profile_rejects)
+        # The views before the properties they read: on a revocation the views of a
+        # partition commit and close before its properties do.
+        self.stages = (self.views, self.segments, self.profile_rejects, self.properties)
         self.partials = PartialsView()
         self.insights = InsightsMemory(settings.insights_memory)
         self.tails = self._tails()
+
+    def _properties_stage(self) -> StageRunner:
+        s = self.settings
+        config = PropertiesConfig.from_settings(s)
+        return self._stage(
+            "properties",
+            s.property_events_topic,
+            s.properties_changelog_topic,
+            s.properties_commit_interval_seconds,
+            lambda partition, store, outbox: PropertiesProcessor(partition, store, outbox, config),
+        )
+
+    def property_at(self, partition: int) -> Callable[[str, int], PropertyState | None]:
+        """For the views of ``partition``: a property's state at a time, read from the
+        properties stage's same partition (opened first: ``StageRunner(requires=...)``)."""
+        owned = self.properties.owned
+        source = owned.source_topic
+
+        def state_at(property_id: str, ts_ms: int) -> PropertyState | None:
+            processor = owned.processor(partition)
+            if processor is None:  # closed under a running batch: replay it, never guess
+                raise RuntimeError(f"{source}[{partition}] is not open on this worker")
+            return processor.state_at(property_id, ts_ms)
+
+        return state_at
 
     def _stages(self) -> tuple[StageRunner, StageRunner, StageRunner]:
         s = self.settings
@@ -68,12 +99,14 @@ class Runtime:
             s.views_changelog_topic,
             s.views_commit_interval_seconds,
             lambda partition, store, outbox: ViewsProcessor(
-                partition, store, outbox, views_config, self.profiles.segment_of
+                partition, store, outbox, views_config, self.profiles.segment_of,
+                self.property_at(partition),
             ),
             check_gaps=s.views_gap_check,
             # Like a Kafka Streams GlobalKTable: no view is joined before the profiles table
             # holds every profile published before the worker started.
             start_after=self.profiles_reader.bootstrapped,
+            requires=self.properties,
         )
         segments = self._stage(
             "segment-users",
@@ -110,6 +143,7 @@ class Runtime:
         factory: ProcessorFactory,
         check_gaps: bool = False,
         start_after: asyncio.Event | None = None,
+        requires: StageRunner | None = None,
     ) -> StageRunner:
         s = self.settings
         owned = OwnedPartitions(
@@ -143,6 +177,7 @@ class Runtime:
             max_uncommitted=s.max_uncommitted_events,
             check_gaps=check_gaps,
             start_after=start_after,
+            requires=requires,
         )
 
     def _tails(self) -> tuple[TopicTail, TopicTail]:

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     most TOPIC_REPLICATION_FACTOR."""
     views_topic: str = "property.views"
     """Input topic of property views; its dead letters go to `<name>.dlq`."""
+    property_events_topic: str = "property.events"
+    """Input topic of the property aggregate's events (keyed by propertyId, co-partitioned with
+    the views topic); its dead letters go to `<name>.dlq`."""
     profiles_topic: str = "user.profiles"
     """Input topic of user profiles (compacted); its dead letters go to `<name>.dlq`."""
     insights_topic: str = "analytics.insights"
@@ -89,6 +92,8 @@ class Settings(BaseSettings):
     own, so that it never writes to the live one."""
     profiles_dead_letter_topic: str | None = None
     """Dead-letter topic of the profiles; unset: `<PROFILES_TOPIC>.dlq`."""
+    property_events_dead_letter_topic: str | None = None
+    """Dead-letter topic of the property events; unset: `<PROPERTY_EVENTS_TOPIC>.dlq`."""
 
     # --- Input validation ---------------------------------------------------------------
     max_value_bytes: int = Field(64 * 1024, ge=1, le=512 * 1024)
@@ -153,6 +158,9 @@ class Settings(BaseSettings):
     """The same for the unique-users stage; weekly unique users trail by about this much."""
     profiles_commit_interval_seconds: float = Field(1.0, ge=0)
     """The same for the profile-rejects stage, which dead-letters invalid profiles."""
+    properties_commit_interval_seconds: float = Field(0.1, ge=0)
+    """The same for the properties stage (the aggregate's state and history); property answers
+    trail their events by about this much."""
     commit_interval_seconds: float = Field(1.0, gt=0)
     """How often faust commits the offsets it manages itself (the stages commit theirs inside their
     transactions)."""
@@ -235,6 +243,14 @@ class Settings(BaseSettings):
     @property
     def dlq_profiles_topic(self) -> str:
         return self.profiles_dead_letter_topic or f"{self.profiles_topic}.dlq"
+
+    @property
+    def dlq_property_events_topic(self) -> str:
+        return self.property_events_dead_letter_topic or f"{self.property_events_topic}.dlq"
+
+    @property
+    def properties_changelog_topic(self) -> str:
+        return f"{self.app_id}-properties-state-changelog"
 
     @property
     def views_changelog_topic(self) -> str:

@@ -45,7 +45,11 @@ class TopicSpec:
 
 def dead_letter_topics(s: Settings) -> dict[str, str]:
     """Each dead-letter topic and the input topic whose rejected records it holds."""
-    return {s.dlq_views_topic: s.views_topic, s.dlq_profiles_topic: s.profiles_topic}
+    return {
+        s.dlq_views_topic: s.views_topic,
+        s.dlq_profiles_topic: s.profiles_topic,
+        s.dlq_property_events_topic: s.property_events_topic,
+    }
 
 
 def topic_specs(s: Settings) -> list[TopicSpec]:
@@ -56,6 +60,11 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         TopicSpec(s.dlq_views_topic, n, dlq),
         TopicSpec(s.views_changelog_topic, n, COMPACT, copartitioned=True),
         TopicSpec(s.segments_repartition_topic, n, copartitioned=True),
+        # The properties stage's input: partition p of it and of the views is one worker's
+        # (faust assigns topics of one partition count together), whose views read it.
+        TopicSpec(s.property_events_topic, n, copartitioned=True),
+        TopicSpec(s.dlq_property_events_topic, n, dlq),
+        TopicSpec(s.properties_changelog_topic, n, COMPACT, copartitioned=True),
         TopicSpec(s.segments_changelog_topic, n, COMPACT, copartitioned=True),
         # The profiles table's changelog is user.profiles itself; the profile-rejects stage
         # keeps its applied offsets in a changelog co-partitioned with it.

@@ -83,6 +83,7 @@ class Bench:
             "KAFKA_BOOTSTRAP_SERVERS": opts.bootstrap,
             "VIEWS_TOPIC": f"{prefix}-views",
             "PROFILES_TOPIC": f"{prefix}-profiles",
+            "PROPERTY_EVENTS_TOPIC": f"{prefix}-property-events",
             "TOPIC_PARTITIONS": str(opts.partitions),
         }
         self.settings = self._settings("p1")
@@ -119,6 +120,7 @@ class Bench:
             app_id=env["APP_ID"],
             views_topic=env["VIEWS_TOPIC"],
             profiles_topic=env["PROFILES_TOPIC"],
+            property_events_topic=env["PROPERTY_EVENTS_TOPIC"],
             insights_topic=env["INSIGHTS_TOPIC"],
             topic_partitions=self.o.partitions,
         )

@@ -16,4 +16,6 @@ def register(app: faust.App, runtime: Runtime) -> None:
     # user.profiles -> its invalid records to user.profiles.dlq (every worker's profiles table
     # reads the topic itself: app.tables.profiles_reader, started in lifecycle)
     stages.register(app, runtime.profile_rejects, "user_profiles")
+    # property.events -> the property aggregate (state, history), dead letters
+    stages.register(app, runtime.properties, "property_events")
     lifecycle.register(app, runtime)

@@ -59,6 +59,7 @@ def _commit_timers(app: faust.App, runtime: Runtime) -> None:
         settings.views_commit_interval_seconds,
         settings.segments_commit_interval_seconds,
         settings.profiles_commit_interval_seconds,
+        settings.properties_commit_interval_seconds,
     )
 
     @app.timer(max(commit_check_s / 2, 0.02))

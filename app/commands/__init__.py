@@ -11,7 +11,14 @@ from app.settings import Settings
 
 
 def register(app: faust.App, settings: Settings) -> None:
-    from app.commands import apply_topics, diff, export_topics, promote, replay
+    from app.commands import (
+        apply_topics,
+        diff,
+        export_topics,
+        promote,
+        rebuild_properties,
+        replay,
+    )
 
-    for command in (replay, diff, promote, export_topics, apply_topics):
+    for command in (replay, diff, promote, export_topics, apply_topics, rebuild_properties):
         command.register(app, settings)

@@ -40,9 +40,13 @@ class StageRunner:
         max_uncommitted: int = 20_000,
         check_gaps: bool = False,
         start_after: asyncio.Event | None = None,
+        requires: StageRunner | None = None,
     ) -> None:
         self._app = app
         self._reader = reader
+        # A stage whose partition p this one reads while it processes its own partition p
+        # (the views read the properties of their partition): it is opened, restored, first.
+        self._requires = requires
         # Set when the stage may process (the views wait for the profiles table's bootstrap).
         self._start_after = start_after
         # Seek back on any offset gap (for an input whose producers write no transactions,
@@ -180,9 +184,47 @@ class StageRunner:
             await self.open_assigned(generation)
 
     async def _open(self, partition: int) -> None:
-        """Open an assigned partition (restore its store) and read it from after its applied offset."""
+        """Open an assigned partition (restore its store) and read it from after its applied
+        offset; the same partition of a required stage first."""
+        if self._requires is not None and not await self._required_open(partition):
+            # What it reads is another worker's now: like a fenced partition, wait for the
+            # rebalance, which opens it from its committed offset where both are assigned.
+            self._lost.add(partition)
+            return
         processor = await self.owned.open(partition)
         self._opened(partition, processor.applied_offset)
+
+    async def _required_open(self, partition: int) -> bool:
+        """Whether the required stage has ``partition`` open, opening it if need be; False
+        when that stage lost it (revoked or fenced), so this one must not process it now."""
+        required = self._requires
+        assert required is not None
+        opened = await required.ensure_open(partition, self._generation)
+        if not opened and self._app.consumer_generation_id == self._generation and (
+            partition not in required.assigned_partitions()
+        ):
+            fatal(
+                f"{self.owned.name}: {self.owned.source_topic}[{partition}] is assigned but "
+                f"{required.owned.source_topic}[{partition}] is not: the topics must have the "
+                "same partition count"
+            )
+        return opened
+
+    async def ensure_open(self, partition: int, generation: int | None) -> bool:
+        """Open ``partition`` now if it is assigned in ``generation`` (for a stage that reads
+        it); False when it is not this worker's to open."""
+        async with self.owned.lock:
+            if (
+                generation is None
+                or generation != self._generation
+                or generation != self._app.consumer_generation_id
+                or partition not in self.assigned_partitions()
+                or partition in self._lost
+            ):
+                return False
+            if self.owned.processor(partition) is None:
+                await self._open(partition)
+            return True
 
     async def _close(self, partitions: set[int]) -> None:
         self._reader.remove(partitions)

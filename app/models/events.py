@@ -82,3 +82,17 @@ def utf8_prefix(text: str, limit: int) -> bytes:
     if len(raw) <= limit:
         return raw
     return raw[:limit].decode("utf-8", "ignore").encode()
+
+
+@dataclass(slots=True, frozen=True)
+class PropertyEvent:
+    """One decoded ``property.events`` record: ``event_type`` is ``created``, ``updated`` or
+    ``rented`` (the ``property.`` prefix dropped); ``data`` holds only the known fields of
+    that type, each of the right type (``app.codec.decode_property_event``)."""
+
+    event_id: str
+    event_type: str
+    timestamp_ms: int
+    property_id: str
+    data: dict[str, Any]
+    version: str = "1.0"

@@ -12,6 +12,7 @@ from app.windows import iso_ms
 
 PROPERTY_HOURLY_SPIKE = "property_hourly_spike"
 SEGMENT_PROPERTY_TREND = "segment_property_trend"
+RENTED_PROPERTY_DEMAND = "rented_property_demand"
 
 
 def id_component(value: str) -> str:
@@ -30,9 +31,12 @@ class TrendInsight:
     window_end_ms: int
     metrics: dict[str, Any]
     detected_at_ms: int
+    # The property's title, city, status and price when the insight was made (None: the
+    # property has no aggregate then, and the insight has no ``property``).
+    property: dict[str, Any] | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "insightId": self.insight_id,
             "type": self.type,
             "subject": self.subject,
@@ -41,13 +45,21 @@ class TrendInsight:
             "metrics": self.metrics,
             "detectedAt": iso_ms(self.detected_at_ms),
         }
+        if self.property is not None:
+            wire["property"] = self.property
+        return wire
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.to_wire())
 
 
 def spike_insight(
-    property_id: str, hour_start_ms: int, hour_end_ms: int, metrics: dict[str, Any], now_ms: int
+    property_id: str,
+    hour_start_ms: int,
+    hour_end_ms: int,
+    metrics: dict[str, Any],
+    now_ms: int,
+    property: dict[str, Any] | None = None,
 ) -> TrendInsight:
     return TrendInsight(
         insight_id=f"{PROPERTY_HOURLY_SPIKE}:{id_component(property_id)}:{iso_ms(hour_start_ms)}",
@@ -57,6 +69,29 @@ def spike_insight(
         window_end_ms=hour_end_ms,
         metrics=metrics,
         detected_at_ms=now_ms,
+        property=property,
+    )
+
+
+def rented_demand_insight(
+    property_id: str,
+    hour_start_ms: int,
+    hour_end_ms: int,
+    metrics: dict[str, Any],
+    now_ms: int,
+    property: dict[str, Any] | None,
+) -> TrendInsight:
+    """Once per (property, hour): a property rented at the time of a view drew at least the
+    spike threshold of views that hour."""
+    return TrendInsight(
+        insight_id=f"{RENTED_PROPERTY_DEMAND}:{id_component(property_id)}:{iso_ms(hour_start_ms)}",
+        type=RENTED_PROPERTY_DEMAND,
+        subject={"propertyId": property_id},
+        window_start_ms=hour_start_ms,
+        window_end_ms=hour_end_ms,
+        metrics=metrics,
+        detected_at_ms=now_ms,
+        property=property,
     )
 
 
@@ -67,6 +102,7 @@ def trend_insight(
     week_end_ms: int,
     metrics: dict[str, Any],
     now_ms: int,
+    property: dict[str, Any] | None = None,
 ) -> TrendInsight:
     return TrendInsight(
         insight_id=(
@@ -79,4 +115,5 @@ def trend_insight(
         window_end_ms=week_end_ms,
         metrics=metrics,
         detected_at_ms=now_ms,
+        property=property,
     )

@@ -35,8 +35,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 FIXED = frozenset({
     "kafka_bootstrap_servers", "kafka_security_protocol", "kafka_sasl_mechanism",
     "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile",
-    "app_id", "views_topic", "profiles_topic", "insights_topic",
-    "views_dead_letter_topic", "profiles_dead_letter_topic",
+    "app_id", "views_topic", "profiles_topic", "insights_topic", "property_events_topic",
+    "views_dead_letter_topic", "profiles_dead_letter_topic", "property_events_dead_letter_topic",
     "topic_partitions", "profiles_partitions",
     "worker_web_port", "worker_data_dir", "worker_canonical_url",
 })
@@ -115,6 +115,7 @@ class Shadow:
             "INSIGHTS_TOPIC": self.output(self.live.insights_topic),
             "VIEWS_DEAD_LETTER_TOPIC": self.output(self.live.dlq_views_topic),
             "PROFILES_DEAD_LETTER_TOPIC": self.output(self.live.dlq_profiles_topic),
+            "PROPERTY_EVENTS_DEAD_LETTER_TOPIC": self.output(self.live.dlq_property_events_topic),
         }
 
     def env(self) -> dict[str, str]:

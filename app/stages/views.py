@@ -18,12 +18,18 @@ from app import codec, dedupe
 from app.stages import by_user
 from app.stages.applied import APPLIED_KEY, Applied, AppliedOffsets
 from app.models.events import PropertyViewed, Rejection
-from app.models.insights import TrendInsight, spike_insight, trend_insight
+from app.models.insights import (
+    TrendInsight,
+    rented_demand_insight,
+    spike_insight,
+    trend_insight,
+)
+from app.properties.aggregate import RENTED, PropertyState
 from app.settings import Settings
 from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
 from app.tables.seen_events import SeenEvents
-from app.tables.hourly import HourlyPropertyViews
+from app.tables.hourly import HourlyCounts, HourlyPropertyViews
 from app.tables.keys import meta_key
 from app.readmodels.partials import VIEWS, partial_key, views_partial
 from app.tables.weekly import WeeklySegmentPatterns
@@ -83,6 +89,10 @@ class ViewsConfig:
         )
 
 
+def _no_property(property_id: str, ts_ms: int) -> None:
+    return None
+
+
 def key_partition(key: bytes, partitions: int) -> int:
     """The Java client's default partitioner (murmur2), as every producer of our topics uses."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
@@ -104,12 +114,16 @@ class ViewsProcessor(AppliedOffsets):
         outbox: Outbox,
         config: ViewsConfig,
         segment_of: Callable[[str], str | None],
+        property_at: Callable[[str, int], PropertyState | None] | None = None,
     ) -> None:
+        """``property_at(propertyId, ts)``: the property's aggregate as of a view's time
+        (read from the properties stage of the same partition); None: no properties known."""
         self.partition = partition
         self.store = store
         self.outbox = outbox
         self.config = config
         self._segment_of = segment_of
+        self._property_at = property_at or _no_property
         self.hourly = HourlyPropertyViews(store)
         self.weekly = WeeklySegmentPatterns(store)
         self.seen = SeenEvents(store)
@@ -177,6 +191,8 @@ class ViewsProcessor(AppliedOffsets):
         rules = self.config.rules
         prop = event.property_id
         counts = self.hourly.add_view(prop, hour, event.user_id)
+        if not counts.demand_emitted and counts.views >= rules.spike_min_views:
+            self._check_rented_demand(event, hour, counts, now_ms)
         cached = self._baselines.get(prop)
         if cached is not None and cached[0] != hour:
             # A view counted in one of the cached hour's baseline hours makes it stale.
@@ -194,7 +210,32 @@ class ViewsProcessor(AppliedOffsets):
             "baseline": round(baseline, 2),
             "ratio": ratio(counts.views, baseline),
         }
-        self._emit(spike_insight(event.property_id, hour, hour + HOUR_MS, metrics, now_ms))
+        self._emit(
+            spike_insight(
+                event.property_id, hour, hour + HOUR_MS, metrics, now_ms,
+                self._summary(event.property_id, event.timestamp_ms),
+            )
+        )
+
+    def _check_rented_demand(
+        self, event: PropertyViewed, hour: int, counts: HourlyCounts, now_ms: int
+    ) -> None:
+        """A view of a property rented at the view's time, in an hour with at least the spike
+        threshold of views: the hour's ``rented_property_demand``, once."""
+        state = self._property_at(event.property_id, event.timestamp_ms)
+        if state is None or state.status != RENTED:
+            return
+        self.hourly.mark_demand_emitted(event.property_id, hour, counts)
+        metrics = {"views": counts.views, "uniqueUsers": counts.unique_users}
+        self._emit(
+            rented_demand_insight(
+                event.property_id, hour, hour + HOUR_MS, metrics, now_ms, state.summary()
+            )
+        )
+
+    def _summary(self, property_id: str, ts_ms: int) -> dict | None:
+        state = self._property_at(property_id, ts_ms)
+        return state.summary() if state is not None else None
 
     def _baseline(self, prop: str, hour: int) -> float:
         """Mean views of the preceding hours, memoised per property (24 reads otherwise)."""
@@ -223,7 +264,12 @@ class ViewsProcessor(AppliedOffsets):
             return
         self.weekly.mark_trend_emitted(week, segment, event.property_id, counts)
         metrics = {"views": counts.views, "previousViews": previous, "ratio": ratio(counts.views, previous)}
-        self._emit(trend_insight(segment, event.property_id, week, week + WEEK_MS, metrics, now_ms))
+        self._emit(
+            trend_insight(
+                segment, event.property_id, week, week + WEEK_MS, metrics, now_ms,
+                self._summary(event.property_id, event.timestamp_ms),
+            )
+        )
 
     def _emit(self, insight: TrendInsight) -> None:
         key = insight.insight_id.encode()

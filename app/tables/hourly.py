@@ -24,16 +24,18 @@ class HourlyCounts:
     views: int = 0
     unique_users: int = 0
     spike_emitted: bool = False
+    demand_emitted: bool = False  # the hour's rented_property_demand insight was published
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps((self.views, self.unique_users, self.spike_emitted))
+        if not self.demand_emitted:  # the form written before the flag existed
+            return orjson.dumps((self.views, self.unique_users, self.spike_emitted))
+        return orjson.dumps((self.views, self.unique_users, self.spike_emitted, True))
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> HourlyCounts:
         if raw is None:
             return cls()
-        views, unique_users, spike_emitted = orjson.loads(raw)
-        return cls(views, unique_users, spike_emitted)
+        return cls(*orjson.loads(raw))
 
 
 class HourlyPropertyViews:
@@ -58,6 +60,10 @@ class HourlyPropertyViews:
 
     def mark_spike_emitted(self, property_id: str, hour_ms: int, counts: HourlyCounts) -> None:
         counts.spike_emitted = True
+        self._store.put(window_key(COUNTS, hour_ms, property_id), counts.to_bytes())
+
+    def mark_demand_emitted(self, property_id: str, hour_ms: int, counts: HourlyCounts) -> None:
+        counts.demand_emitted = True
         self._store.put(window_key(COUNTS, hour_ms, property_id), counts.to_bytes())
 
     def previous_views(self, property_id: str, hour_ms: int, hours: int) -> list[int]:

@@ -11,6 +11,8 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.engine.store import CommittedState
+from app.properties.aggregate import rebuild
 from app.readmodels.partials import SegmentWeek
 from app.runtime import Runtime
 from app.tables.hourly import HourlyPropertyViews
@@ -24,12 +26,16 @@ from app.web.params import (
     parse_hour,
     parse_insight_type,
     parse_utc,
+    parse_version,
     parse_week_start,
 )
+from app.tables.properties import PropertyTable
 from app.windows import HOUR_MS, WEEK_MS, iso_ms
 
 MAX_INSIGHTS = 500
 parse_insights_limit = limit_parser(MAX_INSIGHTS)
+MAX_EVENTS_PAGE = 1000
+parse_events_limit = limit_parser(MAX_EVENTS_PAGE)
 
 
 def hour_answer(property_id: str, hourly: HourlyPropertyViews, hour: int) -> dict:
@@ -44,7 +50,9 @@ def hour_answer(property_id: str, hourly: HourlyPropertyViews, hour: int) -> dic
 
 
 def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:
-    _property_views(app, Owners(app, runtime, peers))
+    owners = Owners(app, runtime, peers)
+    _property_views(app, owners)
+    _properties(app, owners)
     _read_models(app, runtime)
     _health(app, runtime)
 
@@ -66,12 +74,42 @@ class Owners:
         local: Callable[[HourlyPropertyViews], dict],
     ) -> Response:
         """Answer from local state when this worker owns the key, else ask the owner."""
+        return await self._answer(
+            view, request, property_id, forward_path, self._runtime.views,
+            lambda state: (200, local(HourlyPropertyViews(state))),
+        )
+
+    async def aggregate(
+        self,
+        view: View,
+        request: Request,
+        property_id: str,
+        forward_path: str,
+        local: Callable[[PropertyTable], tuple[int, dict]],
+    ) -> Response:
+        """The same for the property aggregate (the properties stage's partition, which is
+        the views' partition of the same key: the topics are co-partitioned)."""
+        return await self._answer(
+            view, request, property_id, forward_path, self._runtime.properties,
+            lambda state: local(PropertyTable(state)),
+        )
+
+    async def _answer(
+        self,
+        view: View,
+        request: Request,
+        property_id: str,
+        forward_path: str,
+        stage,  # noqa: ANN001 - a StageRunner
+        local: Callable[[CommittedState], tuple[int, dict]],
+    ) -> Response:
         app, settings = self._app, self._runtime.settings
         partition = routing.partition_of(property_id, settings.topic_partitions)
-        processor = self._runtime.views.owned.processor(partition)
+        processor = stage.owned.processor(partition)
         if processor is not None:
-            return json(view, local(HourlyPropertyViews(processor.store.committed())))
-        owner = routing.owner_url(app, settings.views_topic, partition)
+            status, body = local(processor.store.committed())
+            return json(view, body, status)
+        owner = routing.owner_url(app, stage.owned.source_topic, partition)
         if owner is None or routing.is_self(app, owner) or request.headers.get(routing.ROUTED_HEADER):
             return error(view, 503, f"partition {partition} is not ready; retry shortly")
         try:
@@ -122,6 +160,75 @@ def _property_views(app: faust.App, owners: Owners) -> None:
                 }
 
             return await owners.answer(self, request, property_id, path, local)
+
+
+def property_answer(property_id: str, table: PropertyTable, as_of: int | None) -> tuple[int, dict]:
+    """The property now, or as it was at ``as_of`` (its stored events up to then, folded)."""
+    state = table.state(property_id)
+    if state is not None and as_of is not None and state.updated_at_ms > as_of:
+        state = None if state.created_at_ms > as_of else rebuild(table.history(property_id), as_of)
+        if state is None:
+            return 404, {"error": f"property {property_id!r} did not exist at {iso_ms(as_of)}"}
+    if state is None:
+        return 404, {"error": f"no property {property_id!r}"}
+    body = state.to_wire()
+    if as_of is not None:
+        body["asOf"] = iso_ms(as_of)
+    return 200, body
+
+
+def events_answer(
+    property_id: str, table: PropertyTable, after_version: int, limit: int
+) -> tuple[int, dict]:
+    """A page of the property's history, oldest first, after ``after_version``."""
+    if table.state(property_id) is None:
+        return 404, {"error": f"no property {property_id!r}"}
+    page = []
+    for stored in table.history(property_id, after_version):
+        if len(page) == limit:
+            break
+        page.append(stored.to_wire())
+    more = len(page) == limit and table.state(property_id).version > page[-1]["version"]
+    return 200, {
+        "propertyId": property_id,
+        "events": page,
+        "nextAfterVersion": page[-1]["version"] if more else None,
+    }
+
+
+def _properties(app: faust.App, owners: Owners) -> None:
+    @app.page("/api/properties/{property_id}")
+    class PropertyView(View):
+        async def get(self, request: Request, property_id: str) -> Response:
+            try:
+                property_id = path_param(request, "property_id", "propertyId")
+                as_of = param(request.query, "asOf", parse_utc, default=None)
+            except BadRequest as exc:
+                return error(self, 400, str(exc))
+            query = {"asOf": iso_ms(as_of)} if as_of is not None else None
+            path = routing.path_qs(["api", "properties", property_id], query)
+            return await owners.aggregate(
+                self, request, property_id, path,
+                lambda table: property_answer(property_id, table, as_of),
+            )
+
+    @app.page("/api/properties/{property_id}/events")
+    class PropertyEvents(View):
+        async def get(self, request: Request, property_id: str) -> Response:
+            try:
+                property_id = path_param(request, "property_id", "propertyId")
+                after = param(request.query, "afterVersion", parse_version, default=0)
+                limit = param(request.query, "limit", parse_events_limit, default=100)
+            except BadRequest as exc:
+                return error(self, 400, str(exc))
+            path = routing.path_qs(
+                ["api", "properties", property_id, "events"],
+                {"afterVersion": str(after), "limit": str(limit)},
+            )
+            return await owners.aggregate(
+                self, request, property_id, path,
+                lambda table: events_answer(property_id, table, after, limit),
+            )
 
 
 def segment_week_answer(segment: str, week: int, answer: SegmentWeek) -> dict:

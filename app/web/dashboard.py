@@ -23,7 +23,9 @@ from yarl import URL
 
 from app.metrics import Metrics, RateSampler
 from app.runtime import Runtime
+from app.properties.aggregate import PropertyState
 from app.tables.hourly import COUNTS, HourlyCounts
+from app.tables.properties import PropertyTable
 from app.tables.keys import split_key, window_prefix
 from app.web import routing
 from app.web.http import Peers, error, json
@@ -132,6 +134,21 @@ def top_of_hour(stores, hour: int, limit: int) -> tuple[list[dict], int, int]:  
     return top, total, len(rows)
 
 
+def with_properties(
+    rows: list[dict], property_of: Callable[[str], PropertyState | None]
+) -> list[dict]:
+    """Top rows with their property's ``title`` and ``status`` (committed state), when the
+    property has an aggregate."""
+    out = []
+    for row in rows:
+        state = property_of(row["propertyId"])
+        if state is not None:
+            title = state.data.get("title")
+            row = {**row, "title": title if isinstance(title, str) else None, "status": state.status}
+        out.append(row)
+    return out
+
+
 def worker_summary(metrics: Metrics, rates: RateSampler, views_topic: str) -> dict:
     """What a worker's counters and rates add to its share."""
     return {
@@ -163,6 +180,7 @@ class Shares:
         partitions = sorted(owned.partitions)
         stores = [owned.processor(p).store.committed() for p in partitions]
         top, total, properties = top_of_hour(stores, hour, limit)
+        top = with_properties(top, self._property_of)
         share = {
             "url": str(self._app.conf.canonical_url),
             "ready": runtime.ready,
@@ -175,6 +193,16 @@ class Shares:
         self._cache.clear()
         self._cache[(hour, limit)] = (now, share)
         return share
+
+    def _property_of(self, property_id: str) -> PropertyState | None:
+        """The property's committed aggregate, from this worker's properties stage (the owner
+        of a property's views partition owns its property-events partition too)."""
+        runtime = self._runtime
+        partition = routing.partition_of(property_id, runtime.settings.topic_partitions)
+        processor = runtime.properties.owned.processor(partition)
+        if processor is None:
+            return None
+        return PropertyTable(processor.store.committed()).state(property_id)
 
     async def everyone(self, hour: int, limit: int) -> list[dict]:
         """This worker's share first, then every other member's (or why it has none)."""
@@ -228,6 +256,7 @@ def _top_row(row: object) -> bool:
         and isinstance(row.get("propertyId"), str)
         and _is_number(row.get("views"))
         and _is_number(row.get("uniqueUsers"))
+        and all(row.get(name) is None or isinstance(row[name], str) for name in ("title", "status"))
     )
 
 

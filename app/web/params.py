@@ -13,13 +13,17 @@ from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from app.codec import id_problem
-from app.models.insights import PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND
+from app.models.insights import (
+    PROPERTY_HOURLY_SPIKE,
+    RENTED_PROPERTY_DEMAND,
+    SEGMENT_PROPERTY_TREND,
+)
 from app.windows import HOUR_MS, MAX_MS, MIN_MS, WEEK_MS, hour_start, parse_iso, week_start
 
 T = TypeVar("T")
 
 MAX_HISTORY_HOURS = 31 * 24
-INSIGHT_TYPES = (PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND)
+INSIGHT_TYPES = (PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND, RENTED_PROPERTY_DEMAND)
 _SPACE_OFFSET = re.compile(r"(?<=\d) (\d\d(?::?\d\d)?)$")
 REQUIRED: Any = object()
 _RANGE = "between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z"
@@ -133,6 +137,20 @@ def limit_parser(maximum: int) -> Callable[[str], int]:
         return value
 
     return parse_limit
+
+
+MAX_VERSION = 10**12
+
+
+def parse_version(text: str) -> int:
+    """A property version in a query (``afterVersion``): a decimal integer from 0."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 13:
+        raise BadRequest(f"must be an integer between 0 and {MAX_VERSION}")
+    value = int(digits)
+    if value > MAX_VERSION:
+        raise BadRequest(f"must be between 0 and {MAX_VERSION}")
+    return value
 
 
 def parse_insight_type(text: str) -> str:

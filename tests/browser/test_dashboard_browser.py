@@ -171,7 +171,14 @@ async def test_dashboard_renders_the_api_numbers(kafka_bootstrap, tmp_path, caps
             _, answer = await worker.get(f"/api/properties/{prop}/views?hour={hour}")
             assert number(row.one("td", class_="views")) == answer["views"] == want["views"]
             assert number(row.one("td", class_="users")) == answer["uniqueUsers"] == want["uniqueUsers"]
-            assert row.one("td", class_="property").text.strip() == prop
+            # Each property with its title and status, as its aggregate says.
+            _, aggregate = await worker.get(f"/api/properties/{prop}")
+            assert row.attrs.get("data-title") == want.get("title") == aggregate["data"]["title"]
+            assert row.attrs.get("data-status") == want.get("status") == aggregate["status"]
+            cell = row.one("td", class_="property")
+            assert cell.one("button", class_="open-property").text == aggregate["data"]["title"]
+            assert cell.one("span", class_="status-tag").text == aggregate["status"]
+            assert cell.one("span", class_="pid").text == prop
             _, history = await worker.get(
                 f"/api/properties/{prop}/views/history"
                 f"?from={iso_ms(hour_ms - 23 * HOUR_MS)}&to={iso_ms(hour_ms + HOUR_MS)}"
@@ -197,6 +204,27 @@ async def test_dashboard_renders_the_api_numbers(kafka_bootstrap, tmp_path, caps
             assert number(card.one(class_="seg-users")) == answer["uniqueUsers"]
             shown = [(li.attrs["data-property-id"], int(li.attrs["data-views"])) for li in card.find_all("li")]
             assert shown == [(p["propertyId"], p["views"]) for p in answer["topProperties"][:3]]
+
+        # The property page of the first trending property: aggregate, history, 48 h of views.
+        prop = rows[0].attrs["data-property-id"]
+        page = ""
+        for budget in (10_000, 20_000):
+            page = await run_chromium(
+                [f"--virtual-time-budget={budget}", "--dump-dom", f"{worker.url}/?property={prop}"],
+                tmp_path / "chromium-property",
+            )
+            if 'class="facts"' in page:
+                break
+        panel = Dom(page).root.one("section", id="property-page")
+        assert "hidden" not in panel.attrs and panel.attrs["data-property-id"] == prop
+        _, aggregate = await worker.get(f"/api/properties/{prop}")
+        facts = panel.one("dl", class_="facts")
+        assert (facts.attrs["data-status"], int(facts.attrs["data-version"])) == (
+            aggregate["status"], aggregate["version"])
+        _, events = await worker.get(f"/api/properties/{prop}/events")
+        shown = [int(li.attrs["data-version"]) for li in panel.one("ol", id="property-history").find_all("li")]
+        assert shown == [e["version"] for e in events["events"]] and shown[0] == 1
+        assert int(panel.one(id="property-hours").attrs["data-total"]) > 0
 
         _, insights = await worker.get("/api/insights?limit=20")
         shown_ids = [li.attrs["data-insight-id"] for li in dom.one("ol", id="insights").find_all("li")]

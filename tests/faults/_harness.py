@@ -58,7 +58,8 @@ class Cluster:
     def topic(self, name: str) -> str:
         """The test's name of a product topic (views, profiles, insights, views.dlq...)."""
         base, _, rest = name.partition(".")
-        mapping = {"views": "VIEWS_TOPIC", "profiles": "PROFILES_TOPIC", "insights": "INSIGHTS_TOPIC"}
+        mapping = {"views": "VIEWS_TOPIC", "profiles": "PROFILES_TOPIC", "insights": "INSIGHTS_TOPIC",
+                   "property-events": "PROPERTY_EVENTS_TOPIC"}
         return self.env[mapping[base]] + (f".{rest}" if rest else "")
 
     def add(self) -> Worker:

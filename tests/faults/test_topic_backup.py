@@ -37,7 +37,7 @@ async def test_export_then_apply_on_another_cluster(dedicated_broker, kafka_boot
     doc = json.loads(backup.read_text())
     topics = {t["name"]: t for t in doc["topics"]}
     app_id = primary["APP_ID"]
-    assert len(topics) == 10 and doc["appId"] == app_id
+    assert len(topics) == 13 and doc["appId"] == app_id
     assert topics[views] == {"name": views, "partitions": 6, "replicationFactor": 1,
                              "configs": {"retention.ms": "1209600000"}}
     assert topics[primary["PROFILES_TOPIC"]]["configs"] == {
@@ -47,17 +47,17 @@ async def test_export_then_apply_on_another_cluster(dedicated_broker, kafka_boot
 
     dr = {**primary, "KAFKA_BOOTSTRAP_SERVERS": dedicated_broker.bootstrap}
     check = run(dr, "apply-topics", str(backup), "--check")
-    assert check.returncode == 1 and check.stdout.count("missing ") == 10, check.stdout
+    assert check.returncode == 1 and check.stdout.count("missing ") == 13, check.stdout
 
     applied = run(dr, "apply-topics", str(backup))
     assert applied.returncode == 0, applied.stdout + applied.stderr[-2000:]
-    assert applied.stdout.count("created ") == 10, applied.stdout
+    assert applied.stdout.count("created ") == 13, applied.stdout
     again = run(dr, "export-topics")
     assert again.returncode == 0
     assert json.loads(again.stdout)["topics"] == doc["topics"]  # the same topics, exactly
 
     checked = run(dr, "apply-topics", str(backup), "--check")
-    assert checked.returncode == 0 and checked.stdout.count("ok ") == 10, checked.stdout
+    assert checked.returncode == 0 and checked.stdout.count("ok ") == 13, checked.stdout
 
     # A topic someone changed by hand on the DR cluster is reported, not touched.
     dr_admin = AIOKafkaAdminClient(bootstrap_servers=dedicated_broker.bootstrap)

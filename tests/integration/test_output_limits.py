@@ -30,6 +30,7 @@ def product_settings(bootstrap: str, unique_name) -> Settings:  # noqa: ANN001
         app_id=name,
         views_topic=f"{name}.views",
         profiles_topic=f"{name}.profiles",
+        property_events_topic=f"{name}.property-events",
         insights_topic=f"{name}.insights",
         topic_partitions=1,
     )

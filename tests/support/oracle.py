@@ -192,6 +192,127 @@ def validate(value: bytes | None, now_ms: int, key: bytes | None) -> str | View:
     return View(doc["eventId"], ts, *_windows[hour], doc["propertyId"], doc["userId"])
 
 
+# --- the property aggregate -----------------------------------------------------------------------
+_PROPERTY_FIELDS = {"created": ("title", "city", "price", "bedrooms"),
+                    "updated": ("title", "city", "price", "bedrooms", "status"),
+                    "rented": ("rent", "tenantId")}
+_AMOUNT_MAX = 10**15
+
+
+def _field_problem(name: str, value: object) -> str | None:
+    if name in ("title", "city", "status"):
+        if not isinstance(value, str):
+            return "bad_type"
+        bad = any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in value)
+        return "bad_type" if bad or len(value) > 1000 else None
+    if name == "tenantId":
+        if not isinstance(value, str):
+            return "bad_type"
+        return None if id_ok(value) else "bad_id"
+    if isinstance(value, bool):
+        return "bad_type"
+    if name == "bedrooms":
+        return None if isinstance(value, int) and 0 <= value <= _AMOUNT_MAX else "bad_type"
+    return None if isinstance(value, (int, float)) and 0 <= value <= _AMOUNT_MAX else "bad_type"
+
+
+class PropertyEvent(NamedTuple):
+    event_id: str
+    kind: str  # created, updated, rented
+    ts: int
+    prop: str
+    data: dict
+    schema: str
+
+
+def property_verdict(value: bytes | None, now_ms: int, key: bytes | None) -> str | PropertyEvent:
+    """A dead-letter reason, or the event with the known fields of its type."""
+    if value is None:
+        return "malformed_json"
+    doc = _document(value)
+    if isinstance(doc, str):
+        return doc
+    stamp = doc.get("timestamp")
+    if stamp is None:
+        return "missing_field"
+    if not isinstance(stamp, str):
+        return "bad_type"
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return "bad_timestamp"
+    if moment.tzinfo is None:
+        return "bad_timestamp"
+    ts = to_ms(moment)
+    if ts > now_ms + FUTURE_TOLERANCE:
+        return "future_timestamp"
+    problem = _ids(doc, ("eventId", "propertyId"))
+    if problem:
+        return problem
+    kind = doc.get("eventType")
+    if kind is None:
+        return "missing_field"
+    if not isinstance(kind, str) or kind not in ("property.created", "property.updated",
+                                                  "property.rented"):
+        return "bad_type"
+    kind = kind.split(".", 1)[1]
+    data = doc.get("data")
+    if data is None:
+        return "missing_field"
+    if not isinstance(data, dict):
+        return "bad_type"
+    if kind == "created" and any(data.get(f) is None for f in ("title", "city", "price")):
+        return "missing_field"
+    known = {}
+    for name in _PROPERTY_FIELDS[kind]:
+        if data.get(name) is not None:
+            problem = _field_problem(name, data[name])
+            if problem:
+                return problem
+            known[name] = data[name]
+    if key is None or key != doc["propertyId"].encode():
+        return "key_mismatch"
+    return PropertyEvent(doc["eventId"], kind, ts, doc["propertyId"], known,
+                         doc.get("version", "1.0"))
+
+
+def fold(events: Iterable[PropertyEvent]) -> dict | None:
+    """The answer of GET /api/properties/{id} after ``events`` (all of them valid in order)."""
+    state = None
+    for n, e in enumerate(events, 1):
+        if state is None:
+            state = {"propertyId": e.prop, "status": "listed", "version": 1,
+                     "createdAt": iso(e.ts), "updatedAt": iso(e.ts), "data": dict(e.data)}
+            continue
+        data = dict(state["data"])
+        status = state["status"]
+        if e.kind == "rented":
+            status = "rented"
+            data.update(e.data)
+        else:
+            changes = dict(e.data)
+            new_status = changes.pop("status", status)
+            if new_status == "listed" and status == "rented":
+                data.pop("rent", None)
+                data.pop("tenantId", None)
+            status = new_status
+            data.update(changes)
+        state = {**state, "status": status, "version": n, "updatedAt": iso(e.ts), "data": data}
+    return state
+
+
+def transition_ok(history: list[PropertyEvent], e: PropertyEvent) -> bool:
+    """Whether ``e`` may follow the applied ``history`` (docs/behaviour.md, Properties)."""
+    if not history:
+        return e.kind == "created"
+    if e.kind == "created" or e.ts < history[-1].ts:
+        return False
+    status = fold(history)["status"]
+    if e.kind == "rented":
+        return status != "rented"
+    return e.data.get("status", status) in ("listed", status)
+
+
 # --- the oracle --------------------------------------------------------------------------------
 class Produced(NamedTuple):
     partition: int
@@ -232,6 +353,10 @@ class Oracle:
     partition_of: dict = field(default_factory=dict)  # propertyId -> partition (accepted views)
     stats: Counter = field(default_factory=Counter)
     records: int = 0  # view records fed
+    histories: dict = field(default_factory=dict)  # propertyId -> [PropertyEvent] applied
+    property_dlq: dict = field(default_factory=dict)  # (partition, offset) -> reason
+    demand: dict = field(default_factory=dict)  # (prop, hour) -> (views, users) when it held
+    about: dict = field(default_factory=dict)  # insightId -> property summary or None
     spike_min: int = field(default=SPIKE_MIN, kw_only=True)
     spike_ratio: float = field(default=SPIKE_RATIO, kw_only=True)
     baseline_hours: int = field(default=BASELINE_HOURS, kw_only=True)
@@ -260,6 +385,43 @@ class Oracle:
         else:
             self.profiles[user] = doc
         return None
+
+    def add_property_event(
+        self, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> str:
+        """Apply one record of property.events; returns "applied", "duplicate" or its
+        dead-letter reason."""
+        event = property_verdict(value, self.now_ms, key)
+        if isinstance(event, str):
+            self.property_dlq[(partition, offset)] = event
+            return event
+        history = self.histories.setdefault(event.prop, [])
+        if any(e.event_id == event.event_id for e in history):
+            return "duplicate"
+        if not transition_ok(history, event):
+            self.property_dlq[(partition, offset)] = "invalid_transition"
+            return "invalid_transition"
+        history.append(event)
+        return "applied"
+
+    def property_at(self, prop: str, ts: int | None = None) -> dict | None:
+        """The property's answer now, or as of ``ts``: its events up to that time, folded."""
+        history = self.histories.get(prop, [])
+        return fold([e for e in history if ts is None or e.ts <= ts])
+
+    def property_events(self, prop: str) -> list[dict]:
+        """The answer's ``events`` of GET /api/properties/{id}/events, oldest first."""
+        return [{"version": n, "eventId": e.event_id, "eventType": f"property.{e.kind}",
+                 "timestamp": iso(e.ts), "schemaVersion": e.schema, "data": e.data}
+                for n, e in enumerate(self.histories.get(prop, []), 1)]
+
+    def _summary(self, prop: str, ts: int) -> dict | None:
+        state = self.property_at(prop, ts)
+        if state is None:
+            return None
+        data = state["data"]
+        return {"title": data.get("title"), "city": data.get("city"), "status": state["status"],
+                "price": data.get("price")}
 
     def add_view(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> str:
         """Process one view record; returns "accepted", "duplicate" or its dead-letter reason."""
@@ -311,6 +473,11 @@ class Oracle:
         # the views of the hours before, once summed, stay a lower bound: summed again only when
         # the rule could hold.
         views = slot[0]
+        if views >= self.spike_min and key not in self.demand:
+            summary = self._summary(view.prop, view.ts)
+            if summary is not None and summary["status"] == "rented":
+                self.demand[key] = (views, len(slot[1]))
+                self.about[f"rented_property_demand:{pct(view.prop)}:{iso(view.hour)}"] = summary
         if views < self.spike_min or key in self.spikes:
             return
         hours = self.baseline_hours
@@ -323,6 +490,8 @@ class Oracle:
                                          if (view.prop, view.hour - k * HOUR) in hourly)
         if views * hours * den >= num * before:
             self.spikes[key] = views
+            self.about[f"property_hourly_spike:{pct(view.prop)}:{iso(view.hour)}"] = (
+                self._summary(view.prop, view.ts))
 
     def _count_week(self, view: View, segment: str) -> None:
         slot = self.weekly.get((segment, view.week))
@@ -339,6 +508,8 @@ class Oracle:
             num, den = self._trend
             if views * den >= num * previous:
                 self.trends[(segment, view.prop, view.week)] = (views, previous)
+                self.about[f"segment_property_trend:{pct(segment)}:{pct(view.prop)}:"
+                           f"{iso(view.week)}"] = self._summary(view.prop, view.ts)
 
     # --- the answers ---------------------------------------------------------------------------
     def segments(self) -> dict[str, str]:
@@ -358,10 +529,18 @@ class Oracle:
 
     def top_of_hour(self, hour: int, limit: int) -> list[dict]:
         """The busiest properties of one hour (ties: propertyId ascending), as the dashboard
-        lists them."""
+        lists them, with the title and status of those that have an aggregate."""
         rows = sorted((-views, prop, len(users))
                       for (prop, h), (views, users) in self.hourly.items() if h == hour)
-        return [{"propertyId": p, "views": -v, "uniqueUsers": u} for v, p, u in rows[:limit]]
+        out = []
+        for v, p, u in rows[:limit]:
+            row = {"propertyId": p, "views": -v, "uniqueUsers": u}
+            state = self.property_at(p)  # the property now, with its title and status
+            if state is not None:
+                title = state["data"].get("title")
+                row.update(title=title, status=state["status"])
+            out.append(row)
+        return out
 
     def hour_total(self, hour: int) -> int:
         return sum(views for (_, h), (views, _) in self.hourly.items() if h == hour)
@@ -376,6 +555,9 @@ class Oracle:
             out[f"segment_property_trend:{pct(segment)}:{pct(prop)}:{iso(week)}"] = (
                 "segment_property_trend", {"segment": segment, "propertyId": prop},
                 iso(week), iso(week + WEEK))
+        for prop, hour in self.demand:
+            out[f"rented_property_demand:{pct(prop)}:{iso(hour)}"] = (
+                "rented_property_demand", {"propertyId": prop}, iso(hour), iso(hour + HOUR))
         return out
 
     def first_views(self) -> dict[str, tuple[int, int | None]]:
@@ -403,7 +585,7 @@ def segments_from(profiles: Iterable[tuple]) -> dict[str, str]:
 
 
 def oracle(views: Iterable[Produced], profiles: Iterable[tuple], now_ms: int,
-           **thresholds: float) -> Oracle:
+           property_events: Iterable[Produced] = (), **thresholds: float) -> Oracle:
     """The answers of one uninterrupted run: the profiles applied first (as the tests have every
     worker serve them before the views come), then the views of each partition in offset
     order. ``thresholds``: the Oracle's insight thresholds (``spike_min``, ``spike_ratio``,
@@ -412,6 +594,8 @@ def oracle(views: Iterable[Produced], profiles: Iterable[tuple], now_ms: int,
     result = Oracle(now_ms, **thresholds)
     for key, value, *_ in profiles:
         result.add_profile(key, value)
+    for rec in sorted(property_events, key=lambda r: (r.partition, r.offset)):
+        result.add_property_event(rec.partition, rec.offset, rec.key, rec.value)
     for rec in sorted(views, key=lambda r: (r.partition, r.offset)):
         result.add_view(rec.partition, rec.offset, rec.key, rec.value)
     return result

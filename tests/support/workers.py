@@ -42,6 +42,7 @@ def isolated_env(bootstrap: str, **overrides: str) -> dict[str, str]:
         "APP_ID": f"pa-test-{tag}",
         "VIEWS_TOPIC": f"views-{tag}",
         "PROFILES_TOPIC": f"profiles-{tag}",
+        "PROPERTY_EVENTS_TOPIC": f"property-events-{tag}",
         "INSIGHTS_TOPIC": f"insights-{tag}",
         "TOPIC_PARTITIONS": "6",
         "PARTIALS_PUBLISH_SECONDS": "0.2",
@@ -172,9 +173,12 @@ async def committed_lag(bootstrap: str, group: str, topics: list[str]) -> int:
 async def wait_caught_up(
     bootstrap: str, env: dict[str, str], timeout: float = 180, settle: float = 1.0
 ) -> float:
-    """Wait until the group has committed every views and views-by-user record; returns seconds."""
+    """Wait until the group has committed every views, views-by-user and property-events
+    record; returns seconds."""
     group = env["APP_ID"]
     topics = [env["VIEWS_TOPIC"], f"{group}-views-by-user-repartition"]
+    if "PROPERTY_EVENTS_TOPIC" in env:
+        topics.append(env["PROPERTY_EVENTS_TOPIC"])
     started = time.monotonic()
     lag = None
     while time.monotonic() - started < timeout:

@@ -76,6 +76,7 @@ def test_reason_codes_are_those_of_the_contract():
         "late",
         "bad_id",
         "key_mismatch",
+        "invalid_transition",
     )
 
 

@@ -47,11 +47,15 @@ class Cluster:
         await eventually(lambda: self._has_profiles(users), timeout=60)
         self.now_ms = int(time.time() * 1000)
         day = 24 * HOUR_MS
+        # The properties' lives over the same day, applied before the views come.
+        events = workload.property_events(self.now_ms - day - HOUR_MS, day)
+        produced_events = await produce(self.bootstrap, self.env["PROPERTY_EVENTS_TOPIC"], events)
+        await wait_caught_up(self.bootstrap, self.env, timeout=60)
         # Event times over the last 24 h, the newest a few seconds old.
         records = workload.views(views, self.now_ms - day, day / views, now_ms=self.now_ms)
         produced = await produce(self.bootstrap, self.env["VIEWS_TOPIC"], records)
         await wait_caught_up(self.bootstrap, self.env, timeout=150)
-        self.expected = oracle(produced, profiles, self.now_ms)
+        self.expected = oracle(produced, profiles, self.now_ms, property_events=produced_events)
         return self.expected
 
     async def _has_profiles(self, users: list[str]) -> None:

@@ -224,10 +224,15 @@
       const users = h("td", { class: "num users" });
       setNumber(users, row.uniqueUsers);
       const history = histories[row.propertyId];
-      return h("tr", { "data-property-id": row.propertyId },
+      const name = h("button", { type: "button", class: "open-property", title: `open ${row.propertyId}`,
+        text: row.title || row.propertyId });
+      name.addEventListener("click", () => openProperty(row.propertyId));
+      return h("tr", { "data-property-id": row.propertyId, "data-title": row.title, "data-status": row.status },
         h("td", { class: "rank", text: i + 1 }),
         h("td", { class: "property" },
-          document.createTextNode(row.propertyId),
+          name,
+          row.status ? h("span", { class: `status-tag ${row.status === "rented" ? "rented" : "listed"}`, text: row.status }) : null,
+          row.title ? h("span", { class: "pid", text: row.propertyId }) : null,
           h("span", { class: "bar", style: `width:${(100 * row.views / max).toFixed(1)}%` })),
         views, users,
         h("td", { class: "spark" }, history ? sparkline(history) : h("span", { class: "hint", text: "–" })),
@@ -241,10 +246,18 @@
     if (i.type === "property_hourly_spike") {
       return {
         badge: "spike",
-        subject: i.subject.propertyId,
+        subject: (i.property && i.property.title) ? `${i.property.title} · ${i.subject.propertyId}` : i.subject.propertyId,
         detail: `${fmt.format(m.views)} views · ${fmt.format(m.uniqueUsers)} users · ` +
           (m.ratio == null ? "none in the 24 h before" : `${fmt1.format(m.ratio)}× 24 h mean ${fmt1.format(m.baseline)}`) +
           ` · ${hhmm(utc(i.windowStart))}–${hhmm(utc(i.windowEnd))}`,
+      };
+    }
+    if (i.type === "rented_property_demand") {
+      return {
+        badge: "rented",
+        subject: (i.property && i.property.title) ? `${i.property.title} · ${i.subject.propertyId}` : i.subject.propertyId,
+        detail: `${fmt.format(m.views)} views · ${fmt.format(m.uniqueUsers)} users while rented · ` +
+          `${hhmm(utc(i.windowStart))}–${hhmm(utc(i.windowEnd))}`,
       };
     }
     return {
@@ -299,6 +312,53 @@
     }));
     $("segments-empty").hidden = segments.length > 0;
   }
+
+  // --- the property page: aggregate, history, hourly views of the last 48 h ---------------
+  async function openProperty(id) {
+    const panel = $("property-page");
+    const enc = encodeURIComponent(id);
+    panel.hidden = false;
+    panel.dataset.propertyId = id;
+    $("property-title").textContent = id;
+    $("property-facts").replaceChildren(h("p", { class: "hint", text: "Loading…" }));
+    $("property-history").replaceChildren();
+    $("property-hours").replaceChildren();
+    const now = Date.now();
+    const to = new Date(now - now % HOUR_MS + HOUR_MS).toISOString();
+    const from = new Date(now - now % HOUR_MS - 47 * HOUR_MS).toISOString();
+    const [state, events, hours] = await Promise.all([
+      api(`/api/properties/${enc}`).catch((e) => ({ error: e.message, status: e.status })),
+      api(`/api/properties/${enc}/events?limit=100`).catch(() => ({ events: [] })),
+      api(`/api/properties/${enc}/views/history?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`)
+        .catch(() => ({ windows: [] })),
+    ]);
+    if (panel.dataset.propertyId !== id) return; // another one was opened meanwhile
+    if (state.error) {
+      $("property-facts").replaceChildren(h("p", { class: "hint",
+        text: state.status === 404 ? "No property events for this property." : `Could not load: ${state.error}` }));
+    } else {
+      const data = state.data || {};
+      $("property-title").textContent = data.title ? `${data.title} · ${id}` : id;
+      const fact = (label, value) => h("div", {}, h("dt", { text: label }), h("dd", { text: value == null ? "–" : String(value) }));
+      $("property-facts").replaceChildren(h("dl", { class: "facts", "data-status": state.status, "data-version": state.version },
+        fact("status", state.status), fact("city", data.city), fact("price", data.price),
+        fact("bedrooms", data.bedrooms), fact("version", state.version),
+        fact("created", state.createdAt), fact("updated", state.updatedAt)));
+    }
+    $("property-history").replaceChildren(...events.events.map((e) =>
+      h("li", { "data-version": e.version },
+        h("span", { class: "ver", text: `v${e.version}` }),
+        h("span", { class: "etype", text: e.eventType.replace("property.", "") }),
+        h("span", { class: "when", text: e.timestamp }),
+        h("span", { class: "detail", text: JSON.stringify(e.data) }))));
+    const windows = hours.windows || [];
+    const box = $("property-hours");
+    box.dataset.total = String(windows.reduce((a, w) => a + w.views, 0));
+    box.replaceChildren(windows.length ? sparkline(windows) : h("span", { class: "hint", text: "–" }),
+      h("p", { class: "hint", text: `${fmt.format(Number(box.dataset.total))} views in the last 48 h` }));
+  }
+
+  $("property-close").addEventListener("click", () => { $("property-page").hidden = true; });
 
   // --- one refresh -------------------------------------------------------------------------
   function setStatus(kind, text) {
@@ -362,6 +422,10 @@
       if (seconds > 3 * REFRESH_MS / 1000) setStatus("stale", `no update for ${seconds} s`);
     }
   }, 1000);
+
+  // "/?property=<id>" opens that property's page at once.
+  const pinnedProperty = new URLSearchParams(location.search).get("property");
+  if (pinnedProperty) openProperty(pinnedProperty);
 
   refresh();
 })();

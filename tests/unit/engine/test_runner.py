@@ -345,3 +345,61 @@ async def test_run_waits_for_start_after_opens_what_is_assigned_and_applies_each
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert reader.stopped
+
+
+def _reader_and_read(tmp_path, monkeypatch, read_assigned: set[int]):  # noqa: ANN001, ANN202
+    """A runner of SOURCE (partitions 0-1) that requires a stage of ``props-in``, whose
+    partitions ``read_assigned`` are this worker's."""
+    from app.engine.partitions import OwnedPartitions
+    from app.engine.store import rocksdb_options
+    from tests.unit.engine.fakes import Echo
+
+    owned = owned_partitions(tmp_path / "reader", monkeypatch)
+    read_owned = OwnedPartitions(
+        name="props", app_id="app", source_topic="props-in", changelog_topic="props-cl",
+        data_dir=tmp_path / "read", rocksdb_options=rocksdb_options(1 << 20, 1 << 20),
+        client_kwargs={}, factory=Echo,
+    )
+    consumer = Consumer({0, 1})
+    consumer.assigned |= {TP("props-in", p) for p in read_assigned}
+    app = SimpleNamespace(consumer_generation_id=1, consumer=consumer)
+    read = StageRunner(app, read_owned, Reader(), Metrics(), 100, LONG, 0.0)
+    reader = StageRunner(app, owned, Reader(), Metrics(), 100, LONG, 0.0, requires=read)
+    read.on_assigned(1)
+    reader.on_assigned(1)
+    return reader, read
+
+
+async def test_a_stage_opens_the_partition_it_reads_of_another_stage_before_processing(
+    tmp_path, monkeypatch
+):
+    reader, read = _reader_and_read(tmp_path, monkeypatch, {0, 1})
+    assert read.owned.partitions == set()
+    await reader.open_assigned(1)
+    assert read.owned.partitions == {0, 1}  # opened (and restored) first
+    await reader.process(batch(0, range(3)))
+    assert reader.owned.processor(0).applied_offset == 2
+
+
+async def test_a_partition_whose_read_partition_is_not_assigned_here_stops_the_worker(
+    tmp_path, monkeypatch
+):
+    stops: list[str] = []
+    monkeypatch.setattr(runner_module, "fatal", stops.append)
+    reader, read = _reader_and_read(tmp_path, monkeypatch, {0})
+    await reader.open_assigned(1)
+    await reader.process({**batch(0, range(2)), **batch(1, range(2))})
+    assert reader.owned.processor(0).applied_offset == 1
+    assert reader.owned.processor(1) is None and read.owned.partitions == {0}
+    assert len(stops) == 1 and "same partition count" in stops[0]
+
+
+async def test_a_read_partition_lost_meanwhile_holds_its_reader_back_until_the_rebalance(
+    tmp_path, monkeypatch
+):
+    reader, read = _reader_and_read(tmp_path, monkeypatch, {0, 1})
+    read._lost.add(1)  # fenced by a newer owner in this generation
+    await reader.open_assigned(1)
+    await reader.process(batch(1, range(2)))
+    assert reader.owned.processor(1) is None and reader._lost == {1}
+    assert 1 not in reader_of(reader).wanted  # not read until the rebalance

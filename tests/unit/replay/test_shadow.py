@@ -23,7 +23,7 @@ def test_every_topic_the_shadow_writes_is_its_own():
     s = shadow.settings(worker_web_port=7066)
     live_topics = {spec.name for spec in topic_specs(live())}
     shadow_topics = {spec.name for spec in topic_specs(s)}
-    inputs = {"v", "p"}
+    inputs = {"v", "p", "property.events"}
     assert live_topics & shadow_topics == inputs  # it reads the live input, writes nothing live
     assert s.app_id == "pa-shadow-lower"
     assert s.insights_topic == "lower.i"

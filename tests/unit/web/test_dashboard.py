@@ -151,3 +151,22 @@ def test_a_workers_own_share_passes_the_check_a_peer_share_must_pass():
     assert share_problem({**received, "top": [{"propertyId": "p", "views": "many"}]}) == (
         "a share with missing or wrong top"
     )
+
+
+def test_top_rows_carry_their_property_title_and_status_when_it_exists():
+    from app.properties.aggregate import PropertyState
+    from app.web.dashboard import share_problem, with_properties
+
+    states = {"p1": PropertyState("p1", "rented", 3, 0, 1, {"title": "Loft", "price": 1})}
+    rows = [{"propertyId": "p1", "views": 5, "uniqueUsers": 2},
+            {"propertyId": "p2", "views": 4, "uniqueUsers": 1}]
+    assert with_properties(rows, states.get) == [
+        {"propertyId": "p1", "views": 5, "uniqueUsers": 2, "title": "Loft", "status": "rented"},
+        {"propertyId": "p2", "views": 4, "uniqueUsers": 1},
+    ]
+    share = {"url": "u", "ready": True, "partitions": [0], "views": 9, "properties": 2,
+             "eventsPerSecond": None, "series": [], "totals": {}, "rejectedByReason": {},
+             "lag": [], "top": with_properties(rows, states.get)}
+    assert share_problem(share) is None
+    share["top"][0]["title"] = {"<b>": 1}
+    assert "top" in share_problem(share)
