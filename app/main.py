@@ -38,22 +38,6 @@ class AnalyticsApp(faust.App):
         await super().on_first_start()
 
 
-def _broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    ssl_context = settings.kafka_client_kwargs().get("ssl_context")
-    if protocol.startswith("SASL"):
-        password = settings.kafka_sasl_password
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=password.get_secret_value() if password else None,
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=ssl_context if protocol == "SASL_SSL" else None,
-        )
-    return faust.SSLCredentials(ssl_context)
-
-
 def use_event_loop(name: str) -> None:
     """Install the event loop policy before faust creates its loop (uvloop is faster)."""
     if name == "uvloop":
@@ -73,7 +57,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
     app = AnalyticsApp(
         settings.app_id,
         broker=f"kafka://{servers}",
-        broker_credentials=_broker_credentials(settings),
+        broker_credentials=settings.faust_credentials(),
         datadir=str(settings.data_dir),
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,

@@ -22,6 +22,7 @@ MODE = os.environ.get("BENCH_FLOOR_MODE", "events")
 app = faust.App(
     settings.app_id,
     broker="kafka://" + ";".join(s.strip() for s in settings.kafka_bootstrap_servers.split(",")),
+    broker_credentials=settings.faust_credentials(),
     datadir=str(settings.data_dir),
     web_host=settings.worker_web_host,
     web_port=settings.worker_web_port,
