@@ -11,7 +11,7 @@ from app.settings import Settings
 
 
 def register(app: faust.App, settings: Settings) -> None:
-    from app.commands import apply_topics, diff, export_topics, promote, replay
+    from app.commands import acls, apply_topics, diff, export_topics, promote, replay
 
-    for command in (replay, diff, promote, export_topics, apply_topics):
+    for command in (replay, diff, promote, export_topics, apply_topics, acls):
         command.register(app, settings)
