@@ -12,6 +12,7 @@ import faust
 from yarl import URL
 
 from app import agents, commands, web
+from app.access import check_connection, check_privileges
 from app.engine.faust_fixes import tune_worker_consumer, untrack_read_offsets
 from app.runtime import Runtime
 from app.settings import Settings
@@ -32,9 +33,13 @@ class AnalyticsApp(faust.App):
         # faust creates the data dir without its parents (./data on a fresh clone).
         self.runtime.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.client_only:
-            created = await ensure_topics(self.runtime.settings)
+            # A wrong password, an untrusted CA or a missing ACL stops the worker here, with
+            # a message that names it, instead of a worker that retries quietly (app.access).
+            await check_connection(settings)
+            created = await ensure_topics(settings)
             if created:
                 log.info("created topics: %s", ", ".join(created))
+            await check_privileges(settings)
         await super().on_first_start()
 
 
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
     @app.command()
     async def create_topics(self: faust.cli.AppCommand) -> None:
         """Create every topic of the product (idempotent), then exit."""
+        await check_connection(settings)
         created = await ensure_topics(settings)
         print("created: " + (", ".join(created) if created else "nothing, all topics exist"))
 
