@@ -338,12 +338,13 @@ def ssl_context(
 
     A file that is not PEM, or a key that does not open with its password, is a ValueError
     that names the setting, at start-up."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    if cafile is not None:
-        try:
-            context.load_verify_locations(cafile=str(cafile))
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(f"KAFKA_SSL_CAFILE={cafile}: not a PEM CA bundle ({exc})") from None
+    try:
+        # With a cafile, only that CA is trusted; without, the system's CAs.
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=str(cafile) if cafile is not None else None
+        )
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"KAFKA_SSL_CAFILE={cafile}: not a PEM CA bundle ({exc})") from None
     if certfile is not None:
         try:
             context.load_cert_chain(

@@ -71,3 +71,14 @@ def test_the_stages_that_dead_letter_may_send_a_copy_at_the_input_limit(tmp_path
         sendable = stage.owned._max_request_size  # noqa: SLF001
         assert sendable >= largest_dead_letter(BROKER_DEFAULT_LIMIT)
         assert sendable == limit
+
+
+def test_creation_problems_name_refused_topics_but_not_ones_created_meanwhile():
+    from app.topics import creation_problems
+
+    errors = [
+        {"topic": "views", "error_code": 0, "error_message": None},
+        {"topic": "pa-x", "error_code": 36, "error_message": "exists"},
+        {"topic": "out", "error_code": 29, "error_message": "Authorization failed."},
+    ]
+    assert creation_problems(errors) == ["out: Authorization failed. (error 29)"]
