@@ -8,10 +8,11 @@ bootstrap", and a consumer group the principal may not read is retried without a
 1. connects to each bootstrap broker once, with the product's own connection settings, and
    turns the first failure into a sentence that names the cause and the setting to fix
    (``check_connection``);
-2. after the topics exist, asks the cluster which operations the principal may do on each
-   topic (Metadata v8, ``topic_authorized_operations``) and on the consumer group
-   (DescribeGroups v3), and compares them with the ACLs ``app.acls`` says a worker needs
-   (``check_privileges``).
+2. asks the cluster which operations the principal may do on each of its topics (Metadata
+   v8, ``topic_authorized_operations``) and on its consumer group (DescribeGroups v3), and
+   compares them with the ACLs ``app.acls`` says a worker needs (``check_privileges``); before
+   the worker creates missing topics (a topic it may not even see is reported, a topic that
+   does not exist yet is skipped) and again after it created some.
 
 Either raises ``AccessProblem``; the worker then exits with that message within seconds.
 The transactional ids cannot be checked without using them: a missing ACL there fails the
@@ -42,6 +43,7 @@ from app.settings import Settings
 from app.topics import topic_specs
 
 CONNECT_TIMEOUT_S = 10.0
+COORDINATOR_TIMEOUT_S = 60.0
 # Kafka's AclOperation codes: bit (1 << code) of an ``authorized_operations`` field.
 OPERATION_CODES = {
     "Read": 3, "Write": 4, "Create": 5, "Delete": 6, "Alter": 7, "Describe": 8,
@@ -274,16 +276,27 @@ async def _topic_operations(
     return found, unknown
 
 
-async def _group_operations(admin: AIOKafkaAdminClient, group: str) -> set[str]:
-    try:
-        node = await admin.find_coordinator(group)
-    except GroupAuthorizationFailedError:
-        return set()  # not even Describe (finding the coordinator needs it)
-    response = await admin._send_request(_AuthorizedDescribeGroups([group]), node)  # noqa: SLF001
-    for described in response.to_object()["groups"]:
-        if described["group"] == group and not described["error_code"]:
-            return operations_of(described["authorized_operations"])
-    return set()
+async def _group_operations(
+    admin: AIOKafkaAdminClient, group: str, timeout_s: float = COORDINATOR_TIMEOUT_S
+) -> set[str]:
+    """The operations allowed on ``group``. On a new cluster the group coordinator is not
+    there for the first seconds (the offsets topic is being created): asked again."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            node = await admin.find_coordinator(group)
+            response = await admin._send_request(_AuthorizedDescribeGroups([group]), node)  # noqa: SLF001
+        except GroupAuthorizationFailedError:
+            return set()  # not even Describe (finding the coordinator needs it)
+        except KafkaError as exc:
+            if not exc.retriable or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+            continue
+        for described in response.to_object()["groups"]:
+            if described["group"] == group and not described["error_code"]:
+                return operations_of(described["authorized_operations"])
+        return set()
 
 
 # Metadata v8 (KIP-430): the topics with the operations the principal may do on each.

@@ -36,10 +36,11 @@ class AnalyticsApp(faust.App):
             # A wrong password, an untrusted CA or a missing ACL stops the worker here, with
             # a message that names it, instead of a worker that retries quietly (app.access).
             await check_connection(settings)
+            await check_privileges(settings)  # the topics that exist, and the group
             created = await ensure_topics(settings)
             if created:
                 log.info("created topics: %s", ", ".join(created))
-            await check_privileges(settings)
+                await check_privileges(settings)  # and the topics just created
         await super().on_first_start()
 
 
