@@ -29,10 +29,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
+    GroupIdNotFound,
     KafkaConnectionError,
     KafkaError,
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
+    for_code,
 )
 from aiokafka.protocol.admin import DescribeGroupsResponse_v3
 from aiokafka.protocol.api import Request, RequestStruct, Response
@@ -242,9 +244,13 @@ async def check_privileges(s: Settings) -> None:
     try:
         topics = [name for resource, name in needed if resource == TOPIC]
         authorized, unknown = await _topic_operations(admin, topics)
-        authorized[(GROUP, s.app_id)] = await _group_operations(admin, s.app_id)
+        group_operations = await _group_operations(admin, s.app_id)
     finally:
         await admin.close()
+    if group_operations is None:
+        needed.pop((GROUP, s.app_id), None)
+    else:
+        authorized[(GROUP, s.app_id)] = group_operations
     # A topic not there yet (faust's leader topic, before faust creates it) says nothing of
     # its ACLs: it is checked when it is used.
     missing = missing_privileges(
@@ -278,25 +284,27 @@ async def _topic_operations(
 
 async def _group_operations(
     admin: AIOKafkaAdminClient, group: str, timeout_s: float = COORDINATOR_TIMEOUT_S
-) -> set[str]:
+) -> set[str] | None:
     """The operations allowed on ``group``. On a new cluster the group coordinator is not
-    there for the first seconds (the offsets topic is being created): asked again."""
+    there, or still loading, for the first seconds (the offsets topic is being created):
+    asked again. None: the group does not exist, and this broker says nothing of its ACLs."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         try:
             node = await admin.find_coordinator(group)
             response = await admin._send_request(_AuthorizedDescribeGroups([group]), node)  # noqa: SLF001
+            described = next(g for g in response.to_object()["groups"] if g["group"] == group)
+            if described["error_code"]:
+                raise for_code(described["error_code"])(f"describing group {group}")
+            return operations_of(described["authorized_operations"])
         except GroupAuthorizationFailedError:
-            return set()  # not even Describe (finding the coordinator needs it)
+            return set()  # not even Describe
+        except GroupIdNotFound:
+            return None
         except KafkaError as exc:
             if not exc.retriable or asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.5)
-            continue
-        for described in response.to_object()["groups"]:
-            if described["group"] == group and not described["error_code"]:
-                return operations_of(described["authorized_operations"])
-        return set()
 
 
 # Metadata v8 (KIP-430): the topics with the operations the principal may do on each.

@@ -49,7 +49,7 @@ class SecureBroker:
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "SECURE_KAFKA_HOME": str(self.home), "SECURE_KAFKA_PORT": str(self.port),
-                "KAFKA_HEAP_OPTS": "-Xms128m -Xmx512m"}
+                "KAFKA_HEAP_OPTS": "-Xms128m -Xmx512m", "KAFKA_START_TIMEOUT": "240"}
 
     def run(self, *args: str, timeout: float = 180) -> str:
         result = subprocess.run(["bash", str(SECURE_SH), *args], env=self._env(),
@@ -60,7 +60,7 @@ class SecureBroker:
         return result.stdout
 
     def start(self) -> None:
-        self.run("up")
+        self.run("up", timeout=300)
 
     def stop(self) -> None:
         self.run("down", timeout=90)

@@ -90,3 +90,23 @@ def test_librdkafka_consumers_of_the_peer_take_the_connection_config():
     assert calls, "the quix peer's profile consumer was not found"
     for place, call in calls:
         assert "as_librdkafka_dict" in ast.unparse(call), place
+
+
+def test_the_quix_peer_gets_the_same_connection_in_librdkafka_terms(tmp_path):
+    pytest.importorskip("quixstreams")
+    from app.settings import Settings
+    from bench.peers.quix_pipeline import connection_config
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(Path("/etc/ssl/certs/ca-certificates.crt").read_bytes()
+                   if Path("/etc/ssl/certs/ca-certificates.crt").exists() else b"")
+    if not ca.read_bytes():
+        pytest.skip("no CA bundle on this machine to stand in for a CA file")
+    s = Settings(kafka_bootstrap_servers="b:9093", kafka_security_protocol="SASL_SSL",
+                 kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="analytics",
+                 kafka_sasl_password="pw", kafka_ssl_cafile=ca)
+    assert connection_config(s).as_librdkafka_dict() == {
+        "bootstrap.servers": "b:9093", "security.protocol": "sasl_ssl",
+        "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "analytics", "sasl.password": "pw",
+        "ssl.ca.location": str(ca),
+    }

@@ -8,6 +8,7 @@
 #   tools/kafka/secure.sh down | status | reset
 #   tools/kafka/secure.sh add-user NAME PASSWORD     create or change a SCRAM-SHA-512 user
 #   tools/kafka/secure.sh kafka-acls ARGS...         kafka-acls as the admin user
+#   tools/kafka/secure.sh kafka-acls.sh ARGS...      kafka-acls as is (a line `acls` printed)
 #   tools/kafka/secure.sh env [USER PASSWORD]        the worker settings for this broker
 #
 # Listeners (all on 127.0.0.1):
@@ -217,7 +218,7 @@ cmd_up() {
   local pid; pid="$(cat "$PID_FILE")" deadline=$((SECONDS + START_TIMEOUT))
   until broker_answers; do
     if ! kill -0 "$pid" 2>/dev/null || (( SECONDS >= deadline )); then
-      grep -vE '^[[:space:]]+(at |\.\.\. [0-9]+ more)' "$LOGS/server.log" "$LOGS/kafka.out" 2>/dev/null | tail -n 30 >&2
+      grep -hvE '^[[:space:]]+(at |\.\.\. [0-9]+ more)' "$LOGS/server.log" "$LOGS/kafka.out" 2>/dev/null | tail -n 30 >&2
       cmd_down
       die "the secure broker did not start"
     fi
@@ -252,13 +253,13 @@ cmd_add_user() {
     --add-config "SCRAM-SHA-512=[iterations=8192,password=$2]"
 }
 
-cmd_env() {
-  echo "KAFKA_BOOTSTRAP_SERVERS=$HOST:$PORT"
+cmd_env() {  # shell-quoted, for eval
+  printf 'KAFKA_BOOTSTRAP_SERVERS=%q\n' "$HOST:$PORT"
   echo "KAFKA_SECURITY_PROTOCOL=SASL_SSL"
   echo "KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
-  echo "KAFKA_SASL_USERNAME=${1:-admin}"
-  echo "KAFKA_SASL_PASSWORD=${2:-$(cat "$HOME_DIR/admin.password")}"
-  echo "KAFKA_SSL_CAFILE=$CERTS/ca.pem"
+  printf 'KAFKA_SASL_USERNAME=%q\n' "${1:-admin}"
+  printf 'KAFKA_SASL_PASSWORD=%q\n' "${2:-$(cat "$HOME_DIR/admin.password")}"
+  printf 'KAFKA_SSL_CAFILE=%q\n' "$CERTS/ca.pem"
 }
 
 main() {
@@ -276,8 +277,9 @@ main() {
     kafka-acls)
       java_cp org.apache.kafka.tools.AclCommand --bootstrap-server "$HOST:$PORT" \
         --command-config "$ADMIN_PROPS" "$@" ;;
+    kafka-acls.sh) java_cp org.apache.kafka.tools.AclCommand "$@" ;;  # a line as `acls` prints it
     env) cmd_env "$@" ;;
-    *) echo "usage: $0 {up|down|status|reset|add-user NAME PASSWORD|kafka-acls ARGS...|env [USER PASSWORD]}" >&2; exit 2 ;;
+    *) echo "usage: $0 {up|down|status|reset|add-user NAME PASSWORD|kafka-acls ARGS...|kafka-acls.sh ARGS...|env [USER PASSWORD]}" >&2; exit 2 ;;
   esac
 }
 
