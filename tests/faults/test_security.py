@@ -8,7 +8,8 @@ makes, a mutual-TLS listener, the StandardAuthorizer with allow.everyone.if.no.a
    with the client-certificate settings) create the topics, process a seeded workload and
    answer exactly as the oracle; a principal without those ACLs cannot read the views topic.
 2. A wrong password, an unknown CA, a missing client certificate, a principal without ACLs and
-   a missing group ACL each stop the worker within seconds with a message naming the cause.
+   a missing group ACL each stop the worker within seconds with a message naming the cause;
+   so does a missing transactional-id ACL, once the worker is given partitions.
 
 Runs in ``make test`` (tests/faults, not soak): about 4-6 minutes, most of it JVM starts of the
 broker and of Kafka's CLI tools (users, ACLs).
@@ -214,3 +215,32 @@ async def test_misconfigured_workers_exit_within_seconds_naming_the_cause(secure
             worker.stop(10)
             if worker.data_dir is not None:
                 shutil.rmtree(worker.data_dir, ignore_errors=True)
+
+
+async def test_a_missing_transactional_id_acl_stops_the_worker_naming_it(secured):
+    """The one privilege the start-up check cannot see: the first transactional producer,
+    started when the worker is given its partitions, is refused, and the worker stops."""
+    broker, env, lines = secured
+    admin_env = {**env, **broker.env("admin", broker.admin_password())}
+    created = run(admin_env, "create-topics", timeout=120)
+    assert created.returncode == 0, created.stderr[-2000:]
+    group_line = next(line for line in lines if "--group" in line)
+    broker.kafka_acls_line(group_line)  # given back, if an earlier test took it
+    tx_line = next(line for line in lines if "--transactional-id" in line)
+    broker.kafka_acls_line(tx_line.replace(" --add ", " --remove --force ", 1))
+    worker = Worker(env).start()
+    started = time.monotonic()
+    try:
+        while worker.alive and time.monotonic() - started < EXIT_WITHIN_S + 60:
+            await asyncio.sleep(0.5)
+        assert not worker.alive, f"still running after {time.monotonic() - started:.0f}s"
+        assert worker.proc.returncode != 0
+        text = worker.log_path.read_text(errors="replace")
+        assert "refused for good (TransactionalIdAuthorizationFailed(" in text, worker.log_path
+        assert "a missing ACL (see `faust -A app.main acls`)" in text, worker.log_path
+        log(f"missing transactional-id ACL: exited {time.monotonic() - started:.1f}s after start")
+    finally:
+        worker.stop(10)
+        broker.kafka_acls_line(tx_line)
+        if worker.data_dir is not None:
+            shutil.rmtree(worker.data_dir, ignore_errors=True)
