@@ -22,6 +22,7 @@ first transaction, which is fatal too (``app.engine.transactions``, refused).
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
     GroupIdNotFound,
+    IncompatibleBrokerVersion,
     KafkaConnectionError,
     KafkaError,
     SaslAuthenticationFailed,
@@ -43,6 +45,8 @@ from aiokafka.protocol.types import Array, Boolean, Int16, Int32, Schema, String
 from app.acls import GROUP, LITERAL, TOPIC, Acl, worker_acls
 from app.settings import Settings
 from app.topics import topic_specs
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 COORDINATOR_TIMEOUT_S = 60.0
@@ -245,6 +249,10 @@ async def check_privileges(s: Settings) -> None:
         topics = [name for resource, name in needed if resource == TOPIC]
         authorized, unknown = await _topic_operations(admin, topics)
         group_operations = await _group_operations(admin, s.app_id)
+    except (IncompatibleBrokerVersion, NotImplementedError) as exc:
+        # A broker older than Kafka 2.3, or one that is Kafka-compatible only: it cannot say.
+        log.warning("cannot check the ACLs of this cluster: %r", exc)
+        return
     finally:
         await admin.close()
     if group_operations is None:
