@@ -12,6 +12,7 @@ import faust
 from yarl import URL
 
 from app import agents, commands, web
+from app.access import check_connection, check_privileges
 from app.engine.faust_fixes import leave_to_stages
 from app.runtime import Runtime
 from app.settings import Settings
@@ -27,29 +28,19 @@ class AnalyticsApp(faust.App):
 
     async def on_first_start(self) -> None:
         leave_to_stages(self, {stage.owned.source_topic for stage in self.runtime.stages})
+        settings = self.runtime.settings
         # faust creates the data dir without its parents (./data on a fresh clone).
         self.runtime.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.client_only:
-            created = await ensure_topics(self.runtime.settings)
+            # A wrong password, an untrusted CA or a missing ACL stops the worker here, with
+            # a message that names it, instead of a worker that retries quietly (app.access).
+            await check_connection(settings)
+            await check_privileges(settings)  # the topics that exist, and the group
+            created = await ensure_topics(settings)
             if created:
                 log.info("created topics: %s", ", ".join(created))
+                await check_privileges(settings)  # and the topics just created
         await super().on_first_start()
-
-
-def _broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    ssl_context = settings.kafka_client_kwargs().get("ssl_context")
-    if protocol.startswith("SASL"):
-        password = settings.kafka_sasl_password
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=password.get_secret_value() if password else None,
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=ssl_context if protocol == "SASL_SSL" else None,
-        )
-    return faust.SSLCredentials(ssl_context)
 
 
 def use_event_loop(name: str) -> None:
@@ -71,7 +62,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
     app = AnalyticsApp(
         settings.app_id,
         broker=f"kafka://{servers}",
-        broker_credentials=_broker_credentials(settings),
+        broker_credentials=settings.faust_credentials(),
         datadir=str(settings.data_dir),
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
@@ -104,6 +95,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
     @app.command()
     async def create_topics(self: faust.cli.AppCommand) -> None:
         """Create every topic of the product (idempotent), then exit."""
+        await check_connection(settings)
         created = await ensure_topics(settings)
         print("created: " + (", ".join(created) if created else "nothing, all topics exist"))
 
@@ -118,7 +110,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
 
         await TopicTail(settings.insights_topic, settings.kafka_client_kwargs(), show).run()
 
-    commands.register(app, settings)  # replay, diff, promote, export-topics, apply-topics
+    commands.register(app, settings)  # replay, diff, promote, export-topics, apply-topics, acls
     return app
 
 

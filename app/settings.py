@@ -6,6 +6,7 @@ Every default of the product contract is a setting here, never a constant in cod
 from __future__ import annotations
 
 import hashlib
+import ssl
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -39,8 +40,16 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     """SASL password; never printed or logged."""
     kafka_ssl_cafile: Path | None = None
-    """CA bundle that verifies the brokers' certificates with the `*SSL` protocols; unset: the
-    system's CAs."""
+    """CA bundle (PEM) that verifies the brokers' certificates with the `*SSL` protocols; unset:
+    the system's CAs."""
+    kafka_ssl_certfile: Path | None = None
+    """Client certificate (PEM) the workers present to brokers that ask for one (mutual TLS,
+    `ssl.client.auth`), with the `*SSL` protocols; may hold the private key too. Unset: no
+    client certificate."""
+    kafka_ssl_keyfile: Path | None = None
+    """Private key (PEM) of KAFKA_SSL_CERTFILE, when it is not in that file."""
+    kafka_ssl_key_password: SecretStr | None = None
+    """Password of an encrypted private key; never printed or logged."""
 
     # --- Identity, web, storage ---------------------------------------------------------
     app_id: str = "property-analytics"
@@ -208,6 +217,29 @@ class Settings(BaseSettings):
             return self.topic_min_insync_replicas
         return 2 if self.topic_replication_factor >= 3 else None
 
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        """Refuse a connection setting that cannot work at start-up, naming the setting, rather
+        than let every Kafka client fail later with a less clear error."""
+        problems = security_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        if self.kafka_security_protocol.endswith("SSL"):
+            _ = self.kafka_ssl_context  # a bad file or key password fails here, by name
+        return self
+
+    @cached_property
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """One TLS context for every client of the process, None without TLS."""
+        if not self.kafka_security_protocol.endswith("SSL"):
+            return None
+        return ssl_context(
+            self.kafka_ssl_cafile,
+            self.kafka_ssl_certfile,
+            self.kafka_ssl_keyfile,
+            self.kafka_ssl_key_password,
+        )
+
     @cached_property
     def data_dir(self) -> Path:
         return self.worker_data_dir or Path(f"./data/worker-{self.worker_web_port}")
@@ -273,7 +305,10 @@ class Settings(BaseSettings):
         return f"{self.app_id}-segment-partials"
 
     def kafka_client_kwargs(self) -> dict[str, object]:
-        """Connection arguments for aiokafka clients (security passed through)."""
+        """Connection arguments for every aiokafka client the product makes (consumers,
+        producers, admin clients): the one place the security settings reach a client.
+
+        A unit test fails when a client in app/ or bench/ is built without them."""
         kwargs: dict[str, object] = {
             "bootstrap_servers": self.kafka_bootstrap_servers,
             "security_protocol": self.kafka_security_protocol,
@@ -284,10 +319,91 @@ class Settings(BaseSettings):
             kwargs["sasl_plain_password"] = (
                 self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
             )
-        if self.kafka_security_protocol.endswith("SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            kwargs["ssl_context"] = create_ssl_context(
-                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
-            )
+        if self.kafka_ssl_context is not None:
+            kwargs["ssl_context"] = self.kafka_ssl_context
         return kwargs
+
+    def faust_credentials(self) -> object | None:
+        """The same connection settings as faust's ``broker_credentials``, for the worker's
+        group consumer and producer (faust builds those clients itself)."""
+        import faust
+
+        protocol = self.kafka_security_protocol
+        if protocol == "PLAINTEXT":
+            return None
+        if protocol.startswith("SASL"):
+            return faust.SASLCredentials(
+                username=self.kafka_sasl_username,
+                password=(
+                    self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+                ),
+                mechanism=self.kafka_sasl_mechanism,
+                ssl_context=self.kafka_ssl_context,  # None: SASL_PLAINTEXT
+            )
+        return faust.SSLCredentials(self.kafka_ssl_context)
+
+
+_SSL_FILES = ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+
+
+def security_problems(s: Settings) -> list[str]:
+    """What is inconsistent in the connection settings, one sentence per problem."""
+    protocol = s.kafka_security_protocol
+    problems = []
+    if protocol.startswith("SASL") and (not s.kafka_sasl_username or s.kafka_sasl_password is None):
+        problems.append(
+            f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+        )
+    tls_settings = [*_SSL_FILES, "kafka_ssl_key_password"]
+    if not protocol.endswith("SSL"):
+        given = [name.upper() for name in tls_settings if getattr(s, name) is not None]
+        if given:
+            problems.append(
+                f"{', '.join(given)} set, but KAFKA_SECURITY_PROTOCOL={protocol} does not use "
+                "TLS: use SSL or SASL_SSL, or unset them"
+            )
+        return problems
+    if s.kafka_ssl_keyfile is not None and s.kafka_ssl_certfile is None:
+        problems.append("KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE (the certificate of that key)")
+    if s.kafka_ssl_key_password is not None and s.kafka_ssl_certfile is None:
+        problems.append("KAFKA_SSL_KEY_PASSWORD needs KAFKA_SSL_CERTFILE (and its key)")
+    for name in _SSL_FILES:
+        path = getattr(s, name)
+        if path is not None and not path.is_file():
+            problems.append(f"{name.upper()}={path}: no such file")
+    return problems
+
+
+def ssl_context(
+    cafile: Path | None,
+    certfile: Path | None,
+    keyfile: Path | None,
+    key_password: SecretStr | None,
+) -> ssl.SSLContext:
+    """A client TLS context that verifies the brokers (and their host names) against
+    ``cafile`` (the system's CAs when None) and presents ``certfile`` when given.
+
+    A file that is not PEM, or a key that does not open with its password, is a ValueError
+    that names the setting, at start-up."""
+    try:
+        # With a cafile, only that CA is trusted; without, the system's CAs.
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=str(cafile) if cafile is not None else None
+        )
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"KAFKA_SSL_CAFILE={cafile}: not a PEM CA bundle ({exc})") from None
+    if certfile is not None:
+        try:
+            context.load_cert_chain(
+                str(certfile),
+                str(keyfile) if keyfile is not None else None,
+                key_password.get_secret_value() if key_password is not None else None,
+            )
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(
+                f"KAFKA_SSL_CERTFILE={certfile}"
+                + (f" with KAFKA_SSL_KEYFILE={keyfile}" if keyfile else "")
+                + f": cannot load the client certificate and its key ({exc}); check that they"
+                " are PEM, belong together, and KAFKA_SSL_KEY_PASSWORD opens the key"
+            ) from None
+    return context

@@ -31,6 +31,12 @@ MIN_INSYNC_REPLICAS = "min.insync.replicas"
 # What a dead-letter copy adds to its input record: five headers (dlq.detail cut at 1024
 # bytes, a topic name at most 249) and their framing come to under 2 KiB; the rest is spare.
 DLQ_HEADERS_HEADROOM = 16 * 1024
+TOPIC_ALREADY_EXISTS = 36
+TOPIC_AUTHORIZATION_FAILED = 29
+CREATE_HINT = (
+    ". A principal that may not create them needs an administrator to run "
+    "`faust -A app.main create-topics` first, or the ACLs `faust -A app.main acls` prints"
+)
 # DescribeConfigs' config_source of a topic's own setting (not inherited from the broker).
 DYNAMIC_TOPIC_CONFIG = 1
 
@@ -119,15 +125,31 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 for spec in missing
             ]
             try:
-                await admin.create_topics(new)
+                response = await admin.create_topics(new)
             except TopicAlreadyExistsError:
                 log.debug("another worker created some topics first")
+            else:
+                refused = creation_problems(response.to_object()["topic_errors"])
+                if refused:
+                    raise TopicMismatch(
+                        "creating topics failed: " + "; ".join(refused) + CREATE_HINT
+                    )
             for spec in missing:
                 log.info("created topic %s (%d partitions)", spec.name, spec.partitions)
         await _ensure_dead_letter_limits(admin, settings)
         return [spec.name for spec in missing]
     finally:
         await admin.close()
+
+
+def creation_problems(topic_errors: list[dict]) -> list[str]:
+    """The topics a CreateTopics answer refused, with the broker's reason; a topic another
+    worker created a moment earlier is not a problem."""
+    return [
+        f"{err['topic']}: {err.get('error_message') or 'error'} (error {err['error_code']})"
+        for err in topic_errors
+        if err["error_code"] not in (0, TOPIC_ALREADY_EXISTS)
+    ]
 
 
 def dead_letter_limit_problem(
@@ -210,6 +232,13 @@ async def topic_configs(
         failed = {}
         for response in await admin.describe_configs(resources):
             for res in response.to_object()["resources"]:
+                if res["error_code"] == TOPIC_AUTHORIZATION_FAILED:
+                    # Not a topic that is still being created: asking again cannot help.
+                    raise TopicMismatch(
+                        f"may not read the settings of {res['resource_name']} "
+                        f"({res['error_message']}): a worker needs DescribeConfigs on it, see "
+                        "`faust -A app.main acls`"
+                    )
                 if res["error_code"]:
                     failed[res["resource_name"]] = (
                         f"error {res['error_code']} {res['error_message']}"

@@ -72,14 +72,14 @@ async def from_product(
         await asyncio.sleep(1.0)
 
 
-async def from_quix(bootstrap: str, prefix: str, sample, weeks) -> tuple[Hourly, Weekly]:  # noqa: ANN001
+async def from_quix(client_kwargs: dict, prefix: str, sample, weeks) -> tuple[Hourly, Weekly]:  # noqa: ANN001
     """The last window update per key in the peer's output topics (committed records only)."""
     hourly_all: dict[tuple[str, int], tuple[int, int]] = {}
     weekly_all: dict[tuple[str, int], tuple[int, int, list]] = {}
-    for record in await read_topic(bootstrap, f"{prefix}-hourly"):
+    for record in await read_topic(client_kwargs, f"{prefix}-hourly"):
         value = orjson.loads(record.value)
         hourly_all[(record.key.decode(), value["start"])] = (value["views"], value["uniqueUsers"])
-    for record in await read_topic(bootstrap, f"{prefix}-weekly"):
+    for record in await read_topic(client_kwargs, f"{prefix}-weekly"):
         value = orjson.loads(record.value)
         weekly_all[(record.key.decode(), value["start"])] = (value["views"], value["uniqueUsers"], value["top"])
     hourly = {key: hourly_all.get(key, (0, 0)) for key in sample}
@@ -87,12 +87,12 @@ async def from_quix(bootstrap: str, prefix: str, sample, weeks) -> tuple[Hourly,
     return hourly, weekly
 
 
-async def read_topic(bootstrap: str, topic: str) -> list:
+async def read_topic(client_kwargs: dict, topic: str) -> list:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **client_kwargs,
     )
     await consumer.start()
     try:

@@ -14,18 +14,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
 async def consume_all(
-    bootstrap: str,
+    client_kwargs: dict,
     topic: str,
     max_fetch_bytes: int,
     time_limit_s: float,
     on_progress: Callable[[int, float], None],
 ) -> dict:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=max_fetch_bytes,
         fetch_max_bytes=64 * 1024 * 1024,
+        **client_kwargs,
     )
     await consumer.start()
     try:

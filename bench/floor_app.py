@@ -26,6 +26,7 @@ TAKE_WITHIN_S = 0.05
 app = faust.App(
     settings.app_id,
     broker="kafka://" + ";".join(s.strip() for s in settings.kafka_bootstrap_servers.split(",")),
+    broker_credentials=settings.faust_credentials(),
     datadir=str(settings.data_dir),
     web_host=settings.worker_web_host,
     web_port=settings.worker_web_port,

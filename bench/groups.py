@@ -25,14 +25,15 @@ class GroupState:
 
 
 class GroupWatch:
-    def __init__(self, bootstrap: str, group: str, source_topic: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, client_kwargs: dict, group: str, source_topic: str) -> None:
+        """``client_kwargs``: ``Settings.kafka_client_kwargs()`` (brokers and security)."""
+        self.client_kwargs = client_kwargs
         self.group = group
         self.source_topic = source_topic
         self.extra_topics: list[str] = []
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self._admin = AIOKafkaAdminClient(**client_kwargs)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+            enable_auto_commit=False, isolation_level="read_committed", **client_kwargs
         )
 
     async def start(self) -> None:
@@ -82,4 +83,4 @@ class GroupWatch:
     async def exact_lag(self, tps, ends, committed) -> int:  # noqa: ANN001
         """Records (not markers) after the committed offsets, read with read_committed."""
         starts = {tp: meta.offset for tp, meta in committed.items() if tp in ends}
-        return await records_between({"bootstrap_servers": self.bootstrap}, starts, ends)
+        return await records_between(self.client_kwargs, starts, ends)

@@ -174,7 +174,7 @@ class Bench:
         return self.results
 
     async def _views_end(self) -> int:
-        watch = GroupWatch(self.o.bootstrap, "unused", self.base_env["VIEWS_TOPIC"])
+        watch = GroupWatch(self.settings.kafka_client_kwargs(), "unused", self.base_env["VIEWS_TOPIC"])
         await watch.start()
         try:
             return await watch.source_end()
@@ -182,7 +182,7 @@ class Bench:
             await watch.stop()
 
     async def _check_broker(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.o.bootstrap, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(request_timeout_ms=5000, **self.settings.kafka_client_kwargs())
         try:
             await asyncio.wait_for(admin.start(), 10)
             await asyncio.wait_for(admin.list_topics(), 10)
@@ -234,7 +234,8 @@ class Bench:
     # -- a. ceiling ---------------------------------------------------------------------
     async def _ceiling(self, n: int) -> dict:
         result = await ceiling.consume_all(
-            self.o.bootstrap, self.base_env["VIEWS_TOPIC"], self.settings.max_fetch_bytes,
+            self.settings.kafka_client_kwargs(), self.base_env["VIEWS_TOPIC"],
+            self.settings.max_fetch_bytes,
             self.limit("ceiling"), lambda c, s: self.say("ceiling", rate_text(c, n, s)),
         )
         counted = result["events"] - result["events_at_start"]
@@ -340,7 +341,7 @@ class Bench:
             result["note"] = f"{self.o.quix_guarantee}, commit every 1 s"
             result["rss_peak_bytes"] = proc.peak_rss()
             if self.want is not None and result.get("finished"):
-                got = await answers.from_quix(self.o.bootstrap, group, self.sample, self.weeks)
+                got = await answers.from_quix(self.settings.kafka_client_kwargs(), group, self.sample, self.weeks)
                 self.results["checks"]["quix"] = {**answers.compare(got, self.want), "against": "oracle"}
                 ours = getattr(self, "_product_answers", None)
                 if ours is not None:
@@ -354,7 +355,7 @@ class Bench:
     # -- shared: watch a consumer group until it has caught up -----------------------------
     async def _watch(self, stage: str, procs: list[Proc], group: str, n: int, extra, profile_pid=None) -> dict:  # noqa: ANN001
         limit = self.limit(stage)
-        watch = GroupWatch(self.o.bootstrap, group, self.base_env["VIEWS_TOPIC"])
+        watch = GroupWatch(self.settings.kafka_client_kwargs(), group, self.base_env["VIEWS_TOPIC"])
         await watch.start()
         launched = time.monotonic()
         first = None  # (monotonic time, processed, cpu seconds, wall time)
@@ -537,7 +538,7 @@ class Bench:
             stage["events_per_cpu_s"] = round(per_cpu) if per_cpu else None
 
     async def _delete_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.o.bootstrap)
+        admin = AIOKafkaAdminClient(**self.settings.kafka_client_kwargs())
         try:
             await admin.start()
             mine = [t for t in await admin.list_topics() if f"bench-{self.tag}" in t]

@@ -14,6 +14,8 @@ import faust
 from faust.types import TP
 
 from app import gauges
+from app.engine.runner import fatal
+from app.engine.transactions import Failure, classify
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -22,10 +24,17 @@ MONITOR_SECONDS = 1.0
 
 
 async def _logged(work: Awaitable[None], what: str) -> None:
-    """Background work whose failure is logged; the next event retries it inline."""
+    """Background work whose failure is logged; the next event retries it inline. A failure
+    that would repeat every time (a missing ACL: the partition's transactional producer is
+    refused) ends the worker with the cause instead of leaving it up and never ready."""
     try:
         await work
-    except Exception:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001
+        if classify(exc) is Failure.REFUSED:
+            fatal(
+                f"{what}: refused for good ({exc!r}): a missing ACL (see `faust -A app.main "
+                "acls`) or a topic setting"
+            )
         log.exception("%s failed; will retry when its partitions receive events", what)
 
 

@@ -12,6 +12,7 @@ from app.settings import Settings
 
 def register(app: faust.App, settings: Settings) -> None:
     from app.commands import (
+        acls,
         apply_topics,
         diff,
         export_topics,
@@ -20,5 +21,5 @@ def register(app: faust.App, settings: Settings) -> None:
         replay,
     )
 
-    for command in (replay, diff, promote, export_topics, apply_topics, rebuild_properties):
+    for command in (replay, diff, promote, export_topics, apply_topics, rebuild_properties, acls):
         command.register(app, settings)

@@ -35,6 +35,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 FIXED = frozenset({
     "kafka_bootstrap_servers", "kafka_security_protocol", "kafka_sasl_mechanism",
     "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile",
+    "kafka_ssl_certfile", "kafka_ssl_keyfile", "kafka_ssl_key_password",
     "app_id", "views_topic", "profiles_topic", "insights_topic", "property_events_topic",
     "views_dead_letter_topic", "profiles_dead_letter_topic", "property_events_dead_letter_topic",
     "topic_partitions", "profiles_partitions",

@@ -41,8 +41,10 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from quixstreams import Application, State
 from quixstreams.dataframe.windows import Count, Last, Sum
+from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import TopicConfig
 
+from app.settings import Settings
 from app.windows import DAY_MS, hour_start, parse_iso, week_start
 
 # Quix windows start at whole multiples of their length since the epoch, a Thursday; ISO
@@ -61,10 +63,10 @@ class ProfileTable:
     """userId -> segment for every user, held whole: loaded to the end of the profiles topic
     before processing starts, then kept current by a background consumer (tombstones delete)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, connection: ConnectionConfig, topic: str) -> None:
         self._segments: dict[str, str] = {}
         self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
+            {**connection.as_librdkafka_dict(), "group.id": "unused", "enable.auto.commit": False}
         )
         metadata = self._consumer.list_topics(topic, timeout=30)
         partitions = sorted(metadata.topics[topic].partitions)
@@ -187,15 +189,44 @@ def build(app: Application, env: dict[str, str], profiles: ProfileTable) -> None
     weekly.to_topic(weekly_out)
 
 
+def connection_config(settings: Settings) -> ConnectionConfig:
+    """The product's connection settings (brokers, SASL, TLS, client certificate) in
+    librdkafka's terms, so the peer runs on the same secured cluster as the pipeline."""
+    password = settings.kafka_sasl_password
+    key_password = settings.kafka_ssl_key_password
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": protocol.lower(),
+    }
+    if protocol.startswith("SASL"):
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_username": settings.kafka_sasl_username,
+            "sasl_password": password.get_secret_value() if password else None,
+        }
+    if protocol.endswith("SSL"):
+        files = {
+            "ssl_ca_location": settings.kafka_ssl_cafile,
+            "ssl_certificate_location": settings.kafka_ssl_certfile,
+            "ssl_key_location": settings.kafka_ssl_keyfile or settings.kafka_ssl_certfile,
+        }
+        options |= {name: str(path) for name, path in files.items() if path is not None}
+        if key_password is not None:
+            options["ssl_key_password"] = key_password.get_secret_value()
+    return ConnectionConfig(**options)
+
+
 def main() -> None:
     env = dict(os.environ)
     log = logging.getLogger("quix_pipeline")
     logging.basicConfig(level=logging.INFO)
-    profiles = ProfileTable(env["KAFKA_BOOTSTRAP_SERVERS"], env["PROFILES_TOPIC"])
+    connection = connection_config(Settings())
+    profiles = ProfileTable(connection, env["PROFILES_TOPIC"])
     log.info("profiles loaded: %d users", profiles.load())
     profiles.follow()
     app = Application(
-        broker_address=env["KAFKA_BOOTSTRAP_SERVERS"],
+        broker_address=connection,
         consumer_group=env["QUIX_GROUP"],
         auto_offset_reset="earliest",
         state_dir=env["QUIX_STATE_DIR"],

@@ -14,7 +14,7 @@ import aiohttp
 
 from app.generator import Workload
 from tests.support.oracle import HOUR, WEEK, Oracle, Produced, hour_of, iso
-from tests.support.topics import produce, read_topic
+from tests.support.topics import Connection, produce, read_topic
 
 DLQ_HEADERS = ("dlq.reason", "dlq.detail", "dlq.origin.topic", "dlq.origin.partition",
                "dlq.origin.offset")
@@ -130,7 +130,7 @@ async def check_weekly(base_url: str, exp: Oracle) -> list[str]:
 
 
 async def check_insights(
-    bootstrap: str, topic: str, exp: Oracle, exactly_once: bool
+    bootstrap: Connection, topic: str, exp: Oracle, exactly_once: bool
 ) -> tuple[list[str], int]:
     """The set of insightIds on the topic is the oracle's; every copy of an id carries the same
     type, subject and window; with ``exactly_once`` each id appears once, with the views it
@@ -164,7 +164,7 @@ async def check_insights(
     return problems, len(records)
 
 
-async def check_dlq(bootstrap: str, views_topic: str, exp: Oracle, produced: list[Produced],
+async def check_dlq(bootstrap: Connection, views_topic: str, exp: Oracle, produced: list[Produced],
                     exactly_once: bool) -> tuple[list[str], Counter]:
     """Dead letters: original key and bytes, the five headers, the oracle's reason for each
     origin record, nothing lost or extra; returns (problems, count by reason)."""
@@ -198,7 +198,7 @@ async def check_dlq(bootstrap: str, views_topic: str, exp: Oracle, produced: lis
     return problems, by_reason
 
 
-async def load_profiles(bootstrap: str, base_url: str, workload: Workload,
+async def load_profiles(bootstrap: Connection, base_url: str, workload: Workload,
                         topic: str) -> list[tuple]:
     """Produce the workload's profiles (made with ``edge_cases``) and wait until the worker
     serves the last one; checks the tombstoned and the moved user. Returns the records."""

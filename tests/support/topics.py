@@ -12,22 +12,31 @@ from aiokafka.admin import AIOKafkaAdminClient
 from app.generator import produce as send
 from tests.support.oracle import Produced
 
+# A broker address, or the client arguments of a secured cluster.
+Connection = str | dict
 
-async def produce(bootstrap: str, topic: str, records: Iterable[tuple],
+
+def connection(bootstrap: Connection) -> dict:
+    """Client arguments from a broker address (a plain broker) or from a secured cluster's
+    ``Settings.kafka_client_kwargs()`` (tests/faults/test_security.py)."""
+    return {"bootstrap_servers": bootstrap} if isinstance(bootstrap, str) else dict(bootstrap)
+
+
+async def produce(bootstrap: Connection, topic: str, records: Iterable[tuple],
                   rate: float = 0.0) -> list[Produced]:
     """Send (key, value, ...) records in order; returns them with their partition and offset,
     what the oracle needs. The broker, not the client, decides what is too large."""
     produced: list[Produced] = []
-    client = {"bootstrap_servers": bootstrap, "max_request_size": 2 * 1024 * 1024}
+    client = {**connection(bootstrap), "max_request_size": 2 * 1024 * 1024}
     await send(topic, records, client, rate=rate, on_acked=lambda md, rec: produced.append(
         Produced(md.partition, md.offset, rec[0], rec[1])))
     return produced
 
 
-async def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list:
+async def read_topic(bootstrap: Connection, topic: str, timeout: float = 60) -> list:
     """Every committed record of ``topic`` up to its current end (read_committed)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(isolation_level="read_committed", enable_auto_commit=False,
+                                **connection(bootstrap))
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # noqa: SLF001
@@ -47,11 +56,11 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list:
         await consumer.stop()
 
 
-async def committed_views(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+async def committed_views(bootstrap: Connection, group: str, topic: str) -> tuple[int, int]:
     """(records the group has committed on ``topic``, records in ``topic``): a non-transactional
     input topic has no markers, so committed == end offset exactly when everything is done."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**connection(bootstrap))
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **connection(bootstrap))
     await admin.start()
     await consumer.start()
     try:

@@ -129,3 +129,101 @@ def test_api_token_is_masked_too(monkeypatch):
     s = Settings()
     assert "tok-123456" not in repr(s)
     assert s.api_token.get_secret_value() == "tok-123456"
+
+
+# --- TLS and client certificates (mutual TLS) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA, and a client certificate with its key encrypted by a password (openssl)."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("pki")
+
+    def sh(*args: str) -> None:
+        subprocess.run(args, cwd=d, check=True, capture_output=True)
+
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+       "-subj", "/CN=test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    sh("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+       "-aes-256-cbc", "-pass", "pass:key-secret", "-out", "client.key")
+    sh("openssl", "req", "-new", "-key", "client.key", "-passin", "pass:key-secret",
+       "-subj", "/CN=analytics", "-out", "client.csr")
+    sh("openssl", "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+       "-CAcreateserial", "-days", "2", "-out", "client.pem")
+    return d
+
+
+def _mtls_env(monkeypatch, pki, protocol="SASL_SSL", key_password="key-secret"):
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", protocol)
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "analytics")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "pw")
+    monkeypatch.setenv("KAFKA_SSL_CAFILE", str(pki / "ca.pem"))
+    monkeypatch.setenv("KAFKA_SSL_CERTFILE", str(pki / "client.pem"))
+    monkeypatch.setenv("KAFKA_SSL_KEYFILE", str(pki / "client.key"))
+    monkeypatch.setenv("KAFKA_SSL_KEY_PASSWORD", key_password)
+
+
+def test_client_certificate_reaches_every_client_through_one_context(monkeypatch, pki):
+    import ssl
+
+    _mtls_env(monkeypatch, pki)
+    s = Settings()
+    kwargs = s.kafka_client_kwargs()
+    context = kwargs["ssl_context"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "test CA"),),)]
+    assert s.kafka_client_kwargs()["ssl_context"] is context  # one context, loaded once
+    assert kwargs["security_protocol"] == "SASL_SSL"
+    assert kwargs["sasl_mechanism"] == "SCRAM-SHA-512"
+    credentials = s.faust_credentials()  # faust's own consumer and producer
+    assert credentials.ssl_context is context
+    assert credentials.protocol.value == "SASL_SSL" and credentials.username == "analytics"
+    assert "key-secret" not in repr(s)
+
+
+def test_ssl_protocol_gives_faust_ssl_credentials(monkeypatch, pki):
+    _mtls_env(monkeypatch, pki, protocol="SSL")
+    monkeypatch.delenv("KAFKA_SASL_USERNAME")
+    monkeypatch.delenv("KAFKA_SASL_PASSWORD")
+    s = Settings()
+    assert s.faust_credentials().protocol.value == "SSL"
+    assert "sasl_mechanism" not in s.kafka_client_kwargs()
+    assert Settings(kafka_security_protocol="PLAINTEXT", kafka_ssl_cafile=None,
+                    kafka_ssl_certfile=None, kafka_ssl_keyfile=None,
+                    kafka_ssl_key_password=None).faust_credentials() is None
+
+
+def test_wrong_key_password_is_refused_at_start_naming_the_setting(monkeypatch, pki):
+    _mtls_env(monkeypatch, pki, key_password="not-it")
+    with pytest.raises(ValidationError, match="KAFKA_SSL_CERTFILE=.*KAFKA_SSL_KEY_PASSWORD opens"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("unset", "overrides", "message"),
+    [
+        ("KAFKA_SSL_CERTFILE", {}, "KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE"),
+        ("", {"KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"}, "KAFKA_SSL_CAFILE=/nonexistent/ca.pem: no such file"),
+        ("", {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "does not use TLS"),
+        ("KAFKA_SASL_PASSWORD", {}, "needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
+    ],
+)
+def test_inconsistent_security_settings_are_refused(monkeypatch, pki, unset, overrides, message):
+    _mtls_env(monkeypatch, pki)
+    if unset:
+        monkeypatch.delenv(unset)
+    for name, value in overrides.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+def test_a_file_that_is_not_a_ca_bundle_is_refused(monkeypatch, pki, tmp_path):
+    _mtls_env(monkeypatch, pki)
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    monkeypatch.setenv("KAFKA_SSL_CAFILE", str(tmp_path / "ca.pem"))
+    with pytest.raises(ValidationError, match="KAFKA_SSL_CAFILE=.*not a PEM CA bundle"):
+        Settings()

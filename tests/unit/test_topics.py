@@ -104,3 +104,14 @@ def test_min_insync_replicas_above_the_replication_factor_is_refused(monkeypatch
     monkeypatch.setenv("TOPIC_MIN_INSYNC_REPLICAS", "4")
     with pytest.raises(ValueError, match="TOPIC_MIN_INSYNC_REPLICAS=4 exceeds"):
         Settings()
+
+
+def test_creation_problems_name_refused_topics_but_not_ones_created_meanwhile():
+    from app.topics import creation_problems
+
+    errors = [
+        {"topic": "views", "error_code": 0, "error_message": None},
+        {"topic": "pa-x", "error_code": 36, "error_message": "exists"},
+        {"topic": "out", "error_code": 29, "error_message": "Authorization failed."},
+    ]
+    assert creation_problems(errors) == ["out: Authorization failed. (error 29)"]

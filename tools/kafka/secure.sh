@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka broker (KRaft) secured as in production: SASL_SSL with
+# SCRAM-SHA-512 users, TLS certificates from a CA made here with openssl, the
+# StandardAuthorizer with allow.everyone.if.no.acl.found=false. For trying the product's
+# security settings and the ACLs of `faust -A app.main acls` (docs/security.md).
+#
+#   tools/kafka/secure.sh up                 make the CA and certificates (first time), start it
+#   tools/kafka/secure.sh down | status | reset
+#   tools/kafka/secure.sh add-user NAME PASSWORD     create or change a SCRAM-SHA-512 user
+#   tools/kafka/secure.sh kafka-acls ARGS...         kafka-acls as the admin user
+#   tools/kafka/secure.sh kafka-acls.sh ARGS...      kafka-acls as is (a line `acls` printed)
+#   tools/kafka/secure.sh env [USER PASSWORD]        the worker settings for this broker
+#
+# Listeners (all on 127.0.0.1):
+#   SECURE_KAFKA_PORT     (default 49092) SASL_SSL, SCRAM-SHA-512, no client certificate
+#   SECURE_KAFKA_PORT+1   the KRaft controller: TLS, the broker's certificate required
+#   SECURE_KAFKA_PORT+2   SASL_SSL and a client certificate from the CA required (mutual TLS)
+# Files under SECURE_KAFKA_HOME (default <repo>/.local/kafka-secure):
+#   certs/ca.pem          the CA clients trust (KAFKA_SSL_CAFILE)
+#   certs/client.pem, certs/client.key   a client certificate and its key, encrypted with
+#                         the password in certs/client.key.password (for the mTLS listener)
+#   admin.properties      client settings of the super user `admin` for Kafka's CLI tools
+# The jars are those of tools/kafka/kafka.sh (<repo>/.local/kafka/libs; `make kafka-up`
+# downloads them once).
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HOME_DIR="${SECURE_KAFKA_HOME:-$REPO_ROOT/.local/kafka-secure}"
+PORT="${SECURE_KAFKA_PORT:-49092}"
+CONTROLLER_PORT=$((PORT + 1))
+MTLS_PORT=$((PORT + 2))
+HOST=127.0.0.1
+LIBS="${KAFKA_LIBS:-$REPO_ROOT/.local/kafka/libs}"
+HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
+START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
+LOG4J_CONF="$REPO_ROOT/config/kafka/log4j2.properties"
+
+CERTS="$HOME_DIR/certs"
+DATA="$HOME_DIR/data"
+LOGS="$HOME_DIR/logs"
+PROPS="$HOME_DIR/server.properties"
+ADMIN_PROPS="$HOME_DIR/admin.properties"
+PID_FILE="$HOME_DIR/kafka.pid"
+
+log() { echo "secure-kafka: $*" >&2; }
+die() { echo "secure-kafka: ERROR: $*" >&2; exit 1; }
+# shellcheck source=tools/kafka/process.sh
+source "$REPO_ROOT/tools/kafka/process.sh"
+java_cp() { java -cp "$LIBS/*" -Dlog4j2.configurationFile="$LOG4J_CONF" -Dkafka.logs.dir="$LOGS" "$@"; }
+
+# --- certificates ----------------------------------------------------------------------
+
+# sign NAME SUBJECT [SAN] [KEY_PASSWORD]: a key and a certificate signed by the CA.
+sign() {
+  local name="$1" subject="$2" san="${3:-}" pass="${4:-}"
+  if [[ -n "$pass" ]]; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -aes-256-cbc \
+      -pass "pass:$pass" -out "$CERTS/$name.key" 2>/dev/null
+  else
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$CERTS/$name.key" 2>/dev/null
+  fi
+  openssl req -new -key "$CERTS/$name.key" ${pass:+-passin "pass:$pass"} -subj "$subject" \
+    -out "$CERTS/$name.csr" 2>/dev/null
+  local ext="$CERTS/$name.ext"
+  : > "$ext"
+  [[ -n "$san" ]] && echo "subjectAltName=$san" > "$ext"
+  openssl x509 -req -in "$CERTS/$name.csr" -CA "$CERTS/ca.pem" -CAkey "$CERTS/ca.key" \
+    -CAcreateserial -days 825 -sha256 -extfile "$ext" -out "$CERTS/$name.pem" 2>/dev/null
+  rm -f "$CERTS/$name.csr" "$ext"
+}
+
+ensure_certs() {
+  [[ -f "$CERTS/ca.pem" && -f "$CERTS/broker.pem" && -f "$CERTS/client.pem" ]] && return
+  command -v openssl >/dev/null || die "openssl is needed to make the test CA"
+  log "making a CA and certificates in $CERTS"
+  rm -rf "$CERTS"
+  mkdir -p "$CERTS"
+  chmod 700 "$CERTS"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 825 -sha256 \
+    -subj "/CN=property-analytics test CA" -keyout "$CERTS/ca.key" -out "$CERTS/ca.pem" 2>/dev/null
+  sign broker "/CN=kafka-broker" "IP:127.0.0.1,DNS:localhost"
+  # Kafka's PEM key store: the private key (PKCS#8), then the certificate chain.
+  cat "$CERTS/broker.key" "$CERTS/broker.pem" "$CERTS/ca.pem" > "$CERTS/broker-keystore.pem"
+  openssl rand -hex 16 > "$CERTS/client.key.password"
+  sign client "/CN=analytics-client" "" "$(cat "$CERTS/client.key.password")"
+  openssl rand -hex 16 > "$HOME_DIR/admin.password"
+}
+
+# --- configuration ---------------------------------------------------------------------
+
+scram_jaas() {  # scram_jaas [USER PASSWORD]
+  if [[ $# -eq 2 ]]; then
+    echo "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$1\" password=\"$2\";"
+  else
+    echo "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  fi
+}
+
+write_props() {
+  local admin_password; admin_password="$(cat "$HOME_DIR/admin.password")"
+  cat > "$PROPS" <<EOF
+# Generated by tools/kafka/secure.sh; do not edit.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+controller.listener.names=CONTROLLER
+listeners=CLIENTS://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT,MTLS://$HOST:$MTLS_PORT
+advertised.listeners=CLIENTS://$HOST:$PORT,MTLS://$HOST:$MTLS_PORT
+listener.security.protocol.map=CLIENTS:SASL_SSL,MTLS:SASL_SSL,CONTROLLER:SSL
+inter.broker.listener.name=CLIENTS
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.clients.scram-sha-512.sasl.jaas.config=$(scram_jaas admin "$admin_password")
+listener.name.mtls.scram-sha-512.sasl.jaas.config=$(scram_jaas)
+
+# TLS: one key store (the broker's certificate) and the test CA, for every listener.
+ssl.keystore.type=PEM
+ssl.keystore.location=$CERTS/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$CERTS/ca.pem
+ssl.client.auth=none
+listener.name.mtls.ssl.client.auth=required
+listener.name.controller.ssl.client.auth=required
+
+# Authorization: nothing is allowed that no ACL allows.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin;User:CN=kafka-broker
+
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.dirs=$DATA
+EOF
+  cat > "$ADMIN_PROPS" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=$(scram_jaas admin "$admin_password")
+ssl.truststore.type=PEM
+ssl.truststore.location=$CERTS/ca.pem
+EOF
+  chmod 600 "$ADMIN_PROPS" "$PROPS"
+}
+
+format_if_needed() {
+  [[ -f "$DATA/meta.properties" ]] && return
+  local cluster_id
+  cluster_id="$(java_cp kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+  log "formatting $DATA with the SCRAM user admin"
+  java_cp kafka.tools.StorageTool format --config "$PROPS" --cluster-id "$cluster_id" \
+    --add-scram "SCRAM-SHA-512=[name=admin,password=$(cat "$HOME_DIR/admin.password")]" \
+    >"$LOGS/format.out" 2>&1 || { cat "$LOGS/format.out" >&2; die "formatting $DATA failed"; }
+}
+
+# --- process -----------------------------------------------------------------------------
+
+live_pid() {
+  [[ -f "$PID_FILE" ]] || return 1
+  local pid; pid="$(cat "$PID_FILE" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+  echo "$pid"
+}
+
+# True once the broker answers an ApiVersions request over TLS (allowed before SASL).
+broker_answers() {
+  python3 - "$HOST" "$PORT" "$CERTS/ca.pem" <<'PY' 2>/dev/null
+import socket, ssl, struct, sys
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+context = ssl.create_default_context(cafile=ca)
+client = b"secure.sh"
+req = struct.pack(">hhih", 18, 0, 7, len(client)) + client
+with socket.create_connection((host, port), timeout=2) as raw:
+    with context.wrap_socket(raw, server_hostname=host) as s:
+        s.sendall(struct.pack(">i", len(req)) + req)
+        head = b""
+        while len(head) < 10:
+            chunk = s.recv(10 - len(head))
+            if not chunk:
+                sys.exit(1)
+            head += chunk
+        _size, corr, err = struct.unpack(">iih", head)
+        sys.exit(0 if corr == 7 and err == 0 else 1)
+PY
+}
+
+cmd_up() {
+  if pid="$(live_pid)"; then
+    log "already running (pid $pid, $HOST:$PORT)"
+    return 0
+  fi
+  ls "$LIBS"/kafka-clients-*.jar >/dev/null 2>&1 \
+    || die "no Kafka jars in $LIBS: run \`make kafka-up\` once to download them"
+  mkdir -p "$HOME_DIR" "$LOGS"
+  ensure_certs
+  write_props
+  format_if_needed
+  log "starting the secure broker: SASL_SSL $HOST:$PORT, mutual TLS $HOST:$MTLS_PORT, logs in $LOGS"
+  rm -f "$PID_FILE.new"
+  # shellcheck disable=SC2086
+  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$PID_FILE.new" \
+    java $HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
+      -Dlog4j2.configurationFile="$LOG4J_CONF" -Dkafka.logs.dir="$LOGS" \
+      -cp "$LIBS/*" kafka.Kafka "$PROPS" \
+    >"$LOGS/kafka.out" 2>&1 </dev/null 9>&- &
+  local i
+  for i in $(seq 50); do [[ -s "$PID_FILE.new" ]] && break; sleep 0.1; done
+  mv -f "$PID_FILE.new" "$PID_FILE"
+  local pid; pid="$(cat "$PID_FILE")" deadline=$((SECONDS + START_TIMEOUT))
+  until broker_answers; do
+    if ! kill -0 "$pid" 2>/dev/null || (( SECONDS >= deadline )); then
+      grep -hvE '^[[:space:]]+(at |\.\.\. [0-9]+ more)' "$LOGS/server.log" "$LOGS/kafka.out" 2>/dev/null | tail -n 30 >&2
+      cmd_down
+      die "the secure broker did not start"
+    fi
+    sleep 0.25
+  done
+  log "ready on $HOST:$PORT (pid $pid); admin client settings in $ADMIN_PROPS"
+}
+
+cmd_down() {
+  local pid
+  if ! pid="$(live_pid)"; then
+    rm -f "$PID_FILE"
+    log "not running"
+    return 0
+  fi
+  log "stopping (pid $pid)"
+  stop_group "$pid"
+  rm -f "$PID_FILE"
+}
+
+cmd_status() {
+  local pid
+  if pid="$(live_pid)"; then echo "running (pid $pid, $HOST:$PORT)"; return 0; fi
+  echo "not running"
+  return 1
+}
+
+cmd_add_user() {
+  [[ $# -eq 2 ]] || die "usage: secure.sh add-user NAME PASSWORD"
+  java_cp org.apache.kafka.tools.ConfigCommand --bootstrap-server "$HOST:$PORT" \
+    --command-config "$ADMIN_PROPS" --alter --entity-type users --entity-name "$1" \
+    --add-config "SCRAM-SHA-512=[iterations=8192,password=$2]"
+}
+
+cmd_env() {  # shell-quoted, for eval
+  printf 'KAFKA_BOOTSTRAP_SERVERS=%q\n' "$HOST:$PORT"
+  echo "KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+  echo "KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+  printf 'KAFKA_SASL_USERNAME=%q\n' "${1:-admin}"
+  printf 'KAFKA_SASL_PASSWORD=%q\n' "${2:-$(cat "$HOME_DIR/admin.password")}"
+  printf 'KAFKA_SSL_CAFILE=%q\n' "$CERTS/ca.pem"
+}
+
+main() {
+  local cmd="${1:-}"
+  shift || true
+  case "$cmd" in
+    up|down|reset)
+      mkdir -p "$HOME_DIR"
+      exec 9>"$HOME_DIR/.lock"
+      flock 9
+      if [[ "$cmd" == reset ]]; then cmd_down; rm -rf "$DATA" "$CERTS" "$PROPS" "$ADMIN_PROPS" "$HOME_DIR/admin.password"; log "wiped $HOME_DIR"
+      else "cmd_$cmd"; fi ;;
+    status) cmd_status ;;
+    add-user) cmd_add_user "$@" ;;
+    kafka-acls)
+      java_cp org.apache.kafka.tools.AclCommand --bootstrap-server "$HOST:$PORT" \
+        --command-config "$ADMIN_PROPS" "$@" ;;
+    kafka-acls.sh) java_cp org.apache.kafka.tools.AclCommand "$@" ;;  # a line as `acls` prints it
+    env) cmd_env "$@" ;;
+    *) echo "usage: $0 {up|down|status|reset|add-user NAME PASSWORD|kafka-acls ARGS...|kafka-acls.sh ARGS...|env [USER PASSWORD]}" >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
