@@ -5,9 +5,9 @@ command lines, one per resource type and set of operations, for
 ``faust -A app.main acls --principal User:<name>`` to print.
 
 What each privilege is for (a worker, as the code uses the cluster):
-- the input topics (views, profiles, property events): read (faust's group consumer, the
-  profiles table's reader); their own
-  settings read at start-up (``max.message.bytes``, against the dead-letter topics' limit);
+- the input topics (views, profiles, property events): read (the stages' readers, the profiles
+  table's reader; faust's group consumer subscribes to them); their own settings read at
+  start-up (``max.message.bytes``, against the dead-letter topics' limit);
 - the insights topic: written in the views stage's transactions, read back at start-up for
   ``/api/insights``;
 - the dead-letter topics: written; their ``max.message.bytes`` read and, if too small, raised;

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from faust.types import TP
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -36,17 +35,12 @@ def _consumer_lag(runtime: Runtime) -> None:
     """Records behind the end of each owned input partition; the series of partitions no
     longer owned are dropped (else they would stay frozen at their last value)."""
     metrics = runtime.metrics
-    consumer = runtime.app.consumer
-    assigned = consumer.assignment()
     for stage in runtime.stages:
         owned = stage.owned
         for partition in owned.partitions:
-            tp = TP(owned.source_topic, partition)
             processor = owned.processor(partition)
-            if processor is None or tp not in assigned:  # highwater() asserts on unassigned ones
-                continue
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
+            highwater = stage.highwater(partition)  # the stage's own reader fetches it
+            if processor is not None and highwater is not None:
                 lag = max(highwater - processor.applied_offset - 1, 0)
                 metrics.consumer_lag.labels(owned.source_topic, str(partition)).set(lag)
     metrics.prune_lag({stage.owned.source_topic: stage.owned.partitions for stage in runtime.stages})

@@ -74,6 +74,12 @@ class StageReader:
     def partitions(self) -> set[int]:
         return set(self._next)
 
+    def highwater(self, partition: int) -> int | None:
+        """The partition's end offset as of the latest fetch; None before one."""
+        if self._consumer is None or partition not in self._assigned:
+            return None
+        return self._consumer.highwater(TopicPartition(self.topic, partition))
+
     def add(self, partition: int, offset: int) -> None:
         """Read ``partition`` from ``offset`` on (the offset after the store's applied one)."""
         self._next[partition] = offset

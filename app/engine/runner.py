@@ -83,6 +83,10 @@ class StageRunner:
         # which restarts them from the transactionally committed offset.
         self._lost: set[int] = set()
 
+    def highwater(self, partition: int) -> int | None:
+        """The end offset of the stage's input partition, as its reader last saw it."""
+        return self._reader.highwater(partition)
+
     def assigned_partitions(self) -> set[int]:
         topic = self.owned.source_topic
         return {tp.partition for tp in self._app.consumer.assignment() if tp.topic == topic}

@@ -43,7 +43,9 @@ async def test_reads_given_partitions_from_given_offsets_and_follows_seeks_and_r
     reader.add(2, 8)
     await reader.start()
     try:
+        assert reader.highwater(0) is None  # nothing fetched yet
         assert await fetch_until(reader, 7 + 2) == {0: list(range(3, 10)), 2: [8, 9]}
+        assert reader.highwater(0) == reader.highwater(2) == 10 and reader.highwater(1) is None
         assert await reader.fetch(1000) == {}  # nothing new: partition 1 was never given
 
         reader.seek(0, 5)  # read again from 5

@@ -1,31 +1,18 @@
 """``gauges.refresh``: every gauge read off the runtime in one pass; lag series of partitions
-no longer owned are dropped, and unassigned partitions are never asked for a highwater."""
+no longer owned are dropped, and a partition whose end its reader has not seen has none."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
-
-from faust.types import TP
 
 from app import gauges
 from app.engine.stall import CommitWatch
 from app.metrics import PREFIX, Metrics
 
 
-class Consumer:
-    def __init__(self, assigned: set[TP], highwaters: dict[TP, int]) -> None:
-        self.assigned = assigned
-        self.highwaters = highwaters
-
-    def assignment(self) -> set[TP]:
-        return set(self.assigned)
-
-    def highwater(self, tp: TP) -> int:
-        assert tp in self.assigned, "faust asserts on an unassigned partition"
-        return self.highwaters[tp]
-
-
-def stage(name: str, topic: str, applied: dict[int, int], keys: int) -> SimpleNamespace:
+def stage(
+    name: str, topic: str, applied: dict[int, int], keys: int, highwaters: dict[int, int] | None = None
+) -> SimpleNamespace:
     processors = {
         p: SimpleNamespace(applied_offset=o, store=SimpleNamespace(estimated_keys=lambda: keys))
         for p, o in applied.items()
@@ -33,12 +20,13 @@ def stage(name: str, topic: str, applied: dict[int, int], keys: int) -> SimpleNa
     owned = SimpleNamespace(
         name=name, source_topic=topic, partitions=set(processors), processor=processors.get
     )
-    return SimpleNamespace(owned=owned, processors=processors)
+    # the end offsets the stage's reader saw (none yet for a partition it has not fetched)
+    return SimpleNamespace(
+        owned=owned, processors=processors, highwater=(highwaters or {}).get
+    )
 
 
-def runtime(
-    consumer: Consumer, stages: list, ready: bool = True, watch: CommitWatch | None = None
-) -> SimpleNamespace:
+def runtime(stages: list, ready: bool = True, watch: CommitWatch | None = None) -> SimpleNamespace:
     return SimpleNamespace(
         metrics=Metrics(),
         commit_watch=watch or CommitWatch(15.0),
@@ -47,7 +35,6 @@ def runtime(
         stages=stages,
         profiles=SimpleNamespace(estimated_keys=lambda: 42),
         profiles_reader=SimpleNamespace(lag={0: 3, 1: 0}),
-        app=SimpleNamespace(consumer=consumer),
     )
 
 
@@ -56,13 +43,10 @@ def value(rt, name: str, **labels: str) -> float | None:  # noqa: ANN001
 
 
 def test_refresh_sets_every_gauge_from_the_runtime():
-    views = stage("views", "views", {0: 9, 1: 4}, keys=100)
-    users = stage("segment-users", "by-user", {2: 0}, keys=7)
-    consumer = Consumer(
-        {TP("views", 0), TP("by-user", 2)},  # partition 1 of views: revoked meanwhile
-        {TP("views", 0): 15, TP("by-user", 2): 1},
-    )
-    rt = runtime(consumer, [views, users], ready=False)
+    # partition 1 of views: its reader has not fetched it yet
+    views = stage("views", "views", {0: 9, 1: 4}, keys=100, highwaters={0: 15})
+    users = stage("segment-users", "by-user", {2: 0}, keys=7, highwaters={2: 1})
+    rt = runtime([views, users], ready=False)
 
     gauges.refresh(rt)
 
@@ -79,9 +63,8 @@ def test_refresh_sets_every_gauge_from_the_runtime():
 
 
 def test_the_lag_of_a_partition_no_longer_owned_disappears():
-    views = stage("views", "views", {0: 9, 1: 4}, keys=1)
-    consumer = Consumer({TP("views", 0), TP("views", 1)}, {TP("views", 0): 10, TP("views", 1): 8})
-    rt = runtime(consumer, [views])
+    views = stage("views", "views", {0: 9, 1: 4}, keys=1, highwaters={0: 10, 1: 8})
+    rt = runtime([views])
     gauges.refresh(rt)
     assert value(rt, "consumer_lag_records", topic="views", partition="1") == 3
 
@@ -97,7 +80,7 @@ def test_the_lag_of_a_partition_no_longer_owned_disappears():
 def test_a_stalled_commit_shows_in_the_gauges_until_it_ends():
     now = [100.0]
     watch = CommitWatch(15.0, clock=lambda: now[0])
-    rt = runtime(Consumer(set(), {}), [], watch=watch)
+    rt = runtime([], watch=watch)
     gauges.refresh(rt)
     assert value(rt, "commits_stalled") == 0 and value(rt, "commit_wait_seconds") == 0
 
