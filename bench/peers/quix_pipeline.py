@@ -45,6 +45,7 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import TopicConfig
 
 from app.settings import Settings
+from bench.peers.quix_connection import connection_options
 from app.windows import DAY_MS, hour_start, parse_iso, week_start
 
 # Quix windows start at whole multiples of their length since the epoch, a Thursday; ISO
@@ -190,31 +191,8 @@ def build(app: Application, env: dict[str, str], profiles: ProfileTable) -> None
 
 
 def connection_config(settings: Settings) -> ConnectionConfig:
-    """The product's connection settings (brokers, SASL, TLS, client certificate) in
-    librdkafka's terms, so the peer runs on the same secured cluster as the pipeline."""
-    password = settings.kafka_sasl_password
-    key_password = settings.kafka_ssl_key_password
-    protocol = settings.kafka_security_protocol
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "security_protocol": protocol.lower(),
-    }
-    if protocol.startswith("SASL"):
-        options |= {
-            "sasl_mechanism": settings.kafka_sasl_mechanism,
-            "sasl_username": settings.kafka_sasl_username,
-            "sasl_password": password.get_secret_value() if password else None,
-        }
-    if protocol.endswith("SSL"):
-        files = {
-            "ssl_ca_location": settings.kafka_ssl_cafile,
-            "ssl_certificate_location": settings.kafka_ssl_certfile,
-            "ssl_key_location": settings.kafka_ssl_keyfile or settings.kafka_ssl_certfile,
-        }
-        options |= {name: str(path) for name, path in files.items() if path is not None}
-        if key_password is not None:
-            options["ssl_key_password"] = key_password.get_secret_value()
-    return ConnectionConfig(**options)
+    """The product's connection settings in librdkafka's terms (``quix_connection``)."""
+    return ConnectionConfig(**connection_options(settings))
 
 
 def main() -> None:
