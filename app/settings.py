@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     transactionally."""
     batch_max_events: int = Field(2000, ge=1)
     """Most records a stage takes in one fetch."""
-    max_uncommitted_events: int = Field(20000, ge=1)
+    max_uncommitted_events: int = Field(4000, ge=1)
     """Most records a stage applies ahead of its commits; past it the stage waits for the commit
     in flight and commits at once, which bounds the worker's memory when commits are slower
     than processing."""

@@ -37,7 +37,7 @@ class StageRunner:
         batch_max_events: int,
         publish_interval_s: float,
         commit_interval_s: float,
-        max_uncommitted: int = 20_000,
+        max_uncommitted: int = 4_000,
         check_gaps: bool = False,
         start_after: asyncio.Event | None = None,
         requires: StageRunner | None = None,
