@@ -24,7 +24,11 @@ def leave_to_stages(app: faust.App, topics: Set[str]) -> None:
       assigned (before the rebalance listener faust gives it runs): it sends no fetch for
       them, and drops what it fetched between the assignment and the pause;
     - faust's fetch loop leaves them out of the partitions it asks that consumer for (faust's
-      own pause list is rewritten by its table recovery, so it cannot hold them).
+      own pause list is rewritten by its table recovery, so it cannot hold them);
+    - faust's livelock check leaves them out: it would log an error for each of them every
+      few seconds, from ``stream_processing_timeout`` (5 minutes) after the start on, since
+      faust never fetches them. The stages report their own stalls (``app.engine.stall``)
+      and lag.
 
     Call before the consumer starts (``on_first_start``).
     """
@@ -41,6 +45,14 @@ def leave_to_stages(app: faust.App, topics: Set[str]) -> None:
         return await fetch(active_partitions, timeout)
 
     consumer._getmany = getmany  # noqa: SLF001
+
+    verify = consumer.verify_event_path
+
+    def verify_event_path(now: float, tp) -> None:  # noqa: ANN001
+        if tp.topic not in topics:
+            verify(now, tp)
+
+    consumer.verify_event_path = verify_event_path
 
     thread = consumer._thread  # noqa: SLF001
     on_assigned = thread.on_partitions_assigned

@@ -54,6 +54,34 @@ async def test_faust_fetches_every_assigned_partition_and_the_fix_leaves_the_sta
     assert listened == [({stage, other}, 3)]  # faust's listener still runs, after the pause
 
 
+def test_faust_logs_an_error_for_a_partition_it_never_fetches_and_the_fix_checks_only_its_own(
+    tmp_path: Path,
+) -> None:
+    app = create_app(Settings(data_dir=tmp_path, app_id="fixes-test"))
+    consumer = app.consumer
+    thread = consumer._thread
+    stage, other = TP("stage", 0), TP("other", 0)
+    # faust: a partition assigned, never fetched (paused), is an error once the worker has
+    # run for stream_processing_timeout; its livelock check repeats it every few seconds
+    state = SimpleNamespace(timestamp=None, highwater=None, position=None)
+    assignment = SimpleNamespace(active=True, state_value=lambda tp: state)
+    thread._consumer = SimpleNamespace(
+        _fetcher=SimpleNamespace(_subscriptions=SimpleNamespace(subscription=SimpleNamespace(assignment=assignment)))
+    )
+    thread.time_started = 0.0
+    errors: list = []
+    thread.log = SimpleNamespace(error=lambda msg, *args: errors.append(msg % args))
+    consumer.verify_event_path(thread.tp_fetch_request_timeout_secs + 1, stage)
+    assert errors and "has not sent fetch request" in errors[0]
+
+    checked: list = []
+    thread.verify_event_path = lambda now, tp: checked.append(tp)
+    leave_to_stages(app, {"stage"})
+    consumer.verify_event_path(1000.0, stage)
+    consumer.verify_event_path(1000.0, other)
+    assert checked == [other]  # faust's own partitions are still checked
+
+
 def test_a_rejoin_request_goes_to_the_consumer_threads_loop(tmp_path: Path) -> None:
     """What ``request_rejoin`` reaches into: faust's consumer thread, its own event loop, and
     aiokafka's group coordinator with its ``request_rejoin``."""
