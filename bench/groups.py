@@ -16,6 +16,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from app.engine.clients import records_between
 
 
+# Offsets a caught-up partition may sit short of its end: one commit marker per producer whose
+# transaction ended after the group's last record there.
+MARKER_SLACK = 32
+
+
 @dataclass(frozen=True)
 class GroupState:
     processed: int  # committed offsets summed over the source topic's partitions
@@ -60,6 +65,11 @@ class GroupWatch:
         return sum((await self._consumer.end_offsets(tps)).values())
 
     async def poll(self) -> GroupState:
+        """Where the group stands. A partition at most ``MARKER_SLACK`` offsets short of its
+        end may be caught up: transactions of several producers that end together leave one
+        commit marker each after the last record (seen: two, on a repartition topic written
+        by every views partition's producer). Those are settled by counting the records
+        left (``exact_lag``)."""
         topics = [self.source_topic, *self.extra_topics]
         tps = await self._tps(topics)
         ends = await self._consumer.end_offsets(tps)
@@ -72,7 +82,7 @@ class GroupWatch:
             offset = meta.offset if meta is not None and meta.offset >= 0 else 0
             if tp.topic == self.source_topic:
                 processed += offset
-            if offset < ends[tp] - 1:
+            if offset < ends[tp] - MARKER_SLACK:
                 behind += 1
                 if len(detail) < 5:
                     detail.append(f"{tp.topic}[{tp.partition}] {offset}/{ends[tp]}")

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.structs import RecordMetadata
 
 from app.generator import Record, Workload
+from app.stages.views import key_partition
 from app.web.routing import partition_of
 from app.windows import hour_start, iso_ms
 
@@ -40,6 +40,13 @@ class Probe:
             if self.seen.get(hour, 0) < len(self.sent[hour]):
                 return hour
         return None
+
+
+def default_poll_s(rate: float) -> float:
+    """How often each probe asks for its count: every 10 ms at low rates, where the targets
+    are tight and a probe view is rarely pending; every 50 ms above 500 views/s, where every
+    probe has one pending all the time and faster polling would load the worker it measures."""
+    return 0.01 if rate <= 500 else 0.05
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -104,13 +111,17 @@ async def measure(
     tag: str,
     probes: int = 4,
     probe_every: int = 20,
-    poll_s: float = 0.05,
+    poll_s: float | None = None,
     drain_s: float = 15.0,
     on_progress: Callable[[str], None] = lambda _: None,
-    on_acked: Callable[[RecordMetadata, Record], None] = lambda *_: None,
+    on_acked: Callable[[int, int, Record], None] = lambda *_: None,
+    tick_s: float = 0.02,
 ) -> dict:
-    """Live views at ``rate`` for ``duration_s``; ``on_acked`` sees each with its partition and
-    offset once production is over, in send order."""
+    """Live views at ``rate`` for ``duration_s``, handed to the producer every ``tick_s``
+    (each probe view's latency counts from then); ``on_acked`` sees each with its partition
+    and offset once production is over, in send order."""
+    if poll_s is None:
+        poll_s = default_poll_s(rate)
     probe_list = pick_probes(probes, partitions, owners, tag)
     if not probe_list:
         return {"error": "no owner known for any probe partition"}
@@ -121,27 +132,41 @@ async def measure(
     session = aiohttp.ClientSession()
     pollers = [asyncio.create_task(_poll(p, session, poll_s, stop)) for p in probe_list]
     sent = 0
-    acks: list[tuple[asyncio.Future, Record]] = []
+    acks: list[tuple[asyncio.Future, int, list[Record]]] = []  # one per batch sent
     started = time.monotonic()
     try:
         while (elapsed := time.monotonic() - started) < duration_s:
-            ahead = sent / rate - elapsed
-            if ahead > 0:
-                await asyncio.sleep(ahead)
+            due = int(elapsed * rate) + 1 - sent  # views due by now
+            if due <= 0:
+                await asyncio.sleep(max((sent - elapsed * rate) / rate, tick_s))
+                continue
+            # The views due are handed over a batch per partition: the producer's per-record
+            # work would otherwise take the worker's CPU on a small machine at high rates.
+            batches: dict[int, tuple[object, list[Record]]] = {}
             now_ms = int(time.time() * 1000)
-            if sent % probe_every == 0:
-                probe = probe_list[(sent // probe_every) % len(probe_list)]
-                record = Workload.view(f"live-{tag}-{sent}", now_ms, probe.property_id, f"user-{rng.randrange(users)}")
-                probe.sent.setdefault(hour_start(now_ms), []).append(time.monotonic())
-            else:
-                record = Workload.view(
-                    f"live-{tag}-{sent}", now_ms, f"prop-{rng.randrange(properties)}", f"user-{rng.randrange(users)}"
-                )
-            acks.append((await producer.send(views_topic, record.value, key=record.key), record))
-            sent += 1
-            if sent % 500 == 0:
-                done = sum(len(p.latencies) for p in probe_list)
-                on_progress(f"{sent:,} live views sent ({sent / max(elapsed, 1e-9):,.0f}/s), {done} probe views seen")
+            for _ in range(due):
+                if sent % probe_every == 0:
+                    probe = probe_list[(sent // probe_every) % len(probe_list)]
+                    record = Workload.view(f"live-{tag}-{sent}", now_ms, probe.property_id, f"user-{rng.randrange(users)}")
+                    probe.sent.setdefault(hour_start(now_ms), []).append(time.monotonic())
+                else:
+                    record = Workload.view(
+                        f"live-{tag}-{sent}", now_ms, f"prop-{rng.randrange(properties)}", f"user-{rng.randrange(users)}"
+                    )
+                partition = key_partition(record.key, partitions)
+                entry = batches.get(partition)
+                if entry is None or entry[0].append(key=record.key, value=record.value, timestamp=None) is None:
+                    if entry is not None:  # full: send it, start another
+                        acks.append((await producer.send_batch(entry[0], views_topic, partition=partition), partition, entry[1]))
+                    entry = batches[partition] = (producer.create_batch(), [])
+                    entry[0].append(key=record.key, value=record.value, timestamp=None)
+                entry[1].append(record)
+                sent += 1
+                if sent % 500 == 0:
+                    seen = sum(len(p.latencies) for p in probe_list)
+                    on_progress(f"{sent:,} live views sent ({sent / max(elapsed, 1e-9):,.0f}/s), {seen} probe views seen")
+            for partition, (batch, records) in batches.items():
+                acks.append((await producer.send_batch(batch, views_topic, partition=partition), partition, records))
         await producer.flush()
         produced_s = time.monotonic() - started
         drain_until = time.monotonic() + drain_s
@@ -152,8 +177,10 @@ async def measure(
         await asyncio.gather(*pollers, return_exceptions=True)
         await session.close()
         await producer.stop()
-    for ack, record in acks:  # after the measurement: feeding the oracle takes the loop a while
-        on_acked(ack.result(), record)
+    for ack, partition, records in acks:  # after the measurement: feeding the oracle takes a while
+        base = ack.result().offset
+        for i, record in enumerate(records):
+            on_acked(partition, base + i, record)
     latencies = [lat for p in probe_list for lat in p.latencies]
     probe_sent = sum(len(v) for p in probe_list for v in p.sent.values())
     return {

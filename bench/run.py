@@ -463,7 +463,7 @@ class Bench:
             properties=self.o.properties,
             tag=tag,
             on_progress=lambda text: self.say("latency", text),
-            on_acked=lambda ack, record: self.oracle.add_view(ack.partition, ack.offset, record[0], record[1]),
+            on_acked=lambda partition, offset, record: self.oracle.add_view(partition, offset, record[0], record[1]),
         )
 
     async def _latency_curve(
