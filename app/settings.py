@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(2000, ge=1)
     """Most records a stage takes in one fetch."""
     max_uncommitted_events: int = Field(4000, ge=1)
-    """Most records a stage applies ahead of its commits; past it the stage waits for the commits
+    """Most records a stage applies ahead of its commits; past it the stage waits for the commit
     in flight and commits at once, which bounds the worker's memory when commits are slower
     than processing."""
     batch_max_seconds: float = Field(0.05, gt=0)
@@ -159,11 +159,10 @@ class Settings(BaseSettings):
     partials_publish_seconds: float = Field(1.0, ge=0)
     """Shortest interval between two publications of a partition's weekly segment shares; weekly
     answers trail by about this much."""
-    views_commit_interval_seconds: float = Field(0.02, ge=0)
-    """Each partition of the views stage commits its state, outputs and input offset in a
-    transaction of its own, once its previous one has finished and at least this long after that
-    one started, and always before a revocation or a shutdown. Hourly answers trail their views
-    by about one or two transactions; under load the transactions grow rather than multiply."""
+    views_commit_interval_seconds: float = Field(0.1, ge=0)
+    """The views stage commits its partitions' state, outputs and input offsets (one transaction
+    per partition) at most this often, and always before a revocation or a shutdown; hourly
+    answers trail their views by about this much."""
     segments_commit_interval_seconds: float = Field(1.0, ge=0)
     """The same for the unique-users stage; weekly unique users trail by about this much."""
     profiles_commit_interval_seconds: float = Field(1.0, ge=0)

@@ -71,7 +71,7 @@ def _commit_timers(app: faust.App, runtime: Runtime) -> None:
         settings.properties_commit_interval_seconds,
     )
 
-    @app.timer(max(commit_check_s / 2, 0.01))
+    @app.timer(max(commit_check_s / 2, 0.02))
     async def commit_due() -> None:
         for stage in runtime.stages:
             await stage.commit_due()

@@ -1,11 +1,6 @@
 """Runs one stage: fetches its open partitions' records (``app.engine.reader``), applies them
-through its owned partitions, and commits each partition's work in its own transaction.
-
-Each partition commits on its own: its applied records are sealed once its previous commit
-has finished and the commit interval has passed since that one started. So the commits adapt
-to the load: on a quiet stream a record waits for at most one commit in flight and its own
-(latency), and under load each commit takes what arrived while the previous one ran (larger
-transactions, less overhead per record). A slow partition holds back no other.
+through its owned partitions, and commits each partition's work in its own transaction at
+most every commit interval.
 
 A failure inside is fatal on purpose (see ``fatal``): the worker restarts from the committed
 offsets and state, so nothing is skipped.
@@ -62,22 +57,22 @@ class StageRunner:
         self._batch_max_events = batch_max_events
         self._publish_interval_s = publish_interval_s
         self._last_publish = 0.0
-        # Partitions with applied but unsealed records. A partition's next commit starts at
-        # least ``commit_interval_s`` after its previous one started (Kafka Streams'
-        # commit.interval.ms), and never while that one is in flight.
+        # Partitions with applied but uncommitted records. They are committed at most every
+        # ``commit_interval_s`` (Kafka Streams' commit.interval.ms): under a live load a
+        # transaction per partition and small batch would cost more than the batch itself.
         self._commit_interval_s = commit_interval_s
         self._dirty: set[int] = set()
-        self._started_at: dict[int, float] = {}  # partition -> when its last commit started
-        # Records applied since each partition's last seal. Past ``max_uncommitted`` in all,
-        # the stage waits for the commits in flight and commits at once: when commits are
-        # slower than processing, the work waiting for them (pending writes, outputs) stays
-        # bounded instead of growing with the backlog (Kafka Streams' buffered records per
-        # partition play this part).
-        self._unsealed: dict[int, int] = {}
+        # Records applied since the last seal. Past ``max_uncommitted`` the stage waits for the
+        # commit in flight and commits at once: when commits are slower than processing, the
+        # work waiting for them (pending writes, outputs) stays bounded instead of growing
+        # with the backlog (Kafka Streams' buffered records per partition play this part).
+        self._uncommitted = 0
         self._max_uncommitted = max_uncommitted
-        # Each partition's commit in flight; it answers whether it found the partition fenced.
-        # Processing goes on while it runs (the store reads over its sealed changes).
-        self._inflight: dict[int, asyncio.Task[bool]] = {}
+        self._last_commit = 0.0
+        # The commit in flight, if any. Processing goes on while it runs (the stores read
+        # over its sealed changes); the next commit waits for it (one transaction at a time
+        # per partition). Returns the partitions it found fenced.
+        self._inflight: asyncio.Task[set[int]] | None = None
         self._order: dict[int, PartitionOrder] = {}  # per open partition, see ordering.py
         # The consumer generation whose assignment this stage works on; None from a
         # revocation until the next assignment. Nothing is opened or applied outside it: a
@@ -134,29 +129,25 @@ class StageRunner:
             assigned = self.assigned_partitions()
             stream_times = _stream_times(owned, owned.partitions)
             now_ms = int(time.time() * 1000)
-            unsealed = self._unsealed
             for partition, batch in records.items():
                 if partition not in assigned or partition in self._lost:
                     continue  # revoked or fenced meanwhile: the new owner processes it
                 processor = owned.processor(partition)
                 if processor is None:
                     continue  # closed meanwhile: read from its store's offset when it reopens
-                applied = self._apply(partition, processor, batch, now_ms)
-                count += applied
-                unsealed[partition] = unsealed.get(partition, 0) + applied
+                count += self._apply(partition, processor, batch, now_ms)
                 self._dirty.add(partition)
             await self._reap()
-            if sum(unsealed.values()) >= self._max_uncommitted:
-                await self._join()  # back pressure: the commits in flight first
-                due = set(self._dirty)
-            else:
-                due = self._due(received)
-            if due:
+            self._uncommitted += count
+            full = self._uncommitted >= self._max_uncommitted
+            if full or received - self._last_commit >= self._commit_interval_s:
+                if full:
+                    await self._join()  # back pressure: the commit in flight first
                 publish = (
                     count < self._batch_max_events
                     or received - self._last_publish >= self._publish_interval_s
                 )
-                sealed = await self._commit_dirty(now_ms, publish, due)
+                sealed = await self._commit_dirty(now_ms, publish)
                 self._metrics.observe_event_time(
                     int(time.time() * 1000), stream_times, _stream_times(owned, sealed)
                 )
@@ -242,38 +233,23 @@ class StageRunner:
     async def _close(self, partitions: set[int]) -> None:
         self._reader.remove(partitions)
         await self.owned.close(partitions)
-        self._dirty -= partitions
         for partition in partitions:
             self._order.pop(partition, None)
-            self._unsealed.pop(partition, None)
-            self._started_at.pop(partition, None)
 
     def _opened(self, partition: int, applied_offset: int) -> None:
         self._order[partition] = PartitionOrder.opened(applied_offset, self._check_gaps)
         self._reader.add(partition, applied_offset + 1)
 
-    def _due(self, now: float) -> set[int]:
-        """Dirty partitions free to commit: none in flight, the last one started an interval ago."""
-        interval, started_at, inflight = self._commit_interval_s, self._started_at, self._inflight
-        return {
-            p
-            for p in self._dirty
-            if p not in inflight and now - started_at.get(p, -interval) >= interval
-        }
-
     async def commit_due(self) -> None:
-        """Commit what batches left uncommitted once it is due (a quiet stream, or a partition
-        whose previous commit was still in flight)."""
-        if any(task.done() for task in self._inflight.values()):
+        """Commit what batches left uncommitted once the interval has passed (a quiet stream)."""
+        if self._inflight is not None and self._inflight.done():
             async with self.owned.lock:
                 await self._reap()
-        if not self._due(time.monotonic()):
+        if not self._dirty or time.monotonic() - self._last_commit < self._commit_interval_s:
             return
         async with self.owned.lock:
-            now = time.monotonic()
-            if due := self._due(now):
-                publish = now - self._last_publish >= self._publish_interval_s
-                await self._commit_dirty(int(time.time() * 1000), publish, due)
+            publish = time.monotonic() - self._last_publish >= self._publish_interval_s
+            await self._commit_dirty(int(time.time() * 1000), publish)
 
     async def publish_pending(self) -> None:
         """Publish shares left unpublished by throttling, when the stream is quiet."""
@@ -283,49 +259,45 @@ class StageRunner:
                 p for p in owned.partitions if (proc := owned.processor(p)) and proc.has_unpublished
             }
             if pending or self._dirty:
-                await self._reap()
-                await self._commit_dirty(int(time.time() * 1000), True, pending | self._dirty)
+                await self._commit_dirty(int(time.time() * 1000), True, also=pending)
 
     async def commit_all(self) -> None:
         """Commit everything applied so far, and wait for it (before a shutdown)."""
         async with self.owned.lock:
-            await self._commit_dirty(int(time.time() * 1000), True, self._dirty, wait=True)
+            await self._commit_dirty(int(time.time() * 1000), True, wait=True)
 
     async def _commit_dirty(
-        self, now_ms: int, publish: bool, partitions: set[int], wait: bool = False
+        self, now_ms: int, publish: bool, also: set[int] = frozenset(), wait: bool = False
     ) -> set[int]:
-        """Seal the work of ``partitions`` and start a commit for each (under the lock).
+        """Seal the dirty partitions' work and commit it in the background (under the lock).
 
-        A partition with a commit still in flight is left dirty for its next turn, unless
-        ``wait``: then every commit in flight is awaited first, and the new ones after.
+        With a commit still in flight, nothing new starts (the work stays dirty for the next
+        try) unless ``wait``: then the commit in flight and the new one are both awaited.
         Returns the partitions sealed.
         """
-        if wait:
+        if self._inflight is not None:
+            if not wait and not self._inflight.done():
+                return set()
             await self._join()
         owned = self.owned
-        partitions = set(partitions) - self._inflight.keys()
-        self._dirty -= partitions
-        started = time.monotonic()
-        sealed = []
-        for partition in sorted(partitions & owned.partitions - self._lost):
-            self._unsealed.pop(partition, None)
-            self._started_at[partition] = started
-            work = owned.seal(partition, now_ms, publish)
-            if work is not None:
-                sealed.append(work)
+        partitions = (self._dirty | also) & owned.partitions - self._lost
+        self._dirty = set()
+        self._uncommitted = 0
+        self._last_commit = time.monotonic()
+        sealed = [work for p in sorted(partitions) if (work := owned.seal(p, now_ms, publish))]
+        if publish:
+            self._last_publish = time.monotonic()
+        for partition in partitions:
             processor = owned.processor(partition)
             if processor is not None:
                 self._metrics.record_outcomes(owned.source_topic, processor.outcomes)
-        if publish:
-            self._last_publish = started
-        for work in sealed:
-            self._inflight[work.partition] = asyncio.ensure_future(self._commit(work))
-        if wait:
-            await self._join()
+        if sealed:
+            self._inflight = asyncio.ensure_future(self._commit(sealed))
+            if wait:
+                await self._join()
         return {work.partition for work in sealed}
 
-    async def _commit(self, work: Sealed) -> bool:
-        """Commit one partition's sealed work; True if it found the partition fenced."""
+    async def _commit(self, sealed: list[Sealed]) -> set[int]:
         owned = self.owned
         generation = self._app.consumer_generation_id
 
@@ -337,7 +309,7 @@ class StageRunner:
 
         started = time.monotonic()
         try:
-            fenced = await owned.commit([work], still_owned)
+            fenced = await owned.commit(sealed, still_owned)
         except OutputRefused as exc:
             self._metrics.produce_refused.labels(exc.topic, exc.error).inc()
             fatal(f"{owned.name}: committing failed: {exc}")
@@ -348,11 +320,11 @@ class StageRunner:
         self._lost |= fenced
         self._rejoin_if_still_assigned(fenced, still_owned)
         self._metrics.commit_seconds.labels(owned.name).observe(time.monotonic() - started)
-        return bool(fenced)
+        return fenced
 
     def _rejoin_if_still_assigned(self, fenced: set[int], still_owned) -> None:  # noqa: ANN001
         """A partition fenced while the group still assigns it here was not taken over: its
-        transaction was aborted by its coordinator (one kept open past the transaction
+        transaction was aborted by the coordinator (one kept open past the transaction
         timeout, by brokers down longer than that). No rebalance would come to restart it
         from its committed offset, so ask for one, as Kafka Streams does on a fence. When a
         new owner did fence it, the rebalance is under way already and this changes nothing."""
@@ -367,24 +339,18 @@ class StageRunner:
             request_rejoin(self._app)
 
     async def _reap(self) -> None:
-        """Join the commits in flight that have finished (under the lock)."""
-        for partition in [p for p, task in self._inflight.items() if task.done()]:
-            await self._join_one(partition)
+        """Join the commit in flight if it has finished (under the lock)."""
+        if self._inflight is not None and self._inflight.done():
+            await self._join()
 
     async def _join(self) -> None:
-        """Wait for every commit in flight (under the lock)."""
-        while self._inflight:
-            await self._join_one(next(iter(self._inflight)))
-
-    async def _join_one(self, partition: int) -> None:
-        """Wait for ``partition``'s commit in flight; close the partition if it was fenced."""
-        task = self._inflight[partition]
-        try:
-            fenced = await task
-        finally:
-            del self._inflight[partition]
+        """Wait for the commit in flight and close what it found fenced (under the lock)."""
+        task, self._inflight = self._inflight, None
+        if task is None:
+            return
+        fenced = await task
         if fenced:
-            await self._close({partition})
+            await self._close(fenced)
 
     def on_assigned(self, generation: int) -> None:
         """A new assignment (faust's ``on_partitions_assigned``), of consumer ``generation``."""
@@ -402,7 +368,7 @@ class StageRunner:
         async with self.owned.lock:
             # Still ours until the next owner opens them (which fences us): hand over
             # everything applied, as Kafka Streams commits on revocation.
-            await self._commit_dirty(int(time.time() * 1000), True, self._dirty, wait=True)
+            await self._commit_dirty(int(time.time() * 1000), True, wait=True)
             await self._close(partitions)
             self._generation = None
             self._lost.clear()  # the next assignment starts from the committed offsets

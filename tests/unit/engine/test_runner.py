@@ -1,6 +1,6 @@
 """``StageRunner`` against real stores and stand-ins for Kafka: what a fetch applies, where
-the reader is told to read, when commits happen (at most one in flight per partition, at most
-every commit interval, everything at a revocation), what the order check does, and what ``start_after``
+the reader is told to read, when commits happen (at most one in flight, at most every commit
+interval, everything at a revocation), what the order check does, and what ``start_after``
 holds back."""
 
 from __future__ import annotations
@@ -181,37 +181,6 @@ async def test_one_commit_in_flight_at_a_time_and_the_next_takes_what_waited(mak
     await runner.commit_due()
     await settle()
     assert committed_offsets(runner, 0) == [1, 2, 4]
-
-
-async def test_a_partition_whose_commit_is_in_flight_holds_back_no_other(make) -> None:
-    runner = await make()
-    await runner.process(batch(0, [0]))
-    await settle()
-    gate = writer_of(runner.owned, 0).gate = asyncio.Event()
-    await runner.process(batch(0, [1]))  # partition 0's commit waits at the gate
-    await runner.process(batch(1, [0]))
-    await settle()
-    await runner.process(batch(1, [1]))
-    await settle()
-    assert committed_offsets(runner, 1) == [1, 2]  # one after the other, not after 0's
-    assert committed_offsets(runner, 0) == [1]
-
-    gate.set()
-    await settle()
-    assert committed_offsets(runner, 0) == [1, 2]
-
-
-async def test_a_partition_commits_again_once_its_commit_in_flight_is_done(make) -> None:
-    runner = await make(commit_s=0.05)
-    await runner.process(batch(2, [0]))
-    await settle()
-    await runner.process(batch(2, [1]))  # within the interval: waits
-    await settle()
-    assert committed_offsets(runner, 2) == [1]
-    await asyncio.sleep(0.06)
-    await runner.commit_due()
-    await settle()
-    assert committed_offsets(runner, 2) == [1, 2]
 
 
 async def test_past_max_uncommitted_a_fetch_waits_for_the_commit_in_flight(make) -> None:
