@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,10 @@ from app.engine.retry import TRANSIENT, retry
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 512 * 1024
+
+# A commit that took longer than this went through a broker outage or restart, and is
+# committed once more (see ``TransactionalWriter.commit``).
+SLOW_COMMIT_S = 5.0
 
 # Whatever the step: the same credentials get the same answer.
 REFUSED_ALWAYS: tuple[type[BaseException], ...] = (
@@ -243,7 +248,43 @@ class TransactionalWriter:
         as long as it takes. Raises PartitionFenced when a newer owner exists, and
         OutputRefused (or the authorization error) when the broker refuses for good.
         ``on_error`` sees every failed attempt (what a stalled commit waits on).
+
+        A commit that took longer than ``SLOW_COMMIT_S`` is committed once more, in a new
+        transaction of the same producer. A broker that shuts down while it writes a
+        transaction's commit markers can restart with the transaction complete yet some of
+        its partitions never marked (seen with Kafka 4.4: "Couldn't find leader endpoint"
+        for them during the controlled shutdown). Those partitions hold the producer's
+        transaction open for good: ``read_committed`` readers stop there, and the input
+        offset is never committed. The markers of the next transaction of the same producer
+        on the same partitions close it. The same records twice are a replay, which every
+        reader of these topics already takes (state and shares are overwritten with the same
+        values, unique users are sets, insights carry their id).
         """
+        started = time.monotonic()
+        offset = await self._commit_with_retries(
+            outbox, changelog_topic, source_offsets, group_id, still_owned, on_error
+        )
+        took = time.monotonic() - started
+        if took > SLOW_COMMIT_S:
+            log.warning(
+                "transaction %s took %.1fs (brokers restarting?): committing the same records "
+                "once more, to close what a restarting broker may have left open",
+                self.transactional_id, took,
+            )
+            offset = await self._commit_with_retries(
+                outbox, changelog_topic, source_offsets, group_id, still_owned, on_error
+            )
+        return offset
+
+    async def _commit_with_retries(
+        self,
+        outbox: Outbox,
+        changelog_topic: str,
+        source_offsets: dict[TopicPartition, int],
+        group_id: str,
+        still_owned: Callable[[], bool],
+        on_error: Callable[[BaseException], None] | None,
+    ) -> int | None:
 
         async def attempt() -> int | None:
             try:

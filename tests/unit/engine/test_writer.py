@@ -229,3 +229,20 @@ async def test_the_producer_may_send_what_the_dead_letter_topics_take(producers)
     assert producers.made[0].config["max_request_size"] == 1_114_112
     [(_, _, size)] = producers.made[0].sent
     assert size > 1_048_576
+
+
+async def test_a_slow_commit_is_committed_once_more_and_a_quick_one_once(
+    producers, monkeypatch, caplog
+) -> None:
+    """A broker that restarts while it writes a transaction's markers can leave the transaction
+    open on some partitions for good; the next transaction of the same producer closes it."""
+    writer = TransactionalWriter("views-3", {})
+    await commit(writer, outbox_with("views-by-user", b"[]"))
+    assert producers.made[0].committed == 1 and "once more" not in caplog.text
+
+    monkeypatch.setattr(writer_module, "SLOW_COMMIT_S", 0.0)  # every commit counts as slow now
+    await commit(writer, outbox_with("views-by-user", b"[]"))
+    assert len(producers.made) == 1  # the same producer: its markers close what it left open
+    assert producers.made[0].committed == 3
+    assert [topic for topic, _, _ in producers.made[0].sent] == ["views-by-user"] * 3
+    assert "views-3 took" in caplog.text and "once more" in caplog.text
