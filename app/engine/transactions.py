@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,46 +249,45 @@ class TransactionalWriter:
         OutputRefused (or the authorization error) when the broker refuses for good.
         ``on_error`` sees every failed attempt (what a stalled commit waits on).
 
-        A commit that took longer than ``SLOW_COMMIT_S`` is committed once more, in a new
-        transaction of the same producer. A broker that shuts down while it writes a
-        transaction's commit markers can restart with the transaction complete yet some of
-        its partitions never marked (seen with Kafka 4.4: "Couldn't find leader endpoint"
-        for them during the controlled shutdown). Those partitions hold the producer's
-        transaction open for good: ``read_committed`` readers stop there, and the input
-        offset is never committed. The markers of the next transaction of the same producer
-        on the same partitions close it. The same records twice are a replay, which every
-        reader of these topics already takes (state and shares are overwritten with the same
-        values, unique users are sets, insights carry their id).
+        A commit that took longer than ``SLOW_COMMIT_S`` is followed by a transaction of the
+        same producer over the same partitions and input offset, without records
+        (``_mark_once``). A broker that shuts down while it writes a transaction's commit
+        markers can restart with the transaction complete yet some of its partitions never
+        marked (seen with Kafka 4.4: "Couldn't find leader endpoint" for them during the
+        controlled shutdown). Those partitions hold the producer's transaction open for good:
+        ``read_committed`` readers stop there, and the input offset is never committed. The
+        commit markers of the next transaction of the same producer on those partitions close
+        it, and nothing is written twice.
         """
         started = time.monotonic()
-        offset = await self._commit_with_retries(
-            outbox, changelog_topic, source_offsets, group_id, still_owned, on_error
+        offset = await self._with_retries(
+            lambda: self._commit_once(outbox, changelog_topic, source_offsets, group_id),
+            still_owned,
+            on_error,
         )
         took = time.monotonic() - started
         if took > SLOW_COMMIT_S:
             log.warning(
-                "transaction %s took %.1fs (brokers restarting?): committing the same records "
-                "once more, to close what a restarting broker may have left open",
+                "transaction %s took %.1fs (brokers restarting?): marking its partitions once "
+                "more, to close what a restarting broker may have left open",
                 self.transactional_id, took,
             )
-            offset = await self._commit_with_retries(
-                outbox, changelog_topic, source_offsets, group_id, still_owned, on_error
+            partitions = [TopicPartition(topic, p) for topic, p in outbox.records]
+            await self._with_retries(
+                lambda: self._mark_once(partitions, source_offsets, group_id), still_owned, on_error
             )
         return offset
 
-    async def _commit_with_retries(
+    async def _with_retries(
         self,
-        outbox: Outbox,
-        changelog_topic: str,
-        source_offsets: dict[TopicPartition, int],
-        group_id: str,
+        once: Callable[[], Awaitable[int | None]],
         still_owned: Callable[[], bool],
         on_error: Callable[[BaseException], None] | None,
     ) -> int | None:
 
         async def attempt() -> int | None:
             try:
-                return await self._commit_once(outbox, changelog_topic, source_offsets, group_id)
+                return await once()
             except COMMIT_ERRORS as exc:
                 if on_error is not None:
                     on_error(exc)
@@ -322,6 +321,31 @@ class TransactionalWriter:
             refused=lambda exc: classify(exc) is Failure.REFUSED,
             before_retry=restart,
         )
+
+    async def _mark_once(
+        self,
+        partitions: list[TopicPartition],
+        source_offsets: dict[TopicPartition, int],
+        group_id: str,
+    ) -> None:
+        """A transaction over ``partitions`` and the input offset, without records: its commit
+        markers go to every partition added to it, written to or not. aiokafka adds a partition
+        only as a record is sent to it; its transaction manager is asked directly here (the
+        one use of its internals, aiokafka 0.14)."""
+        producer = self._producer
+        if producer is None:
+            await self.start()
+            producer = self._producer
+            assert producer is not None
+        await producer.begin_transaction()
+        try:
+            for tp in partitions:
+                producer._txn_manager.maybe_add_partition_to_txn(tp)  # noqa: SLF001
+            await producer.send_offsets_to_transaction(source_offsets, group_id)
+        except BaseException:
+            await _abort_quietly(producer)
+            raise
+        await producer.commit_transaction()
 
     async def _commit_once(
         self,

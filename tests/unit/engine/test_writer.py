@@ -129,6 +129,9 @@ class ScriptedProducer:
         self.config = config
         self.sent: list[tuple[str, int, int]] = []  # topic, partition, batch bytes
         self.committed = self.aborted = 0
+        self.added: list[TopicPartition] = []  # partitions added to a transaction without a record
+        self.offsets_sent = 0
+        self._txn_manager = SimpleNamespace(maybe_add_partition_to_txn=self.added.append)
 
     async def start(self) -> None:
         pass
@@ -153,7 +156,7 @@ class ScriptedProducer:
         return fut
 
     async def send_offsets_to_transaction(self, offsets, group_id) -> None:  # noqa: ANN001
-        pass
+        self.offsets_sent += 1
 
     async def commit_transaction(self) -> None:
         self.committed += 1
@@ -231,18 +234,21 @@ async def test_the_producer_may_send_what_the_dead_letter_topics_take(producers)
     assert size > 1_048_576
 
 
-async def test_a_slow_commit_is_committed_once_more_and_a_quick_one_once(
+async def test_a_slow_commit_is_followed_by_a_transaction_over_its_partitions_without_records(
     producers, monkeypatch, caplog
 ) -> None:
     """A broker that restarts while it writes a transaction's markers can leave the transaction
-    open on some partitions for good; the next transaction of the same producer closes it."""
+    open on some partitions for good; the next transaction of the same producer over the same
+    partitions closes it, and writes nothing twice."""
     writer = TransactionalWriter("views-3", {})
     await commit(writer, outbox_with("views-by-user", b"[]"))
-    assert producers.made[0].committed == 1 and "once more" not in caplog.text
+    [producer] = producers.made
+    assert (producer.committed, producer.added) == (1, []) and "once more" not in caplog.text
 
     monkeypatch.setattr(writer_module, "SLOW_COMMIT_S", 0.0)  # every commit counts as slow now
     await commit(writer, outbox_with("views-by-user", b"[]"))
     assert len(producers.made) == 1  # the same producer: its markers close what it left open
-    assert producers.made[0].committed == 3
-    assert [topic for topic, _, _ in producers.made[0].sent] == ["views-by-user"] * 3
+    assert producer.committed == 3 and producer.offsets_sent == 3
+    assert [topic for topic, _, _ in producer.sent] == ["views-by-user"] * 2  # no record twice
+    assert producer.added == [TopicPartition("views-by-user", 3)]
     assert "views-3 took" in caplog.text and "once more" in caplog.text
