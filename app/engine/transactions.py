@@ -61,8 +61,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 512 * 1024
 
-# A commit that took longer than this went through a broker outage or restart, and is
-# committed once more (see ``TransactionalWriter.commit``).
+# A commit that took longer than this went through a broker outage or restart; one more
+# transaction over its partitions, without records, follows it (``TransactionalWriter.commit``).
 SLOW_COMMIT_S = 5.0
 
 # Whatever the step: the same credentials get the same answer.
