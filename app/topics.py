@@ -218,15 +218,22 @@ async def _ensure_dead_letter_limits(admin: AIOKafkaAdminClient, settings: Setti
 
 
 async def topic_configs(
-    admin: AIOKafkaAdminClient, topics: list[str], attempts: int = 20
+    admin: AIOKafkaAdminClient,
+    topics: list[str],
+    patience_s: float = 30.0,
+    pause_s: float = 0.25,
 ) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
     """Per topic: its effective settings and its own ones (dynamic overrides).
 
-    A topic created a moment ago may still be unknown to the broker that answers: asked again.
+    A topic created a moment ago may still be unknown to the broker that answers (error 3
+    for a few seconds after a broker start): asked again every ``pause_s`` for up to
+    ``patience_s`` seconds.
     """
     found: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
     failed: dict[str, str] = {}
-    for _ in range(attempts):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience_s
+    while True:
         pending = [t for t in topics if t not in found]
         resources = [ConfigResource(ConfigResourceType.TOPIC, t, None) for t in pending]
         failed = {}
@@ -252,8 +259,12 @@ async def topic_configs(
                 found[res["resource_name"]] = (effective, overrides)
         if len(found) == len(topics):
             return found
-        await asyncio.sleep(0.25)
-    raise TopicMismatch(f"cannot read the settings of {failed}")
+        if loop.time() >= deadline:
+            raise TopicMismatch(
+                f"cannot read the settings of {failed} after {patience_s:.0f}s"
+            )
+        log.info("the broker does not know %s yet; asking again", sorted(failed))
+        await asyncio.sleep(pause_s)
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:

@@ -16,7 +16,9 @@ from app.topics import (
     creation_config,
     dead_letter_limit_problem,
     dead_letter_topics,
+    TopicMismatch,
     raised_limit,
+    topic_configs,
     topic_specs,
 )
 
@@ -115,3 +117,49 @@ def test_creation_problems_name_refused_topics_but_not_ones_created_meanwhile():
         {"topic": "out", "error_code": 29, "error_message": "Authorization failed."},
     ]
     assert creation_problems(errors) == ["out: Authorization failed. (error 29)"]
+
+
+class _Answer:
+    def __init__(self, resources: list[dict]) -> None:
+        self._resources = resources
+
+    def to_object(self) -> dict:
+        return {"resources": self._resources}
+
+
+class _AdminThatLearnsLate:
+    """Answers UNKNOWN_TOPIC_OR_PARTITION (3) for its first ``unknown_for`` questions, as a
+    broker does right after it started or created the topic."""
+
+    def __init__(self, unknown_for: int) -> None:
+        self.unknown_for = unknown_for
+        self.asked = 0
+
+    async def describe_configs(self, resources):
+        self.asked += 1
+        late = self.asked <= self.unknown_for
+        entry = {"config_names": MAX_MESSAGE_BYTES, "config_value": "1048588",
+                 "config_source": 5, "is_default": True}
+        return [_Answer([
+            {"resource_name": r.name, "error_code": 3,
+             "error_message": "This server does not host this topic-partition."}
+            if late else
+            {"resource_name": r.name, "error_code": 0, "error_message": None,
+             "config_entries": [entry]}
+            for r in resources
+        ])]
+
+
+async def test_topic_settings_are_asked_again_while_the_broker_does_not_know_the_topic():
+    admin = _AdminThatLearnsLate(unknown_for=5)
+    configs = await topic_configs(admin, ["a", "b"], patience_s=5, pause_s=0.001)
+    assert admin.asked == 6
+    assert configs["a"][0] == {MAX_MESSAGE_BYTES: "1048588"}
+    assert set(configs) == {"a", "b"}
+
+
+async def test_a_topic_still_unknown_after_the_patience_is_a_clear_error():
+    admin = _AdminThatLearnsLate(unknown_for=10**9)
+    with pytest.raises(TopicMismatch, match=r"cannot read the settings of .*'a': 'error 3"):
+        await topic_configs(admin, ["a"], patience_s=0.05, pause_s=0.001)
+    assert admin.asked > 1
