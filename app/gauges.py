@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from app.engine.store import total_memory
+
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
 def refresh(runtime: Runtime) -> None:
     metrics = runtime.metrics
     metrics.ready.set(1 if runtime.ready else 0)
+    memory = []
     metrics.recovery_complete.set(1 if runtime.recovered else 0)
     metrics.commits_stalled.set(0 if runtime.commit_watch.stall() is None else 1)
     metrics.commit_wait_seconds.set(runtime.commit_watch.oldest_seconds())
@@ -25,7 +28,11 @@ def refresh(runtime: Runtime) -> None:
         processors = [p for p in map(owned.processor, owned.partitions) if p is not None]
         metrics.owned_partitions.labels(owned.name).set(len(owned.partitions))
         metrics.table_keys.labels(owned.name).set(sum(p.store.estimated_keys() for p in processors))
+        memory.extend(p.store.memory() for p in processors)
     metrics.table_keys.labels("profiles").set(runtime.profiles.estimated_keys())
+    memory.append(runtime.profiles.memory())
+    for kind, size in total_memory(memory).items():
+        metrics.rocksdb_memory.labels(kind).set(size)
     for partition, lag in runtime.profiles_reader.lag.items():
         metrics.profiles_lag.labels(str(partition)).set(lag)
     _consumer_lag(runtime)

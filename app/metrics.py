@@ -146,6 +146,13 @@ class Metrics:
             ["store"],
             registry=r,
         )
+        self.rocksdb_memory = Gauge(
+            p + "rocksdb_memory_bytes",
+            "Native memory of the RocksDB databases open on this worker, by kind: memtables "
+            "and table readers summed over the databases, the block cache they share once",
+            ["kind"],
+            registry=r,
+        )
         self.owned_partitions = Gauge(
             p + "owned_partitions", "Partitions open on this worker, per store", ["store"], registry=r
         )

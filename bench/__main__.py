@@ -120,6 +120,14 @@ def summary_lines(results: dict) -> list[str]:
             f"{int(rss) / 2**20:.0f}" if rss else "?" for _, rss in sorted(growth.items(), key=lambda i: int(i[0]))
         )
         lines.append(f"RSS of the 1-worker pipeline at {' / '.join(f'{int(q)}' for q in sorted(growth, key=int))} % of the input: {steps} MiB")
+    native = results["stages"].get("pipeline", {}).get("rocksdb_bytes_at_input_percent") or {}
+    if any(native.values()):
+        steps = " / ".join(
+            "+".join(f"{kinds.get(k, 0) / 2**20:.0f}" for k in ("memtables", "table_readers", "block_cache"))
+            if kinds else "?"
+            for _, kinds in sorted(native.items(), key=lambda i: int(i[0]))
+        )
+        lines.append(f"of which RocksDB (memtables+table readers+block cache): {steps} MiB")
     halves = results["stages"].get("pipeline", {}).get("events_per_s_by_half") or {}
     if len(halves) == 2:
         lines.append(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -136,6 +137,25 @@ async def get_json(url: str, timeout: float = 10) -> tuple[int, object]:
                 return response.status, orjson.loads(body)
             except orjson.JSONDecodeError:
                 return response.status, body.decode(errors="replace")
+
+
+async def rocksdb_memory(proc: Proc) -> dict[str, float] | None:
+    """The worker's RocksDB memory gauge by kind (refreshed every 10 s); None when it has no
+    HTTP port or does not answer."""
+    if proc.port is None:
+        return None
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(proc.url + "/metrics", timeout=aiohttp.ClientTimeout(total=5)) as response:
+                text = await response.text()
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return None
+    return {
+        sample.labels["kind"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "property_analytics_rocksdb_memory_bytes"
+        for sample in family.samples
+    } or None
 
 
 async def wait_http(proc: Proc, path: str, timeout: float) -> object:

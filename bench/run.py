@@ -26,7 +26,7 @@ from app.topics import ensure_topics
 from bench import answers, ceiling, latency, profile, report
 from bench.groups import GroupWatch
 from bench.preload import preload
-from bench.procs import Proc, faust_worker, get_json, wait_http
+from bench.procs import Proc, faust_worker, get_json, rocksdb_memory, wait_http
 from bench.progress import Progress, rate_text
 
 STAGES = ("ceiling", "floor", "pipeline", "quix", "pipeline2", "latency", "profile")
@@ -362,6 +362,7 @@ class Bench:
         end = None
         # RSS of the first process as the state grows: at 25, 50, 75 and 100 % of the input
         rss_at: dict[str, int | None] = {}  # str keys: the results are JSON
+        rocksdb_at: dict[str, dict[str, float] | None] = {}  # its RocksDB part, by kind
         # (seconds since the first event, events) at each quarter: does the rate hold as state grows?
         progress_at: dict[str, list[float]] = {}
         problem = None
@@ -381,6 +382,7 @@ class Bench:
                 for quarter in (25, 50, 75, 100):
                     if str(quarter) not in rss_at and state.processed * 100 >= quarter * n:
                         rss_at[str(quarter)] = procs[0].rss()
+                        rocksdb_at[str(quarter)] = await rocksdb_memory(procs[0])
                         if first is not None:
                             progress_at[str(quarter)] = [round(now - first[0], 2), state.processed]
                 if first is not None:
@@ -408,6 +410,7 @@ class Bench:
             "finished": problem is None,
             "startup_s": round(first[0] - launched, 1) if first else None,
             "rss_bytes_at_input_percent": rss_at,
+            "rocksdb_bytes_at_input_percent": rocksdb_at,
             "events_per_s_by_half": _rate_by_half(progress_at),
         }
         if problem:

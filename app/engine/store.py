@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 CHECKPOINT_KEY = b"\x00changelog-offset"
 _DELETED = None
 ESTIMATE_KEYS = "rocksdb.estimate-num-keys"
+# Where a database's native memory goes, by the name the gauge gives it. The block cache is
+# shared by every database opened with the same options: its usage is the same in each.
+MEMORY_PROPERTIES = {
+    "memtables": "rocksdb.cur-size-all-mem-tables",
+    "table_readers": "rocksdb.estimate-table-readers-mem",
+    "block_cache": "rocksdb.block-cache-usage",
+}
+SHARED_MEMORY = frozenset({"block_cache"})
 
 
 def rocksdb_options(block_cache_bytes: int, write_buffer_bytes: int) -> Options:
@@ -80,6 +88,9 @@ class PartitionStore:
     def estimated_keys(self) -> int:
         return estimated_keys(self._db)
 
+    def memory(self) -> dict[str, int]:
+        return native_memory(self._db)
+
     # -- writes -------------------------------------------------------------------------
     def put(self, key: bytes, value: bytes) -> None:
         self._dirty[key] = value
@@ -135,6 +146,27 @@ def estimated_keys(db: Rdict) -> int:
     except Exception:  # noqa: BLE001 - a gauge must never fail the worker
         log.debug("no key estimate from %r", db, exc_info=True)
         return 0
+
+
+def native_memory(db: Rdict) -> dict[str, int]:
+    """Bytes ``db`` holds outside Python, by kind (``MEMORY_PROPERTIES``); 0 for a kind it
+    cannot tell (closed meanwhile)."""
+    out = {}
+    for kind, prop in MEMORY_PROPERTIES.items():
+        try:
+            out[kind] = int(db.property_int_value(prop) or 0)
+        except Exception:  # noqa: BLE001 - a gauge must never fail the worker
+            out[kind] = 0
+    return out
+
+
+def total_memory(parts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """The memory of several databases: their own kinds summed, the shared cache once."""
+    total = dict.fromkeys(MEMORY_PROPERTIES, 0)
+    for part in parts:
+        for kind, size in part.items():
+            total[kind] = max(total[kind], size) if kind in SHARED_MEMORY else total[kind] + size
+    return total
 
 
 class CommittedState:

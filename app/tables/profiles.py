@@ -28,7 +28,7 @@ import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
 from app import codec
-from app.engine.store import estimated_keys
+from app.engine.store import estimated_keys, native_memory
 from app.models.events import ProfileDeleted, Rejection
 
 USER_PREFIX = b"u"
@@ -180,6 +180,11 @@ class ProfilesTable:
         """RocksDB's estimate of the keys held (profiles, plus one per partition)."""
         db = self._db
         return estimated_keys(db) if db is not None else 0
+
+    def memory(self) -> dict[str, int]:
+        """Native memory of the table's database, by kind (``app.engine.store``)."""
+        db = self._db
+        return native_memory(db) if db is not None else {}
 
     # -- writes -------------------------------------------------------------------------
     def apply(self, changes: Changes) -> None:

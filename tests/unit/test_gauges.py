@@ -14,7 +14,14 @@ def stage(
     name: str, topic: str, applied: dict[int, int], keys: int, highwaters: dict[int, int] | None = None
 ) -> SimpleNamespace:
     processors = {
-        p: SimpleNamespace(applied_offset=o, store=SimpleNamespace(estimated_keys=lambda: keys))
+        p: SimpleNamespace(
+            applied_offset=o,
+            store=SimpleNamespace(
+                estimated_keys=lambda: keys,
+                # every database sees the one block cache they share
+                memory=lambda: {"memtables": 1000, "table_readers": 10, "block_cache": 500},
+            ),
+        )
         for p, o in applied.items()
     }
     owned = SimpleNamespace(
@@ -33,7 +40,10 @@ def runtime(stages: list, ready: bool = True, watch: CommitWatch | None = None) 
         ready=ready,
         recovered=True,
         stages=stages,
-        profiles=SimpleNamespace(estimated_keys=lambda: 42),
+        profiles=SimpleNamespace(
+            estimated_keys=lambda: 42,
+            memory=lambda: {"memtables": 7, "table_readers": 1, "block_cache": 500},
+        ),
         profiles_reader=SimpleNamespace(lag={0: 3, 1: 0}),
     )
 
@@ -56,6 +66,10 @@ def test_refresh_sets_every_gauge_from_the_runtime():
     assert value(rt, "table_keys", store="views") == 200  # summed over its partitions
     assert value(rt, "table_keys", store="segment-users") == 7
     assert value(rt, "table_keys", store="profiles") == 42
+    # three partition databases and the profiles': their own memory summed, the cache once
+    assert value(rt, "rocksdb_memory_bytes", kind="memtables") == 3 * 1000 + 7
+    assert value(rt, "rocksdb_memory_bytes", kind="table_readers") == 3 * 10 + 1
+    assert value(rt, "rocksdb_memory_bytes", kind="block_cache") == 500
     assert value(rt, "profiles_lag_records", partition="0") == 3
     assert value(rt, "consumer_lag_records", topic="views", partition="0") == 5  # 15 - (9 + 1)
     assert value(rt, "consumer_lag_records", topic="by-user", partition="2") == 0

@@ -183,6 +183,7 @@ EXPECTED_FAMILIES = {
     "property_analytics_processing_latency_event_time_seconds": "histogram",
     "property_analytics_processing_latency_receive_seconds": "histogram",
     "property_analytics_table_keys": "gauge",
+    "property_analytics_rocksdb_memory_bytes": "gauge",
     "property_analytics_owned_partitions": "gauge",
     "property_analytics_table_recovery_complete": "gauge",
     "property_analytics_ready": "gauge",
@@ -254,6 +255,9 @@ async def test_metrics_cover_the_contract(cluster):
         sizes = families["property_analytics_table_keys"]
         assert {s.labels["store"] for s in sizes.samples} >= {"views", "segment-users", "profiles"}
         assert value(sizes, "property_analytics_table_keys", store="profiles") >= len(exp.profiles) * 0.5
+        memory = families["property_analytics_rocksdb_memory_bytes"]
+        assert {s.labels["kind"] for s in memory.samples} == {"memtables", "table_readers", "block_cache"}
+        assert value(memory, "property_analytics_rocksdb_memory_bytes", kind="memtables") > 0
         parts = families["property_analytics_owned_partitions"]
         assert value(parts, "property_analytics_owned_partitions", store="views") == len(mine)
         assert value(families["property_analytics_table_recovery_complete"], "property_analytics_table_recovery_complete") == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine.store import CHECKPOINT_KEY
+from app.engine.store import CHECKPOINT_KEY, total_memory
 from tests.unit.stores import commit
 
 
@@ -192,3 +192,20 @@ def test_discard_pending_drops_sealed_writes_too(store):
     assert store.get(b"a") is None and store.get(b"b") is None
     store.apply_sealed(5)  # nothing left to apply
     assert store.checkpoint() is None
+
+
+def test_memory_tells_the_memtables_that_hold_writes_not_yet_flushed(store):
+    before = store.memory()
+    assert set(before) == {"memtables", "table_readers", "block_cache"}
+    store.put(b"k" * 10, b"v" * 100_000)
+    commit(store, 1)
+    assert store.memory()["memtables"] >= before["memtables"] + 100_000
+
+
+def test_total_memory_sums_each_database_and_counts_the_shared_cache_once():
+    parts = [
+        {"memtables": 5, "table_readers": 1, "block_cache": 40},
+        {"memtables": 7, "table_readers": 2, "block_cache": 40},
+        {},  # a database closed meanwhile
+    ]
+    assert total_memory(parts) == {"memtables": 12, "table_readers": 3, "block_cache": 40}
