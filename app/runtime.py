@@ -44,7 +44,9 @@ class Runtime:
             on_error=lambda exc: self.metrics.commit_errors.labels(type(exc).__name__).inc(),
         )
         self._options = rocksdb_options(
-            settings.rocksdb_block_cache_bytes, settings.rocksdb_write_buffer_bytes
+            settings.rocksdb_block_cache_bytes,
+            settings.rocksdb_write_buffer_bytes,
+            settings.rocksdb_memtables_bytes,
         )
 
         # The global table the views are joined through, and what keeps it up to date.

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,19 @@ MEMORY_PROPERTIES = {
 SHARED_MEMORY = frozenset({"block_cache"})
 
 
-def rocksdb_options(block_cache_bytes: int, write_buffer_bytes: int) -> Options:
-    """Bounded memory per partition database (rocksdict's default block cache is 2 GiB)."""
+def rocksdb_options(
+    block_cache_bytes: int, write_buffer_bytes: int, memtables_bytes: int | None = None
+) -> Options:
+    """Bounded memory for every database opened with these options: they share one block
+    cache (rocksdict's default is 2 GiB each) and, given ``memtables_bytes``, one write buffer
+    manager that flushes memtables early once all of them together hold that much (a worker
+    has a database per stage and partition: 4 x 12 by default, each filling its own
+    ``write_buffer_bytes`` memtable otherwise)."""
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.set_write_buffer_size(write_buffer_bytes)
+    if memtables_bytes is not None:
+        options.set_write_buffer_manager(WriteBufferManager(memtables_bytes, False))
     options.set_max_open_files(256)
     table = BlockBasedOptions()
     table.set_block_cache(Cache(block_cache_bytes))

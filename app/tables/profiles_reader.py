@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 PROGRESS_SECONDS = 5.0
 RECONNECT_S = 1.0
+# Most records applied in one write batch. A compressed fetch can hold many times its bytes
+# in profiles; without a bound a bootstrap's batch held about 20,000 of them at once.
+BATCH_RECORDS = 5000
 
 
 class ProfilesReader:
@@ -112,7 +115,7 @@ class ProfilesReader:
                     self.lag[tp.partition] = max(end - positions[tp.partition], 0)
             if not self.bootstrapped.is_set():
                 self._check_bootstrap(positions)
-            batches = await consumer.getmany(timeout_ms=500)
+            batches = await consumer.getmany(timeout_ms=500, max_records=BATCH_RECORDS)
             records = [record for batch in batches.values() for record in batch]
             if records:
                 changes = fold(records, self._max_bytes, resume)

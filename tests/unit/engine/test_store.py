@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from app.engine.store import CHECKPOINT_KEY, total_memory
+from app.engine.store import CHECKPOINT_KEY, PartitionStore, rocksdb_options, total_memory
 from tests.unit.stores import commit
 
 
@@ -209,3 +211,27 @@ def test_total_memory_sums_each_database_and_counts_the_shared_cache_once():
         {},  # a database closed meanwhile
     ]
     assert total_memory(parts) == {"memtables": 12, "table_readers": 3, "block_cache": 40}
+
+
+def _memtables_after_writes(tmp_path, memtables_bytes):  # noqa: ANN001
+    """Four stores with 4 MiB write buffers, 2 MiB written to each and committed; the
+    memtables they hold together once RocksDB's flushes have run."""
+    options = rocksdb_options(1 << 20, 4 << 20, memtables_bytes)
+    stores = [PartitionStore(tmp_path / f"p{i}", options) for i in range(4)]
+    try:
+        for n in range(20):
+            for store in stores:
+                store.put(b"%03d" % n, bytes(100_000))
+                commit(store, n)
+        time.sleep(0.5)  # flushes run in RocksDB's background threads
+        return total_memory(s.memory() for s in stores)["memtables"]
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_shared_write_buffer_manager_bounds_the_memtables_of_all_stores(tmp_path):
+    unbounded = _memtables_after_writes(tmp_path / "a", None)
+    bounded = _memtables_after_writes(tmp_path / "b", 2 << 20)
+    assert unbounded >= 4 * 2_000_000  # each store keeps its own 2 MB
+    assert bounded <= 4 << 20, (bounded, unbounded)
