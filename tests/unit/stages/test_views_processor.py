@@ -6,13 +6,17 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.stages import by_user
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.stages import by_user, views
 from app.stages.views import (
     APPLIED_KEY,
     STREAM_TIME_KEY,
     ViewsConfig,
     ViewsProcessor,
     key_partition,
+    user_partition,
 )
 from app.settings import Settings
 from app.engine.transactions import Outbox
@@ -112,6 +116,16 @@ def test_config_from_settings_in_milliseconds():
 def test_key_partition_matches_the_java_default_partitioner(key, java_murmur2):
     for partitions in (1, 3, 12, 100):
         assert key_partition(key, partitions) == (java_murmur2 & 0x7FFFFFFF) % partitions
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(user_ids=st.lists(st.text(min_size=1, max_size=20).filter(
+    lambda u: not any(0xD800 <= ord(c) <= 0xDFFF for c in u)), max_size=30))
+def test_user_partition_is_the_partitioner_of_the_user_key_cached_or_not(monkeypatch, user_ids):
+    monkeypatch.setattr(views, "USER_PARTITIONS_CACHED", 4)  # emptied every 4 users
+    for partitions in (1, 12, 7):
+        for user_id in user_ids + user_ids:  # the second time from the cache
+            assert user_partition(user_id, partitions) == key_partition(user_id.encode(), partitions)
 
 
 # -- accepted views ------------------------------------------------------------------------
