@@ -194,7 +194,7 @@ class Settings(BaseSettings):
     """RocksDB block cache of the worker's state stores, in bytes."""
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
     """RocksDB write buffer (memtable) of each state store, in bytes."""
-    rocksdb_memtables_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
+    rocksdb_memtables_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024)
     """Most bytes the memtables of all the worker's state stores hold together (one RocksDB
     write buffer manager for all of them); past it they are flushed to disk early. Bounds the
     worker's memory as the stores grow."""

@@ -100,9 +100,10 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 # userId -> its partition of the by-user topic, per partition count. murmur2 in pure Python
 # costs about 5 us and users repeat, so recent ones are remembered: in a plain dict emptied
-# when full, which holds 200,000 users in about 20 MiB (functools.lru_cache took 48 MiB).
+# when full: 200,000 users took about 20 MiB so (functools.lru_cache took 48 MiB); it keeps
+# 100,000, as the profiles table's segment cache does.
 _USER_PARTITIONS: dict[int, dict[str, int]] = {}
-USER_PARTITIONS_CACHED = 200_000
+USER_PARTITIONS_CACHED = 100_000
 
 
 def user_partition(user_id: str, partitions: int) -> int:

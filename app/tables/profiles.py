@@ -133,7 +133,7 @@ class ProfilesTable:
     cache is emptied when it holds ``cache_size`` users.
     """
 
-    def __init__(self, path: Path, options: Options, cache_size: int = 200_000) -> None:
+    def __init__(self, path: Path, options: Options, cache_size: int = 100_000) -> None:
         self.path = path
         self._options = options
         self._db: Rdict | None = None
