@@ -40,6 +40,7 @@ from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     CorruptRecordException,
     GroupAuthorizationFailedError,
+    IllegalOperation,
     InvalidRequiredAcksError,
     InvalidTimestampError,
     InvalidTopicError,
@@ -126,7 +127,12 @@ class OutputRefused(Exception):
 
 # What a commit attempt may fail with; ``classify`` tells what each one calls for.
 # AssertionError: aiokafka's transaction manager in FATAL_ERROR (an invalid state transition).
-COMMIT_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT, OutputRefused, AssertionError)
+# IllegalOperation ("Can't send messages while not in transaction", not a KafkaError): an
+# earlier request of the transaction failed while a broker restarted and put aiokafka's
+# transaction manager in ABORTABLE_ERROR; a fresh producer starts clean.
+COMMIT_ERRORS: tuple[type[BaseException], ...] = (
+    *TRANSIENT, OutputRefused, AssertionError, IllegalOperation
+)
 
 
 class Failure(Enum):

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import (
+    IllegalOperation,
     CorruptRecordException,
     GroupAuthorizationFailedError,
     KafkaConnectionError,
@@ -92,6 +93,7 @@ def refused(cause: BaseException) -> OutputRefused:
         (asyncio.TimeoutError(), Failure.TRANSIENT),
         (ConnectionResetError(), Failure.TRANSIENT),
         (AssertionError("invalid state transition"), Failure.TRANSIENT),
+        (IllegalOperation("Can't send messages while not in transaction"), Failure.TRANSIENT),
     ],
 )
 def test_classify(error: BaseException, expected: Failure) -> None:
@@ -120,9 +122,16 @@ def test_refuses_batch(error: BaseException, refuses: bool) -> None:
 # -- commit against a scripted producer -------------------------------------------------------
 
 
+class RaisedAtSend:
+    """An answer that ``send_batch`` raises itself instead of failing the delivery."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 class ScriptedProducer:
     """The part of AIOKafkaProducer the writer uses; each delivery answers with the next item
-    of ``answers`` (an exception, or None for success)."""
+    of ``answers`` (an exception, a ``RaisedAtSend``, or None for success)."""
 
     def __init__(self, answers: list, **config: object) -> None:
         self.answers = answers
@@ -149,6 +158,8 @@ class ScriptedProducer:
         self.sent.append((topic, partition, batch.size()))
         fut = asyncio.get_running_loop().create_future()
         answer = self.answers.pop(0) if self.answers else None
+        if isinstance(answer, RaisedAtSend):
+            raise answer.error
         if answer is None:
             fut.set_result(SimpleNamespace(offset=len(self.sent)))
         else:
@@ -212,6 +223,17 @@ async def test_transient_failures_are_retried_with_a_fresh_producer(producers, c
     assert await commit(writer, outbox_with("views-by-user", b"[]")) is None
     assert len(producers.made) == 3 and producers.made[-1].committed == 1
     assert caplog.text.count("retrying") == 2  # a log line per try
+
+
+async def test_a_transaction_aiokafka_left_in_abortable_error_is_retried_not_fatal(producers) -> None:
+    # Seen in the broker-restart fault test: an earlier request of the transaction failed,
+    # aiokafka's transaction manager went to ABORTABLE_ERROR, and the next send_batch raised
+    # IllegalOperation, which is not a KafkaError: the worker exited.
+    producers.answers.append(RaisedAtSend(IllegalOperation("Can't send messages while not in transaction")))
+    writer = TransactionalWriter("views-3", {})
+    assert await commit(writer, outbox_with("views-by-user", b"[]")) is None
+    assert len(producers.made) == 2
+    assert producers.made[0].aborted == 1 and producers.made[-1].committed == 1
 
 
 async def test_a_record_over_max_request_size_is_refused_before_anything_is_sent(producers) -> None:
