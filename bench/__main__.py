@@ -4,12 +4,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import shlex
 import sys
 
-from bench import report
+from bench import report, targets
 from bench.run import STAGES, Bench, Options
+
+
+# The latency-throughput curve of a full run: shares of the 1-worker pipeline's measured
+# rate, and the demo's fixed rate (the latency targets are at 200 views/s and at half load).
+DEFAULT_CURVE = (0.1, 0.25, 0.5, 0.75, 0.9)
+DEFAULT_CURVE_RATES = (200.0,)
+
+
+def _csv(values: tuple[float, ...]) -> str:
+    return ",".join(f"{value:g}" for value in values)
+
+
+def _numbers(
+    parser: argparse.ArgumentParser, flag: str, text: str | None, default: tuple[float, ...]
+) -> tuple[float, ...]:
+    """A comma-separated list of numbers; ``default`` when not given, () for 'none'."""
+    if text is None:
+        return default
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = (math.nan,)
+    if not all(math.isfinite(value) for value in values):
+        parser.error(f"{flag} takes comma-separated numbers or 'none' (got {text!r})")
+    return values
 
 
 def parse(argv: list[str]) -> Options:
@@ -29,24 +57,29 @@ def parse(argv: list[str]) -> Options:
                         help="views/s of the latency stage (default: half the 1-worker pipeline's rate)")
     parser.add_argument("--latency-seconds", type=float, default=None, help="live production time (default 30; 10 with --quick)")
     parser.add_argument("--curve", default=None,
-                        help="comma-separated shares of the measured maximum, e.g. 0.1,0.25,0.5,0.75,0.9: "
-                             "latency at each (the latency-throughput curve, table and PNG)")
+                        help="comma-separated shares of the measured maximum at which to measure latency too "
+                             "(the latency-throughput curve, table and PNG; default "
+                             f"{_csv(DEFAULT_CURVE)}, none with --quick; 'none' for no curve)")
+    parser.add_argument("--curve-rates", default=None,
+                        help="comma-separated fixed live rates in views/s added to the curve (default "
+                             f"{_csv(DEFAULT_CURVE_RATES)}, the demo's rate; none with --quick; 'none' for none)")
+    parser.add_argument("--curve-seconds", type=float, default=None,
+                        help="live production time of each curve point (default 15; 10 with --quick)")
     parser.add_argument("--quix-guarantee", default="exactly-once", choices=("exactly-once", "at-least-once"))
     parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics on the broker")
     args = parser.parse_args(argv)
     for name in ("views", "properties", "users", "segments", "partitions", "budget",
-                 "latency_rate", "latency_seconds"):
+                 "latency_rate", "latency_seconds", "curve_seconds"):
         value = getattr(args, name)
-        if value is not None and value <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be greater than 0 (got {value})")
-    curve: tuple[float, ...] = ()
-    if args.curve:
-        try:
-            curve = tuple(float(part) for part in args.curve.split(","))
-        except ValueError:
-            parser.error(f"--curve takes shares such as 0.1,0.5,0.9 (got {args.curve!r})")
-        if not all(0 < share <= 1 for share in curve):
-            parser.error(f"--curve shares must be in (0, 1] (got {args.curve!r})")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            parser.error(f"--{name.replace('_', '-')} must be a number greater than 0 (got {value})")
+    full_run = not args.quick
+    curve = _numbers(parser, "--curve", args.curve, DEFAULT_CURVE if full_run else ())
+    if not all(0 < share <= 1 for share in curve):
+        parser.error(f"--curve shares must be in (0, 1] (got {args.curve!r})")
+    curve_rates = _numbers(parser, "--curve-rates", args.curve_rates, DEFAULT_CURVE_RATES if full_run else ())
+    if not all(rate > 0 for rate in curve_rates):
+        parser.error(f"--curve-rates must be greater than 0 (got {args.curve_rates!r})")
     return Options(
         bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
         views=args.views if args.views is not None else (50_000 if args.quick else 500_000),
@@ -62,6 +95,8 @@ def parse(argv: list[str]) -> Options:
         latency_rate=args.latency_rate,
         latency_s=args.latency_seconds if args.latency_seconds is not None else (10.0 if args.quick else 30.0),
         curve=curve,
+        curve_rates=curve_rates,
+        curve_s=args.curve_seconds if args.curve_seconds is not None else (10.0 if args.quick else 15.0),
         quix_guarantee=args.quix_guarantee,
         keep_topics=args.keep_topics,
         command=shlex.join([os.path.basename(sys.executable), "-m", "bench", *argv]),
@@ -81,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     if results.get("latency_curve"):
         print()
         print(report.curve_table(results["latency_curve"]))
+    print()
+    print(targets.table(targets.targets(results)))
     print("results: " + ", ".join(str(p.relative_to(report.RESULTS.parent.parent)) for p in paths))
     return 0
 

@@ -94,14 +94,21 @@ def write(results: dict, stamp: str) -> list[Path]:
 
 def curve_table(curve: dict) -> str:
     """The latency-throughput curve as a markdown table."""
-    lines = ["| share of max | views/s (target / achieved) | p50 ms | p99 ms | samples |",
+    lines = ["| load | views/s (target / achieved) | p50 ms | p99 ms | samples |",
              "|---|---|---|---|---|"]
     for point in curve["points"]:
         lines.append(
-            f"| {point['share']:.0%} | {_fmt(point['rate_target'])} / {_fmt(point.get('rate_achieved'))} "
+            f"| {point_label(point)} | {_fmt(point['rate_target'])} / {_fmt(point.get('rate_achieved'))} "
             f"| {_fmt(point.get('p50_ms'))} | {_fmt(point.get('p99_ms'))} | {_fmt(point.get('samples'))} |"
         )
     return "\n".join(lines)
+
+
+def point_label(point: dict) -> str:
+    """A curve point's load: its share of the maximum, or its fixed rate and that share."""
+    if point.get("fixed_rate"):
+        return f"{point['rate_target']:,}/s ({point['share']:.0%} of max)"
+    return f"{point['share']:.0%} of max"
 
 
 def plot_curve(curve: dict, paths: list[Path]) -> list[Path]:
@@ -119,7 +126,8 @@ def plot_curve(curve: dict, paths: list[Path]) -> list[Path]:
     axes.plot(rates, [p["p50_ms"] for p in points], marker="o", label="p50")
     axes.plot(rates, [p["p99_ms"] for p in points], marker="s", label="p99")
     for point, rate in zip(points, rates):
-        axes.annotate(f"{point['share']:.0%}", (rate, point["p99_ms"]), textcoords="offset points",
+        label = f"{point['rate_target']}/s" if point.get("fixed_rate") else f"{point['share']:.0%}"
+        axes.annotate(label, (rate, point["p99_ms"]), textcoords="offset points",
                       xytext=(0, 6), ha="center", fontsize=8)
     axes.set_xlabel("live views/s (share of the measured maximum)")
     axes.set_ylabel("produce -> count visible over HTTP, ms")

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
 from app.topics import ensure_topics
-from bench import answers, ceiling, latency, profile, report
+from bench import answers, ceiling, latency, profile, report, targets
 from bench.groups import GroupWatch
 from bench.preload import preload
 from bench.procs import Proc, faust_worker, get_json, rocksdb_memory, wait_http
@@ -59,9 +59,13 @@ class Options:
     budget_s: float = 1200.0
     latency_s: float = 30.0
     latency_rate: float | None = None  # None: half the 1-worker pipeline's rate
-    # Shares of the measured maximum at which to measure latency too (``--curve``): the
-    # latency-throughput curve, one ``latency_s`` step at each, after the main measurement.
+    # Shares of the measured maximum (``--curve``) and fixed rates in views/s
+    # (``--curve-rates``) at which to measure latency too: the latency-throughput curve, one
+    # ``curve_s`` step at each, lowest rate first, after the main measurement. Shorter than
+    # the latency step: the quix and 2-worker stages read the live views too.
     curve: tuple[float, ...] = ()
+    curve_rates: tuple[float, ...] = ()
+    curve_s: float = 15.0
     quix_guarantee: str = "exactly-once"
     keep_topics: bool = False
     command: str = ""
@@ -96,6 +100,8 @@ class Bench:
                 "seed": opts.seed, "skip": sorted(opts.skip), "quick": opts.quick,
                 "budget_s": opts.budget_s, "latency_s": opts.latency_s,
                 "latency_rate": opts.latency_rate,
+                "curve": list(opts.curve), "curve_rates": list(opts.curve_rates),
+                "curve_s": opts.curve_s,
                 "quix_guarantee": opts.quix_guarantee,
             },
             "broker": opts.bootstrap,
@@ -136,7 +142,8 @@ class Bench:
         later = [s for s in CAPS_S if self.runs(s) and list(CAPS_S).index(s) > list(CAPS_S).index(stage)]
         left = self.deadline - time.monotonic() - MIN_STAGE_S * len(later)
         if self.runs("latency"):
-            left -= self.o.latency_s + 30
+            steps = len(self.o.curve) + len(self.o.curve_rates)
+            left -= self.o.latency_s + 30 + (self.o.curve_s + 10) * steps
         cap = CAPS_S[stage] * max(1.0, self.o.views / CAPS_VIEWS)
         return max(min(cap, left), 20.0)
 
@@ -168,6 +175,7 @@ class Bench:
                 await self._delete_topics()
             shutil.rmtree(self.tmp, ignore_errors=True)
         self._ratios()
+        self.results["targets"] = [asdict(t) for t in targets.targets(self.results)]
         self.results["loadavg_end"] = report.loadavg()
         self.results["seconds_total"] = round(time.monotonic() - self.started, 1)
         self.results["within_budget"] = self.results["seconds_total"] <= self.o.budget_s
@@ -448,20 +456,24 @@ class Bench:
             f"p50 {result.get('p50_ms')} ms, p99 {result.get('p99_ms')} ms at {rate:,.0f} views/s "
             f"({result.get('samples')} samples, {result.get('not_seen')} not seen)",
         )
-        if self.o.curve:
+        if self.o.curve or self.o.curve_rates:
             await self._latency_curve(stage, procs, owners, max_rate)
 
-    async def _measure_live(self, owners: dict[int, str], rate: float, tag: str) -> dict:
-        """Live views at ``rate`` for ``--latency-seconds``; the oracle counts them too."""
+    async def _measure_live(
+        self, owners: dict[int, str], rate: float, tag: str, seconds: float | None = None
+    ) -> dict:
+        """Live views at ``rate`` for ``seconds`` (``--latency-seconds``); the oracle counts
+        them too."""
+        seconds = seconds or self.o.latency_s
         # The live views carry the clock's time: none is in the future by the end of the stage.
-        self.oracle.now_ms = int((time.time() + self.o.latency_s) * 1000)
+        self.oracle.now_ms = int((time.time() + seconds) * 1000)
         return await latency.measure(
             client_kwargs=self.settings.kafka_client_kwargs(),
             views_topic=self.base_env["VIEWS_TOPIC"],
             partitions=self.o.partitions,
             owners=owners,
             rate=rate,
-            duration_s=self.o.latency_s,
+            duration_s=seconds,
             users=self.o.users,
             properties=self.o.properties,
             tag=tag,
@@ -472,18 +484,21 @@ class Bench:
     async def _latency_curve(
         self, stage: str, procs: list[Proc], owners: dict[int, str], max_rate: float
     ) -> None:
-        """p50/p99 at each share of ``max_rate`` in ``--curve``, lowest first."""
+        """p50/p99 at each share of ``max_rate`` in ``--curve`` and each rate in
+        ``--curve-rates``, lowest rate first."""
+        steps = [(max(max_rate * share, 1.0), False) for share in self.o.curve]
+        steps += [(rate, True) for rate in self.o.curve_rates]
         points = []
-        for share in sorted(self.o.curve):
-            rate = max(max_rate * share, 1.0)
-            result = await self._measure_live(owners, rate, f"{self.tag}c{int(share * 100)}")
-            point = {"share": share, "rate_target": round(rate), **{
+        for rate, fixed in sorted(steps):
+            share = rate / max_rate
+            result = await self._measure_live(owners, rate, f"{self.tag}c{len(points)}", self.o.curve_s)
+            point = {"share": round(share, 4), "fixed_rate": fixed, "rate_target": round(rate), **{
                 k: result.get(k) for k in ("rate_achieved", "p50_ms", "p99_ms", "samples", "not_seen")}}
             points.append(point)
             self.progress.done(
                 "latency",
-                f"curve {share:.0%} of max: p50 {point['p50_ms']} ms, p99 {point['p99_ms']} ms at "
-                f"{rate:,.0f} views/s",
+                f"curve {report.point_label(point)}: p50 {point['p50_ms']} ms, p99 {point['p99_ms']} ms "
+                f"at {rate:,.0f} views/s",
             )
         self.want_before_live = self.want
         self.want = answers.expected(self.oracle, self.sample, self.weeks)
