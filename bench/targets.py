@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 MIB = 2**20
 DEMO_RATE = 200  # views/s, the demo's live rate
+RSS_LIMIT_BYTES = 400 * 10**6  # the target's 400 MB, in decimal megabytes
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def _ratio(name: str, rate: float | None, base: float | None, least: float) -> T
 
 
 def _rss(stages: dict) -> Target:
-    want = "under 400 MiB"
+    want = f"under {RSS_LIMIT_BYTES // 10**6} MB"
     peaks = [
         peak
         for name in ("pipeline", "pipeline2")
@@ -65,7 +66,9 @@ def _rss(stages: dict) -> Target:
     ]
     if not peaks:
         return Target("worker RSS (peak)", want, "-", None)
-    return Target("worker RSS (peak)", want, f"{max(peaks) / MIB:.0f} MiB", max(peaks) < 400 * MIB)
+    peak = max(peaks)
+    measured = f"{peak / 10**6:.1f} MB ({peak / MIB:.0f} MiB)"
+    return Target("worker RSS (peak)", want, measured, peak < RSS_LIMIT_BYTES)
 
 
 def _half_load(results: dict) -> Target:
