@@ -119,6 +119,13 @@ def user_partition(user_id: str, partitions: int) -> int:
     return partition
 
 
+# The spike baselines memoised per property (``ViewsProcessor._baseline``): an entry serves
+# only the views of its own hour, so entries of hours no view can count in any more are
+# dropped when stream time enters a new hour, and the memo is emptied when it holds this many
+# (a miss costs the SPIKE_BASELINE_HOURS reads it saves, never a different answer).
+BASELINES_CACHED = 50_000
+
+
 class ViewsProcessor(AppliedOffsets):
     """State and rules of one ``property.views`` partition."""
 
@@ -259,6 +266,8 @@ class ViewsProcessor(AppliedOffsets):
             return cached[1]
         hours = self.config.rules.spike_baseline_hours
         baseline = spike_baseline(self.hourly.previous_views(prop, hour, hours), hours)
+        if len(self._baselines) >= BASELINES_CACHED:
+            self._baselines.clear()
         self._baselines[prop] = (hour, baseline)
         return baseline
 
@@ -307,6 +316,7 @@ class ViewsProcessor(AppliedOffsets):
         cfg = self.config
         stream_time = self.stream_time
         self._expired_through_hour = hour_start(stream_time)
+        self._prune_baselines()
         self.hourly.expire_before(hour_start(stream_time - cfg.hourly_retention_ms))
         if dedupe.purge_due(stream_time, self._last_seen_purge, cfg.dedupe_horizon_ms):
             self.seen.expire(stream_time - cfg.dedupe_horizon_ms)
@@ -315,6 +325,16 @@ class ViewsProcessor(AppliedOffsets):
             self._unpublished.discard((week, segment))
             key = partial_key(VIEWS, self.partition, week, segment)
             self.outbox.add(cfg.partials_topic, 0, key, None)
+
+    def _prune_baselines(self) -> None:
+        """Drop the memoised baselines of hours every view is now late for."""
+        grace, stream_time = self.config.hourly_grace_ms, self.stream_time
+        closed = [
+            prop for prop, (hour, _) in self._baselines.items()
+            if is_late(hour + HOUR_MS, grace, stream_time)
+        ]
+        for prop in closed:
+            del self._baselines[prop]
 
     # -- commit -------------------------------------------------------------------------
     @property
