@@ -110,7 +110,9 @@ def install(producer: AIOKafkaProducer) -> None:
     setattr(sender, _INSTALLED, True)
 
 
-async def _commit_with_generation(sender: Any, offsets: _GroupOffsets, group: GroupMetadata) -> None:
+async def _commit_with_generation(
+    sender: Any, offsets: _GroupOffsets, group: GroupMetadata
+) -> None:
     """One attempt, run as the sender's transactional task; the sender runs it again after
     the backoff the handler returns, for the offsets not yet accepted."""
     txn_manager = sender._txn_manager  # noqa: SLF001
@@ -118,7 +120,8 @@ async def _commit_with_generation(sender: Any, offsets: _GroupOffsets, group: Gr
         _abortable(txn_manager, GenerationFenced(group, "not a member of a generation"))
         return
     try:
-        node_id = await sender._find_coordinator(CoordinationType.GROUP, group.group_id)  # noqa: SLF001
+        find = sender._find_coordinator  # noqa: SLF001
+        node_id = await find(CoordinationType.GROUP, group.group_id)
     except GroupAuthorizationFailedError as exc:
         _abortable(txn_manager, exc)
         return
@@ -136,10 +139,15 @@ def _abortable(txn_manager: Any, exc: BaseException) -> None:
     txn_manager.error_transaction(exc)
     txn_manager._txn_partitions.update(partitions)  # noqa: SLF001
     txn_manager._txn_consumer_group = consumer_group  # noqa: SLF001
+    # The caller learns of it from its own call; a round aborted without trying to commit
+    # would otherwise leave asyncio's "exception was never retrieved" in the log.
+    txn_manager.wait_for_transaction_end().exception()
 
 
 def _describe(offsets: dict[TopicPartition, OffsetAndMetadata]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]@{om.offset}" for tp, om in sorted(offsets.items()))
+    return ", ".join(
+        f"{tp.topic}[{tp.partition}]@{om.offset}" for tp, om in sorted(offsets.items())
+    )
 
 
 class TxnOffsetCommitV3Handler(BaseHandler):
@@ -225,7 +233,7 @@ def consumer_group_metadata(consumer: AIOKafkaConsumer) -> GroupMetadata:
     ``GroupMetadata.is_member``), never accepted."""
     coordinator = getattr(consumer, "_coordinator", None)
     if coordinator is None:
-        raise IllegalOperation("the consumer has no group coordinator (no group_id, or not started)")
+        raise IllegalOperation("the consumer has no group coordinator: no group_id, or not started")
     return GroupMetadata(
         group_id=coordinator.group_id,
         generation_id=coordinator.generation,

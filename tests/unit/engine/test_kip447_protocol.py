@@ -59,7 +59,7 @@ COMMIT_TOPICS = [
 ]
 
 
-def _commit(group_instance_id: str | None = None, topics=COMMIT_TOPICS) -> TxnOffsetCommitWithGeneration:
+def _commit(group_instance_id: str | None = None, topics=COMMIT_TOPICS):  # noqa: ANN001, ANN202
     return TxnOffsetCommitWithGeneration(
         "app-views-w1", "app", 4242, 7, 12, "faust-1-5f0c", group_instance_id, topics
     )
@@ -142,7 +142,7 @@ def test_answers_the_java_client_writes_decode():
 
 
 def test_a_broker_without_the_version_is_told_in_words():
-    with pytest.raises(UnsupportedByBroker, match=r"TxnOffsetCommit v3 is needed .* supports v0-v2"):
+    with pytest.raises(UnsupportedByBroker, match=r"TxnOffsetCommit v3 is needed .* v0-v2"):
         _commit().prepare({28: (0, 2)})
     with pytest.raises(UnsupportedByBroker, match=r"OffsetFetch v7 .* does not know the API"):
         StableOffsetFetch("g", None).prepare({})
@@ -179,7 +179,8 @@ def test_txn_offset_commit_request_round_trip(
     decoded = TxnOffsetCommitRequest_v3.decode(request.encode())
     assert decoded == request
     assert decoded.group_instance_id == group_instance_id
-    assert [(t, [(p, o, m) for p, o, _e, m, _t in parts]) for t, parts, _ in decoded.topics] == topics
+    sent = [(t, [(p, o, m) for p, o, _e, m, _t in parts]) for t, parts, _ in decoded.topics]
+    assert sent == topics
 
 
 @given(
