@@ -21,6 +21,7 @@ from app.engine.kip447 import (
     GenerationFenced,
     GroupMetadata,
     UnstableOffsets,
+    check_brokers,
     consumer_group_metadata,
     fetch_committed,
     send_offsets_to_transaction,
@@ -244,3 +245,13 @@ async def test_a_stable_fetch_waits_for_the_open_transaction(
             assert await _raw_stable_fetch_codes(producer, group, tp) == [0]
     finally:
         await stop_consumer(member)
+
+
+async def test_the_broker_announces_both_versions(kafka_bootstrap):
+    """What a worker checks at start-up (``check_brokers``), against the real ApiVersions."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await check_brokers(producer.client)  # raises UnsupportedByBroker on Kafka < 2.5
+    finally:
+        await producer.stop()

@@ -9,6 +9,7 @@ producer per input partition (Kafka's first exactly-once design). This package a
 - ``commit.send_offsets_to_transaction``: a transaction's offsets committed under the
   group's generation; ``GenerationFenced`` when the coordinator refuses it;
 - ``fetch.fetch_committed``: committed offsets with ``require_stable``;
+- ``support.check_brokers``: every broker knows both requests (ApiVersions), for start-up;
 - ``aiokafka_hooks``: the one module that touches aiokafka's (and faust's) internals, with
   ``consumer_group_metadata`` / ``faust_group_metadata`` to read a member's metadata.
 
@@ -21,12 +22,14 @@ from app.engine.kip447.commit import send_offsets_to_transaction
 from app.engine.kip447.fetch import fetch_committed
 from app.engine.kip447.outcomes import GenerationFenced, GroupMetadata, UnstableOffsets
 from app.engine.kip447.protocol import UnsupportedByBroker
+from app.engine.kip447.support import check_brokers
 
 __all__ = [
     "GenerationFenced",
     "GroupMetadata",
     "UnstableOffsets",
     "UnsupportedByBroker",
+    "check_brokers",
     "consumer_group_metadata",
     "faust_group_metadata",
     "fetch_committed",

@@ -50,10 +50,13 @@ NO_MEMBER_ID = ""  # JoinGroupRequest.UNKNOWN_MEMBER_ID
 class UnsupportedByBroker(IncompatibleBrokerVersion):
     """The broker does not know the version of the request this module needs."""
 
-    def __init__(self, api: str, version: int, what: str, broker: tuple[int, int] | None):
+    def __init__(
+        self, api: str, version: int, what: str, broker: tuple[int, int] | None,
+        where: str = "the broker",
+    ) -> None:
         known = "does not know the API" if broker is None else f"supports v{broker[0]}-v{broker[1]}"
         super().__init__(
-            f"{api} v{version} is needed for {what}, and the broker {known}; "
+            f"{api} v{version} is needed for {what}, and {where} {known}; "
             "Kafka 2.5 or later has it"
         )
         self.api = api
@@ -61,13 +64,15 @@ class UnsupportedByBroker(IncompatibleBrokerVersion):
         self.broker = broker
 
 
-def _exact_version(
-    api: str, struct: type[RequestStruct], versions: dict[int, tuple[int, int]], what: str
-) -> None:
-    """Raise UnsupportedByBroker unless the broker accepts ``struct``'s version."""
+def version_problem(
+    api: str, struct: type[RequestStruct], versions: dict[int, tuple[int, int]], what: str,
+    where: str = "the broker",
+) -> UnsupportedByBroker | None:
+    """What is wrong when a broker announcing ``versions`` cannot take ``struct``, or None."""
     broker = versions.get(struct.API_KEY)
     if broker is None or not broker[0] <= struct.API_VERSION <= broker[1]:
-        raise UnsupportedByBroker(api, struct.API_VERSION, what, broker)
+        return UnsupportedByBroker(api, struct.API_VERSION, what, broker, where)
+    return None
 
 
 # --- TxnOffsetCommit v3 ------------------------------------------------------------------
@@ -126,6 +131,7 @@ class TxnOffsetCommitWithGeneration(Request[TxnOffsetCommitRequest_v3]):
     """
 
     API_KEY = TXN_OFFSET_COMMIT_KEY
+    API_NAME: ClassVar[str] = "TxnOffsetCommit"
     WHAT: ClassVar[str] = "offset commits fenced by the consumer group's generation (KIP-447)"
 
     def __init__(
@@ -149,7 +155,9 @@ class TxnOffsetCommitWithGeneration(Request[TxnOffsetCommitRequest_v3]):
         self._topics = topics
 
     def prepare(self, versions: dict[int, tuple[int, int]]) -> TxnOffsetCommitRequest_v3:
-        _exact_version("TxnOffsetCommit", TxnOffsetCommitRequest_v3, versions, self.WHAT)
+        problem = version_problem(self.API_NAME, TxnOffsetCommitRequest_v3, versions, self.WHAT)
+        if problem is not None:
+            raise problem
         return self.build(TxnOffsetCommitRequest_v3)
 
     def build(
@@ -224,6 +232,7 @@ class StableOffsetFetch(Request[OffsetFetchRequest_v7]):
     partition the group has an offset for."""
 
     API_KEY = OFFSET_FETCH_KEY
+    API_NAME: ClassVar[str] = "OffsetFetch"
     WHAT: ClassVar[str] = "fetching committed offsets with require_stable (KIP-447)"
 
     def __init__(
@@ -237,7 +246,9 @@ class StableOffsetFetch(Request[OffsetFetchRequest_v7]):
         self._require_stable = require_stable
 
     def prepare(self, versions: dict[int, tuple[int, int]]) -> OffsetFetchRequest_v7:
-        _exact_version("OffsetFetch", OffsetFetchRequest_v7, versions, self.WHAT)
+        problem = version_problem(self.API_NAME, OffsetFetchRequest_v7, versions, self.WHAT)
+        if problem is not None:
+            raise problem
         return self.build(OffsetFetchRequest_v7)
 
     def build(self, request_struct_class: type[OffsetFetchRequest_v7]) -> OffsetFetchRequest_v7:
