@@ -181,7 +181,7 @@ class StageRunner:
             verdict = admit(offset)
             if verdict is Verdict.APPLY:
                 if poison and offset in poison:
-                    self._dead_letter(partition, processor, record, poison.pop(offset))
+                    self._dead_letter(processor, record, poison[offset])
                     applied += 1
                     continue
                 try:
@@ -206,11 +206,15 @@ class StageRunner:
         processing exception handler, with the rollback a transaction gives for free)."""
         owned = self.owned
         detail = f"{type(exc).__name__}: {exc}"
-        self._poison.setdefault(partition, {})[record.offset] = detail
         fresh = owned.rewind(partition)
         resume = fresh.applied_offset + 1
+        # Failed records at or below the rewind's offset are sealed as dead letters; those
+        # above it are rolled back with this one, and meet the dead-letter path again.
+        poison = {o: d for o, d in self._poison.get(partition, {}).items() if o >= resume}
+        poison[record.offset] = detail
+        self._poison[partition] = poison
         log.error(
-            "%s[%d]@%d: processing failed (%s); its partition's work since offset %d is rolled "
+            "%s[%d]@%d: processing failed (%s); its partition's work from offset %d on is rolled "
             "back and read again, the record goes to %s with reason processing_error",
             owned.source_topic, partition, record.offset, detail, resume, owned.dead_letter_topic,
             exc_info=exc,
@@ -219,15 +223,11 @@ class StageRunner:
         self._order[partition] = PartitionOrder.rewound(resume, record.offset, self._check_gaps)
         self._reader.seek(partition, resume)
 
-    def _dead_letter(
-        self, partition: int, processor, record: ConsumerRecord, detail: str  # noqa: ANN001
-    ) -> None:
+    def _dead_letter(self, processor, record: ConsumerRecord, detail: str) -> None:  # noqa: ANN001
         self.owned.dead_letter(
             processor, record.offset, record.key, record.value,
             Rejection("processing_error", detail),
         )
-        if not self._poison[partition]:
-            del self._poison[partition]
 
     def _read_again(self, records: Mapping[int, Sequence[ConsumerRecord]]) -> None:
         """Records not applied, of partitions still open: fetch them again, never skip them."""

@@ -194,6 +194,17 @@ def test_which_failures_blame_the_record() -> None:
     assert not blames_record(asyncio.CancelledError()) and not blames_record(KeyboardInterrupt())
 
 
+async def test_a_failed_record_rolled_back_by_a_later_failure_is_not_processed_again(make) -> None:
+    runner = await make()
+    await runner.process(fetch(0, range(6), boom={1, 4}))  # 1 fails: back to 0
+    await runner.process(fetch(0, range(6), boom={1, 4}))  # 1 dead-lettered, 4 fails: back to 0
+    await runner.process(fetch(0, range(6), boom={1, 4}))  # both dead-lettered
+    done = await committed(runner)
+    assert done.outputs == [b"k0", b"k2", b"k3", b"k5"]
+    assert [key for key, _, _ in done.dead] == [b"k1", b"k4"]
+    assert runner._metrics.processing_errors.labels("echo", "ValueError")._value.get() == 2  # noqa: SLF001
+
+
 async def test_a_closed_partition_forgets_its_failed_records(make) -> None:
     runner = await make()
     await runner.process(fetch(1, range(2), boom={1}))
@@ -239,3 +250,5 @@ async def test_any_failures_in_any_fetches_give_each_record_exactly_one_outcome(
     done = await committed(runner)
     assert done.outputs == [b"k%d" % o for o in range(total) if o not in boom]
     assert [key for key, _, _ in done.dead] == [b"k%d" % o for o in sorted(boom)]
+    errors = runner._metrics.processing_errors.labels("echo", "ValueError")._value.get()  # noqa: SLF001
+    assert errors == len(boom)  # each record failed once: its re-reads were dead letters
