@@ -137,6 +137,7 @@ class Runtime:
                 source_topic=s.profiles_topic,
                 dlq_topic=s.dlq_profiles_topic,
                 max_bytes=s.max_value_bytes,
+                dlq_max_message_bytes=s.dlq_max_message_bytes,
             ),
             dead_letter_topic=s.dlq_profiles_topic,
         )
