@@ -25,6 +25,7 @@ from app.engine.restore import restore_partition
 from app.engine.retry import retry
 from app.engine.stall import CommitWatch
 from app.engine.store import PartitionStore
+from app.models.dead_letter import fit_dead_letter
 from app.models.events import Rejection
 from app.engine.transactions import (
     MAX_BATCH_BYTES,
@@ -197,6 +198,7 @@ class OwnedPartitions:
             return
         partition = processor.partition
         headers = rejection.dlq_headers(self.source_topic, partition, offset)
+        key, value, headers = fit_dead_letter(key, value, headers, self._max_request_size)
         processor.outbox.add(self.dead_letter_topic, partition, key, value, headers)
         processor.outcomes[f"rejected:{rejection.reason}"] += 1
 

@@ -252,3 +252,14 @@ async def test_any_failures_in_any_fetches_give_each_record_exactly_one_outcome(
     assert [key for key, _, _ in done.dead] == [b"k%d" % o for o in sorted(boom)]
     errors = runner._metrics.processing_errors.labels("echo", "ValueError")._value.get()  # noqa: SLF001
     assert errors == len(boom)  # each record failed once: its re-reads were dead letters
+
+
+async def test_a_failing_record_too_large_for_the_dead_letter_topic_is_cut_to_fit(make) -> None:
+    runner = await make()
+    big = {0: b"boom" + b"x" * (3 << 20)}
+    await runner.process(records(0, big))
+    await runner.process(records(0, big))
+    [(key, value, headers)] = (await committed(runner)).dead
+    headers = dict(headers)
+    assert headers["dlq.truncated"] == b"true" and headers["dlq.original.bytes"] == b"%d" % len(big[0])
+    assert big[0].startswith(value) and len(value) < runner.owned._max_request_size  # noqa: SLF001
