@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from aiokafka import TopicPartition
 from rocksdict import Options
 
+from app.engine.moved import Moved
 from app.engine.restore import restore_partition
 from app.engine.retry import retry
 from app.engine.stall import CommitWatch
@@ -106,6 +107,9 @@ class OwnedPartitions:
         self._group_id = app_id
         self._open: dict[int, tuple[Processor, TransactionalWriter]] = {}
         self.lock = asyncio.Lock()
+        # Notified whenever a partition's applied or committed offset moves, or it opens or
+        # closes here: what a read that waits for a position (``atLeast``) waits on.
+        self.moved = Moved()
 
     # -- ownership ----------------------------------------------------------------------
     @property
@@ -142,6 +146,7 @@ class OwnedPartitions:
         finally:
             self._watch.end(token)
         self._open[partition] = (processor, writer)
+        self.moved.notify()
         log.info(
             "%s: partition %d open, resuming after offset %d",
             self.name, partition, processor.applied_offset,
@@ -169,6 +174,7 @@ class OwnedPartitions:
                 continue
             processor, writer = entry
             processor.store.close()
+            self.moved.notify()
             await writer.stop()
             log.info("%s: partition %d closed", self.name, partition)
 
@@ -262,6 +268,7 @@ class OwnedPartitions:
         finally:
             self._watch.end(token)
         processor.store.apply_sealed(offset)
+        self.moved.notify()
         return False
 
 

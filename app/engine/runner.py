@@ -151,6 +151,8 @@ class StageRunner:
                     continue  # closed meanwhile: read from its store's offset when it reopens
                 count += self._apply(partition, processor, batch, now_ms)
                 self._dirty.add(partition)
+            if count:
+                owned.moved.notify()
             await self._reap()
             self._uncommitted += count
             full = self._uncommitted >= self._max_uncommitted
