@@ -6,8 +6,9 @@ nothing about. ``committed`` tells whether the state it describes has been commi
 crash cannot revise it) or is only applied on its owner (``consistency=latest``).
 
 Its token is compact, opaque and URL-safe: base64url (no padding) of a version byte, four
-bytes of the app id's SHA-256, then per partition four bytes of its topic's SHA-256, the
-partition and the offset + 1 as unsigned LEB128 varints. Whoever decodes it knows the app id
+bytes of the app id's SHA-256, the number of topics, then per topic four bytes of its name's
+SHA-256, its number of partitions and per partition the partition and the offset + 1, every
+number an unsigned LEB128 varint. Whoever decodes it knows the app id
 and the topics it reads, so a token of another app or of a topic this app does not read is
 refused like a malformed one. Everything here is a pure function of its input and raises
 nothing but ``BadPosition`` on any text.
@@ -112,12 +113,16 @@ class PositionCodec:
 
     # -- tokens -----------------------------------------------------------------------------
     def token(self, position: Position) -> str:
-        entries = sorted(position.offsets.items())
+        by_topic: dict[str, list[tuple[int, int]]] = {}
+        for (topic, partition), offset in sorted(position.offsets.items()):
+            by_topic.setdefault(topic, []).append((partition, offset))
         raw = bytearray([TOKEN_VERSION])
         raw += self._app_tag
-        raw += _varint(len(entries))
-        for (topic, partition), offset in entries:
-            raw += _tag(topic) + _varint(partition) + _varint(max(offset, -1) + 1)
+        raw += _varint(len(by_topic))
+        for topic, entries in by_topic.items():
+            raw += _tag(topic) + _varint(len(entries))
+            for partition, offset in entries:
+                raw += _varint(partition) + _varint(max(offset, -1) + 1)
         return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode("ascii")
 
     def decode(self, token: str) -> Position:
@@ -132,25 +137,27 @@ class PositionCodec:
             raise BadPosition("not a position token of this version")
         if raw[1 : 1 + _TAG_BYTES] != self._app_tag:
             raise BadPosition(f"a position token of another app, not of {self.app_id!r}")
-        count, at = _read_varint(raw, 1 + _TAG_BYTES, len(raw))
+        topics, at = _read_varint(raw, 1 + _TAG_BYTES, len(raw))
         offsets: dict[TopicPartition, int] = {}
-        for _ in range(count):
+        for _ in range(topics):
             tag = raw[at : at + _TAG_BYTES]
             if len(tag) < _TAG_BYTES:
                 raise BadPosition("token is cut short")
             topic = self._by_tag.get(tag)
             if topic is None:
                 raise BadPosition("token names a topic this app does not read")
-            partition, at = _read_varint(raw, at + _TAG_BYTES, MAX_OFFSET)
-            offset, at = _read_varint(raw, at, MAX_OFFSET)
-            self._check_partition(topic, partition)
-            if (topic, partition) in offsets:
-                raise BadPosition(f"token names {topic}[{partition}] twice")
-            offsets[(topic, partition)] = offset - 1
+            if any(t == topic for t, _ in offsets):
+                raise BadPosition(f"token names {topic} twice")
+            count, at = _read_varint(raw, at + _TAG_BYTES, len(raw))
+            for _ in range(count):
+                partition, at = _read_varint(raw, at, MAX_OFFSET)
+                offset, at = _read_varint(raw, at, MAX_OFFSET + 1)
+                self._check_partition(topic, partition)
+                if (topic, partition) in offsets:
+                    raise BadPosition(f"token names {topic}[{partition}] twice")
+                offsets[(topic, partition)] = offset - 1
         if at != len(raw):
             raise BadPosition("token has bytes after its end")
-        if [tp for tp in offsets] != sorted(offsets):
-            raise BadPosition("token's partitions are not in order")
         return Position(offsets)
 
     # -- bounds -----------------------------------------------------------------------------
