@@ -3,6 +3,7 @@
 #   make image                        # podman; builds a local Debian base when no registry answers
 #   docker build -t property-analytics .
 #   docker run -e KAFKA_BOOTSTRAP_SERVERS=kafka:9092 -e API_TOKEN=... -p 6066:6066 property-analytics
+# On 0.0.0.0 a worker refuses to start without API_TOKEN (or ALLOW_UNAUTHENTICATED_HTTP=true).
 #
 # BASE_IMAGE is any image with `python3 -m venv` and `useradd` (Python 3.11 or 3.12): the
 # official Python image by default, or the Debian bookworm one `make image` builds with
@@ -32,7 +33,6 @@ FROM ${BASE_IMAGE}
 RUN useradd --create-home --uid 10001 --user-group app \
  && mkdir /data && chown app:app /data
 COPY --from=builder /opt/venv /opt/venv
-# The image binds all interfaces, so it needs API_TOKEN (the worker refuses to start without it).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     WORKER_DATA_DIR=/data \

@@ -2,7 +2,10 @@
 image `make image` builds, bind all interfaces with a required API token, keep their state in
 a volume at /data, advertise their own service name and port, and get a stop grace period the
 image test measures the stop against; the topics service runs create-topics from the same
-image. Only compose.RUN_OVERRIDES may differ between the file and the image test."""
+image. Only compose.RUN_OVERRIDES may differ between the file and the image test.
+
+Without API_TOKEN the file's workers serve without a token (ALLOW_UNAUTHENTICATED_HTTP), their
+ports published on the host's loopback only; with it, every API request needs the token."""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ def test_workers_run_the_built_image_as_the_image_test_runs_them(file, name) -> 
     assert env["API_TOKEN"] == TOKEN
     assert env["WORKER_DATA_DIR"] == "/data" and svc.volumes["/data"] == f"{name}-data"
     port = env["WORKER_WEB_PORT"]
-    assert svc.ports == [f"{port}:{port}"]
+    assert svc.ports == [f"127.0.0.1:{port}:{port}"]
     assert env["WORKER_CANONICAL_URL"] == f"http://{svc.hostname}:{port}"
     assert svc.hostname == name
     assert svc.stop_grace_s == 30
@@ -57,11 +60,15 @@ def test_topics_service_creates_the_topics_from_the_same_image_and_settings(file
     assert {k: topics.environment[k] for k in shared} == shared
 
 
-@pytest.mark.parametrize("name", [*WORKERS, "topics"])
-def test_the_file_refuses_to_start_without_a_token(file, name) -> None:
+@pytest.mark.parametrize("name", WORKERS)
+def test_without_a_token_the_workers_serve_only_the_hosts_loopback(file, name) -> None:
     for env in ({}, {"API_TOKEN": ""}):
-        with pytest.raises(compose.ComposeError, match="API_TOKEN is required"):
-            compose.service(file, name, env)
+        svc = compose.service(file, name, env)
+        assert svc.environment["API_TOKEN"] == ""  # empty: unset
+        assert svc.environment["ALLOW_UNAUTHENTICATED_HTTP"] == "true"
+        assert all(port.startswith("127.0.0.1:") for port in svc.ports), svc.ports
+    svc = compose.service(file, name, {"ALLOW_UNAUTHENTICATED_HTTP": "false"})
+    assert svc.environment["ALLOW_UNAUTHENTICATED_HTTP"] == "false"  # then the worker refuses
 
 
 def test_the_image_test_may_replace_only_the_documented_settings(file) -> None:

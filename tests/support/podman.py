@@ -76,6 +76,8 @@ class ContainerWorker(Worker):
 
     def run_args(self) -> list[str]:
         env = {**self.env, **self.extra_env}
+        if self.command is None:  # the worker; on the host network, its port is the host's
+            env.setdefault("WORKER_WEB_PORT", str(self.port))
         args = ["run", "--name", self.name, "--network", "host",
                 # podman schedules health checks with systemd timers; the test runs them itself
                 # (`podman healthcheck run`), which runs the image's HEALTHCHECK command.
