@@ -126,12 +126,20 @@ class ContainerWorker(Worker):
             podman("volume", "rm", "-f", self.volume, check=False)
 
 
-def processes_of(container_id: str) -> list[str]:
-    """Host processes whose command line names the container (conmon, the runtime, the
-    container's own processes are in its cgroup but conmon names it): none once it has stopped."""
+def processes_of(container_id: str, settle_s: float = 5) -> list[str]:
+    """Host processes whose command line names the container (its conmon, a runtime call),
+    waiting up to ``settle_s`` for them to go: none once it has stopped. The container's own
+    processes die with its PID 1 (its PID namespace ends)."""
+    deadline = time.monotonic() + settle_s
+    while (left := _processes_naming(container_id)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def _processes_naming(container_id: str) -> list[str]:
     out = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
