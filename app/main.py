@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
 
         await TopicTail(settings.insights_topic, settings.kafka_client_kwargs(), show).run()
 
-    commands.register(app, settings)  # replay, diff, promote, export-topics, apply-topics, acls
+    commands.register(app, settings)  # replay, diff, promote, export-topics, apply-topics, acls, redrive
     return app
 
 

@@ -176,6 +176,11 @@ class Settings(BaseSettings):
     # --- Processing and performance -----------------------------------------------------
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     """The event loop: `uvloop` (faster) or the standard `asyncio` one."""
+    processing_errors: Literal["continue", "fail"] = "continue"
+    """What a record that makes a stage raise something unforeseen costs: `continue` sends it to
+    its dead-letter topic with reason `processing_error`, rolls back its partial changes and goes
+    on; `fail` stops the worker (exit status 70), which restarts from its last commit and meets
+    the record again."""
     views_gap_check: bool = True
     """Seek back whenever an offset of the views topic is skipped (a check: a stage's reader
     delivers every record); costs one re-read per transaction of upstream producers that write

@@ -26,7 +26,6 @@ from collections.abc import Mapping
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
-from aiokafka.util import commit_structure_validate
 
 from app.engine.kip447.aiokafka_hooks import queue_offsets
 from app.engine.kip447.outcomes import GroupMetadata
@@ -46,10 +45,39 @@ async def send_offsets_to_transaction(
     """
     if not isinstance(group, GroupMetadata):
         raise TypeError(f"group must be a GroupMetadata, not {type(group).__name__}")
+    await asyncio.shield(queue_offsets(producer, validated_offsets(offsets), group))
+
+
+def validated_offsets(
+    offsets: Mapping[TopicPartition, int | OffsetAndMetadata | tuple[int, str]],
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """``offsets`` as the transaction manager takes them, or ValueError / TypeError naming the
+    first entry that is not ``TopicPartition: offset`` (a non-negative int, alone or with a
+    metadata string)."""
+    if not isinstance(offsets, Mapping):
+        raise TypeError(f"offsets must be a mapping, not {type(offsets).__name__}")
     if not offsets:
         raise ValueError("no offsets to commit")
-    formatted = commit_structure_validate(dict(offsets))
-    for tp, offset in formatted.items():
-        if offset.offset < 0:
-            raise ValueError(f"{tp.topic}[{tp.partition}]: offset {offset.offset} is negative")
-    await asyncio.shield(queue_offsets(producer, formatted, group))
+    checked = {}
+    for tp, value in offsets.items():
+        if not isinstance(tp, TopicPartition):
+            raise TypeError(f"{tp!r} is not a TopicPartition")
+        where = f"{tp.topic}[{tp.partition}]"
+        if isinstance(value, tuple):
+            if len(value) != 2:
+                raise ValueError(f"{where}: {value!r} is not (offset, metadata)")
+            offset, metadata = value
+        else:
+            offset, metadata = value, ""
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            raise TypeError(f"{where}: offset {offset!r} is not an integer")
+        if not 0 <= offset < 2**63:
+            raise ValueError(f"{where}: offset {offset} is negative or over 2^63 - 1")
+        if not isinstance(metadata, str):
+            raise TypeError(f"{where}: metadata {metadata!r} is not a string")
+        try:
+            metadata.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{where}: metadata {metadata!r} is not valid UTF-8") from exc
+        checked[tp] = OffsetAndMetadata(offset, metadata)
+    return checked

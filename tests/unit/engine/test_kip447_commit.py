@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
 from aiokafka.errors import IllegalOperation, ProducerFenced, TransactionalIdAuthorizationFailed
 from aiokafka.producer.transaction_manager import TransactionResult, TransactionState
 from aiokafka.protocol.transaction import TxnOffsetCommitRequest_v0
@@ -21,7 +23,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from app.engine.kip447 import GenerationFenced, GroupMetadata, UnsupportedByBroker
 from app.engine.kip447.aiokafka_hooks import faust_group_metadata, queue_offsets
-from app.engine.kip447.commit import send_offsets_to_transaction
+from app.engine.kip447.commit import send_offsets_to_transaction, validated_offsets
 from app.engine.kip447.protocol import TxnOffsetCommitRequest_v3, TxnOffsetCommitResponse_v3
 from app.main import create_app
 from app.settings import Settings
@@ -201,7 +203,7 @@ async def test_send_offsets_refuses_bad_input_and_a_closed_transaction(producer)
         await send_offsets_to_transaction(producer, {}, GROUP)
     with pytest.raises(ValueError, match=r"in\[0\]: offset -3 is negative"):
         await send_offsets_to_transaction(producer, {TP0: -3}, GROUP)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"\('in', 0\) is not a TopicPartition"):
         await send_offsets_to_transaction(producer, {("in", 0): 1}, GROUP)
     producer._txn_manager.aborting_transaction()
     with pytest.raises(IllegalOperation, match="Not in the middle of a transaction"):
@@ -248,3 +250,35 @@ def test_faust_group_metadata_reads_faust_s_aiokafka_consumer(tmp_path: Path):
         faust_group_metadata(app)
     thread._consumer = SimpleNamespace(_coordinator=_coordinator())
     assert faust_group_metadata(app) == GroupMetadata("app", 5, "m-5", None)
+
+
+# --- the offsets a caller gives ------------------------------------------------------------
+
+tps = st.builds(TopicPartition, st.sampled_from(["in", "é"]), st.integers(0, 3))
+values = st.one_of(
+    st.integers(-(2**64), 2**64), st.booleans(), st.none(), st.text(max_size=3),
+    st.tuples(st.integers(-5, 2**63), st.text(max_size=3) | st.none() | st.just("\ud800")),
+    st.builds(OffsetAndMetadata, st.integers(0, 100), st.text(max_size=3)),
+    st.tuples(st.integers(0, 5), st.text(max_size=2), st.text(max_size=2)),
+)
+
+
+@given(st.dictionaries(tps | st.tuples(st.text(max_size=2), st.integers()), values, max_size=4))
+def test_offsets_are_accepted_exactly_when_each_is_a_partition_and_an_offset(offsets):
+    def valid(tp, value) -> bool:  # noqa: ANN001
+        if not isinstance(tp, TopicPartition) or isinstance(value, tuple) and len(value) != 2:
+            return False
+        offset, metadata = value if isinstance(value, tuple) else (value, "")
+        return (type(offset) is int and 0 <= offset < 2**63
+                and isinstance(metadata, str) and "\ud800" not in metadata)
+
+    if offsets and all(valid(tp, value) for tp, value in offsets.items()):
+        checked = validated_offsets(offsets)
+        assert list(checked) == list(offsets)
+        assert all(isinstance(v, OffsetAndMetadata) for v in checked.values())
+        assert all(v.offset == (o[0] if isinstance(o, tuple) else o)
+                   for v, o in zip(checked.values(), offsets.values(), strict=True))
+    else:
+        with pytest.raises((ValueError, TypeError)) as refused:
+            validated_offsets(offsets)
+        assert str(refused.value)  # says what is wrong
