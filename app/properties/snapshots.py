@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_KEY = meta_key("property-snapshots")
 DONE = b"done"
-BUDGET_EVENTS = 20_000  # about 30 ms of folding per commit on the development machine
+BUDGET_EVENTS = 10_000  # 30-50 ms of blocked loop per commit on the development machine
 
 
 def is_done(raw: bytes | None) -> bool:
