@@ -132,6 +132,7 @@ class Runtime:
                 source_topic=s.profiles_topic,
                 dlq_topic=s.dlq_profiles_topic,
                 max_bytes=s.max_value_bytes,
+                dlq_max_message_bytes=s.dlq_max_message_bytes,
             ),
         )
         return views, segments, profile_rejects

@@ -20,7 +20,15 @@ from faust.cli import option
 
 from app.commands._cli import fail
 from app.replay.manifest import KEY, BadManifest, read_manifest
-from app.replay.promote import Plan, behind, dead_letters_after, in_warm_up, plan_insights
+from app.replay.promote import (
+    Plan,
+    dead_letters_after,
+    in_warm_up,
+    lagging,
+    plan_insights,
+    positions_of,
+    routes,
+)
 from app.replay.shadow import Shadow, ShadowError, check_name
 from app.replay.snapshot import MissingTopic, read_topic
 from app.replay.worker import env_lines
@@ -69,15 +77,12 @@ def register(app: faust.App, settings: Settings) -> None:
                 settings.insights_topic,
                 lambda key: key_partition(key, settings.insights_partitions),
             )
-            for live_topic, shadow_topic, source in (
-                (settings.dlq_views_topic, target.dlq_views_topic, settings.views_topic),
-                (settings.dlq_profiles_topic, target.dlq_profiles_topic, settings.profiles_topic),
-            ):
+            for route in routes(settings, target):
                 letters: list = []
-                await read_topic(kwargs, shadow_topic, letters.append, say)
-                for r in dead_letters_after(letters, live_pos.get(source, {})):
+                await read_topic(kwargs, route.shadow_dlq, letters.append, say)
+                for r in dead_letters_after(letters, live_pos.get(route.source, {})):
                     plan.dead_letters.append(
-                        (live_topic, r.partition, r.key, r.value, list(r.headers))
+                        (route.live_dlq, r.partition, r.key, r.value, list(r.headers))
                     )
         except (ShadowError, BadManifest, MissingTopic) as exc:
             fail(str(exc))
@@ -129,18 +134,15 @@ async def _check(
                             f"group {group['group']} has {len(group['members'])} active "
                             "members: stop its workers first"
                         )
+        inputs = [route.source for route in routes(live, shadow)]
         positions = {}
         for app_id in (live.app_id, shadow.app_id):
             committed = await admin.list_consumer_group_offsets(app_id)
-            positions[app_id] = {
-                topic: {tp.partition: m.offset for tp, m in committed.items() if tp.topic == topic}
-                for topic in (live.views_topic, live.profiles_topic)
-            }
+            positions[app_id] = positions_of(committed, inputs)
     finally:
         await admin.close()
     live_pos, shadow_pos = positions[live.app_id], positions[shadow.app_id]
-    for topic in (live.views_topic, live.profiles_topic):
-        problems += behind(live_pos[topic], shadow_pos[topic], topic)
+    problems += lagging(live_pos, shadow_pos, inputs)
     return problems, live_pos, shadow_pos
 
 

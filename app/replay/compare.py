@@ -11,7 +11,9 @@ lateness and duplicate decisions for those windows come out the same in both, an
 - an ISO week starting at or after ``--from`` likewise (weekly views, unique users, top 10);
 - a spike of hour H also needs its baseline, the ``SPIKE_BASELINE_HOURS`` before H: compared
   from ``--from`` + the baseline on;
-- a trend of week W also needs week W-1: compared from ``--from`` + one week on.
+- a trend of week W also needs week W-1: compared from ``--from`` + one week on;
+- a rented property's demand in hour H needs H's views and the property's state, which the
+  shadow reads whole from the property events: compared from the first whole hour on.
 
 Such a window is compared once its answer is final in both apps: it is closed (its end plus
 grace is behind the stream time of both) or both have taken exactly the same input records
@@ -25,7 +27,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.models.insights import PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND
+from app.models.insights import (
+    PROPERTY_HOURLY_SPIKE,
+    RENTED_PROPERTY_DEMAND,
+    SEGMENT_PROPERTY_TREND,
+)
 from app.readmodels.partials import SegmentWeek
 from app.replay.snapshot import Snapshot
 from app.settings import Settings
@@ -185,6 +191,10 @@ class Coverage:
             if start < self.week0 + WEEK_MS:
                 return WARM_UP
             return None if self._week_final(partition, start) else OPEN
+        if kind == RENTED_PROPERTY_DEMAND:
+            if start < self.hour0:
+                return WARM_UP
+            return None if self._hour_final(partition, start) else OPEN
         return UNREADABLE
 
 

@@ -8,9 +8,10 @@ mark:
 
 - every shadow insight whose insightId the live insights topic does not hold yet, except the
   shadow's warm-up insights (a spike whose baseline, or a trend whose previous week, began
-  before ``--from``: the shadow saw only part of it);
+  before ``--from``, or a rented property's demand in the hour ``--from`` falls in: the
+  shadow saw only part of it);
 - every shadow dead letter of an input offset at or after ``L`` (the live app dead-lettered
-  those before), for the views and the profiles.
+  those before), for each input: the views, the profiles and the property events.
 
 The shadow's workers then run as the live app (its app id, the live output topics) and go on
 from ``S``. So each input record's dead letter is published once, and each insight the shadow
@@ -28,8 +29,13 @@ from typing import Any
 import orjson
 from aiokafka import ConsumerRecord
 
-from app.models.insights import PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND
+from app.models.insights import (
+    PROPERTY_HOURLY_SPIKE,
+    RENTED_PROPERTY_DEMAND,
+    SEGMENT_PROPERTY_TREND,
+)
 from app.replay.compare import first_hour, first_week
+from app.settings import Settings
 from app.windows import HOUR_MS, WEEK_MS, parse_iso
 
 ORIGIN_PARTITION = "dlq.origin.partition"
@@ -48,7 +54,33 @@ def in_warm_up(doc: Mapping[str, Any], from_ms: int, baseline_hours: int) -> boo
         return start < first_hour(from_ms) + baseline_hours * HOUR_MS
     if kind == SEGMENT_PROPERTY_TREND:
         return start < first_week(from_ms) + WEEK_MS
+    if kind == RENTED_PROPERTY_DEMAND:
+        # The hour's views and the property's state at each view's time: the shadow reads the
+        # property events whole, so only an hour that began before --from is partial.
+        return start < first_hour(from_ms)
     return True
+
+
+@dataclass(frozen=True)
+class Route:
+    """One input topic, with where the live app and the shadow dead-letter its records."""
+
+    source: str
+    live_dlq: str
+    shadow_dlq: str
+
+
+def routes(live: Settings, shadow: Settings) -> list[Route]:
+    """Every input whose position promotion checks and whose dead letters it copies."""
+    return [
+        Route(live.views_topic, live.dlq_views_topic, shadow.dlq_views_topic),
+        Route(live.profiles_topic, live.dlq_profiles_topic, shadow.dlq_profiles_topic),
+        Route(
+            live.property_events_topic,
+            live.dlq_property_events_topic,
+            shadow.dlq_property_events_topic,
+        ),
+    ]
 
 
 def origin(record: ConsumerRecord) -> tuple[int, int] | None:
@@ -79,6 +111,27 @@ def behind(live: Mapping[int, int], shadow: Mapping[int, int], topic: str) -> li
         f"{topic}[{p}]: shadow at {shadow.get(p, 0)}, live at {offset}"
         for p, offset in sorted(live.items())
         if shadow.get(p, 0) < offset
+    ]
+
+
+def positions_of(committed: Mapping[Any, Any], topics: Iterable[str]) -> dict[str, dict[int, int]]:
+    """A group's committed offsets (TopicPartition -> OffsetAndMetadata), per input topic."""
+    return {
+        topic: {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}
+        for topic in topics
+    }
+
+
+def lagging(
+    live: Mapping[str, Mapping[int, int]],
+    shadow: Mapping[str, Mapping[int, int]],
+    topics: Iterable[str],
+) -> list[str]:
+    """Every partition of every input where the shadow is behind the live app."""
+    return [
+        line
+        for topic in topics
+        for line in behind(live.get(topic, {}), shadow.get(topic, {}), topic)
     ]
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from app import codec
 from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
+from app.models.dead_letter import fit_dead_letter
 from app.models.events import PropertyEvent, Rejection
 from app.properties import history, snapshots
 from app.properties.aggregate import PropertyState, Refused, StoredEvent, apply
@@ -34,6 +35,7 @@ class PropertiesConfig:
     dlq_topic: str
     max_value_bytes: int
     future_tolerance_ms: int
+    dlq_max_message_bytes: int
     max_event_fields: int = 64
     max_version_chars: int = 16
 
@@ -44,6 +46,7 @@ class PropertiesConfig:
             dlq_topic=s.dlq_property_events_topic,
             max_value_bytes=s.max_value_bytes,
             future_tolerance_ms=int(s.future_tolerance_seconds * 1000),
+            dlq_max_message_bytes=s.dlq_max_message_bytes,
             max_event_fields=s.max_event_fields,
             max_version_chars=s.max_version_chars,
         )
@@ -103,6 +106,7 @@ class PropertiesProcessor(AppliedOffsets):
             cfg.source_topic, self.partition, offset, rejection.reason, rejection.detail[:200],
         )
         headers = rejection.dlq_headers(cfg.source_topic, self.partition, offset)
+        key, value, headers = fit_dead_letter(key, value, headers, cfg.dlq_max_message_bytes)
         self.outbox.add(cfg.dlq_topic, self.partition, key, value, headers)
         self.outcomes[f"rejected:{rejection.reason}"] += 1
 

@@ -17,6 +17,7 @@ from aiokafka.partitioner import murmur2
 from app import codec, dedupe
 from app.stages import by_user
 from app.stages.applied import APPLIED_KEY, Applied, AppliedOffsets
+from app.models.dead_letter import fit_dead_letter
 from app.models.events import PropertyViewed, Rejection
 from app.models.insights import (
     TrendInsight,
@@ -61,6 +62,7 @@ class ViewsConfig:
     weekly_retention_ms: int
     dedupe_horizon_ms: int
     rules: TrendRules
+    dlq_max_message_bytes: int
 
     @classmethod
     def from_settings(cls, s: Settings) -> ViewsConfig:
@@ -86,6 +88,7 @@ class ViewsConfig:
                 trend_min_views=s.trend_min_views,
                 trend_ratio=s.trend_ratio,
             ),
+            dlq_max_message_bytes=s.dlq_max_message_bytes,
         )
 
 
@@ -117,6 +120,13 @@ def user_partition(user_id: str, partitions: int) -> int:
             known.clear()
         partition = known[user_id] = key_partition(user_id.encode(), partitions)
     return partition
+
+
+# The spike baselines memoised per property (``ViewsProcessor._baseline``): an entry serves
+# only the views of its own hour, so entries of hours no view can count in any more are
+# dropped when stream time enters a new hour, and the memo is emptied when it holds this many
+# (a miss costs the SPIKE_BASELINE_HOURS reads it saves, never a different answer).
+BASELINES_CACHED = 50_000
 
 
 class ViewsProcessor(AppliedOffsets):
@@ -259,6 +269,8 @@ class ViewsProcessor(AppliedOffsets):
             return cached[1]
         hours = self.config.rules.spike_baseline_hours
         baseline = spike_baseline(self.hourly.previous_views(prop, hour, hours), hours)
+        if len(self._baselines) >= BASELINES_CACHED:
+            self._baselines.clear()
         self._baselines[prop] = (hour, baseline)
         return baseline
 
@@ -299,6 +311,7 @@ class ViewsProcessor(AppliedOffsets):
     ) -> None:
         cfg = self.config
         headers = rejection.dlq_headers(cfg.views_topic, self.partition, offset)
+        key, value, headers = fit_dead_letter(key, value, headers, cfg.dlq_max_message_bytes)
         self.outbox.add(cfg.dlq_topic, self.partition, key, value, headers)
         self.outcomes[f"rejected:{rejection.reason}"] += 1
 
@@ -307,6 +320,7 @@ class ViewsProcessor(AppliedOffsets):
         cfg = self.config
         stream_time = self.stream_time
         self._expired_through_hour = hour_start(stream_time)
+        self._prune_baselines()
         self.hourly.expire_before(hour_start(stream_time - cfg.hourly_retention_ms))
         if dedupe.purge_due(stream_time, self._last_seen_purge, cfg.dedupe_horizon_ms):
             self.seen.expire(stream_time - cfg.dedupe_horizon_ms)
@@ -315,6 +329,16 @@ class ViewsProcessor(AppliedOffsets):
             self._unpublished.discard((week, segment))
             key = partial_key(VIEWS, self.partition, week, segment)
             self.outbox.add(cfg.partials_topic, 0, key, None)
+
+    def _prune_baselines(self) -> None:
+        """Drop the memoised baselines of hours every view is now late for."""
+        grace, stream_time = self.config.hourly_grace_ms, self.stream_time
+        closed = [
+            prop for prop, (hour, _) in self._baselines.items()
+            if is_late(hour + HOUR_MS, grace, stream_time)
+        ]
+        for prop in closed:
+            del self._baselines[prop]
 
     # -- commit -------------------------------------------------------------------------
     @property

@@ -154,13 +154,16 @@ def expected_starts(live: Live) -> dict[int, int]:
 
 def covered_insights(exp: Oracle, from_ms: int) -> dict[str, tuple]:
     """insightId -> (views when it first held, previous week's views) for the insights diff
-    compares: spikes from --from + 24 h on, trends from the week after the first whole week."""
+    compares: spikes from --from + 24 h on, trends from the week after the first whole week,
+    rented properties' demand from the first whole hour."""
     hour0 = hour_of(from_ms + HOUR - 1)
     week0 = week_of(from_ms + WEEK - 1)
     out = {f"property_hourly_spike:{pct(p)}:{iso(h)}": (v, None)
            for (p, h), v in exp.spikes.items() if h >= hour0 + 24 * HOUR}
     out.update({f"segment_property_trend:{pct(s)}:{pct(p)}:{iso(w)}": vp
                 for (s, p, w), vp in exp.trends.items() if w >= week0 + WEEK})
+    out.update({f"rented_property_demand:{pct(p)}:{iso(h)}": (v[0], None)
+                for (p, h), v in exp.demand.items() if h >= hour0})
     return out
 
 
@@ -274,29 +277,55 @@ def burst(tag: str, start_ms: int, views: int = 30) -> list[tuple[bytes, bytes, 
     return out
 
 
+def broken_property_event(tag: str, ts_ms: int) -> tuple[bytes, bytes, int]:
+    return b"prop-7", b'{"eventId": "' + tag.encode() + b'", "eventType": "property.upd', ts_ms
+
+
 async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, capsys):
     """docs/replay.md's procedure: shadow caught up, live stopped, promote refused while the
-    shadow is behind, then accepted; the promoted shadow runs as the live app. Every insight
-    either app found is on the live topic once; every input record's dead letter once."""
+    shadow is behind (on the views and on the property events), then accepted; the promoted
+    shadow runs as the live app. Every insight either app found is on the live topic once (a
+    rented property's demand the shadow found included); every input record's dead letter
+    once (the property events' included)."""
     name, env = "promo", live.env
     shadow_app = f"{env['APP_ID']}-shadow-{name}"
-    shadow_env = {"APP_ID": shadow_app, "VIEWS_TOPIC": env["VIEWS_TOPIC"]}
+    shadow_env = {"APP_ID": shadow_app, "VIEWS_TOPIC": env["VIEWS_TOPIC"],
+                  "PROPERTY_EVENTS_TOPIC": env["PROPERTY_EVENTS_TOPIC"]}
+    end = live.from_ms + 42 * HOUR - 7 * MIN
+    # prop-n2 is created and rented before the views of n2, which only the shadow takes: its
+    # rented_property_demand is the shadow's alone, and promote must copy it.
+    pe_topic = env["PROPERTY_EVENTS_TOPIC"]
+    events = await produce_views(live.bootstrap, pe_topic, [
+        (b"prop-n2", Workload.property_event(f"pn2-{SEED}-c", "created", end + 5 * MIN, "prop-n2",
+                                             title="Flat n2", city="Lyon", price=1200).value,
+         end + 5 * MIN),
+        (b"prop-n2", Workload.property_event(f"pn2-{SEED}-r", "rented", end + 10 * MIN, "prop-n2",
+                                             rent=1200, tenantId="tenant-n2").value,
+         end + 10 * MIN),
+        broken_property_event(f"pe0-{SEED}", end + 11 * MIN),
+    ])
     replay = Replay(live, name, "--set", f"SPIKE_RATIO={LOWER_RATIO}")
     try:
         await replay.wait_for("reached the live end", 300)
         await wait_caught_up(live.bootstrap, shadow_env, timeout=300)
     finally:
         replay.stop()
-    end = live.from_ms + 42 * HOUR - 7 * MIN
     n1 = await produce_views(live.bootstrap, env["VIEWS_TOPIC"], burst("n1", end + 20 * MIN))
+    events += await produce_views(live.bootstrap, pe_topic,
+                                  [broken_property_event(f"pe1-{SEED}", end + 21 * MIN)])
     await wait_caught_up(live.bootstrap, env, timeout=120)
     assert live.worker.stop(60) is not None  # the live app stops: the rest of the procedure
 
     refused = run(env, "promote", "--shadow", name)
     assert refused.returncode == 2 and "cannot promote yet" in refused.stderr, refused
     assert re.search(r"shadow at \d+, live at \d+", refused.stderr), refused.stderr
+    lagging = f"{pe_topic}[{events[-1].partition}]: shadow at {events[-1].offset}, " \
+              f"live at {events[-1].offset + 1}"
+    assert lagging in refused.stderr, refused.stderr
 
     n2 = await produce_views(live.bootstrap, env["VIEWS_TOPIC"], burst("n2", end + 70 * MIN))
+    events += await produce_views(live.bootstrap, pe_topic,
+                                  [broken_property_event(f"pe2-{SEED}", end + 71 * MIN)])
     replay = Replay(live, name)  # join it: it catches up with n1 and n2
     try:
         await replay.wait_for("joining shadow", 60)
@@ -331,13 +360,15 @@ async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, caps
 
     before = live.produced + n1  # what the live app processed
     everything = before + n2 + n3
+    live_events = events[:-1]
     starts = expected_starts(live)
-    live_exp = oracle(before, live.profiles, live.now_ms)
+    live_exp = oracle(before, live.profiles, live.now_ms, property_events=live_events)
     shadow_exp = oracle(shadow_input_of(everything, starts), live.profiles, live.now_ms,
-                        spike_ratio=LOWER_RATIO)
+                        property_events=events, spike_ratio=LOWER_RATIO)
     live_ids = set(live_exp.insights())
     wanted = live_ids | set(covered_insights(shadow_exp, live.from_ms))
     assert f"property_hourly_spike:prop-n2:{iso(hour_of(end + 70 * MIN))}" in wanted - live_ids
+    assert f"rented_property_demand:prop-n2:{iso(hour_of(end + 70 * MIN))}" in wanted - live_ids
     assert f"property_hourly_spike:prop-n3:{iso(hour_of(end + 130 * MIN))}" in wanted - live_ids
     ids = [json.loads(r.value)["insightId"]
            for r in await read_topic(live.bootstrap, env["INSIGHTS_TOPIC"])]
@@ -358,6 +389,20 @@ async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, caps
     for batch in (n1, n2, n3):  # each batch's malformed record, once
         bad = batch[-1]
         assert (bad.partition, bad.offset) in set(origins)
+
+    # The property events' dead letters: pe0 and pe1 from the live app, pe2 copied.
+    pe_ends = {}
+    for rec in live_events:
+        pe_ends[rec.partition] = max(pe_ends.get(rec.partition, 0), rec.offset + 1)
+    wanted_pe = set(live_exp.property_dlq) | {
+        (p, o) for p, o in shadow_exp.property_dlq if o >= pe_ends.get(p, 0)}
+    pe_origins = []
+    for record in await read_topic(live.bootstrap, f"{pe_topic}.dlq"):
+        headers = dict(record.headers)
+        pe_origins.append((int(headers["dlq.origin.partition"]),
+                           int(headers["dlq.origin.offset"])))
+    assert sorted(pe_origins) == sorted(set(pe_origins)), "a property event dead-lettered twice"
+    assert set(pe_origins) == wanted_pe == {(e.partition, e.offset) for e in events[2:]}
 
 
 def shadow_input_of(records: list[Produced], starts: dict[int, int]) -> list[Produced]:

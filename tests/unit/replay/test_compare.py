@@ -95,6 +95,21 @@ def test_insights_need_their_baseline_or_previous_week_inside_the_replay():
     assert cov.insight({"type": "x"}) == "unreadable"
 
 
+def test_a_rented_property_demand_is_compared_from_the_first_whole_hour():
+    now = MONDAY + 8 * WEEK_MS
+    p = prop_in(1)
+    cov = Coverage(FROM, PARTS, snap({0: 1, 1: 1}, {0: now, 1: now}),
+                   snap({0: 1, 1: 1}, {0: now, 1: now}), LIMITS, LIMITS)
+    hour0 = first_hour(FROM)
+    demand = {"type": "rented_property_demand", "subject": {"propertyId": p},
+              "windowStart": iso_ms(hour0)}
+    assert cov.insight(demand) is None
+    assert cov.insight({**demand, "windowStart": iso_ms(hour0 - HOUR_MS)}) == WARM_UP
+    behind = Coverage(FROM, PARTS, snap({0: 1, 1: 5}, {0: now, 1: now}),
+                      snap({0: 1, 1: 4}, {0: now, 1: hour0 + HOUR_MS}), LIMITS, LIMITS)
+    assert behind.insight(demand) == OPEN  # partition 1 has not closed the hour
+
+
 def test_compare_reports_each_kind_of_difference():
     p0, p1 = prop_in(0), prop_in(1)
     h = MONDAY + 5 * HOUR_MS

@@ -6,8 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
+from aiokafka import TopicPartition
 
-from app.replay.promote import Plan, behind, dead_letters_after, in_warm_up, plan_insights
+from app.replay.promote import (
+    Plan,
+    behind,
+    dead_letters_after,
+    in_warm_up,
+    lagging,
+    plan_insights,
+    positions_of,
+    routes,
+)
+from app.replay.shadow import Shadow
+from app.settings import Settings
 from app.windows import HOUR_MS, WEEK_MS, iso_ms, parse_iso
 
 FROM = parse_iso("2026-11-22T02:07:00Z")  # a Sunday: hours from 03:00, weeks from Monday 23rd
@@ -68,3 +80,69 @@ def test_plan_insights():
     assert [(t, p, k) for t, p, k, _, _ in plan.insights] == [
         ("out", 3, b"property_hourly_spike:p:2026-11-25T10:00:00Z")]
     assert (plan.already_live, plan.warm_up_left) == (1, 1)
+
+
+def test_a_rented_property_demand_is_copied_from_the_first_whole_hour_on():
+    """Its hour's views and the property's state at each view: only the hour --from falls in
+    is partial in the shadow (it reads the property events whole)."""
+    demand = "rented_property_demand"
+    first = parse_iso("2026-11-22T03:00:00Z")
+    assert in_warm_up(insight(demand, iso_ms(first - HOUR_MS)), FROM, 24)
+    assert not in_warm_up(insight(demand, iso_ms(first)), FROM, 24)
+    assert not in_warm_up(insight(demand, iso_ms(first + 30 * HOUR_MS)), FROM, 24)
+    plan = Plan()
+    records = [Record(value=orjson.dumps(insight(demand, "2026-11-22T05:00:00Z")))]
+    plan_insights(plan, set(), records, lambda doc: in_warm_up(doc, FROM, 24), "out", lambda k: 0)
+    assert [k for _, _, k, _, _ in plan.insights] == [
+        b"rented_property_demand:p:2026-11-22T05:00:00Z"]
+
+
+def settings_pair() -> tuple[Settings, Settings]:
+    live = Settings()
+    return live, Shadow("lower", live).settings()
+
+
+def test_every_input_is_checked_and_its_dead_letters_copied():
+    live, shadow = settings_pair()
+    got = {(r.source, r.live_dlq, r.shadow_dlq) for r in routes(live, shadow)}
+    assert got == {
+        ("property.views", "property.views.dlq", "lower.property.views.dlq"),
+        ("user.profiles", "user.profiles.dlq", "lower.user.profiles.dlq"),
+        ("property.events", "property.events.dlq", "lower.property.events.dlq"),
+    }
+
+
+@dataclass(frozen=True)
+class Meta:
+    offset: int
+
+
+def test_a_shadow_behind_on_the_property_events_is_refused():
+    live, shadow = settings_pair()
+    inputs = [r.source for r in routes(live, shadow)]
+    live_committed = {
+        TopicPartition("property.views", 0): Meta(10),
+        TopicPartition("property.events", 0): Meta(8),
+        TopicPartition("property.events", 3): Meta(2),
+        TopicPartition("elsewhere", 0): Meta(99),
+    }
+    shadow_committed = {
+        TopicPartition("property.views", 0): Meta(12),
+        TopicPartition("property.events", 0): Meta(7),
+        TopicPartition("property.events", 3): Meta(2),
+    }
+    live_pos = positions_of(live_committed, inputs)
+    shadow_pos = positions_of(shadow_committed, inputs)
+    assert live_pos["property.events"] == {0: 8, 3: 2} and "elsewhere" not in live_pos
+    assert lagging(live_pos, shadow_pos, inputs) == [
+        "property.events[0]: shadow at 7, live at 8"]
+    shadow_pos["property.events"][0] = 8
+    assert lagging(live_pos, shadow_pos, inputs) == []
+
+
+def test_property_event_dead_letters_from_the_live_position_on():
+    live, shadow = settings_pair()
+    route = next(r for r in routes(live, shadow) if r.source == live.property_events_topic)
+    letters = [letter(0, 3), letter(0, 8), letter(2, 1)]
+    kept = dead_letters_after(letters, {0: 8, 2: 5})
+    assert kept == [letters[1]] and route.live_dlq == "property.events.dlq"
