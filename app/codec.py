@@ -12,9 +12,8 @@ A profile's key is checked first (``bad_id``), since a tombstone has nothing els
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import orjson
 
@@ -56,8 +55,21 @@ REASONS = (
 SUPPORTED_MAJOR_VERSIONS = frozenset({"1", "2"})
 MAX_ID_BYTES = 256
 MAX_DEPTH = 32  # JSON nesting deeper than this is malformed_json
-# A control character, or a lone surrogate (a str that no UTF-8 encodes): one scan per id.
+# A control character, or a lone surrogate (a str that no UTF-8 encodes): one scan per text.
 _BAD_CHAR = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+# What an id may not hold, in one precompiled class so a valid id costs one scan: C0 and C1
+# controls and DEL, the bidirectional controls (ALM, LRM, RLM, the embeddings and overrides
+# U+202A-U+202E, the isolates U+2066-U+2069), the zero-width and invisible format characters
+# (U+200B-U+200D, word joiner U+2060, BOM U+FEFF), and lone surrogates. Ids are compared by
+# their UTF-8 bytes without normalisation, so a character that displays as nothing would let
+# one id look like another.
+_BAD_ID_CHAR = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
+    "\ud800-\udfff]"
+)
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 class _Reject(Exception):
@@ -244,16 +256,24 @@ def decode_profile(
 
 
 def id_problem(value: str) -> str | None:
-    """Why ``value`` is not a valid id (empty, over 256 UTF-8 bytes, a control character), or
-    None. Any string that passes works everywhere: stores, topics, insight ids, URLs."""
+    """Why ``value`` is not a valid id (empty, over 256 UTF-8 bytes, not UTF-8, a control,
+    bidirectional control or invisible format character), or None. Any string that passes
+    works everywhere: stores, topics, insight ids, URLs."""
     if not value:
         return "is empty"
     if len(value) > MAX_ID_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
         return f"is longer than {MAX_ID_BYTES} UTF-8 bytes"
-    bad = _BAD_CHAR.search(value)
+    bad = _BAD_ID_CHAR.search(value)
     if bad is None:
         return None
-    return "is not UTF-8" if bad.group() >= "\ud800" else "holds a control character"
+    char = bad.group()
+    if "\ud800" <= char <= "\udfff":
+        return "is not UTF-8"
+    if char <= "\x9f":
+        return f"holds a control character (U+{ord(char):04X})"
+    if char in _BIDI_CONTROLS:
+        return f"holds a bidirectional control character (U+{ord(char):04X})"
+    return f"holds an invisible format character (U+{ord(char):04X})"
 
 
 def _key_id(key: bytes | None) -> str:

@@ -16,8 +16,15 @@ _FIRST_MONDAY_MS = 4 * DAY_MS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 # The instants iso_ms can write: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
-MIN_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_MS
-MAX_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _ONE_MS
+_FIRST = datetime(1, 1, 1, tzinfo=UTC)
+_LAST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+MIN_MS = (_FIRST - _EPOCH) // _ONE_MS
+MAX_MS = (_LAST - _EPOCH) // _ONE_MS
+TIME_RANGE = "0001-01-01T00:00:00Z..9999-12-31T23:59:59.999Z"
+
+
+class TimeOutOfRange(ValueError):
+    """A well-formed time whose instant in UTC is outside ``TIME_RANGE``."""
 
 
 def hour_start(ts_ms: int) -> int:
@@ -36,14 +43,22 @@ def is_late(window_end_ms: int, grace_ms: int, stream_time_ms: int) -> bool:
 
 
 def parse_iso(text: str) -> int:
-    """ISO-8601 with an explicit offset or ``Z`` -> epoch ms. Raises ValueError otherwise.
+    """ISO-8601 with an explicit offset or ``Z`` -> epoch ms. Raises ValueError otherwise,
+    and TimeOutOfRange when the instant in UTC is outside ``TIME_RANGE``.
 
     The one ISO parser: records' times go through it as they are; HTTP query times are
-    first read as UTC when they have no offset (``app.web.params``).
+    first read as UTC when they have no offset (``app.web.params``). The range check is here,
+    on the exact instant (the offset applied, before the cut to milliseconds), so every time
+    that passes can be written back by ``iso_ms``: ``0001-01-01T00:00:00+00:01`` is a valid
+    date in its own offset but a minute before year 1 in UTC, and nothing downstream (a
+    refusal message, a property's ``createdAt``) may meet it.
     """
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset")
+    # Aware datetimes compare by their UTC instants, without building one (no overflow).
+    if not _FIRST <= moment <= _LAST:
+        raise TimeOutOfRange(f"{text!r} is outside {TIME_RANGE} in UTC")
     return (moment - _EPOCH) // _ONE_MS
 
 

@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 
 from app import codec
+from app.models.dead_letter import fit_dead_letter
 from app.models.events import Rejection
 from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
@@ -31,6 +32,7 @@ class ProfileRejectsProcessor(AppliedOffsets):
         source_topic: str,
         dlq_topic: str,
         max_bytes: int,
+        dlq_max_message_bytes: int,
     ) -> None:
         self.partition = partition
         self.store = store
@@ -38,6 +40,7 @@ class ProfileRejectsProcessor(AppliedOffsets):
         self._source_topic = source_topic
         self._dlq_topic = dlq_topic
         self._max_bytes = max_bytes
+        self._dlq_max_message_bytes = dlq_max_message_bytes
         self.applied = Applied(store)
         self.outcomes: Counter[str] = Counter()
 
@@ -51,6 +54,7 @@ class ProfileRejectsProcessor(AppliedOffsets):
                 self._source_topic, self.partition, offset, result.reason, result.detail,
             )
             headers = result.dlq_headers(self._source_topic, self.partition, offset)
+            key, value, headers = fit_dead_letter(key, value, headers, self._dlq_max_message_bytes)
             self.outbox.add(self._dlq_topic, self.partition, key, value, headers)
             self.outcomes[f"rejected:{result.reason}"] += 1
 

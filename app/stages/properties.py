@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from app import codec
 from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
+from app.models.dead_letter import fit_dead_letter
 from app.models.events import PropertyEvent, Rejection
 from app.properties.aggregate import PropertyState, Refused, StoredEvent, apply, rebuild
 from app.settings import Settings
@@ -33,6 +34,7 @@ class PropertiesConfig:
     dlq_topic: str
     max_value_bytes: int
     future_tolerance_ms: int
+    dlq_max_message_bytes: int
 
     @classmethod
     def from_settings(cls, s: Settings) -> PropertiesConfig:
@@ -41,6 +43,7 @@ class PropertiesConfig:
             dlq_topic=s.dlq_property_events_topic,
             max_value_bytes=s.max_value_bytes,
             future_tolerance_ms=int(s.future_tolerance_seconds * 1000),
+            dlq_max_message_bytes=s.dlq_max_message_bytes,
         )
 
 
@@ -101,6 +104,7 @@ class PropertiesProcessor(AppliedOffsets):
             cfg.source_topic, self.partition, offset, rejection.reason, rejection.detail[:200],
         )
         headers = rejection.dlq_headers(cfg.source_topic, self.partition, offset)
+        key, value, headers = fit_dead_letter(key, value, headers, cfg.dlq_max_message_bytes)
         self.outbox.add(cfg.dlq_topic, self.partition, key, value, headers)
         self.outcomes[f"rejected:{rejection.reason}"] += 1
 

@@ -17,6 +17,7 @@ from aiokafka.partitioner import murmur2
 from app import codec, dedupe
 from app.stages import by_user
 from app.stages.applied import APPLIED_KEY, Applied, AppliedOffsets
+from app.models.dead_letter import fit_dead_letter
 from app.models.events import PropertyViewed, Rejection
 from app.models.insights import (
     TrendInsight,
@@ -61,6 +62,7 @@ class ViewsConfig:
     weekly_retention_ms: int
     dedupe_horizon_ms: int
     rules: TrendRules
+    dlq_max_message_bytes: int
 
     @classmethod
     def from_settings(cls, s: Settings) -> ViewsConfig:
@@ -86,6 +88,7 @@ class ViewsConfig:
                 trend_min_views=s.trend_min_views,
                 trend_ratio=s.trend_ratio,
             ),
+            dlq_max_message_bytes=s.dlq_max_message_bytes,
         )
 
 
@@ -308,6 +311,7 @@ class ViewsProcessor(AppliedOffsets):
     ) -> None:
         cfg = self.config
         headers = rejection.dlq_headers(cfg.views_topic, self.partition, offset)
+        key, value, headers = fit_dead_letter(key, value, headers, cfg.dlq_max_message_bytes)
         self.outbox.add(cfg.dlq_topic, self.partition, key, value, headers)
         self.outcomes[f"rejected:{rejection.reason}"] += 1
 

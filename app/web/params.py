@@ -18,7 +18,16 @@ from app.models.insights import (
     RENTED_PROPERTY_DEMAND,
     SEGMENT_PROPERTY_TREND,
 )
-from app.windows import HOUR_MS, MAX_MS, MIN_MS, WEEK_MS, hour_start, parse_iso, week_start
+from app.windows import (
+    HOUR_MS,
+    MAX_MS,
+    MIN_MS,
+    WEEK_MS,
+    TimeOutOfRange,
+    hour_start,
+    parse_iso,
+    week_start,
+)
 
 T = TypeVar("T")
 
@@ -71,6 +80,8 @@ def parse_utc(text: str) -> int:
     arrives as a space. Only instants an answer can write back (years 0001-9999) are accepted."""
     try:
         ts = parse_iso(_as_utc(_SPACE_OFFSET.sub(r"+\1", text.strip())))
+    except TimeOutOfRange:
+        raise BadRequest(f"{text!r} is not {_RANGE}") from None
     except (ValueError, OverflowError):
         raise BadRequest(f"{text!r} is not an ISO-8601 time such as 2026-11-20T14:00:00Z") from None
     if not MIN_MS <= ts <= MAX_MS:
@@ -112,6 +123,8 @@ def parse_week_start(text: str) -> int:
     segment: no '+' turned into a space there)."""
     try:
         week = parse_iso(_as_utc(text if "T" in text else text + "T00:00:00Z"))
+    except TimeOutOfRange:
+        raise BadRequest(f"{text!r} is not {_RANGE}") from None
     except (ValueError, OverflowError):
         raise BadRequest(
             f"{text!r} is not a date such as 2026-11-23 or 2026-11-23T00:00:00Z"

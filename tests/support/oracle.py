@@ -34,6 +34,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _JSON = json.JSONDecoder()
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+# What an id may not hold besides C0 controls and DEL: C1 controls, bidirectional controls,
+# zero-width and invisible format characters (docs/behaviour.md, bad_id).
+_NOT_IN_IDS = frozenset(
+    [chr(c) for c in range(0x80, 0xA0)]
+    + ["\u061c", "\u200e", "\u200f", "\u2060", "\ufeff"]
+    + [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), *range(0x200B, 0x200E))]
+)
+# The instants a record's time may name, in UTC.
+FIRST_TIME = datetime(1, 1, 1, tzinfo=UTC)
+LAST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
@@ -69,7 +79,7 @@ def iso(ms: int) -> str:
 # --- validation --------------------------------------------------------------------------------
 def id_ok(value: object) -> bool:
     """A non-empty string of at most 256 UTF-8 bytes without a control character
-    (U+0000-U+001F, U+007F)."""
+    (U+0000-U+001F, U+007F-U+009F), a bidirectional control or an invisible format character."""
     if not isinstance(value, str) or not value:
         return False
     if value.isascii():  # one byte a character
@@ -78,7 +88,21 @@ def id_ok(value: object) -> bool:
         size = len(value.encode())
     except UnicodeEncodeError:  # a lone surrogate
         return False
-    return size <= MAX_ID_BYTES and not _CONTROL.search(value)
+    return (size <= MAX_ID_BYTES and not _CONTROL.search(value)
+            and _NOT_IN_IDS.isdisjoint(value))
+
+
+def time_problem(stamp: object) -> str | None:
+    """Why a record's time is refused (bad_type, bad_timestamp), or None."""
+    if not isinstance(stamp, str):
+        return "bad_type"
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return "bad_timestamp"
+    if moment.tzinfo is None or not FIRST_TIME <= moment <= LAST_TIME:
+        return "bad_timestamp"
+    return None
 
 
 def depth(doc: object) -> int:
@@ -140,6 +164,8 @@ def profile_verdict(key: bytes | None, value: bytes | None) -> str | tuple[str, 
     doc = _document(value)
     if isinstance(doc, str):
         return doc
+    if doc.get("updatedAt") is not None and (problem := time_problem(doc["updatedAt"])):
+        return problem
     problem = _ids(doc, ("userId", "segment"))
     if problem:
         return problem
@@ -170,14 +196,9 @@ def validate(value: bytes | None, now_ms: int, key: bytes | None) -> str | View:
     stamp = doc.get("timestamp")
     if stamp is None:
         return "missing_field"
-    if not isinstance(stamp, str):
-        return "bad_type"
-    try:
-        moment = datetime.fromisoformat(stamp)
-    except ValueError:
-        return "bad_timestamp"
-    if moment.tzinfo is None:
-        return "bad_timestamp"
+    if problem := time_problem(stamp):
+        return problem
+    moment = datetime.fromisoformat(stamp)
     ts = to_ms(moment)
     if ts > now_ms + FUTURE_TOLERANCE:
         return "future_timestamp"
@@ -235,14 +256,9 @@ def property_verdict(value: bytes | None, now_ms: int, key: bytes | None) -> str
     stamp = doc.get("timestamp")
     if stamp is None:
         return "missing_field"
-    if not isinstance(stamp, str):
-        return "bad_type"
-    try:
-        moment = datetime.fromisoformat(stamp)
-    except ValueError:
-        return "bad_timestamp"
-    if moment.tzinfo is None:
-        return "bad_timestamp"
+    if problem := time_problem(stamp):
+        return problem
+    moment = datetime.fromisoformat(stamp)
     ts = to_ms(moment)
     if ts > now_ms + FUTURE_TOLERANCE:
         return "future_timestamp"

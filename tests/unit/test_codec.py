@@ -451,8 +451,10 @@ def test_id_problem_agrees_with_the_rules(text):
     expected_bad = (
         text == ""
         or len(raw) > 256
-        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+        or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
         or any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+        or any(c in "\u061c\u200b\u200c\u200d\u200e\u200f\u2060\ufeff" for c in text)
+        or any(0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 for c in text)
     )
     assert (codec.id_problem(text) is not None) == expected_bad
 

@@ -19,11 +19,13 @@ P = 0
 NOW = 1_800_000_000_000
 SOURCE, DLQ = "user.profiles", "user.profiles.dlq"
 MAX = 64 * 1024
+DLQ_LIMIT = 1024 * 1024 + 64 * 1024
 
 
 def make_processor(store) -> ProfileRejectsProcessor:  # noqa: ANN001
     return ProfileRejectsProcessor(
-        P, store, Outbox(), source_topic=SOURCE, dlq_topic=DLQ, max_bytes=MAX
+        P, store, Outbox(), source_topic=SOURCE, dlq_topic=DLQ, max_bytes=MAX,
+        dlq_max_message_bytes=DLQ_LIMIT,
     )
 
 
