@@ -35,6 +35,19 @@ async def produce_compressed(bootstrap: str, topic: str, records: Iterable[tuple
                          records)
 
 
+async def produce_rotating(bootstrap: str, topic: str, records: list[tuple],
+                           chunks: int = 8) -> list[Produced]:
+    """Send ``records`` in order in ``chunks`` runs, each compressed with the next codec of
+    CODECS (each run is acknowledged before the next starts, so every partition keeps the
+    order); returns them with partition and offset, as ``produce`` does."""
+    size = max(1, -(-len(records) // chunks))
+    produced: list[Produced] = []
+    for i, start in enumerate(range(0, len(records), size)):
+        produced += await produce_compressed(bootstrap, topic, records[start:start + size],
+                                             CODECS[i % len(CODECS)])
+    return produced
+
+
 async def console_produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
                           codec: str) -> None:
     """Send keyed records with ``org.apache.kafka.tools.ConsoleProducer --compression-codec``,
