@@ -1,6 +1,7 @@
 # Property analytics worker image.
 #   docker build -t property-analytics .
-#   docker run -e KAFKA_BOOTSTRAP_SERVERS=kafka:9092 -p 6066:6066 property-analytics
+#   docker run -e KAFKA_BOOTSTRAP_SERVERS=kafka:9092 -e API_TOKEN=... -p 6066:6066 property-analytics
+# On 0.0.0.0 a worker refuses to start without API_TOKEN (or ALLOW_UNAUTHENTICATED_HTTP=true).
 
 # --- builder: install the package and its pinned dependencies into a venv ----------
 FROM python:3.11-slim AS builder

@@ -274,20 +274,60 @@ async def check_privileges(s: Settings) -> None:
         )
 
 
-async def _topic_operations(
-    admin: AIOKafkaAdminClient, topics: list[str]
-) -> tuple[dict[tuple[str, str], set[str]], set[str]]:
-    """The operations allowed on each topic, and the topics that do not exist."""
-    response = await admin._send_request(_AuthorizedMetadataRequest(topics))  # noqa: SLF001
-    found, unknown = {}, set()
-    for topic in response.to_object()["topics"]:
-        if topic["error_code"] == TOPIC_AUTHORIZATION_FAILED:
+def topic_operations(
+    topics: list[dict],
+) -> tuple[dict[tuple[str, str], set[str]], set[str], dict[str, int]]:
+    """A Metadata v8 answer's topics -> the operations allowed on each, the topics that do
+    not exist, and the other error codes by topic. Only TOPIC_AUTHORIZATION_FAILED means no
+    ACL: any other error says nothing of the topic's ACLs and is reported as itself."""
+    found, unknown, errors = {}, set(), {}
+    for topic in topics:
+        code = topic["error_code"]
+        if code == TOPIC_AUTHORIZATION_FAILED:
             found[(TOPIC, topic["name"])] = set()  # not even Describe
-        elif topic["error_code"] == UNKNOWN_TOPIC_OR_PARTITION:
+        elif code == UNKNOWN_TOPIC_OR_PARTITION:
             unknown.add(topic["name"])
-        elif topic["error_code"] == 0:
+        elif code == 0:
             found[(TOPIC, topic["name"])] = operations_of(topic["topic_authorized_operations"])
-    return found, unknown
+        else:
+            errors[topic["name"]] = code
+    return found, unknown, errors
+
+
+def error_name(code: int) -> str:
+    """``5`` -> ``LeaderNotAvailableError (error 5)``: Kafka's name of an error code."""
+    return f"{for_code(code).__name__} (error {code})"
+
+
+def _retriable(code: int) -> bool:
+    return bool(getattr(for_code(code), "retriable", False))
+
+
+async def _topic_operations(
+    admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = COORDINATOR_TIMEOUT_S
+) -> tuple[dict[tuple[str, str], set[str]], set[str]]:
+    """The operations allowed on each topic, and the topics that do not exist. A topic the
+    broker answers with a passing error (a leader being elected) is asked again; any other
+    error, or one that lasts, is an AccessProblem that names it."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        response = await admin._send_request(_AuthorizedMetadataRequest(topics))  # noqa: SLF001
+        found, unknown, errors = topic_operations(response.to_object()["topics"])
+        if not errors:
+            return found, unknown
+        passing = all(_retriable(code) for code in errors.values())
+        if not passing or asyncio.get_running_loop().time() > deadline:
+            raise AccessProblem(
+                "Kafka could not say what this worker may do on "
+                + ", ".join(f"topic {name}: {error_name(code)}" for name, code in sorted(errors.items()))
+                + " (an error of the cluster, not a missing ACL)"
+            )
+        await asyncio.sleep(0.5)
+
+
+def described_group(groups: list[dict], group: str) -> dict | None:
+    """The entry of ``group`` in a DescribeGroups answer; None when the broker left it out."""
+    return next((g for g in groups if g["group"] == group), None)
 
 
 async def _group_operations(
@@ -295,13 +335,22 @@ async def _group_operations(
 ) -> set[str] | None:
     """The operations allowed on ``group``. On a new cluster the group coordinator is not
     there, or still loading, for the first seconds (the offsets topic is being created):
-    asked again. None: the group does not exist, and this broker says nothing of its ACLs."""
+    asked again. None: the group does not exist, and this broker says nothing of its ACLs.
+    An answer that leaves the group out is asked again too, then an AccessProblem."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         try:
             node = await admin.find_coordinator(group)
             response = await admin._send_request(_AuthorizedDescribeGroups([group]), node)  # noqa: SLF001
-            described = next(g for g in response.to_object()["groups"] if g["group"] == group)
+            described = described_group(response.to_object()["groups"], group)
+            if described is None:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AccessProblem(
+                        f"Kafka's group coordinator (node {node}) answered DescribeGroups without "
+                        f"the group {group}: cannot check this worker's ACLs on it"
+                    )
+                await asyncio.sleep(0.5)
+                continue
             if described["error_code"]:
                 raise for_code(described["error_code"])(f"describing group {group}")
             return operations_of(described["authorized_operations"])

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import RecordMetadata
 
-from app.settings import Settings
+from app.settings_errors import settings_or_exit
 from app.windows import DAY_MS, HOUR_MS, WEEK_MS, hour_start, iso_ms, week_start
 
 log = logging.getLogger("generator")
@@ -433,7 +433,7 @@ async def produce(
 
 
 async def _main(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings = settings_or_exit()
     workload = Workload(seed=args.seed, users=args.users, properties=args.properties,
                         burst_every=args.spike_every, duplicate_rate=args.duplicate_rate,
                         bad_rate=args.bad_rate)

@@ -16,7 +16,9 @@ from app.access import check_connection, check_privileges
 from app.engine.faust_fixes import leave_to_stages
 from app.runtime import Runtime
 from app.settings import Settings
+from app.settings_errors import fail, settings_or_exit
 from app.topics import ensure_topics
+from app.web.exposure import exposure_problem
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,28 @@ class AnalyticsApp(faust.App):
                 log.info("created topics: %s", ", ".join(created))
                 await check_privileges(settings)  # and the topics just created
         await super().on_first_start()
+
+
+class AnalyticsWorker(faust.Worker):
+    """The worker of ``faust -A app.main worker`` (only that command builds this class).
+
+    It refuses to start, with one line and exit code 2, when its HTTP server would serve
+    every answer without a token on an address others can reach (``app.web.exposure``);
+    checked here, before anything starts, with the bind address the command line may have
+    changed (``--web-bind``)."""
+
+    def __init__(self, app: faust.App, *services: object, **kwargs: object) -> None:
+        runtime = getattr(app, "runtime", None)
+        if app.conf.web_enabled and runtime is not None:
+            settings = runtime.settings
+            problem = exposure_problem(
+                app.conf.web_bind,
+                settings.api_token is not None,
+                settings.allow_unauthenticated_http,
+            )
+            if problem:
+                fail(problem)
+        super().__init__(app, *services, **kwargs)
 
 
 def use_event_loop(name: str) -> None:
@@ -87,6 +111,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         consumer_max_fetch_size=settings.max_fetch_bytes,
         producer_acks=-1,
         web_cors_options=None,
+        Worker=AnalyticsWorker,
     )
     app.runtime = Runtime(app, settings)
     agents.register(app, app.runtime)
@@ -110,10 +135,10 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
 
         await TopicTail(settings.insights_topic, settings.kafka_client_kwargs(), show).run()
 
-    commands.register(app, settings)  # replay, diff, promote, export-topics, apply-topics, acls
+    commands.register(app, settings)  # replay, diff, promote, export-topics, apply-topics, acls, redrive
     return app
 
 
-_settings = Settings()
+_settings = settings_or_exit()  # a bad value: one line naming it, exit 2, no traceback
 use_event_loop(_settings.event_loop)
 app = create_app(_settings)

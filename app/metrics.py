@@ -69,6 +69,14 @@ class Metrics:
             ["topic", "error"],
             registry=r,
         )
+        self.processing_errors = Counter(
+            p + "processing_errors_total",
+            "Records that made a stage raise, by stage and exception type: each was dead-lettered "
+            "with reason processing_error and its partial changes rolled back (or, with "
+            "PROCESSING_ERRORS=fail, the worker exited)",
+            ["stage", "error"],
+            registry=r,
+        )
         self.events_replayed = Counter(
             p + "events_replayed_total",
             "Records seen again after a crash or rebalance and skipped (already applied)",

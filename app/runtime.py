@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import faust
 
+from app.engine.failures import PartitionUnavailable
 from app.engine.partitions import OwnedPartitions, ProcessorFactory
 from app.engine.reader import StageReader
 from app.engine.runner import StageRunner
@@ -76,6 +77,7 @@ class Runtime:
             s.properties_changelog_topic,
             s.properties_commit_interval_seconds,
             lambda partition, store, outbox: PropertiesProcessor(partition, store, outbox, config),
+            dead_letter_topic=s.dlq_property_events_topic,
         )
 
     def property_at(self, partition: int) -> Callable[[str, int], PropertyState | None]:
@@ -87,7 +89,7 @@ class Runtime:
         def state_at(property_id: str, ts_ms: int) -> PropertyState | None:
             processor = owned.processor(partition)
             if processor is None:  # closed under a running batch: replay it, never guess
-                raise RuntimeError(f"{source}[{partition}] is not open on this worker")
+                raise PartitionUnavailable(f"{source}[{partition}] is not open on this worker")
             return processor.state_at(property_id, ts_ms)
 
         return state_at
@@ -104,6 +106,7 @@ class Runtime:
                 partition, store, outbox, views_config, self.profiles.segment_of,
                 self.property_at(partition),
             ),
+            dead_letter_topic=s.dlq_views_topic,
             check_gaps=s.views_gap_check,
             # Like a Kafka Streams GlobalKTable: no view is joined before the profiles table
             # holds every profile published before the worker started.
@@ -120,6 +123,8 @@ class Runtime:
                 partials_topic=s.partials_topic,
                 retention_weeks=s.weekly_retention_weeks,
             ),
+            # Written by the views stage only; a record of it that fails is a view's.
+            dead_letter_topic=s.dlq_views_topic,
         )
         # user.profiles in the group: its invalid records to user.profiles.dlq, once each.
         profile_rejects = self._stage(
@@ -134,6 +139,7 @@ class Runtime:
                 max_bytes=s.max_value_bytes,
                 dlq_max_message_bytes=s.dlq_max_message_bytes,
             ),
+            dead_letter_topic=s.dlq_profiles_topic,
         )
         return views, segments, profile_rejects
 
@@ -144,6 +150,8 @@ class Runtime:
         changelog: str,
         commit_s: float,
         factory: ProcessorFactory,
+        *,
+        dead_letter_topic: str,
         check_gaps: bool = False,
         start_after: asyncio.Event | None = None,
         requires: StageRunner | None = None,
@@ -158,6 +166,7 @@ class Runtime:
             rocksdb_options=self._options,
             client_kwargs=self._client_kwargs,
             factory=factory,
+            dead_letter_topic=dead_letter_topic,
             max_request_size=s.dlq_max_message_bytes,
             watch=self.commit_watch,
         )
@@ -181,6 +190,7 @@ class Runtime:
             check_gaps=check_gaps,
             start_after=start_after,
             requires=requires,
+            processing_errors=s.processing_errors,
         )
 
     def _tails(self) -> tuple[TopicTail, TopicTail]:

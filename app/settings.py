@@ -11,8 +11,29 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Bounds of the numeric settings (the README's table shows them next to each variable). The
+# lower ones are what the code needs to work at all (a baseline of 0 hours divides by zero);
+# the upper ones keep a typo (a value in ms where seconds are meant, a zero too many) from
+# starting a worker that cannot work as meant.
+HOUR_S = 3600
+DAY_S = 24 * HOUR_S
+WEEK_S = 7 * DAY_S
+MIB = 1024 * 1024
+MAX_INT32 = 2**31 - 1  # Kafka's sizes on the wire
+MAX_PARTITIONS = 10_000
+MAX_REPLICAS = 32_767  # CreateTopics' replication factor is an int16
+MAX_RETENTION_S = 3653 * DAY_S  # ten years
+MAX_RETENTION_WEEKS = 522  # ten years
+MAX_BASELINE_HOURS = 31 * 24
+MAX_BATCH_EVENTS = 1_000_000
+MAX_COUNT = 1_000_000_000  # views: a threshold no property reaches disables the insight
+MAX_RATIO = 1_000_000.0
+MAX_INTERVAL_S = 300.0
+MAX_FETCH_BYTES = 64 * MIB
+MAX_MEMORY_BYTES = 64 * 1024 * MIB
 
 
 class Settings(BaseSettings):
@@ -23,7 +44,10 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_file=None, extra="ignore", frozen=True, use_attribute_docstrings=True
+        env_file=None, extra="ignore", frozen=True, use_attribute_docstrings=True,
+        # nan and inf are refused for every number: `SPIKE_RATIO=nan` would disable spikes
+        # without a word, `TREND_RATIO=-inf` make every week a trend.
+        allow_inf_nan=False,
     )
 
     # --- Kafka connection --------------------------------------------------------------
@@ -66,18 +90,24 @@ class Settings(BaseSettings):
     `http://<WORKER_WEB_HOST>:<WORKER_WEB_PORT>`."""
     api_token: SecretStr | None = None
     """When set, every route but `/`, `/static/*`, `/health`, `/ready` and `/metrics` needs
-    `Authorization: Bearer <token>`; never printed or logged."""
+    `Authorization: Bearer <token>`; never printed or logged. Empty: unset. A worker whose
+    WORKER_WEB_HOST is not a loopback address refuses to start without it, unless
+    ALLOW_UNAUTHENTICATED_HTTP is true."""
+    allow_unauthenticated_http: bool = False
+    """Let a worker serve its API on a non-loopback WORKER_WEB_HOST without API_TOKEN: anyone
+    who reaches the port reads every answer, profiles included. Only behind something that
+    guards the port (a private network, a proxy that authenticates)."""
     peer_secret: SecretStr | None = Field(None, min_length=16)
     """Key with which workers sign the requests they forward to each other (never with the
     client's token); at least 16 characters. Unset: a key derived from API_TOKEN and APP_ID."""
 
     # --- Topics -------------------------------------------------------------------------
-    topic_partitions: int = Field(12, ge=1)
+    topic_partitions: int = Field(12, ge=1, le=MAX_PARTITIONS)
     """Partitions of the views topic and of every topic co-partitioned with it; must match existing
     topics."""
-    topic_replication_factor: int = Field(1, ge=1)
+    topic_replication_factor: int = Field(1, ge=1, le=MAX_REPLICAS)
     """Replication factor of every topic the worker creates."""
-    topic_min_insync_replicas: int | None = Field(None, ge=1)
+    topic_min_insync_replicas: int | None = Field(None, ge=1, le=MAX_REPLICAS)
     """`min.insync.replicas` of every topic the worker creates: how many replicas must hold a
     write before it is acknowledged (acks=all), so that losing that many brokers minus one loses
     nothing. Unset: 2 when TOPIC_REPLICATION_FACTOR is 3 or more, else the broker's default. At
@@ -91,10 +121,10 @@ class Settings(BaseSettings):
     """Input topic of user profiles (compacted); its dead letters go to `<name>.dlq`."""
     insights_topic: str = "analytics.insights"
     """Output topic of the insights."""
-    profiles_partitions: int = Field(1, ge=1)
+    profiles_partitions: int = Field(1, ge=1, le=MAX_PARTITIONS)
     """Partitions of the profiles topic, its dead-letter topic and the profile-rejects stage's
     changelog; must match an existing profiles topic."""
-    insights_partitions: int = Field(1, ge=1)
+    insights_partitions: int = Field(1, ge=1, le=MAX_PARTITIONS)
     """Partitions of the insights topic, when the worker creates it."""
     views_dead_letter_topic: str | None = None
     """Dead-letter topic of the views; unset: `<VIEWS_TOPIC>.dlq`. A replay's shadow sets its
@@ -108,97 +138,108 @@ class Settings(BaseSettings):
     max_value_bytes: int = Field(64 * 1024, ge=1, le=512 * 1024)
     """Largest record value accepted, in bytes; a larger one is dead-lettered as `oversized`. At
     most 512 KiB: an accepted profile is stored in about as many bytes."""
-    dlq_max_message_bytes: int = Field(1024 * 1024 + 64 * 1024, ge=64 * 1024)
+    dlq_max_message_bytes: int = Field(1024 * 1024 + 64 * 1024, ge=64 * 1024, le=MAX_INT32)
     """`max.message.bytes` of the dead-letter topics and the largest record the producers send:
     a rejected record's copy is its original bytes (up to the input topic's limit, the broker's
     1 MiB by default) plus the `dlq.*` headers. Checked against the input topics at start-up."""
-    future_tolerance_seconds: float = 300.0
+    future_tolerance_seconds: float = Field(300.0, ge=0, le=DAY_S)
     """How far a view's timestamp may be ahead of the worker's clock; further is
     `future_timestamp`."""
 
     # --- Windows, lateness, retention (event time) --------------------------------------
-    hourly_grace_seconds: int = 15 * 60
+    hourly_grace_seconds: int = Field(15 * 60, ge=0, le=WEEK_S)
     """How long after an hour ends, in stream time, a view still counts in it."""
-    weekly_grace_seconds: int = 60 * 60
+    weekly_grace_seconds: int = Field(60 * 60, ge=0, le=WEEK_S)
     """How long after an ISO week ends, in stream time, a view still counts in it."""
-    hourly_retention_seconds: int = 48 * 3600
-    """How long hourly windows are kept behind stream time."""
-    weekly_retention_weeks: int = 5
-    """How many weeks weekly windows are kept behind the newest week."""
-    dedupe_horizon_seconds: int = 24 * 3600
+    hourly_retention_seconds: int = Field(48 * 3600, ge=HOUR_S, le=MAX_RETENTION_S)
+    """How long hourly windows are kept behind stream time. At least (SPIKE_BASELINE_HOURS + 1)
+    hours + HOURLY_GRACE_SECONDS: an hour is kept while it still counts views, and so are the
+    hours its spike baseline reads."""
+    weekly_retention_weeks: int = Field(5, ge=2, le=MAX_RETENTION_WEEKS)
+    """How many weeks weekly windows are kept behind the newest week; at least 2, since a trend
+    compares a week that still counts views with the week before."""
+    dedupe_horizon_seconds: int = Field(24 * 3600, ge=1, le=MAX_RETENTION_S)
     """How long, in event time, an accepted `eventId` is remembered to skip duplicates."""
 
     # --- Trend thresholds ---------------------------------------------------------------
-    spike_min_views: int = 20
+    spike_min_views: int = Field(20, ge=1, le=MAX_COUNT)
     """Fewest views of a property in an hour for a `property_hourly_spike`."""
-    spike_ratio: float = 3.0
+    spike_ratio: float = Field(3.0, ge=1, le=MAX_RATIO)
     """An hour's views must reach this many times the baseline for a spike."""
-    spike_baseline_hours: int = 24
+    spike_baseline_hours: int = Field(24, ge=1, le=MAX_BASELINE_HOURS)
     """Hours before the hour whose mean views is the spike baseline."""
-    trend_min_views: int = 50
+    trend_min_views: int = Field(50, ge=1, le=MAX_COUNT)
     """Fewest views of a property from one segment in a week for a `segment_property_trend`."""
-    trend_ratio: float = 2.0
+    trend_ratio: float = Field(2.0, ge=1, le=MAX_RATIO)
     """A week's views must reach this many times the week before's for a trend."""
 
     # --- Processing and performance -----------------------------------------------------
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     """The event loop: `uvloop` (faster) or the standard `asyncio` one."""
+    processing_errors: Literal["continue", "fail"] = "continue"
+    """What a record that makes a stage raise something unforeseen costs: `continue` sends it to
+    its dead-letter topic with reason `processing_error`, rolls back its partial changes and goes
+    on; `fail` stops the worker (exit status 70), which restarts from its last commit and meets
+    the record again."""
     views_gap_check: bool = True
     """Seek back whenever an offset of the views topic is skipped (a check: a stage's reader
     delivers every record); costs one re-read per transaction of upstream producers that write
     transactionally."""
-    batch_max_events: int = Field(2000, ge=1)
+    batch_max_events: int = Field(2000, ge=1, le=MAX_BATCH_EVENTS)
     """Most records a stage takes in one fetch."""
-    max_uncommitted_events: int = Field(4000, ge=1)
+    max_uncommitted_events: int = Field(4000, ge=1, le=MAX_BATCH_EVENTS)
     """Most records a stage applies ahead of its commits; past it the stage waits for the commit
     in flight and commits at once, which bounds the worker's memory when commits are slower
     than processing."""
-    batch_max_seconds: float = Field(0.05, gt=0)
+    batch_max_seconds: float = Field(0.05, gt=0, le=5)
     """Longest a stage's fetch waits for records when none are buffered, before the stage looks
     again at the partitions opened or closed meanwhile."""
-    partials_publish_seconds: float = Field(1.0, ge=0)
+    partials_publish_seconds: float = Field(1.0, ge=0, le=MAX_INTERVAL_S)
     """Shortest interval between two publications of a partition's weekly segment shares; weekly
     answers trail by about this much."""
-    views_commit_interval_seconds: float = Field(0.1, ge=0)
+    views_commit_interval_seconds: float = Field(0.1, ge=0, le=MAX_INTERVAL_S)
     """The views stage commits its partitions' state, outputs and input offsets (one transaction
     per partition) at most this often, and always before a revocation or a shutdown; hourly
     answers trail their views by about this much."""
-    segments_commit_interval_seconds: float = Field(1.0, ge=0)
+    segments_commit_interval_seconds: float = Field(1.0, ge=0, le=MAX_INTERVAL_S)
     """The same for the unique-users stage; weekly unique users trail by about this much."""
-    profiles_commit_interval_seconds: float = Field(1.0, ge=0)
+    profiles_commit_interval_seconds: float = Field(1.0, ge=0, le=MAX_INTERVAL_S)
     """The same for the profile-rejects stage, which dead-letters invalid profiles."""
-    properties_commit_interval_seconds: float = Field(0.1, ge=0)
+    properties_commit_interval_seconds: float = Field(0.1, ge=0, le=MAX_INTERVAL_S)
     """The same for the properties stage (the aggregate's state and history); property answers
     trail their events by about this much."""
-    commit_interval_seconds: float = Field(1.0, gt=0)
+    commit_interval_seconds: float = Field(1.0, gt=0, le=MAX_INTERVAL_S)
     """How often faust commits the offsets it manages itself (the stages commit theirs inside their
     transactions)."""
-    commit_stall_alert_seconds: float = Field(15.0, gt=0)
+    commit_stall_alert_seconds: float = Field(15.0, gt=0, le=DAY_S)
     """A commit or a partition's opening that has waited on the brokers this long marks the worker
     stalled (brokers unreachable, or fewer replicas in sync than `min.insync.replicas`): logged,
     `/ready` answers 503 with the cause, `property_analytics_commits_stalled` is 1. Nothing is
     dropped meanwhile: the work waits and is retried until the brokers take it."""
-    session_timeout_seconds: float = Field(10.0, ge=6)
-    """A dead worker's partitions move after this long (the broker's minimum is 6 s)."""
-    heartbeat_interval_seconds: float = Field(2.0, gt=0)
-    """How often the worker heartbeats to the group coordinator."""
+    session_timeout_seconds: float = Field(10.0, ge=6, le=1800)
+    """A dead worker's partitions move after this long (the broker's default bounds: 6 s to
+    30 min)."""
+    heartbeat_interval_seconds: float = Field(2.0, gt=0, le=600)
+    """How often the worker heartbeats to the group coordinator; less than
+    SESSION_TIMEOUT_SECONDS (a third of it or less is usual)."""
     fetch_max_wait_ms: int = Field(100, ge=0, le=1500)
     """How long the broker may hold a stage's fetch with no new data, which is also how long a
     busy partition may wait behind idle ones in the same fetch."""
-    fetch_min_bytes: int = Field(1, ge=1)
+    fetch_min_bytes: int = Field(1, ge=1, le=MAX_FETCH_BYTES)
     """The broker answers a fetch once this much data is there (or the wait is over)."""
-    max_fetch_bytes: int = Field(256 * 1024, ge=1024)
+    max_fetch_bytes: int = Field(256 * 1024, ge=1024, le=MAX_FETCH_BYTES)
     """Most bytes per partition and fetch of a stage's reader (each stage reads its topic with a
     consumer of its own)."""
-    rocksdb_block_cache_bytes: int = 16 * 1024 * 1024
+    rocksdb_block_cache_bytes: int = Field(16 * 1024 * 1024, ge=MIB, le=MAX_MEMORY_BYTES)
     """RocksDB block cache of the worker's state stores, in bytes."""
-    rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
-    """RocksDB write buffer (memtable) of each state store, in bytes."""
-    rocksdb_memtables_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024)
+    rocksdb_write_buffer_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, le=MAX_MEMORY_BYTES)
+    """RocksDB write buffer (memtable) of each state store, in bytes; at most
+    ROCKSDB_MEMTABLES_BYTES."""
+    rocksdb_memtables_bytes: int = Field(32 * 1024 * 1024, ge=MIB, le=MAX_MEMORY_BYTES)
     """Most bytes the memtables of all the worker's state stores hold together (one RocksDB
     write buffer manager for all of them); past it they are flushed to disk early. Bounds the
     worker's memory as the stores grow."""
-    insights_memory: int = Field(500, ge=1)
+    insights_memory: int = Field(500, ge=1, le=100_000)
     """Newest insights each worker keeps in memory for `/api/insights` (read from the end of the
     insights topic at start)."""
 
@@ -210,6 +251,21 @@ class Settings(BaseSettings):
                 f"TOPIC_MIN_INSYNC_REPLICAS={wanted} exceeds TOPIC_REPLICATION_FACTOR="
                 f"{self.topic_replication_factor}: no write could ever be acknowledged"
             )
+        return self
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        """``API_TOKEN=`` (what ``${API_TOKEN:-}`` gives in compose) is no token, not the
+        empty one."""
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _consistent_bounds(self) -> Settings:
+        """The settings that bound each other (``related_problems``), by name."""
+        problems = related_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
@@ -345,6 +401,35 @@ class Settings(BaseSettings):
                 ssl_context=self.kafka_ssl_context,  # None: SASL_PLAINTEXT
             )
         return faust.SSLCredentials(self.kafka_ssl_context)
+
+
+def related_problems(s: Settings) -> list[str]:
+    """What breaks between settings each within its own bounds, one sentence per problem."""
+    problems = []
+    needed = (s.spike_baseline_hours + 1) * HOUR_S + s.hourly_grace_seconds
+    if s.hourly_retention_seconds < needed:
+        problems.append(
+            f"HOURLY_RETENTION_SECONDS={s.hourly_retention_seconds} is below "
+            f"(SPIKE_BASELINE_HOURS + 1) x 3600 + HOURLY_GRACE_SECONDS = {needed}: hours still "
+            "counting views, or read by the spike baseline, would be dropped"
+        )
+    if s.heartbeat_interval_seconds >= s.session_timeout_seconds:
+        problems.append(
+            f"HEARTBEAT_INTERVAL_SECONDS={s.heartbeat_interval_seconds:g} must be below "
+            f"SESSION_TIMEOUT_SECONDS={s.session_timeout_seconds:g} (a third of it or less)"
+        )
+    if s.batch_max_events > s.max_uncommitted_events:
+        problems.append(
+            f"BATCH_MAX_EVENTS={s.batch_max_events} exceeds MAX_UNCOMMITTED_EVENTS="
+            f"{s.max_uncommitted_events}: one fetch would pass the bound on uncommitted records"
+        )
+    if s.rocksdb_write_buffer_bytes > s.rocksdb_memtables_bytes:
+        problems.append(
+            f"ROCKSDB_WRITE_BUFFER_BYTES={s.rocksdb_write_buffer_bytes} exceeds "
+            f"ROCKSDB_MEMTABLES_BYTES={s.rocksdb_memtables_bytes}: one store's memtable would "
+            "pass the bound on all of them"
+        )
+    return problems
 
 
 _SSL_FILES = ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")

@@ -14,9 +14,9 @@ import time
 import faust
 from faust.web import Request, Response, View
 
-from app.settings import Settings
+from app.settings_errors import settings_or_exit
 
-settings = Settings()
+settings = settings_or_exit()
 MODE = os.environ.get("BENCH_FLOOR_MODE", "events")
 # faust's consumer as the worker tuned it while its stages took their records from faust:
 MAX_POLL_RECORDS = 5000

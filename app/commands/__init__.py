@@ -18,8 +18,11 @@ def register(app: faust.App, settings: Settings) -> None:
         export_topics,
         promote,
         rebuild_properties,
+        redrive,
         replay,
     )
 
-    for command in (replay, diff, promote, export_topics, apply_topics, rebuild_properties, acls):
+    for command in (
+        replay, diff, promote, export_topics, apply_topics, rebuild_properties, acls, redrive
+    ):
         command.register(app, settings)

@@ -2,11 +2,14 @@
 ``export-topics`` document that the cluster lacks, and check the others (``app.dr.topics``).
 
 Exit code 0 when every topic is there as the document says, 1 when one differs (or, with
-``--check``, is missing), 2 when the document or the cluster cannot be used.
+``--check``, is missing), 2 when the document or the cluster cannot be used. A
+``min.insync.replicas`` above the replication factor applied is lowered to it, with a warning
+on stderr (``app.dr.topics.fitted_configs``).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -59,6 +62,9 @@ def register(app: faust.App, settings: Settings) -> None:
                 await admin.close()
         except KafkaError as exc:
             fail(f"Kafka at {settings.kafka_bootstrap_servers}: {exc!r}")
+        for step in steps:
+            if step.warning:
+                print(f"warning: {step.topic.name}: {step.warning}", file=sys.stderr, flush=True)
         bad = 0
         for step in steps:
             topic = step.topic

@@ -85,6 +85,8 @@ def register(app: faust.App, settings: Settings) -> None:
         try:
             check_name(name)
             overrides = parse_overrides(sets)
+            # The values of --set checked before the cluster is asked anything.
+            Shadow(name, settings, overrides).settings(worker_web_port=port, worker_data_dir=folder)
             if from_ms is not None and from_ms > time.time() * 1000:
                 raise ShadowError(f"--from {iso_ms(from_ms)} is in the future")
             manifest = await read_manifest(

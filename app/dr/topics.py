@@ -54,6 +54,33 @@ class Step:
     topic: TopicState
     action: str  # CREATE, OK, DIFFERS (MISSING with --check)
     problems: tuple[str, ...] = ()
+    warning: str | None = None  # what was changed from the document, and why
+
+
+MIN_INSYNC = "min.insync.replicas"
+
+
+def fitted_configs(configs: Mapping[str, str], replication_factor: int) -> tuple[dict[str, str], str | None]:
+    """``configs`` for a topic with ``replication_factor`` replicas: a ``min.insync.replicas``
+    above it is lowered to it, with the sentence that says so (else None).
+
+    Kafka creates a topic whose min.insync.replicas exceeds its replicas without a word. A
+    broker that enforces the setting as written then acknowledges no acks=all write there;
+    Kafka 4.4 caps it at the replicas the partition has, so the topic enforces a value other
+    than the one it shows. Lowering it keeps what the setting is for (an acknowledged write
+    is on every replica there is) on a cluster given fewer replicas with --replication-factor,
+    as the operator asked; refusing would leave the DR cluster without the topic."""
+    value = configs.get(MIN_INSYNC)
+    try:
+        wanted = int(value) if value is not None else None
+    except ValueError:
+        return dict(configs), None  # not a number: the broker refuses it, by name
+    if wanted is None or wanted <= replication_factor:
+        return dict(configs), None
+    return {**configs, MIN_INSYNC: str(replication_factor)}, (
+        f"{MIN_INSYNC}={wanted} lowered to {replication_factor}, the replication factor it is "
+        "applied with: no more replicas than that can ever be in sync"
+    )
 
 
 def document(topics: Iterable[TopicState], about: Mapping[str, Any]) -> bytes:
@@ -105,14 +132,16 @@ def plan(
 ) -> list[Step]:
     """What to do with each wanted topic on a cluster holding ``existing`` (their effective
     settings in ``effective``). ``replication_factor`` replaces the exported one (a smaller DR
-    cluster)."""
+    cluster); a ``min.insync.replicas`` above the replication factor is lowered to it
+    (``fitted_configs``), for the topics created and those checked."""
     steps = []
     for topic in wanted:
         rf = replication_factor or topic.replication_factor
-        target = TopicState(topic.name, topic.partitions, rf, topic.configs)
+        configs, warning = fitted_configs(topic.configs, rf)
+        target = TopicState(topic.name, topic.partitions, rf, configs)
         have = existing.get(topic.name)
         if have is None:
-            steps.append(Step(target, MISSING if check_only else CREATE))
+            steps.append(Step(target, MISSING if check_only else CREATE, warning=warning))
             continue
         problems = []
         if have.partitions != topic.partitions:
@@ -120,10 +149,10 @@ def plan(
         if have.replication_factor != rf:
             problems.append(f"replication factor {have.replication_factor}, wanted {rf}")
         settings = effective.get(topic.name, {})
-        for key, value in sorted(topic.configs.items()):
+        for key, value in sorted(configs.items()):
             if settings.get(key) != value:
                 problems.append(f"{key}={settings.get(key)}, wanted {value}")
-        steps.append(Step(target, DIFFERS if problems else OK, tuple(problems)))
+        steps.append(Step(target, DIFFERS if problems else OK, tuple(problems), warning))
     return steps
 
 

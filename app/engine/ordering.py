@@ -36,6 +36,14 @@ class PartitionOrder:
     def opened(cls, applied_offset: int, check_gaps: bool) -> PartitionOrder:
         return cls(expected=applied_offset + 1, check_gaps=check_gaps)
 
+    @classmethod
+    def rewound(cls, expected: int, failed_at: int, check_gaps: bool) -> PartitionOrder:
+        """After a rewind to ``expected`` from a record that failed at ``failed_at``: records
+        fetched before the seek (beyond ``failed_at``) are dropped until the re-read, which
+        starts at or below ``failed_at``, arrives."""
+        return cls(expected=expected, check_gaps=check_gaps, fresh=False, resume_at=failed_at,
+                   sought=True)
+
     def admit(self, offset: int) -> Verdict:
         if self.sought and offset < self.expected:
             return Verdict.REREAD

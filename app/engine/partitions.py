@@ -25,6 +25,8 @@ from app.engine.restore import restore_partition
 from app.engine.retry import retry
 from app.engine.stall import CommitWatch
 from app.engine.store import PartitionStore
+from app.models.dead_letter import fit_dead_letter
+from app.models.events import Rejection
 from app.engine.transactions import (
     MAX_BATCH_BYTES,
     Failure,
@@ -45,12 +47,17 @@ class Processor(Protocol):
     the records (the runner folds it into the metrics and clears it).
     """
 
+    partition: int
     store: PartitionStore
     outbox: Outbox
     applied_offset: int
     outcomes: Counter[str]
 
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None: ...
+
+    def first_time(self, offset: int) -> bool:
+        """Take ``offset`` as applied; False when it was applied before."""
+        ...
 
     def before_commit(self, now_ms: int, publish: bool) -> bool:
         """Stage bookkeeping and shares for commit; True when there is anything to commit."""
@@ -77,12 +84,14 @@ class OwnedPartitions:
         rocksdb_options: Options,
         client_kwargs: dict[str, Any],
         factory: ProcessorFactory,
+        dead_letter_topic: str,
         max_request_size: int = 2 * MAX_BATCH_BYTES,
         watch: CommitWatch | None = None,
     ) -> None:
-        """``max_request_size``: the largest record a partition's writer may send (see
-        ``TransactionalWriter``). ``watch`` sees every opening and commit while it waits on
-        the brokers (``app.engine.stall``)."""
+        """``dead_letter_topic``: where a record that made the processor fail goes
+        (``dead_letter``). ``max_request_size``: the largest record a partition's writer may
+        send (see ``TransactionalWriter``). ``watch`` sees every opening and commit while it
+        waits on the brokers (``app.engine.stall``)."""
         self.name = name
         self.source_topic = source_topic
         self.changelog_topic = changelog_topic
@@ -91,6 +100,7 @@ class OwnedPartitions:
         self._options = rocksdb_options
         self._client_kwargs = client_kwargs
         self._factory = factory
+        self.dead_letter_topic = dead_letter_topic
         self._max_request_size = max_request_size
         self._watch = watch or CommitWatch(float("inf"))
         self._group_id = app_id
@@ -161,6 +171,36 @@ class OwnedPartitions:
             processor.store.close()
             await writer.stop()
             log.info("%s: partition %d closed", self.name, partition)
+
+    # -- a record that failed ---------------------------------------------------------------
+    def rewind(self, partition: int) -> Processor:
+        """Undo the partition's work since its last seal: its pending writes, outputs and the
+        processor's own memory. The processor is made anew over the store as the last seal
+        left it (sealed work, a commit in flight, stays); the caller reads the partition
+        again from after the new processor's ``applied_offset``."""
+        processor, writer = self._open[partition]
+        processor.store.rollback()
+        fresh = self._factory(partition, processor.store, Outbox())
+        self._open[partition] = (fresh, writer)
+        return fresh
+
+    def dead_letter(
+        self,
+        processor: Processor,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        rejection: Rejection,
+    ) -> None:
+        """Send the record at ``offset`` to the dead-letter topic instead of processing it, in
+        the partition's next transaction with the applied offset that moves past it."""
+        if not processor.first_time(offset):
+            return
+        partition = processor.partition
+        headers = rejection.dlq_headers(self.source_topic, partition, offset)
+        key, value, headers = fit_dead_letter(key, value, headers, self._max_request_size)
+        processor.outbox.add(self.dead_letter_topic, partition, key, value, headers)
+        processor.outcomes[f"rejected:{rejection.reason}"] += 1
 
     # -- commit -------------------------------------------------------------------------
     def seal(self, partition: int, now_ms: int, publish: bool) -> Sealed | None:

@@ -2,8 +2,11 @@
 through its owned partitions, and commits each partition's work in its own transaction at
 most every commit interval.
 
-A failure inside is fatal on purpose (see ``fatal``): the worker restarts from the committed
-offsets and state, so nothing is skipped.
+A record that makes its processor raise is dead-lettered with reason ``processing_error``
+and the partition goes on (``_failed``); with ``processing_errors="fail"``, and for any other
+failure (reading, committing, a failure that is not the record's: ``app.engine.failures``),
+the worker exits (see ``fatal``) and restarts from the committed offsets and state, so nothing
+is skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from app.metrics import Metrics
 from app.engine.ordering import PartitionOrder, Verdict
 from app.engine.reader import StageReader
 from app.engine.partitions import OwnedPartitions, Sealed
+from app.engine.failures import blames_record
 from app.engine.faust_fixes import request_rejoin
+from app.models.events import Rejection
 from app.engine.transactions import OutputRefused
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,7 @@ class StageRunner:
         check_gaps: bool = False,
         start_after: asyncio.Event | None = None,
         requires: StageRunner | None = None,
+        processing_errors: str = "continue",
     ) -> None:
         self._app = app
         self._reader = reader
@@ -82,6 +88,14 @@ class StageRunner:
         # moved past the dropped batch, so they wait for the rebalance that follows a fence,
         # which restarts them from the transactionally committed offset.
         self._lost: set[int] = set()
+        # What a record that makes its processor raise costs: "continue", a dead letter;
+        # "fail", the worker (Kafka Streams' LogAndContinue / LogAndFail handlers).
+        if processing_errors not in ("continue", "fail"):
+            raise ValueError(f"processing_errors must be continue or fail, not {processing_errors!r}")
+        self._continue_on_error = processing_errors == "continue"
+        # Per partition, offsets of records that made its processor raise: when the rewound
+        # partition reaches one again it is dead-lettered, not processed (``_failed``).
+        self._poison: dict[int, dict[int, str]] = {}  # partition -> offset -> detail
 
     def highwater(self, partition: int) -> int | None:
         """The end offset of the stage's input partition, as its reader last saw it."""
@@ -160,12 +174,23 @@ class StageRunner:
         order = self._order[partition]
         admit = order.admit
         process = processor.process
+        poison = self._poison.get(partition)
         applied = 0
         for record in batch:
             offset = record.offset
             verdict = admit(offset)
             if verdict is Verdict.APPLY:
-                process(offset, record.key, record.value, now_ms)
+                if poison and offset in poison:
+                    self._dead_letter(processor, record, poison[offset])
+                    applied += 1
+                    continue
+                try:
+                    process(offset, record.key, record.value, now_ms)
+                except Exception as exc:  # noqa: BLE001 - whatever the record made it raise
+                    if not (self._continue_on_error and blames_record(exc)):
+                        raise
+                    self._failed(partition, record, exc)
+                    break  # the rest is read again after the rewind
                 applied += 1
             elif verdict is Verdict.SEEK:
                 self._reader.seek(partition, order.expected)
@@ -173,6 +198,36 @@ class StageRunner:
             elif verdict is Verdict.REREAD:
                 self._metrics.events_reread.labels(self.owned.source_topic).inc()
         return applied
+
+    def _failed(self, partition: int, record: ConsumerRecord, exc: Exception) -> None:
+        """The processor raised on ``record``: undo what the partition did since its last
+        seal (the record's partial changes with it), read it again from there, and when the
+        re-read reaches ``record``, dead-letter it instead of processing it (KIP-1033's
+        processing exception handler, with the rollback a transaction gives for free)."""
+        owned = self.owned
+        detail = f"{type(exc).__name__}: {exc}"
+        fresh = owned.rewind(partition)
+        resume = fresh.applied_offset + 1
+        # Failed records at or below the rewind's offset are sealed as dead letters; those
+        # above it are rolled back with this one, and meet the dead-letter path again.
+        poison = {o: d for o, d in self._poison.get(partition, {}).items() if o >= resume}
+        poison[record.offset] = detail
+        self._poison[partition] = poison
+        log.error(
+            "%s[%d]@%d: processing failed (%s); its partition's work from offset %d on is rolled "
+            "back and read again, the record goes to %s with reason processing_error",
+            owned.source_topic, partition, record.offset, detail, resume, owned.dead_letter_topic,
+            exc_info=exc,
+        )
+        self._metrics.processing_errors.labels(owned.name, type(exc).__name__).inc()
+        self._order[partition] = PartitionOrder.rewound(resume, record.offset, self._check_gaps)
+        self._reader.seek(partition, resume)
+
+    def _dead_letter(self, processor, record: ConsumerRecord, detail: str) -> None:  # noqa: ANN001
+        self.owned.dead_letter(
+            processor, record.offset, record.key, record.value,
+            Rejection("processing_error", detail),
+        )
 
     def _read_again(self, records: Mapping[int, Sequence[ConsumerRecord]]) -> None:
         """Records not applied, of partitions still open: fetch them again, never skip them."""
@@ -235,6 +290,8 @@ class StageRunner:
         await self.owned.close(partitions)
         for partition in partitions:
             self._order.pop(partition, None)
+            # Its next owner meets the failing record again and decides for itself.
+            self._poison.pop(partition, None)
 
     def _opened(self, partition: int, applied_offset: int) -> None:
         self._order[partition] = PartitionOrder.opened(applied_offset, self._check_gaps)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
+from app.engine.failures import StoreFailure
+
 log = logging.getLogger(__name__)
 
 # Local-only bookkeeping, never sent to the changelog: the changelog offset this database
@@ -72,7 +74,10 @@ class PartitionStore:
         sealed = self._sealed
         if sealed is not None and key in sealed:
             return sealed[key]
-        return self._db.get(key)
+        try:
+            return self._db.get(key)
+        except Exception as exc:  # noqa: BLE001 - rocksdict raises plain exceptions
+            raise StoreFailure(f"{self.path}: reading failed: {exc}") from exc
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Items with ``start <= key < end`` in key order, pending and sealed writes included."""
@@ -81,7 +86,7 @@ class PartitionStore:
         committed = (
             (key, value) for key, value in self._db.items(from_key=start) if key not in overlay
         )
-        for key, value in heapq.merge(_until(committed, end), pending):
+        for key, value in heapq.merge(_until(committed, end, self.path), pending):
             if value is not _DELETED:
                 yield key, value
 
@@ -109,6 +114,11 @@ class PartitionStore:
     @property
     def pending(self) -> dict[bytes, bytes | None]:
         return self._dirty
+
+    def rollback(self) -> None:
+        """Forget the changes made since the last ``seal``; sealed ones (a commit in flight)
+        stay. What a record that failed half-way wrote goes with them (``app.engine.runner``)."""
+        self._dirty = {}
 
     def discard_pending(self) -> None:
         """Forget every change not in RocksDB yet: pending and sealed."""
@@ -193,8 +203,13 @@ class CommittedState:
             yield key, value
 
 
-def _until(items: Iterator[tuple[bytes, bytes]], end: bytes) -> Iterator[tuple[bytes, bytes]]:
-    for key, value in items:
-        if key >= end:
-            return
-        yield key, value
+def _until(
+    items: Iterator[tuple[bytes, bytes]], end: bytes, path: Path
+) -> Iterator[tuple[bytes, bytes]]:
+    try:
+        for key, value in items:
+            if key >= end:
+                return
+            yield key, value
+    except Exception as exc:  # noqa: BLE001 - rocksdict raises plain exceptions
+        raise StoreFailure(f"{path}: scanning failed: {exc}") from exc

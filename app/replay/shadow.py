@@ -21,9 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from app.settings import Settings
+from app.settings_errors import SettingsError, load_settings
 
 # A shadow's name goes into topic names and an app id: letters, digits, '-' and '_' (no '.',
 # which separates the prefix of its topic names from the live name).
@@ -45,10 +44,6 @@ FIXED = frozenset({
 
 class ShadowError(ValueError):
     """A shadow name or setting that cannot be used; the message says why."""
-
-
-def env_name(field_name: str) -> str:
-    return field_name.upper()
 
 
 def check_name(name: str) -> str:
@@ -131,13 +126,9 @@ class Shadow:
         values.update({k.lower(): v for k, v in self.env().items()})
         values.update(per_worker)
         try:
-            return Settings(**values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{env_name(str(err['loc'][0])) if err['loc'] else '?'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise ShadowError(f"invalid settings for shadow {self.name!r}: {problems}") from None
+            return load_settings(**values)
+        except SettingsError as exc:
+            raise ShadowError(f"invalid settings for shadow {self.name!r}: {exc}") from None
 
 
 def describe_overrides(overrides: Mapping[str, str]) -> str:

@@ -28,6 +28,7 @@ import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
 from app import codec
+from app.engine.failures import PartitionUnavailable
 from app.engine.store import estimated_keys, native_memory
 from app.models.events import ProfileDeleted, Rejection
 
@@ -209,5 +210,5 @@ class ProfilesTable:
 
     def _opened(self) -> Rdict:
         if self._db is None:
-            raise RuntimeError(f"{self.path}: the profiles table is not open")
+            raise PartitionUnavailable(f"{self.path}: the profiles table is not open")
         return self._db

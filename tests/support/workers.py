@@ -59,6 +59,7 @@ class Worker:
     data_dir: Path | None = None
     log_dir: Path = REPO / "tests" / "artifacts" / "logs"
     proc: subprocess.Popen | None = None
+    app_module: str = "app.main"  # tests.support.failing_app injects faults
 
     @property
     def url(self) -> str:
@@ -86,7 +87,7 @@ class Worker:
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [FAUST, "-A", "app.main", "worker", "-l", "info"],
+            [FAUST, "-A", self.app_module, "worker", "-l", "info"],
             cwd=REPO,
             env=env,
             stdout=log,

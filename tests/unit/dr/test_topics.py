@@ -83,3 +83,49 @@ def test_document_is_readable_json():
     doc = orjson.loads(document([TopicState("a", 1, 1)], {"appId": "pa"}))
     assert doc == {"format": 1, "appId": "pa", "topics": [
         {"name": "a", "partitions": 1, "replicationFactor": 1, "configs": {}}]}
+
+
+# --- min.insync.replicas never above the replication factor applied ---------------------------
+
+def test_min_insync_is_lowered_to_a_smaller_replication_factor_with_a_warning():
+    exported = TopicState("views", 12, 3, {"min.insync.replicas": "2", "retention.ms": "1000"})
+    step = plan([exported], {}, {}, replication_factor=1)[0]
+    assert step.action == CREATE
+    assert step.topic == TopicState("views", 12, 1, {"min.insync.replicas": "1", "retention.ms": "1000"})
+    assert step.warning == (
+        "min.insync.replicas=2 lowered to 1, the replication factor it is applied with: "
+        "no more replicas than that can ever be in sync"
+    )
+
+
+def test_min_insync_within_the_replication_factor_is_kept():
+    exported = TopicState("views", 12, 3, {"min.insync.replicas": "2"})
+    assert plan([exported], {}, {})[0].warning is None
+    assert plan([exported], {}, {})[0].topic.configs == {"min.insync.replicas": "2"}
+    two = plan([exported], {}, {}, replication_factor=2)[0]
+    assert two.topic.configs == {"min.insync.replicas": "2"} and two.warning is None
+
+
+def test_an_existing_topic_is_checked_against_the_lowered_value():
+    exported = TopicState("views", 12, 3, {"min.insync.replicas": "2"})
+    created_so = {"views": TopicState("views", 12, 1, {"min.insync.replicas": "1"})}
+    ok = plan([exported], created_so, {"views": {"min.insync.replicas": "1"}}, 1)[0]
+    assert ok.action == OK
+    unwritable = plan([exported], created_so, {"views": {"min.insync.replicas": "2"}}, 1)[0]
+    assert unwritable.action == DIFFERS
+    assert unwritable.problems == ("min.insync.replicas=2, wanted 1",)
+
+
+@given(
+    rf=st.integers(min_value=1, max_value=10),
+    min_isr=st.one_of(st.integers(min_value=-2, max_value=12).map(str), st.sampled_from(["x", ""])),
+    given_rf=st.one_of(st.none(), st.integers(min_value=1, max_value=10)),
+)
+def test_min_insync_never_exceeds_the_replication_factor_it_is_created_with(rf, min_isr, given_rf):
+    step = plan([TopicState("t", 1, rf, {"min.insync.replicas": min_isr})], {}, {}, given_rf)[0]
+    value = step.topic.configs["min.insync.replicas"]
+    if value.lstrip("-").isdigit():
+        assert int(value) <= step.topic.replication_factor
+        assert (step.warning is not None) == (int(min_isr) > step.topic.replication_factor)
+    else:
+        assert value == min_isr and step.warning is None  # left to the broker to refuse

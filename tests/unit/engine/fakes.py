@@ -19,6 +19,7 @@ from app.stages.applied import Applied
 SOURCE = "in"
 CHANGELOG = "in-changelog"
 OUTPUT = "out"
+DEAD_LETTERS = "in.dlq"
 SMALL = 1 << 20
 
 
@@ -85,9 +86,14 @@ class Echo:
     def applied_offset(self) -> int:
         return self.applied.offset
 
+    def first_time(self, offset: int) -> bool:
+        if self.applied.advance(offset):
+            return True
+        self.outcomes["replayed"] += 1
+        return False
+
     def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if not self.applied.advance(offset):
-            self.outcomes["replayed"] += 1
+        if not self.first_time(offset):
             return
         self.store.put(key, value)
         self.outbox.add(OUTPUT, self.partition, key, value)
@@ -128,6 +134,7 @@ def owned_partitions(
         rocksdb_options=rocksdb_options(SMALL, SMALL),
         client_kwargs={},
         factory=factory,
+        dead_letter_topic=DEAD_LETTERS,
         watch=watch,
     )
 

@@ -33,10 +33,14 @@ def test_every_topic_the_shadow_writes_is_its_own():
 
 
 def test_overrides_are_validated_like_any_setting():
-    with pytest.raises(ShadowError, match="SPIKE_RATIO: Input should be a valid number"):
+    with pytest.raises(ShadowError, match="SPIKE_RATIO=lots: should be a valid number"):
         Shadow("x", live(), {"SPIKE_RATIO": "lots"}).settings()
-    with pytest.raises(ShadowError, match="BATCH_MAX_EVENTS"):
+    with pytest.raises(ShadowError, match=r"BATCH_MAX_EVENTS=0: .* \(allowed: integer, ≥ 1,"):
         Shadow("x", live(), {"BATCH_MAX_EVENTS": "0"}).settings()
+    with pytest.raises(ShadowError, match=r"SPIKE_BASELINE_HOURS=0: .*\(allowed: integer, ≥ 1, ≤ 744\)"):
+        Shadow("x", live(), {"SPIKE_BASELINE_HOURS": "0"}).settings()
+    with pytest.raises(ShadowError, match="SPIKE_RATIO=nan: should be a finite number"):
+        Shadow("x", live(), {"SPIKE_RATIO": "nan"}).settings()
     assert Shadow("x", live(), {"views_gap_check": "false"}).settings().views_gap_check is False
 
 
