@@ -5,6 +5,7 @@ may be, in ``params``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import faust
@@ -32,6 +33,8 @@ from app.web.params import (
 )
 from app.tables.properties import PropertyTable
 from app.windows import HOUR_MS, WEEK_MS, iso_ms
+
+log = logging.getLogger(__name__)
 
 MAX_INSIGHTS = 500
 parse_insights_limit = limit_parser(MAX_INSIGHTS)
@@ -116,7 +119,11 @@ class Owners:
         try:
             answer = await self._peers.get(owner, forward_path)
         except routing.OwnerUnreachable as exc:
-            return error(view, 503, f"partition {partition}: owner {exc}; retry shortly")
+            log.warning(
+                "%s[%d]: its owner %s %s; answered 503",
+                stage.owned.source_topic, partition, exc.url, exc.reason,
+            )
+            return error(view, 503, f"partition {partition}: its owner {exc.reason}; retry shortly")
         status, problem = routing.relay(answer, partition)
         if problem is not None:
             return json(view, problem, status)

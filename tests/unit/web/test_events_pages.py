@@ -84,3 +84,59 @@ def test_any_page_holds_at_most_limit_events_and_max_bytes_unless_one_event_is_m
     assert (body["nextAfterVersion"] is None) == (after + len(page) >= len(sizes))
     pages = all_pages(table, prop, limit, max_bytes)
     assert [e["version"] for p in pages for e in p] == list(range(1, len(sizes) + 1))
+
+
+async def test_a_page_of_wide_events_relayed_by_a_non_owner_is_200_not_503(tmp_path):
+    """The owner's page, relayed by another worker: under the relay cap, so the non-owner
+    answers it (it answered 503 for good when one page could hold 4.9 MB)."""
+    from aiohttp.test_utils import TestClient, TestServer
+    from yarl import URL
+
+    from app.engine.store import PartitionStore, rocksdb_options
+    from app.main import create_app
+    from app.web.routing import partition_of
+
+    from ..conftest import SMALL
+
+    owner_settings = Settings(app_id="pages-owner", worker_data_dir=tmp_path / "o", topic_partitions=4)
+    owner = create_app(owner_settings)
+    owner.web.init_server()
+    partition = partition_of("wide", 4)
+    store = PartitionStore(tmp_path / "props", rocksdb_options(SMALL, SMALL))
+    processor = PropertiesProcessor(partition, store, Outbox(),
+                                    PropertiesConfig.from_settings(owner_settings))
+    for i in range(600):
+        doc = {"eventId": f"e{i}", "eventType": "property." + ("created" if i == 0 else "updated"),
+               "timestamp": iso_ms(T0 + i), "propertyId": "wide",
+               "data": {"title": WIDE, "city": WIDE, "price": i}}
+        processor.process(i, b"wide", orjson.dumps(doc), NOW)
+    commit(store, None)
+    owned = owner.runtime.properties.owned
+    owned._open[partition] = (processor, None)
+    owner_client = TestClient(TestServer(owner.web.web_app))
+    await owner_client.start_server()
+
+    relay = create_app(Settings(app_id="pages-relay", worker_data_dir=tmp_path / "r", topic_partitions=4))
+    relay.web.init_server()
+    topic = relay.runtime.settings.property_events_topic
+    owner_url = str(owner_client.make_url("/"))
+    relay.assignor.external_topics_metadata = lambda: {owner_url: {topic: set(range(4))}}
+    relay_client = TestClient(TestServer(relay.web.web_app))
+    await relay_client.start_server()
+    try:
+        got, after = [], 0
+        while after is not None:
+            response = await relay_client.get(
+                URL(f"/api/properties/wide/events?limit=1000&afterVersion={after}", encoded=True))
+            body = await response.read()
+            assert response.status == 200, body[:200]
+            assert len(body) < routing.MAX_ANSWER_BYTES
+            page = orjson.loads(body)
+            got += [e["version"] for e in page["events"]]
+            after = page["nextAfterVersion"]
+        assert got == list(range(1, 601))
+    finally:
+        await relay_client.close()
+        await owner_client.close()
+        owned._open.clear()
+        store.close()
