@@ -56,14 +56,17 @@ def overrides(bootstrap: str, tag: str, token: str) -> dict[str, str]:
     }
 
 
-def container(svc: compose.Service, env: dict[str, str], tag: str, **kwargs) -> ContainerWorker:  # noqa: ANN003
+def container(svc: compose.Service, env: dict[str, str], tag: str) -> ContainerWorker:
+    """The compose service ``svc`` as a container on the host network, with the test's
+    overrides; a worker gets a free port and advertises it on 127.0.0.1."""
     port = free_port()
     if "WORKER_WEB_PORT" in svc.environment:
-        env = {**env, "WORKER_WEB_PORT": str(port), "WORKER_CANONICAL_URL": f"http://127.0.0.1:{port}"}
+        env = {**env, "WORKER_WEB_PORT": str(port),
+               "WORKER_CANONICAL_URL": f"http://127.0.0.1:{port}"}
     return ContainerWorker(
         compose.run_environment(svc, env), port=port, name=f"pa-{svc.name}-{tag}",
         volume=f"pa-{svc.name}-{tag}-data" if "/data" in svc.volumes else "",
-        command=svc.command, **kwargs,
+        command=svc.command,
     )
 
 
@@ -77,7 +80,8 @@ async def views_partitions(bootstrap: str, topic: str) -> int:
         await admin.close()
 
 
-async def settled(workers: list[ContainerWorker], partitions: int, timeout: float = 120) -> list[set[int]]:
+async def settled(workers: list[ContainerWorker], partitions: int,
+                  timeout: float = 120) -> list[set[int]]:
     """Every worker ready, the views partitions split between them."""
     deadline = time.monotonic() + timeout
     owned: list[set[int]] = []
@@ -85,7 +89,8 @@ async def settled(workers: list[ContainerWorker], partitions: int, timeout: floa
         answers = [await w.get("/ready") for w in workers]
         if all(status == 200 for status, _ in answers):
             owned = [set(body["partitions"]["views"]) for _, body in answers]
-            if all(owned) and sum(map(len, owned)) == partitions and set().union(*owned) == set(range(partitions)):
+            every = set().union(*owned)
+            if all(owned) and sum(map(len, owned)) == partitions == len(every):
                 return owned
         await asyncio.sleep(0.5)
     raise AssertionError(f"workers never split the {partitions} partitions: {owned}")
@@ -138,7 +143,10 @@ async def test_image_runs_the_compose_services_as_users_would(kafka_bootstrap, i
             uid = podman("exec", worker.name, "id", "-u").stdout.strip()
             assert uid == APP_UID, f"{worker.name} runs as uid {uid}"
             health = podman("healthcheck", "run", worker.name, check=False)
-            assert health.returncode == 0, f"{worker.name} unhealthy: {health.stdout}{health.stderr}"
+            assert health.returncode == 0, f"{worker.name}: {health.stdout}{health.stderr}"
+            pid1 = podman("exec", worker.name, "cat", "/proc/1/cmdline").stdout.split("\0")
+            # faust is PID 1: `podman stop`'s SIGTERM goes to it, not to a shell
+            assert pid1[1:4] == ["/opt/venv/bin/faust", "-A", "app.main"], pid1
             status, body = await worker.get("/api/users/user-1")
             assert status == 401, (status, body)  # the token is required
 
@@ -161,23 +169,26 @@ async def test_image_runs_the_compose_services_as_users_would(kafka_bootstrap, i
             assert status == 200 and body["windows"] == [
                 exp.hour_answer(prop, start + k * HOUR_MS) for k in range(24)], (asked.name, path)
 
-        problems, published = await check_insights(kafka_bootstrap, env["INSIGHTS_TOPIC"], exp, exactly_once=True)
+        problems, published = await check_insights(kafka_bootstrap, env["INSIGHTS_TOPIC"], exp,
+                                                   exactly_once=True)
         assert not problems, problems[:20]
         assert published > 0 and published == len(exp.insights())
         measured["insights"] = published
 
         for worker in workers:  # the non-root user wrote the worker's state to its volume
             files = volume_files(worker.volume)
-            assert any(path.endswith(".sst") or "CURRENT" in path for path in files), sorted(files)[:20]
+            assert any(p.endswith(".sst") or "CURRENT" in p for p in files), sorted(files)[:20]
             assert set(files.values()) == {int(APP_UID)}, files
 
         # `docker compose down`: SIGTERM to both at once, SIGKILL only after the grace period.
         codes = await asyncio.gather(*(asyncio.to_thread(w.stop, grace) for w in workers))
         for worker, code in zip(workers, codes):
             state = worker.state()
-            assert code == 0 and state["Status"] == "exited" and not state["OOMKilled"], (worker.name, state)
+            assert code == 0 and state["Status"] == "exited", (worker.name, state)
+            assert not state["OOMKilled"], (worker.name, state)
             assert worker.stop_seconds < grace, (worker.name, worker.stop_seconds)
-            assert processes_of(podman("inspect", "--format", "{{.Id}}", worker.name).stdout.strip()) == []
+            container_id = podman("inspect", "--format", "{{.Id}}", worker.name).stdout.strip()
+            assert processes_of(container_id) == []
         measured["stop_s"] = [round(w.stop_seconds, 1) for w in workers]
         MEASURED.parent.mkdir(parents=True, exist_ok=True)
         MEASURED.write_text(json.dumps(measured, indent=1))
@@ -187,7 +198,8 @@ async def test_image_runs_the_compose_services_as_users_would(kafka_bootstrap, i
             c.remove()
 
 
-async def test_image_refuses_to_start_on_all_interfaces_without_a_token(kafka_bootstrap, image) -> None:
+async def test_image_refuses_to_start_on_all_interfaces_without_a_token(kafka_bootstrap,
+                                                                         image) -> None:
     name, _ = image
     tag = uuid.uuid4().hex[:8]
     bare = {k: v for k, v in overrides(kafka_bootstrap, tag, "unused").items() if k != "API_TOKEN"}
@@ -200,7 +212,8 @@ async def test_image_refuses_to_start_on_all_interfaces_without_a_token(kafka_bo
         code = refused.proc.wait(60)
         log = refused.log_path.read_text(errors="replace")
         assert code == 2 and refused.state()["ExitCode"] == 2, log[-2000:]
-        assert "WORKER_WEB_HOST=0.0.0.0 is not a loopback address and API_TOKEN is not set" in log, log[-2000:]
+        refusal = "WORKER_WEB_HOST=0.0.0.0 is not a loopback address and API_TOKEN is not set"
+        assert refusal in log, log[-2000:]
         assert time.monotonic() - started < 30
         # The explicit opt-in starts it, and it answers without a token.
         allowed.start()

@@ -37,7 +37,7 @@ _VARIABLE = re.compile(
 
 
 class ComposeError(ValueError):
-    """The compose file asks for something it cannot have (a required variable unset, bad syntax)."""
+    """The compose file asks for what it cannot have (a required variable unset, bad syntax)."""
 
 
 def interpolate(value: str, env: Mapping[str, str]) -> str:
@@ -50,7 +50,8 @@ def interpolate(value: str, env: Mapping[str, str]) -> str:
         if match["escaped"]:
             return "$"
         if match["bad"] is not None and match["named"] is None and match["braced"] is None:
-            raise ComposeError(f"invalid interpolation at {value[match.start():][:20]!r} in {value!r}")
+            at = value[match.start():][:20]
+            raise ComposeError(f"invalid interpolation at {at!r} in {value!r}")
         name = match["braced"] or match["named"]
         got = env.get(name)
         op, arg = match["op"], match["arg"] or ""
