@@ -200,6 +200,8 @@ class Shares:
         self._runtime = runtime
         self._peers = peers
         self._cache = Answers(LOCAL_CACHE_S, LOCAL_CACHE_ENTRIES)
+        self._gathered = Answers(LOCAL_CACHE_S, LOCAL_CACHE_ENTRIES)
+        self._gathering: dict[tuple[int, int], asyncio.Future] = {}
 
     def local(self, hour: int, limit: int) -> dict:
         """This worker's share, from committed state only; kept for ``LOCAL_CACHE_S``."""
@@ -236,7 +238,23 @@ class Shares:
         return PropertyTable(processor.store.committed()).state(property_id)
 
     async def everyone(self, hour: int, limit: int) -> list[dict]:
-        """This worker's share first, then every other member's (or why it has none)."""
+        """This worker's share first, then every other member's (or why it has none); kept
+        for ``LOCAL_CACHE_S`` per (hour, limit), and asked once however many requests wait
+        for it: the peers are asked at most once a second per (hour, limit), whatever the
+        number of dashboards open."""
+        key = (hour, limit)
+        hit = self._gathered.get(key, time.monotonic())
+        if hit is not None:
+            return hit
+        pending = self._gathering.get(key)
+        if pending is None:
+            pending = self._gathering[key] = asyncio.ensure_future(self._gather(hour, limit))
+            pending.add_done_callback(lambda _: self._gathering.pop(key, None))
+        gathered = await asyncio.shield(pending)
+        self._gathered.put(key, time.monotonic(), gathered)
+        return gathered
+
+    async def _gather(self, hour: int, limit: int) -> list[dict]:
         app = self._app
         topic = self._runtime.settings.views_topic
         mine = self.local(hour, limit)

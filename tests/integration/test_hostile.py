@@ -4,9 +4,9 @@ Each hostile record is one a producer or a client could send: ids holding the st
 separator or control characters, ids past 256 bytes, keys that are not the record's id,
 tombstones keyed with non-UTF-8 or internal-looking bytes, JSON nested past 32 levels, a value
 near the broker's request limit, ids holding C1, bidirectional or invisible characters, times
-a valid date in their own offset but before year 1 or after 9999 in UTC; and, beside them, valid ids made of ``:``, ``/``, ``%``, spaces,
-non-Latin scripts and 0xFF-looking text, which must work everywhere (stores, topics, insight
-ids, URLs). Both workers must stay up without a restart, every answer must equal the oracle's,
+that are a valid date in their own offset but before year 1 or after 9999 in UTC; and, beside
+them, valid ids made of ``:``, ``/``, ``%``, spaces, non-Latin scripts and 0xFF-looking text,
+which must work everywhere (stores, topics, insight ids, URLs). Both workers must stay up without a restart, every answer must equal the oracle's,
 every hostile record must be in its dead-letter topic once with the expected reason, and
 nothing may be missing. Every record is produced in batches compressed with each codec in turn
 (gzip, snappy, lz4, zstd).

@@ -72,3 +72,21 @@ async def test_a_share_naming_a_bad_url_is_merged_under_the_url_asked(start):  #
     assert [w["url"] for w in summary["workers"]][1:] == [member.url]
     assert summary["partitions"]["missing"] == []
     assert summary["topProperties"] == [{"propertyId": "p", "views": 3, "uniqueUsers": 2}]
+
+
+async def test_many_dashboards_ask_each_peer_once_a_second(start):  # noqa: F811
+    """Tabs refreshing at once, or one after the other within the second, cost each peer one
+    request per (hour, limit), not one per tab."""
+    import asyncio
+
+    member = Member()
+    member.answer = (200, "application/json", share(None))  # refused: the url is no text
+    client = await start(member)
+    path = f"/api/dashboard?hour={HOUR}&limit=10"
+    answers = await asyncio.gather(*(get_json(client, path, GOOD) for _ in range(8)))
+    answers += [await get_json(client, path, GOOD) for _ in range(4)]
+    assert {status for status, _ in answers} == {200}
+    asked = [p for p, _ in member.seen if p.startswith("/api/dashboard/local")]
+    assert len(asked) == 1, asked
+    await get_json(client, f"/api/dashboard?hour={HOUR}&limit=5", GOOD)  # another limit
+    assert len([p for p, _ in member.seen if p.startswith("/api/dashboard/local")]) == 2
