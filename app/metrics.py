@@ -92,7 +92,8 @@ class Metrics:
         self.profiles_records = Counter(
             p + "profiles_records_total",
             "Records of user.profiles read into this worker's profiles table, by outcome: "
-            "stored, deleted, skipped (invalid; dead-lettered once by the profile-rejects stage)",
+            "stored, deleted, skipped (invalid; dead-lettered once by the profile-rejects stage), "
+            "failed (reading it raised; dead-lettered as processing_error by that stage)",
             ["outcome"],
             registry=r,
         )

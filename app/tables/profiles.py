@@ -17,6 +17,7 @@ Two namespaces, told apart by their first byte, so no userId can reach the bookk
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -33,6 +34,8 @@ from app.engine.moved import Moved
 from app.engine.store import estimated_keys, native_memory
 from app.models.events import ProfileDeleted, Rejection
 
+log = logging.getLogger(__name__)
+
 USER_PREFIX = b"u"
 OFFSET_PREFIX = b"o"
 
@@ -40,6 +43,7 @@ OFFSET_PREFIX = b"o"
 STORED = "stored"
 DELETED = "deleted"
 SKIPPED = "skipped"  # invalid: left out of every replica alike
+FAILED = "failed"  # reading it raised: left out alike, a processing_error dead letter
 REPLAYED = "replayed"  # below the partition's next offset: applied already
 
 
@@ -105,7 +109,16 @@ def fold(
             outcomes[REPLAYED] += 1
             continue
         next_offsets[partition] = offset + 1
-        result = codec.decode_profile(record.key, record.value, max_bytes=max_bytes)
+        try:
+            result = codec.decode_profile(record.key, record.value, max_bytes=max_bytes)
+        except Exception as exc:  # noqa: BLE001 - one record must not stop the table
+            # The profile-rejects stage meets the same failure and dead-letters the record
+            # as processing_error; every replica leaves it out alike.
+            log.error("%s[%d]@%d: reading a profile failed (%s: %s); left out",
+                      getattr(record, "topic", "user.profiles"), partition, offset,
+                      type(exc).__name__, exc)
+            outcomes[FAILED] += 1
+            continue
         if isinstance(result, Rejection):
             outcomes[SKIPPED] += 1
         elif isinstance(result, ProfileDeleted):

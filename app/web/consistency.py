@@ -70,7 +70,7 @@ class ReadOptions:
 
     def forward_query(self, codec: PositionCodec, remaining_s: float) -> dict[str, str]:
         """The same options for the owner, the time already spent taken off the timeout."""
-        query = {"consistency": LATEST if self.latest else COMMITTED}
+        query = {"consistency": LATEST} if self.latest else {}
         if self.bound is not None:
             query["atLeast"] = codec.token(self.bound)
             query["timeout"] = f"{max(remaining_s, 0.0):.3f}"

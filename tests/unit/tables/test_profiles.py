@@ -12,8 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.engine.store import rocksdb_options
+from app import codec
 from app.tables.profiles import (
     DELETED,
+    FAILED,
     REPLAYED,
     SKIPPED,
     STORED,
@@ -107,6 +109,25 @@ def test_a_profile_keyed_by_another_id_does_not_overwrite_that_id():
     )
     assert segment(changes, "victim") == "investor"
     assert "attacker" not in changes.profiles
+
+
+def test_a_record_whose_reading_raises_is_left_out_and_the_rest_applied(monkeypatch):
+    decode = codec.decode_profile
+
+    def failing(key, value, max_bytes):  # noqa: ANN001, ANN202
+        if key == b"user-bad":
+            raise RecursionError("unforeseen")
+        return decode(key, value, max_bytes=max_bytes)
+
+    monkeypatch.setattr(codec, "decode_profile", failing)
+    changes = fold([
+        Record(0, 0, b"user-1", profile("user-1", "investor")),
+        Record(0, 1, b"user-bad", profile("user-bad", "renter")),
+        Record(0, 2, b"user-2", profile("user-2", "agent")),
+    ], MAX)
+    assert sorted(changes.profiles) == ["user-1", "user-2"]
+    assert changes.next_offsets == {0: 3}
+    assert changes.outcomes[FAILED] == 1 and changes.outcomes[STORED] == 2
 
 
 def test_records_below_the_checkpoint_were_applied_already():

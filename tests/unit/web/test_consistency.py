@@ -84,7 +84,7 @@ def test_the_forwarded_query_carries_the_bound_and_the_time_left():
     query = options.forward_query(CODEC, 1.23456)
     assert query["consistency"] == "latest" and query["timeout"] == "1.235"
     assert read_options(query, CODEC) == ReadOptions(True, options.bound, 1.235)
-    assert ReadOptions().forward_query(CODEC, 3) == {"consistency": "committed"}
+    assert ReadOptions().forward_query(CODEC, 3) == {}  # the defaults: the path as before
 
 
 def test_codec_of_the_settings_reads_the_source_topics():
