@@ -12,6 +12,8 @@ ARG BASE_IMAGE=python:3.11-slim
 
 # --- builder: install the package and its pinned dependencies into a venv ----------
 FROM ${BASE_IMAGE} AS builder
+# So that tools/image/build.sh can tell this stage's leftover images from any others.
+LABEL property-analytics.stage=builder
 # The package index to install from (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL build args; unset: pip's
 # default). A CA bundle for it, when it needs one, comes as the build secret `pip_cert`.
 ARG PIP_INDEX_URL

@@ -121,7 +121,8 @@ class ContainerWorker(Worker):
     def remove(self) -> None:
         if self.alive:
             self.kill()
-        podman("rm", "-f", "--ignore", self.name, check=False)
+        # -v: the anonymous volume a container without -v gets for the image's VOLUME /data too
+        podman("rm", "-f", "-v", "--ignore", self.name, check=False)
         if self.volume:
             podman("volume", "rm", "-f", self.volume, check=False)
 

@@ -53,5 +53,15 @@ args=(--format docker --build-arg "BASE_IMAGE=$base" -t "$IMAGE")
 [ -n "$extra" ] && args+=(--build-arg "PIP_EXTRA_INDEX_URL=$extra")
 [ -n "$cert" ] && [ -s "$cert" ] && args+=(--secret "id=pip_cert,src=$cert")
 
+previous="$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 echo "image: building $IMAGE on $base"
 "${PODMAN[@]}" build "${args[@]}" .
+# The image this build replaced, now untagged: removed unless a container still uses it.
+current="$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE")"
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+  "${PODMAN[@]}" rmi "$previous" >/dev/null 2>&1 || true
+fi
+# The builder stages of earlier builds, untagged: all but the newest (the next build's cache).
+"${PODMAN[@]}" images -q --no-trunc --sort created \
+    --filter dangling=true --filter label=property-analytics.stage=builder \
+  | tail -n +2 | xargs -r "${PODMAN[@]}" rmi >/dev/null 2>&1 || true

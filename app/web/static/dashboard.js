@@ -54,7 +54,6 @@
   }
 
   async function api(path) {
-    requests += 1;
     const headers = { Accept: "application/json" };
     if (token) headers.Authorization = "Bearer " + token;
     const response = await fetch(path, { headers, cache: "no-store" });
@@ -385,21 +384,24 @@
     $("banner").textContent = text || "";
   }
 
+  // A request of the refresh, counted (the property page's requests are not).
+  const refreshApi = (path) => { requests += 1; return api(path); };
+
   async function refresh() {
     requests = 0;
     try {
       const hourParam = pinnedHour ? `&hour=${encodeURIComponent(pinnedHour)}` : "";
-      const d = await api(`/api/dashboard?limit=${TOP_N}${hourParam}`);
+      const d = await refreshApi(`/api/dashboard?limit=${TOP_N}${hourParam}`);
       const hourStart = utc(d.hour.windowStart).getTime();
       const from = new Date(hourStart - 23 * HOUR_MS).toISOString();
       const to = new Date(hourStart + HOUR_MS).toISOString();
       const historyOf = (id) =>
-        api(`/api/properties/${encodeURIComponent(id)}/views/history?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`)
+        refreshApi(`/api/properties/${encodeURIComponent(id)}/views/history?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`)
           .then((r) => [id, r.windows], () => [id, null]);
       // The week's most viewed segments come whole with the summary: no request per segment.
       const [histories, insights] = await Promise.all([
         Promise.all(d.topProperties.map((p) => historyOf(p.propertyId))).then(Object.fromEntries),
-        api(`/api/insights?limit=${INSIGHTS_N}`),
+        refreshApi(`/api/insights?limit=${INSIGHTS_N}`),
       ]);
       renderSummary(d);
       renderTrending(d, histories);
