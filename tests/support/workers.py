@@ -180,6 +180,26 @@ async def committed_lag(bootstrap: str, group: str, topics: list[str]) -> int:
     return await records_between({"bootstrap_servers": bootstrap}, starts, ends)
 
 
+async def wait_views_committed(
+    bootstrap: str, env: dict[str, str], workers: list[Worker], timeout: float = 300,
+    poll: float = 0.5,
+) -> float:
+    """Wait until the group has committed every record of the views topic, the workers
+    staying up (the topic is not written transactionally: committed == end offsets exactly
+    then); returns seconds."""
+    from tests.support.topics import committed_views
+
+    started = time.monotonic()
+    while True:
+        done, total = await committed_views(bootstrap, env["APP_ID"], env["VIEWS_TOPIC"])
+        if done >= total:
+            return time.monotonic() - started
+        for worker in workers:
+            assert worker.alive, f"a worker died; see {worker.log_path}"
+        assert time.monotonic() - started < timeout, f"only {done}/{total} views processed"
+        await asyncio.sleep(poll)
+
+
 async def wait_caught_up(
     bootstrap: str, env: dict[str, str], timeout: float = 180, settle: float = 1.0
 ) -> float:
