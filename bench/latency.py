@@ -200,7 +200,9 @@ async def _at_least(
                     found.append(time.monotonic() - started)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
             pass
-        await asyncio.sleep(every_s)
+        # At random times: a fixed pause after each answer (itself right after a commit) would
+        # lock the views to one phase of the commit cycle, each waiting nearly a full interval.
+        await asyncio.sleep(rng.uniform(0.5, 1.5) * every_s)
 
 
 async def measure(
@@ -246,6 +248,7 @@ async def measure(
         asyncio.create_task(_poll(p, session, poll_s, stop, kind, wait))
         for p in probe_list for kind in series
     ]
+    producing: list[asyncio.Task] = []  # the atLeast probe: ends its produce and question
     at_least_found: list[float] = []
     at_least_written: list[tuple[int, int, Record]] = []
     if at_least_every_s:
@@ -253,7 +256,7 @@ async def measure(
         spare = {p: url for p, url in owners.items() if p not in used} or owners
         own = pick_probes(1, partitions, spare, f"{tag}-al")
         if own:
-            pollers.append(asyncio.create_task(_at_least(
+            producing.append(asyncio.create_task(_at_least(
                 own[0], producer, session, views_topic, at_least_every_s, stop, users, tag,
                 at_least_found, at_least_written,
             )))
@@ -302,7 +305,9 @@ async def measure(
             await asyncio.sleep(0.1)
     finally:
         stop.set()
-        await asyncio.gather(*pollers, return_exceptions=True)
+        for poller in pollers:  # a question may wait for a move that no longer comes
+            poller.cancel()
+        await asyncio.gather(*pollers, *producing, return_exceptions=True)
         await session.close()
         await producer.stop()
     # after the measurement: feeding the oracle takes a while
