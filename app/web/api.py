@@ -23,6 +23,7 @@ from app.tables.hourly import HourlyPropertyViews
 from app.stages.applied import APPLIED_KEY
 from app.web import routing
 from app.web.consistency import (
+    DEFAULT_TIMEOUT_S,
     POSITION_HEADER,
     Deadline,
     ReadOptions,
@@ -31,6 +32,7 @@ from app.web.consistency import (
     reach,
     read_options,
     too_late,
+    wait_moved,
 )
 from app.web.http import Peers, error, json, path_param
 from app.web.params import (
@@ -49,6 +51,9 @@ from app.windows import HOUR_MS, WEEK_MS, iso_ms
 
 log = logging.getLogger(__name__)
 
+# A forwarded request names its remaining time unless it is within this of the owner's
+# default (a fresh request with no timeout of its own reaches the owner as it came).
+TIMEOUT_SLACK_S = 0.1
 MAX_INSIGHTS = 500
 parse_insights_limit = limit_parser(MAX_INSIGHTS)
 MAX_EVENTS_PAGE = 1000
@@ -126,36 +131,67 @@ class Owners:
             options = read_options(request.query, self.codec)
         except BadRequest as exc:
             return error(view, 400, str(exc))
-        app, settings = self._app, self._runtime.settings
         owned = stage.owned
-        partition = routing.partition_of(property_id, settings.topic_partitions)
+        partition = routing.partition_of(property_id, self._runtime.settings.topic_partitions)
         deadline = Deadline(options.timeout_s)
-        if owned.processor(partition) is not None:
-            try:
-                return await self._local(view, owned, partition, options, deadline, local)
-            except PartitionGone:
-                pass  # revoked while it waited: the new owner answers, if it is known yet
-        owner = routing.owner_url(app, owned.source_topic, partition)
-        if owner is None or routing.is_self(app, owner) or request.headers.get(routing.ROUTED_HEADER):
-            return error(view, 503, f"partition {partition} is not ready; retry shortly")
+        routed = bool(request.headers.get(routing.ROUTED_HEADER))
+        problem = f"partition {partition} is not ready; retry shortly"
+        last: routing.Answer | None = None
+        detail = "none known"  # for the log: the owner's address and what went wrong
+        while True:
+            before = owned.moved.next()  # taken before looking: no open or close is missed
+            owner = routing.owner_url(self._app, owned.source_topic, partition)
+            step = routing.next_step(
+                owned.processor(partition) is not None,
+                owner,
+                owner is not None and routing.is_self(self._app, owner),
+                routed,
+            )
+            if step is routing.Step.LOCAL:
+                try:
+                    return await self._local(view, owned, partition, options, deadline, local)
+                except PartitionGone:
+                    continue  # revoked while it waited: look again for its new owner
+            if step is routing.Step.REFUSE:
+                break
+            if step is routing.Step.FORWARD:
+                try:
+                    answer = await self._forward(owner, forward, options, deadline)
+                except routing.OwnerUnreachable as exc:
+                    problem = f"partition {partition}: its owner {exc.reason}; retry shortly"
+                    detail, last = f"{exc.url} {exc.reason}", None
+                else:
+                    if not routing.worth_retrying(answer):
+                        return relayed(view, answer, partition)
+                    detail, last = f"{owner} answered {answer.status}", answer
+            if not await pause(owned.moved, before, deadline):
+                break
+        log.warning(
+            "%s[%d]: no owner answered within %.1f s (last: %s); answered 503",
+            owned.source_topic, partition, options.timeout_s, detail,
+        )
+        if last is not None:
+            return relayed(view, last, partition)
+        return error(view, 503, problem)
+
+    async def _forward(
+        self,
+        owner,  # noqa: ANN001 - a URL
+        forward: tuple[list[str], dict[str, str] | None],
+        options: ReadOptions,
+        deadline: Deadline,
+    ) -> routing.Answer:
+        """Ask ``owner``, with what is left of the request's time: the owner waits that long
+        for the partition to open (or the bound to be reached) before it says 503 (or 504)."""
         segments, query = forward
-        query = {**(query or {}), **options.forward_query(self.codec, deadline.remaining)}
+        remaining = deadline.remaining
+        query = {**(query or {}), **options.forward_query(self.codec, remaining)}
+        if abs(remaining - DEFAULT_TIMEOUT_S) > TIMEOUT_SLACK_S:  # the owner's default else
+            query["timeout"] = f"{remaining:.3f}"
         path = routing.path_qs(segments, query)
-        try:
-            answer = await self._peers.get(
-                owner, path, timeout_s=routing.FORWARD_TIMEOUT_S + deadline.remaining
-            )
-        except routing.OwnerUnreachable as exc:
-            log.warning(
-                "%s[%d]: its owner %s %s; answered 503",
-                stage.owned.source_topic, partition, exc.url, exc.reason,
-            )
-            return error(view, 503, f"partition {partition}: its owner {exc.reason}; retry shortly")
-        status, problem = routing.relay(answer, partition)
-        if problem is not None:
-            return json(view, problem, status)
-        headers = {POSITION_HEADER: answer.position} if answer.position else None
-        return view.bytes(answer.body, content_type=routing.JSON, status=status, headers=headers)
+        return await self._peers.get(
+            owner, path, timeout_s=routing.FORWARD_TIMEOUT_S + remaining
+        )
 
     async def _local(
         self,
@@ -183,6 +219,25 @@ class Owners:
         state = processor.store if options.latest else processor.store.committed()
         status, body = local(state)
         return positioned(view, body, position, self.codec, status)
+
+
+def relayed(view: View, answer: routing.Answer, partition: int) -> Response:
+    """The owner's answer as the client gets it (``routing.relay``)."""
+    status, problem = routing.relay(answer, partition)
+    if problem is not None:
+        return json(view, problem, status)
+    headers = {POSITION_HEADER: answer.position} if answer.position else None
+    return view.bytes(answer.body, content_type=routing.JSON, status=status, headers=headers)
+
+
+async def pause(moved, before, deadline: Deadline) -> bool:  # noqa: ANN001
+    """Wait for the next open or close here (``before``), at most ``routing.RETRY_PAUSE_S``
+    and never past the deadline; False once the deadline has passed."""
+    remaining = deadline.remaining
+    if remaining <= 0:
+        return False
+    await wait_moved(moved, before, Deadline(min(remaining, routing.RETRY_PAUSE_S)))
+    return deadline.remaining > 0
 
 
 class PartitionGone(Exception):

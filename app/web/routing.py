@@ -12,6 +12,7 @@ as the same id, and nothing of the client's request but those values travels on.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 ROUTED_HEADER = "X-Routed-By"
 POSITION_HEADER = "X-Position"  # the answer's position token (app.web.consistency)
 FORWARD_TIMEOUT_S = 10.0
+# While a key's partition has no ready owner (opening, moving, its owner gone), a request
+# looks again at every open or close here, and at least this often (an assignment that
+# changes elsewhere signals nothing here).
+RETRY_PAUSE_S = 0.2
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a month of hours is ~110 KB; a peer may not flood us
 JSON = "application/json"
 
@@ -168,3 +173,36 @@ async def forward(
             )
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
         raise OwnerUnreachable(url, f"did not answer: {type(exc).__name__}") from exc
+
+
+class Step(enum.Enum):
+    """What a worker does next with a request for a key (``next_step``)."""
+
+    LOCAL = "local"  # the partition is open here: answer from this worker's state
+    FORWARD = "forward"  # another worker owns it: ask that worker
+    WAIT = "wait"  # opening here, or no owner known (a rebalance): wait for a move, look again
+    REFUSE = "refuse"  # a peer asked, but another worker owns it: answer 503 at once
+
+
+def next_step(open_here: bool, owner: URL | None, owner_is_self: bool, routed: bool) -> Step:
+    """The routing decision for one look at a key's partition.
+
+    ``open_here``: its processor is open on this worker. ``owner``: who the group's last
+    assignment says holds it (None: nobody, during a rebalance or before the first one).
+    ``routed``: a peer forwarded the request. A forwarded request is never forwarded again
+    (no chains, no loops between two workers that disagree about the owner while a
+    rebalance spreads): when this worker knows another owner, it refuses at once, and the
+    peer that asked looks again with its own, fresher, view of the group. A request waits
+    for its partition to open here, or for an owner to be known, within its timeout.
+    """
+    if open_here:
+        return Step.LOCAL
+    if owner is None or owner_is_self:
+        return Step.WAIT
+    return Step.REFUSE if routed else Step.FORWARD
+
+
+def worth_retrying(answer: Answer) -> bool:
+    """An owner's answer that says it cannot answer yet (its 503 JSON: the partition is
+    opening, or moved away from it): asking again, maybe another owner, may succeed."""
+    return answer.status == 503 and answer.content_type == JSON

@@ -204,7 +204,8 @@ async def test_a_members_answer_is_passed_on_only_as_the_json_it_is(start, answe
     member = Member()
     member.answer = answer
     client = await start(member)
-    got, body = await get_json(client, f"/api/properties/p/views?hour={HOUR}", GOOD)
+    # timeout: how long a 503 of the member is asked again before it is passed on
+    got, body = await get_json(client, f"/api/properties/p/views?hour={HOUR}&timeout=0.5", GOOD)
     assert got == status and set(body) == {"error"}, (got, body)
     if status != 502:
         assert body == orjson.loads(answer[2])
