@@ -181,6 +181,14 @@ class Proc:
         finally:
             _RUNNING.pop(self.proc.pid, None)
 
+    def kill(self) -> None:
+        """SIGKILL to its process group (no shutdown, no commit), then reap it; it may be
+        started again (same port, data dir and log)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.peak_rss()
+            self.signal_group(signal.SIGKILL)
+            self.proc.wait(30)
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
