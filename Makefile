@@ -23,7 +23,7 @@ PYTEST_ARGS ?= -v --timeout=900
 TEST_SELECT ?=
 N ?= 3
 
-.PHONY: help venv system-deps kafka-up kafka-down kafka-reset kafka-status cluster-up cluster-down cluster-status cluster-reset dr-up dr-down mirror-up mirror-down mirror-status test unit demo workers bench soak docs clean
+.PHONY: help venv system-deps image image-test kafka-up kafka-down kafka-reset kafka-status cluster-up cluster-down cluster-status cluster-reset dr-up dr-down mirror-up mirror-down mirror-status test unit demo workers bench soak docs clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-12s %s\n", $$1, $$2 }'
@@ -38,8 +38,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e '.[dev]'
 	touch $@
 
-system-deps: ## Debian packages the tests need (headless Chromium for tests/browser)
+system-deps: ## Debian packages the tests need (headless Chromium for tests/browser; podman, runc, debootstrap for tests/image)
 	bash tools/ensure-chromium.sh
+	bash tools/ensure-podman.sh
 
 # --- local Kafka broker ------------------------------------------------------------
 
@@ -118,6 +119,16 @@ unit: venv ## run the unit tests only (no broker)
 
 soak: venv ## long-running fault tests (tests/faults, -m soak)
 	$(call with_kafka,$(PYTEST) tests -m soak $(PYTEST_ARGS))
+
+# --- the container image (Dockerfile, docker-compose.yml) ------------------------------
+
+image: ## build the worker image with podman (IMAGE, BASE_IMAGE; a local Debian base under .local/image/ when no registry answers)
+	bash tools/ensure-podman.sh
+	bash tools/image/build.sh
+
+image-test: venv ## build the image and run it as users would against the broker (tests/image)
+	bash tools/ensure-podman.sh
+	$(call with_kafka,REQUIRE_BROKER=1 $(PYTEST) tests/image tests/unit/test_compose.py $(PYTEST_ARGS))
 
 # --- running it -------------------------------------------------------------------
 

@@ -136,14 +136,19 @@ def decode_property_event(
     now_ms: int,
     max_bytes: int,
     future_tolerance_ms: int,
+    max_fields: int = 64,
+    max_version_chars: int = 16,
 ) -> PropertyEvent | Rejection:
     """Validate one ``property.events`` record, in the order and with the reasons of a view
     (its key must be its ``propertyId``); ``eventType`` must be one of ``property.created``,
     ``property.updated``, ``property.rented`` (else ``bad_type``) and ``data`` an object whose
     known fields have their types. Whether the event may apply is the aggregate's question
-    (``invalid_transition``), not the codec's."""
+    (``invalid_transition``), not the codec's. An event is kept for ever, so more than
+    ``max_fields`` fields (its own and its ``data``'s) or a ``version`` longer than
+    ``max_version_chars`` is ``oversized``, checked with the size."""
     try:
         doc = _load(raw, max_bytes)
+        _check_event_size(doc, max_fields, max_version_chars)
         version = _version(doc)
         timestamp_ms = _timestamp(doc, "timestamp")
         if timestamp_ms > now_ms + future_tolerance_ms:
@@ -159,6 +164,18 @@ def decode_property_event(
         return PropertyEvent(event_id, event_type, timestamp_ms, property_id, data, version)
     except _Reject as exc:
         return exc.rejection
+
+
+def _check_event_size(doc: dict[str, Any], max_fields: int, max_version_chars: int) -> None:
+    data = doc.get("data")
+    fields = len(doc) + (len(data) if isinstance(data, dict) else 0)
+    if fields > max_fields:
+        raise _Reject(OVERSIZED, f"the event has {fields} fields with its data's, limit {max_fields}")
+    version = doc.get("version")
+    if isinstance(version, str) and len(version) > max_version_chars:
+        raise _Reject(
+            OVERSIZED, f"version is {len(version)} characters, limit {max_version_chars}"
+        )
 
 
 def _event_type(doc: dict[str, Any]) -> str:

@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     max_value_bytes: int = Field(64 * 1024, ge=1, le=512 * 1024)
     """Largest record value accepted, in bytes; a larger one is dead-lettered as `oversized`. At
     most 512 KiB: an accepted profile is stored in about as many bytes."""
+    max_event_fields: int = Field(64, ge=16, le=10_000)
+    """Most fields a `property.events` record may have, its own and its `data`'s together; more
+    is `oversized`."""
+    max_version_chars: int = Field(16, ge=3, le=1024)
+    """Longest `version` text of a `property.events` record (it is stored with the event and
+    answered as `schemaVersion`); longer is `oversized`."""
     dlq_max_message_bytes: int = Field(1024 * 1024 + 64 * 1024, ge=64 * 1024, le=MAX_INT32)
     """`max.message.bytes` of the dead-letter topics and the largest record the producers send:
     a rejected record's copy is its original bytes (up to the input topic's limit, the broker's

@@ -53,7 +53,8 @@ def type_text(field: FieldInfo) -> str:
         for item in field.metadata
         for kind, attr, symbol in _BOUNDS
         if isinstance(item, kind)
-    ] + [f"at least {item.min_length} characters" for item in field.metadata if isinstance(item, MinLen)]
+    ]
+    bounds += [f"at least {m.min_length} characters" for m in field.metadata if isinstance(m, MinLen)]
     return f"{text}, {', '.join(bounds)}" if bounds else text
 
 

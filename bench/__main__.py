@@ -9,7 +9,7 @@ import os
 import shlex
 import sys
 
-from bench import report, targets
+from bench import procs, report, targets
 from bench.run import STAGES, Bench, Options
 
 
@@ -105,6 +105,9 @@ def parse(argv: list[str]) -> Options:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse(sys.argv[1:] if argv is None else argv)
+    # Whatever stops the benchmark stops the workers it started (bench/procs.py).
+    procs.guard_children()
+    procs.die_with_parent()
     bench = Bench(options)
     results = asyncio.run(bench.run())
     paths = report.write(results, bench.stamp)

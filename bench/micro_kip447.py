@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.engine.clients import stop_consumer
 from app.engine.kip447 import consumer_group_metadata, fetch_committed, send_offsets_to_transaction
+from app.settings import Settings
 
 
 def summary(name: str, seconds: list[float]) -> str:
@@ -30,16 +31,15 @@ def summary(name: str, seconds: list[float]) -> str:
 
 
 async def main(rounds: int) -> None:
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    client = Settings().kafka_client_kwargs()  # KAFKA_BOOTSTRAP_SERVERS and security
     run = uuid.uuid4().hex[:8]
     source, sink, group = f"kip447-bench-in-{run}", f"kip447-bench-out-{run}", f"kip447-bench-{run}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client)
     await admin.start()
     await admin.create_topics([NewTopic(source, 1, 1), NewTopic(sink, 1, 1)])
-    member = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group,
-                              enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"bench-{run}",
-                                acks="all", retry_backoff_ms=20)
+    member = AIOKafkaConsumer(source, group_id=group, enable_auto_commit=False, **client)
+    producer = AIOKafkaProducer(transactional_id=f"bench-{run}", acks="all", retry_backoff_ms=20,
+                                **client)
     await member.start()
     await producer.start()
     tp = TopicPartition(source, 0)

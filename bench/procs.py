@@ -1,16 +1,23 @@
 """Subprocesses under test (faust workers, the Quix peer): start, stop, peak RSS, CPU time.
 
-Each runs in its own session, so stopping it signals its process group and nothing else.
+Each runs in its own session, so stopping it signals its process group and nothing else; and
+for the same reason nothing else stops it: a Ctrl-C or a SIGTERM meant for the benchmark does
+not reach it. So every process started here is stopped when the benchmark's process ends,
+however it ends but SIGKILL: SIGTERM and SIGHUP become a normal exit (``finally`` blocks run),
+and an ``atexit`` hook stops whatever is still running (``stop_all``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +30,58 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FAUST = str(BIN / "faust")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# Every Proc started and not yet stopped, by pid.
+_RUNNING: dict[int, Proc] = {}
+_GUARDED = False
+PR_SET_PDEATHSIG = 1
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    """SIGTERM/SIGHUP as an exit: ``finally`` blocks, then ``atexit``, stop the children."""
+    raise SystemExit(128 + signum)
+
+
+def guard_children() -> None:
+    """Once per process: stop every started Proc when this process ends (``stop_all`` at
+    exit), and turn SIGTERM and SIGHUP, whose default kills the process without running
+    anything, into an exit that does. SIGINT already is one (KeyboardInterrupt)."""
+    global _GUARDED
+    if _GUARDED:
+        return
+    _GUARDED = True
+    atexit.register(stop_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                signal.signal(sig, _exit_on_signal)
+
+
+def die_with_parent() -> None:
+    """Ask Linux for a SIGTERM when the parent process ends (``make bench``'s shell killed
+    by a SIGTERM to make leaves this process running otherwise), and exit at once if it has
+    already ended."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return  # not Linux: the signal handlers and atexit still stop the children
+    if os.getppid() != parent:
+        raise SystemExit(1)
+
+
+def stop_all(timeout: float = 30) -> None:
+    """SIGTERM to every running Proc's group at once, then wait for each (SIGKILL past
+    ``timeout``)."""
+    procs = list(_RUNNING.values())
+    for proc in procs:
+        if proc.alive:  # never a group whose leader is reaped: its id may be reused
+            proc.signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        proc.stop(max(deadline - time.monotonic(), 1))
 
 
 def free_port() -> int:
@@ -42,6 +101,7 @@ class Proc:
     rss_peak_bytes: int | None = None
 
     def start(self) -> Proc:
+        guard_children()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -54,6 +114,7 @@ class Proc:
             start_new_session=True,
         )
         log.close()
+        _RUNNING[self.proc.pid] = self
         return self
 
     @property
@@ -97,19 +158,28 @@ class Proc:
         except (OSError, ValueError, IndexError):
             return None
 
+    def signal_group(self, sig: int) -> None:
+        """``sig`` to its process group: the process and whatever it started."""
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM to its process group, SIGKILL if it does not exit in time."""
-        if not self.alive:
+        if self.proc is None:
             return
-        self.peak_rss()
         try:
-            os.killpg(self.pid, signal.SIGTERM)
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        except ProcessLookupError:
-            pass
+            if self.proc.poll() is None:
+                self.peak_rss()
+                self.signal_group(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.signal_group(signal.SIGKILL)
+                    self.proc.wait(10)
+        finally:
+            _RUNNING.pop(self.proc.pid, None)
 
     def log_tail(self, lines: int = 20) -> str:
         try:

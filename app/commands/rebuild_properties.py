@@ -92,6 +92,10 @@ async def rebuild_all(settings: Settings, say) -> tuple[int, int, int, list[str]
                     f"{settings.property_events_topic}[{partition}] through offset {upto}: "
                     f"{check.properties} properties, {check.events} events, "
                     f"{len(check.differences)} differences"
+                    + (
+                        f" ({check.snapshots_missing} snapshots not backfilled yet)"
+                        if check.snapshots_missing else ""
+                    )
                 )
                 totals[0] += 1
                 totals[1] += check.properties

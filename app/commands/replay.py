@@ -10,6 +10,7 @@ and prints its workers' environment instead, for running them under a supervisor
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import signal
@@ -127,6 +128,7 @@ def register(app: faust.App, settings: Settings) -> None:
             return
         env = worker_env(os.environ, shadow.env(), port, folder, canonical_url)
         worker = spawn(env, worker_loglevel)
+        _stop_with_this_process(worker)
         print(
             f"replay {name}: worker pid {worker.pid} on port {port}, data dir {folder}",
             flush=True,
@@ -233,6 +235,21 @@ async def _follow(
     finally:
         await stop_consumer(ends_reader)
         await admin.close()
+
+
+def _stop_with_this_process(worker: subprocess.Popen) -> None:
+    """The worker runs in a session of its own (a Ctrl-C reaches only this command, which
+    then stops it once): nothing stops it but this process. faust turns SIGINT and SIGTERM
+    into a shutdown that runs the command's ``finally``; SIGHUP (a closed terminal) is made
+    to do the same, and an ``atexit`` hook stops the worker if the command ends any other
+    way but SIGKILL."""
+    atexit.register(_stop, worker, 30.0)
+    try:
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGHUP, os.kill, os.getpid(), signal.SIGTERM
+        )
+    except (RuntimeError, NotImplementedError, ValueError):
+        pass  # no loop of ours, or not the main thread: atexit still stops the worker
 
 
 def _stop(worker: subprocess.Popen, timeout: float = 60.0) -> None:

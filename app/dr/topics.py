@@ -60,7 +60,9 @@ class Step:
 MIN_INSYNC = "min.insync.replicas"
 
 
-def fitted_configs(configs: Mapping[str, str], replication_factor: int) -> tuple[dict[str, str], str | None]:
+def fitted_configs(
+    configs: Mapping[str, str], replication_factor: int
+) -> tuple[dict[str, str], str | None]:
     """``configs`` for a topic with ``replication_factor`` replicas: a ``min.insync.replicas``
     above it is lowered to it, with the sentence that says so (else None).
 

@@ -151,11 +151,15 @@ def apply(state: PropertyState | None, event: PropertyEvent) -> PropertyState | 
     )
 
 
-def rebuild(history: Iterable[StoredEvent | PropertyEvent], as_of_ms: int | None = None) -> PropertyState | None:
+def rebuild(
+    history: Iterable[StoredEvent | PropertyEvent],
+    as_of_ms: int | None = None,
+    state: PropertyState | None = None,
+) -> PropertyState | None:
     """The state after the stored events with a timestamp at or before ``as_of_ms`` (all of
     them when None): None if the property did not exist then. The history holds applied
-    events only, in time order, so nothing in it is refused."""
-    state: PropertyState | None = None
+    events only, in time order, so nothing in it is refused. ``state``: the state before the
+    first of them (a snapshot), None when they start with ``created``."""
     for item in history:
         event = item.event if isinstance(item, StoredEvent) else item
         if as_of_ms is not None and event.timestamp_ms > as_of_ms:

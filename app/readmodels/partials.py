@@ -8,6 +8,7 @@ in exactly one partition, so the global top 10 is within the union of partition 
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,6 +101,9 @@ class PartialsView:
     def __init__(self) -> None:
         # (segment, week) -> {(kind, partition): value}
         self._shares: dict[tuple[str, int], dict[tuple[str, int], dict]] = {}
+        # week -> segment -> its views over every partition: a week's segments and its most
+        # viewed ones without walking every slot
+        self._weeks: dict[int, dict[str, int]] = {}
 
     def apply(self, key: bytes, value: bytes | None) -> None:
         """Merge one record; BadPartial (and no change) for a record it cannot read."""
@@ -108,11 +112,34 @@ class PartialsView:
         if value is None:
             shares = self._shares.get(slot)
             if shares is not None:
-                shares.pop((kind, partition), None)
+                old = shares.pop((kind, partition), None)
+                self._add_views(week, segment, -_views_of(kind, old))
                 if not shares:
                     del self._shares[slot]
+                    week_views = self._weeks[week]
+                    del week_views[segment]
+                    if not week_views:
+                        del self._weeks[week]
             return
-        self._shares.setdefault(slot, {})[(kind, partition)] = parse_share(kind, value)
+        share = parse_share(kind, value)
+        shares = self._shares.setdefault(slot, {})
+        old = shares.get((kind, partition))
+        shares[(kind, partition)] = share
+        self._weeks.setdefault(week, {}).setdefault(segment, 0)
+        self._add_views(week, segment, _views_of(kind, share) - _views_of(kind, old))
+
+    def _add_views(self, week: int, segment: str, delta: int) -> None:
+        if delta:
+            self._weeks[week][segment] += delta
+
+    def top_segments(self, week_ms: int, limit: int) -> tuple[list[tuple[str, SegmentWeek]], int]:
+        """The week's ``limit`` most viewed segments (ties: segment ascending) with their
+        answers, and how many segments the week has."""
+        week_views = self._weeks.get(week_ms, {})
+        best = heapq.nsmallest(limit, week_views.items(), key=lambda item: (-item[1], item[0]))
+        return [(segment, self.segment_week(segment, week_ms)) for segment, _ in best], len(
+            week_views
+        )
 
     def segment_week(self, segment: str, week_ms: int) -> SegmentWeek:
         answer = SegmentWeek()
@@ -127,11 +154,15 @@ class PartialsView:
         return answer
 
     def segments(self, week_ms: int) -> list[str]:
-        return sorted(segment for segment, week in self._shares if week == week_ms)
+        return sorted(self._weeks.get(week_ms, ()))
 
     def weeks(self) -> list[int]:
         """Every week some share is held for: ``diff`` walks all of them (app/replay/snapshot)."""
-        return sorted({week for _, week in self._shares})
+        return sorted(self._weeks)
+
+
+def _views_of(kind: str, share: dict | None) -> int:
+    return share["views"] if share is not None and kind == VIEWS else 0
 
 
 def partials_tail(

@@ -20,7 +20,8 @@ from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
 from app.models.dead_letter import fit_dead_letter
 from app.models.events import PropertyEvent, Rejection
-from app.properties.aggregate import PropertyState, Refused, StoredEvent, apply, rebuild
+from app.properties import history, snapshots
+from app.properties.aggregate import PropertyState, Refused, StoredEvent, apply
 from app.settings import Settings
 from app.stages.applied import APPLIED_KEY, Applied, AppliedOffsets
 from app.tables.properties import PropertyTable
@@ -35,6 +36,8 @@ class PropertiesConfig:
     max_value_bytes: int
     future_tolerance_ms: int
     dlq_max_message_bytes: int
+    max_event_fields: int = 64
+    max_version_chars: int = 16
 
     @classmethod
     def from_settings(cls, s: Settings) -> PropertiesConfig:
@@ -44,6 +47,8 @@ class PropertiesConfig:
             max_value_bytes=s.max_value_bytes,
             future_tolerance_ms=int(s.future_tolerance_seconds * 1000),
             dlq_max_message_bytes=s.dlq_max_message_bytes,
+            max_event_fields=s.max_event_fields,
+            max_version_chars=s.max_version_chars,
         )
 
 
@@ -69,6 +74,8 @@ class PropertiesProcessor(AppliedOffsets):
             now_ms=now_ms,
             max_bytes=cfg.max_value_bytes,
             future_tolerance_ms=cfg.future_tolerance_ms,
+            max_fields=cfg.max_event_fields,
+            max_version_chars=cfg.max_version_chars,
         )
         if isinstance(event, Rejection):
             self._dead_letter(offset, key, value, event)
@@ -86,14 +93,9 @@ class PropertiesProcessor(AppliedOffsets):
 
     def state_at(self, property_id: str, ts_ms: int) -> PropertyState | None:
         """The property as it was at ``ts_ms`` (its events up to then), with pending writes:
-        what the views stage joins a view with. One read when nothing happened since."""
-        table = self.table
-        current = table.state(property_id)
-        if current is None or current.updated_at_ms <= ts_ms:
-            return current
-        if current.created_at_ms > ts_ms:
-            return None
-        return rebuild(table.history(property_id), ts_ms)
+        what the views stage joins a view with. One read when nothing happened since, else
+        O(log n) in the history's length (``app.properties.history``)."""
+        return history.state_at(self.table, property_id, ts_ms)
 
     def _dead_letter(
         self, offset: int, key: bytes | None, value: bytes | None, rejection: Rejection
@@ -113,7 +115,8 @@ class PropertiesProcessor(AppliedOffsets):
         return False
 
     def before_commit(self, now_ms: int, publish: bool) -> bool:
-        if not self.applied.unstaged and not len(self.outbox):
+        backfilled = snapshots.step(self.table, self.store)  # a store from before snapshots: a bit more
+        if not backfilled and not self.applied.unstaged and not len(self.outbox):
             return False
         self.applied.stage()
         return True

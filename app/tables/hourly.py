@@ -3,20 +3,101 @@
 Lives in the ``property.views`` partition that owns the property. Unique users are counted
 with one marker key per (hour, property, user), so the cost per view stays O(1) however
 many users an hour has.
+
+Each hour also has a summary (``SUMMARY``), written with its counts: its views, its number of
+properties and its ``LEADERS`` most viewed properties. Counts only grow, one view at a time,
+so keeping the leaders exact needs only the property just viewed: it enters when it passes the
+last of them. The dashboard's top N of an hour is then one read, whatever the number of
+properties, and costs one changelog record per hour and commit. An hour whose first views were
+counted before summaries existed has none and is read whole (``top_of_hour``) until retention
+drops it.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import orjson
 
 from app.engine.store import PartitionStore
-from app.tables.keys import family_range, window_key
+from app.tables.keys import family_range, split_key, window_key, window_prefix
 from app.windows import HOUR_MS
 
 COUNTS = "h"
 USERS = "hu"
+SUMMARY = "hs"  # (hour) -> [views, properties, {propertyId: [views, uniqueUsers]} of the leaders]
+LEADERS = 50  # the most viewed properties a summary keeps: the dashboard's largest limit
+_LEGACY_HOURS_KEPT = 256
+_DECODED_KEPT = 8
+
+
+@dataclass(slots=True, frozen=True)
+class HourTop:
+    """An hour's most viewed properties in one partition, and its totals."""
+
+    rows: list[tuple[int, str, int]]  # (views, propertyId, uniqueUsers), most viewed first
+    views: int
+    properties: int
+
+
+def _rank(views: int, prop: str) -> tuple[int, str]:
+    return -views, prop
+
+
+class HourSummary:
+    """An hour's views, properties and leaders, as stored; ``add`` keeps the leaders the
+    exact top ``LEADERS`` by (views descending, propertyId ascending)."""
+
+    __slots__ = ("views", "properties", "leaders", "_last")
+
+    def __init__(self, views: int = 0, properties: int = 0, leaders: dict | None = None) -> None:
+        self.views = views
+        self.properties = properties
+        self.leaders: dict[str, list[int]] = leaders if leaders is not None else {}
+        self._last: tuple[int, str] | None = None  # the rank of the last leader, when known
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> HourSummary:
+        views, properties, leaders = orjson.loads(raw)
+        return cls(views, properties, leaders)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps([self.views, self.properties, self.leaders])
+
+    def last(self) -> tuple[int, str]:
+        if self._last is None:
+            self._last = max(_rank(v, p) for p, (v, _) in self.leaders.items())
+        return self._last
+
+    def add(self, prop: str, views: int, users: int) -> None:
+        """One more view of ``prop``, which now has ``views`` views from ``users`` users.
+        Counts only grow, so a property outside the leaders can only enter by passing the
+        last of them, and none of them can fall behind one outside."""
+        self.views += 1
+        if views == 1:
+            self.properties += 1
+        leaders = self.leaders
+        row = leaders.get(prop)
+        if row is not None:
+            row[0], row[1] = views, users
+            if self._last is not None and self._last[1] == prop:
+                self._last = None  # it moved up: another may be last now
+            return
+        if len(leaders) < LEADERS:
+            leaders[prop] = [views, users]
+            if self._last is not None:
+                self._last = max(self._last, _rank(views, prop))
+            return
+        last = self.last()
+        if _rank(views, prop) < last:
+            del leaders[last[1]]
+            leaders[prop] = [views, users]
+            self._last = None
+
+    def top(self, limit: int) -> list[tuple[int, str, int]]:
+        rows = sorted((_rank(v, p), u) for p, (v, u) in self.leaders.items())
+        return [(-r[0], r[1], u) for r, u in rows[:limit]]
 
 
 @dataclass(slots=True)
@@ -41,6 +122,10 @@ class HourlyCounts:
 class HourlyPropertyViews:
     def __init__(self, store: PartitionStore) -> None:
         self._store = store
+        self._legacy: set[int] = set()  # hours counted before they had a summary
+        # hour -> (the summary's bytes as last written, decoded): decoding once per commit,
+        # not per view (a read returning other bytes, after a commit or a rollback, decodes)
+        self._decoded: dict[int, tuple[bytes, HourSummary]] = {}
 
     def get(self, property_id: str, hour_ms: int) -> HourlyCounts:
         return HourlyCounts.from_bytes(self._store.get(window_key(COUNTS, hour_ms, property_id)))
@@ -48,6 +133,8 @@ class HourlyPropertyViews:
     def add_view(self, property_id: str, hour_ms: int, user_id: str) -> HourlyCounts:
         """Count one accepted view; returns the updated counts (not yet committed)."""
         store = self._store
+        summary_key = window_key(SUMMARY, hour_ms)
+        summary = self._summary(summary_key, hour_ms)
         counts_key = window_key(COUNTS, hour_ms, property_id)
         counts = HourlyCounts.from_bytes(store.get(counts_key))
         counts.views += 1
@@ -56,7 +143,33 @@ class HourlyPropertyViews:
             store.put(user_key, b"")
             counts.unique_users += 1
         store.put(counts_key, counts.to_bytes())
+        if summary is not None:
+            summary.add(property_id, counts.views, counts.unique_users)
+            raw = summary.to_bytes()
+            store.put(summary_key, raw)
+            self._decoded[hour_ms] = (raw, summary)
         return counts
+
+    def _summary(self, key: bytes, hour_ms: int) -> HourSummary | None:
+        """The hour's summary to update; a new one for an hour without counts yet, None for
+        an hour counted before summaries existed."""
+        raw = self._store.get(key)
+        if raw is not None:
+            cached = self._decoded.get(hour_ms)
+            if cached is not None and cached[0] is raw:
+                return cached[1]
+            if len(self._decoded) >= _DECODED_KEPT:
+                self._decoded.clear()
+            return HourSummary.from_bytes(raw)
+        if hour_ms in self._legacy:
+            return None
+        start, end = window_prefix(COUNTS, hour_ms)
+        if next(iter(self._store.scan(start, end)), None) is None:
+            return HourSummary()
+        if len(self._legacy) >= _LEGACY_HOURS_KEPT:
+            self._legacy.clear()
+        self._legacy.add(hour_ms)
+        return None
 
     def mark_spike_emitted(self, property_id: str, hour_ms: int, counts: HourlyCounts) -> None:
         counts.spike_emitted = True
@@ -73,9 +186,26 @@ class HourlyPropertyViews:
     def expire_before(self, hour_ms: int) -> int:
         """Delete every hour window starting before ``hour_ms``; returns keys deleted."""
         deleted = 0
-        for family in (COUNTS, USERS):
+        for family in (COUNTS, USERS, SUMMARY):
             start, end = family_range(family, hour_ms)
             for key, _ in list(self._store.scan(start, end)):
                 self._store.delete(key)
                 deleted += 1
         return deleted
+
+
+def top_of_hour(store, hour_ms: int, limit: int) -> HourTop:  # noqa: ANN001 - any store's reads
+    """The ``limit`` (at most ``LEADERS``) most viewed properties of ``hour_ms`` in ``store``
+    (ties: propertyId ascending) and the hour's totals: one read, or every property of an
+    hour counted before it had a summary."""
+    raw = store.get(window_key(SUMMARY, hour_ms))
+    if raw is not None:
+        summary = HourSummary.from_bytes(raw)
+        return HourTop(summary.top(limit), summary.views, summary.properties)
+    start, end = window_prefix(COUNTS, hour_ms)
+    every: list[tuple[int, str, int]] = []
+    for key, value in store.scan(start, end):
+        counts = HourlyCounts.from_bytes(value)
+        every.append((counts.views, split_key(key).parts[0], counts.unique_users))
+    best = heapq.nsmallest(limit, every, key=lambda r: (-r[0], r[1]))
+    return HourTop(best, sum(r[0] for r in every), len(every))

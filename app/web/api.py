@@ -5,14 +5,16 @@ may be, in ``params``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import faust
+import orjson
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.engine.store import CommittedState
-from app.properties.aggregate import rebuild
+from app.properties.history import state_at
 from app.readmodels.partials import SegmentWeek
 from app.runtime import Runtime
 from app.tables.hourly import HourlyPropertyViews
@@ -31,6 +33,8 @@ from app.web.params import (
 )
 from app.tables.properties import PropertyTable
 from app.windows import HOUR_MS, WEEK_MS, iso_ms
+
+log = logging.getLogger(__name__)
 
 MAX_INSIGHTS = 500
 parse_insights_limit = limit_parser(MAX_INSIGHTS)
@@ -115,7 +119,11 @@ class Owners:
         try:
             answer = await self._peers.get(owner, forward_path)
         except routing.OwnerUnreachable as exc:
-            return error(view, 503, f"partition {partition}: owner {exc}; retry shortly")
+            log.warning(
+                "%s[%d]: its owner %s %s; answered 503",
+                stage.owned.source_topic, partition, exc.url, exc.reason,
+            )
+            return error(view, 503, f"partition {partition}: its owner {exc.reason}; retry shortly")
         status, problem = routing.relay(answer, partition)
         if problem is not None:
             return json(view, problem, status)
@@ -163,10 +171,11 @@ def _property_views(app: faust.App, owners: Owners) -> None:
 
 
 def property_answer(property_id: str, table: PropertyTable, as_of: int | None) -> tuple[int, dict]:
-    """The property now, or as it was at ``as_of`` (its stored events up to then, folded)."""
+    """The property now, or as it was at ``as_of`` (its stored events up to then, folded from
+    the snapshot before: O(log n) reads, ``app.properties.history``)."""
     state = table.state(property_id)
     if state is not None and as_of is not None and state.updated_at_ms > as_of:
-        state = None if state.created_at_ms > as_of else rebuild(table.history(property_id), as_of)
+        state = state_at(table, property_id, as_of)
         if state is None:
             return 404, {"error": f"property {property_id!r} did not exist at {iso_ms(as_of)}"}
     if state is None:
@@ -177,18 +186,35 @@ def property_answer(property_id: str, table: PropertyTable, as_of: int | None) -
     return 200, body
 
 
+# At most this much JSON of events per page, a quarter of what a worker relays for a peer
+# (routing.MAX_ANSWER_BYTES): a page, forwarded or not, always fits. One event is far smaller
+# (the limits on an event's fields and size), and a page holds at least one.
+EVENTS_PAGE_BYTES = routing.MAX_ANSWER_BYTES // 4
+
+
 def events_answer(
-    property_id: str, table: PropertyTable, after_version: int, limit: int
+    property_id: str,
+    table: PropertyTable,
+    after_version: int,
+    limit: int,
+    max_bytes: int = EVENTS_PAGE_BYTES,
 ) -> tuple[int, dict]:
-    """A page of the property's history, oldest first, after ``after_version``."""
-    if table.state(property_id) is None:
+    """A page of the property's history, oldest first, after ``after_version``: at most
+    ``limit`` events and ``max_bytes`` of them as JSON; ``nextAfterVersion`` continues it."""
+    state = table.state(property_id)
+    if state is None:
         return 404, {"error": f"no property {property_id!r}"}
-    page = []
+    page: list[dict] = []
+    size = 0
     for stored in table.history(property_id, after_version):
         if len(page) == limit:
             break
-        page.append(stored.to_wire())
-    more = len(page) == limit and table.state(property_id).version > page[-1]["version"]
+        wire = stored.to_wire()
+        size += len(orjson.dumps(wire)) + 1
+        if page and size > max_bytes:
+            break
+        page.append(wire)
+    more = bool(page) and page[-1]["version"] < state.version
     return 200, {
         "propertyId": property_id,
         "events": page,

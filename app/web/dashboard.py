@@ -5,6 +5,11 @@ hour (top properties of the partitions it has open), its throughput and its cons
 and merges them. A property lives in exactly one partition, so the global top N is within
 the union of the workers' top N. Partitions whose owner did not answer are listed as
 ``missing``: the page says so rather than showing a partial answer as whole.
+
+Its cost does not grow with the data: a worker's share is one read per partition (the hour's
+summary, ``app.tables.hourly``), kept a second per (hour, limit); the week's most viewed
+segments come whole with it (``SEGMENTS_SHOWN``, from the shares every worker holds), so the
+page makes one request per refresh for them, however many segments there are.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from importlib import resources
+from typing import Any
 
 import faust
 import orjson
@@ -24,9 +31,10 @@ from yarl import URL
 from app.metrics import Metrics, RateSampler
 from app.runtime import Runtime
 from app.properties.aggregate import PropertyState
-from app.tables.hourly import COUNTS, HourlyCounts
+from app.readmodels.partials import SegmentWeek
+from app.tables.hourly import LEADERS
+from app.tables.hourly import top_of_hour as hourly_top
 from app.tables.properties import PropertyTable
-from app.tables.keys import split_key, window_prefix
 from app.web import routing
 from app.web.http import Peers, error, json
 from app.web.params import BadRequest, limit_parser, param, parse_hour
@@ -34,10 +42,12 @@ from app.windows import HOUR_MS, WEEK_MS, hour_start, iso_ms, week_start
 
 log = logging.getLogger(__name__)
 
-MAX_TOP = 50
+MAX_TOP = LEADERS  # the most an hour's summary keeps
+SEGMENTS_SHOWN = 12  # the week's most viewed segments the summary carries, whole
 parse_top_limit = limit_parser(MAX_TOP)
 PEER_TIMEOUT_S = 3.0
 LOCAL_CACHE_S = 1.0
+LOCAL_CACHE_ENTRIES = 64  # (hour, limit) pairs kept: a few hours at every limit
 STATIC = {
     "dashboard.css": "text/css",
     "dashboard.js": "application/javascript",
@@ -110,9 +120,31 @@ def _summary(app: faust.App, runtime: Runtime, shares: Shares) -> None:
                 now_ms=int(time.time() * 1000),
                 views_topic=settings.views_topic,
                 partitions=settings.topic_partitions,
-                segments_of_week=runtime.partials.segments,
+                segments_of_week=segments_of_week,
             )
             return json(self, answer)
+
+    weeks = Answers(LOCAL_CACHE_S, 4)
+
+    def segments_of_week(week: int) -> tuple[list[dict], int]:
+        """The week's most viewed segments, whole (every worker holds the shares of all)."""
+        now = time.monotonic()
+        hit = weeks.get(week, now)
+        if hit is None:
+            top, count = runtime.partials.top_segments(week, SEGMENTS_SHOWN)
+            hit = ([segment_row(segment, answer) for segment, answer in top], count)
+            weeks.put(week, now, hit)
+        return hit
+
+
+def segment_row(segment: str, answer: SegmentWeek) -> dict:
+    """One segment's week as ``/api/segments/{segment}/weeks/{weekStart}`` answers it."""
+    return {
+        "segment": segment,
+        "views": answer.views,
+        "uniqueUsers": answer.unique_users,
+        "topProperties": [{"propertyId": p, "views": v} for p, v in answer.top_properties],
+    }
 
 
 # -- the shares ----------------------------------------------------------------------------
@@ -120,18 +152,18 @@ def _summary(app: faust.App, runtime: Runtime, shares: Shares) -> None:
 
 def top_of_hour(stores, hour: int, limit: int) -> tuple[list[dict], int, int]:  # noqa: ANN001
     """The ``limit`` most viewed properties of ``hour`` in ``stores`` (ties: propertyId
-    ascending), with the total views and number of properties seen."""
-    start, end = window_prefix(COUNTS, hour)
+    ascending), with the total views and number of properties seen: one read per store (the
+    hour's summary, ``app.tables.hourly``), whatever the number of properties."""
     rows: list[tuple[int, str, int]] = []
-    total = 0
+    total = properties = 0
     for store in stores:
-        for key, value in store.scan(start, end):
-            counts = HourlyCounts.from_bytes(value)
-            rows.append((counts.views, split_key(key).parts[0], counts.unique_users))
-            total += counts.views
+        top = hourly_top(store, hour, limit)
+        rows.extend(top.rows)
+        total += top.views
+        properties += top.properties
     best = heapq.nsmallest(limit, rows, key=lambda r: (-r[0], r[1]))
-    top = [{"propertyId": p, "views": v, "uniqueUsers": u} for v, p, u in best]
-    return top, total, len(rows)
+    top_rows = [{"propertyId": p, "views": v, "uniqueUsers": u} for v, p, u in best]
+    return top_rows, total, properties
 
 
 def with_properties(
@@ -167,14 +199,16 @@ class Shares:
         self._app = app
         self._runtime = runtime
         self._peers = peers
-        self._cache: dict[tuple[int, int], tuple[float, dict]] = {}
+        self._cache = Answers(LOCAL_CACHE_S, LOCAL_CACHE_ENTRIES)
+        self._gathered = Answers(LOCAL_CACHE_S, LOCAL_CACHE_ENTRIES)
+        self._gathering: dict[tuple[int, int], asyncio.Future] = {}
 
     def local(self, hour: int, limit: int) -> dict:
         """This worker's share, from committed state only; kept for ``LOCAL_CACHE_S``."""
         now = time.monotonic()
-        hit = self._cache.get((hour, limit))
-        if hit is not None and now - hit[0] < LOCAL_CACHE_S:
-            return hit[1]
+        hit = self._cache.get((hour, limit), now)
+        if hit is not None:
+            return hit
         runtime = self._runtime
         owned = runtime.views.owned
         partitions = sorted(owned.partitions)
@@ -190,8 +224,7 @@ class Shares:
             "properties": properties,
             **worker_summary(runtime.metrics, runtime.rates, runtime.settings.views_topic),
         }
-        self._cache.clear()
-        self._cache[(hour, limit)] = (now, share)
+        self._cache.put((hour, limit), now, share)
         return share
 
     def _property_of(self, property_id: str) -> PropertyState | None:
@@ -205,7 +238,23 @@ class Shares:
         return PropertyTable(processor.store.committed()).state(property_id)
 
     async def everyone(self, hour: int, limit: int) -> list[dict]:
-        """This worker's share first, then every other member's (or why it has none)."""
+        """This worker's share first, then every other member's (or why it has none); kept
+        for ``LOCAL_CACHE_S`` per (hour, limit), and asked once however many requests wait
+        for it: the peers are asked at most once a second per (hour, limit), whatever the
+        number of dashboards open."""
+        key = (hour, limit)
+        hit = self._gathered.get(key, time.monotonic())
+        if hit is not None:
+            return hit
+        pending = self._gathering.get(key)
+        if pending is None:
+            pending = self._gathering[key] = asyncio.ensure_future(self._gather(hour, limit))
+            pending.add_done_callback(lambda _: self._gathering.pop(key, None))
+        gathered = await asyncio.shield(pending)
+        self._gathered.put(key, time.monotonic(), gathered)
+        return gathered
+
+    async def _gather(self, hour: int, limit: int) -> list[dict]:
         app = self._app
         topic = self._runtime.settings.views_topic
         mine = self.local(hour, limit)
@@ -222,7 +271,7 @@ class Shares:
         try:
             answer = await self._peers.get(url, path, timeout_s=PEER_TIMEOUT_S)
         except routing.OwnerUnreachable as exc:
-            return _failed(url, str(exc))
+            return _failed(url, exc.reason)
         if answer.status != 200:
             return _failed(url, f"answered {answer.status}")
         try:
@@ -231,8 +280,39 @@ class Shares:
             return _failed(url, "answered something that is not JSON")
         problem = share_problem(share)
         if problem is not None:
+            log.warning("dashboard share of %s left out: %s", url, problem)
             return _failed(url, f"answered {problem}")
-        return share
+        # The worker is the one asked, whatever URL its share names.
+        return {**share, "url": str(url)}
+
+
+class Answers:
+    """Answers kept ``ttl_s`` seconds each, at most ``size`` of them (the least recently
+    asked goes first): a miss adds one answer, it never empties the others."""
+
+    def __init__(self, ttl_s: float, size: int) -> None:
+        self._ttl_s = ttl_s
+        self._size = size
+        self._items: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Hashable, now: float) -> Any | None:  # noqa: ANN401 - any answer
+        hit = self._items.get(key)
+        if hit is None:
+            return None
+        if now - hit[0] >= self._ttl_s:
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return hit[1]
+
+    def put(self, key: Hashable, now: float, answer: Any) -> None:  # noqa: ANN401
+        self._items[key] = (now, answer)
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
 
 
 def _failed(url: URL, why: str) -> dict:
@@ -311,10 +391,12 @@ def merge(
     now_ms: int,
     views_topic: str,
     partitions: int,
-    segments_of_week: Callable[[int], list[str]],
+    segments_of_week: Callable[[int], tuple[list[dict], int]],
 ) -> dict:
-    """The summary from every worker's share (a failed one: ``url``, ``error``, no partitions)."""
+    """The summary from every worker's share (a failed one: ``url``, ``error``, no partitions).
+    ``segments_of_week``: the week's most viewed segments (whole answers) and their number."""
     week = week_start(now_ms)
+    segments, segment_count = segments_of_week(week)
     covered = sorted({p for share in shares for p in share.get("partitions", [])})
     answered = [s for s in shares if "error" not in s]
     rates = [s["eventsPerSecond"] for s in answered if s.get("eventsPerSecond") is not None]
@@ -328,7 +410,8 @@ def merge(
         "week": {
             "windowStart": iso_ms(week),
             "windowEnd": iso_ms(week + WEEK_MS),
-            "segments": segments_of_week(week),
+            "segments": segments,
+            "segmentCount": segment_count,
         },
         "topProperties": merged_top(shares, limit),
         "hourViews": sum(s.get("views", 0) for s in answered),

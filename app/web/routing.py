@@ -12,6 +12,7 @@ as the same id, and nothing of the client's request but those values travels on.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -21,6 +22,8 @@ from yarl import URL
 
 from app.stages.views import key_partition
 
+log = logging.getLogger(__name__)
+
 ROUTED_HEADER = "X-Routed-By"
 FORWARD_TIMEOUT_S = 10.0
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a month of hours is ~110 KB; a peer may not flood us
@@ -28,7 +31,16 @@ JSON = "application/json"
 
 
 class OwnerUnreachable(Exception):
-    """The owner of a key did not answer (down, restarting, or too slow)."""
+    """The owner of a key did not answer (down, restarting, or too slow).
+
+    ``reason`` says what went wrong without the owner's address, for answers to clients (the
+    addresses of the group's members are internal); ``str()`` names the address, for logs.
+    """
+
+    def __init__(self, url: URL, reason: str) -> None:
+        super().__init__(f"{url} {reason}")
+        self.url = url
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -38,19 +50,45 @@ class Answer:
     body: bytes
 
 
+_unusable_logged: set[str] = set()
+
+
+def peer_url(raw: object) -> URL | None:
+    """A member's advertised URL when it is an absolute http(s) URL with a host and a valid
+    port; None (logged once per address) for anything else, which no request can reach."""
+    try:
+        url = URL(raw) if isinstance(raw, str) else None
+        usable = url is not None and url.scheme in ("http", "https") and bool(url.host)
+        usable = usable and url.port is not None
+    except (ValueError, TypeError):
+        usable = False
+    if usable:
+        return url
+    text = repr(raw)[:200]
+    if text not in _unusable_logged:
+        if len(_unusable_logged) >= 1000:
+            _unusable_logged.clear()
+        _unusable_logged.add(text)
+        log.warning("a member of the group advertises an unusable URL %s: left out", text)
+    return None
+
+
 def owner_url(app: faust.App, topic: str, partition: int) -> URL | None:
-    for url, topics in app.assignor.external_topics_metadata().items():
+    for raw, topics in app.assignor.external_topics_metadata().items():
         if partition in topics.get(topic, ()):
-            return URL(url)
+            return peer_url(raw)
     return None
 
 
 def members(app: faust.App, topic: str) -> dict[URL, list[int]]:
-    """Every worker of the group (this one included) and its assigned partitions of ``topic``."""
-    return {
-        URL(url): sorted(topics.get(topic, ()))
-        for url, topics in app.assignor.external_topics_metadata().items()
-    }
+    """Every worker of the group (this one included) and its assigned partitions of ``topic``;
+    a member whose URL is unusable is left out (its partitions then have no answering owner)."""
+    out = {}
+    for raw, topics in app.assignor.external_topics_metadata().items():
+        url = peer_url(raw)
+        if url is not None:
+            out[url] = sorted(topics.get(topic, ()))
+    return out
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -120,7 +158,7 @@ async def forward(
             async for chunk in response.content.iter_chunked(64 * 1024):
                 body += chunk
                 if len(body) > MAX_ANSWER_BYTES:
-                    raise OwnerUnreachable(f"{url} answered more than {MAX_ANSWER_BYTES} bytes")
+                    raise OwnerUnreachable(url, f"answered more than {MAX_ANSWER_BYTES} bytes")
             return Answer(response.status, response.content_type, bytes(body))
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
-        raise OwnerUnreachable(f"{url} did not answer: {type(exc).__name__}") from exc
+        raise OwnerUnreachable(url, f"did not answer: {type(exc).__name__}") from exc

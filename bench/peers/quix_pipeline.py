@@ -45,6 +45,7 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import TopicConfig
 
 from app.settings import Settings
+from app.settings_errors import settings_or_exit
 from bench.peers.quix_connection import connection_options
 from app.windows import DAY_MS, hour_start, parse_iso, week_start
 
@@ -199,7 +200,7 @@ def main() -> None:
     env = dict(os.environ)
     log = logging.getLogger("quix_pipeline")
     logging.basicConfig(level=logging.INFO)
-    connection = connection_config(Settings())
+    connection = connection_config(settings_or_exit())
     profiles = ProfileTable(connection, env["PROFILES_TOPIC"])
     log.info("profiles loaded: %d users", profiles.load())
     profiles.follow()

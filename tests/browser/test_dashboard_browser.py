@@ -17,6 +17,7 @@ import pytest
 
 from app.generator import Workload, produce
 from app.windows import HOUR_MS, hour_start, iso_ms, parse_iso
+from tests.support.topics import produce as produce_records
 from tests.web._cluster import SEED, eventually, start_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -136,6 +137,14 @@ async def test_dashboard_renders_the_api_numbers(kafka_bootstrap, tmp_path, caps
     try:
         await worker.wait_ready(120)
         await group.feed()
+        # Records of the insights topic that are not insights: skipped by every worker (and
+        # counted), never served; a page that drew them would stop refreshing.
+        await produce_records(kafka_bootstrap, group.env["INSIGHTS_TOPIC"], [
+            (b"odd-1", b'{"insightId": "odd-1", "type": "property_hourly_spike"}'),
+            (b"odd-2", b'{"insightId": "odd-2", "type": "property_hourly_spike", '
+                       b'"subject": {"propertyId": "p"}, "windowStart": "yesterday", '
+                       b'"windowEnd": "today", "metrics": {}, "detectedAt": "now"}'),
+        ])
 
         async def lag_measured():  # consumer lag is measured every 5 s
             _, summary = await worker.get("/api/dashboard")
@@ -196,8 +205,12 @@ async def test_dashboard_renders_the_api_numbers(kafka_bootstrap, tmp_path, caps
         segments = dom.one("div", id="segments")
         week = segments.attrs["data-week"]
         cards = segments.find_all("div", class_="segment")
-        assert {c.attrs["data-segment"] for c in cards} == set(summary["week"]["segments"])
-        assert len(cards) >= 5
+        listed = [s["segment"] for s in summary["week"]["segments"]]
+        assert {c.attrs["data-segment"] for c in cards} == set(listed)
+        assert len(cards) >= 5 and summary["week"]["segmentCount"] == len(cards)
+        # One refresh: the summary, the insights and one sparkline per top property; the
+        # segments come with the summary, however many there are.
+        assert int(body.attrs["data-requests"]) == 2 + len(rows)
         for card in cards:
             _, answer = await worker.get(f"/api/segments/{card.attrs['data-segment']}/weeks/{week}")
             assert number(card.one(class_="seg-views")) == answer["views"]
@@ -229,6 +242,12 @@ async def test_dashboard_renders_the_api_numbers(kafka_bootstrap, tmp_path, caps
         _, insights = await worker.get("/api/insights?limit=20")
         shown_ids = [li.attrs["data-insight-id"] for li in dom.one("ol", id="insights").find_all("li")]
         assert shown_ids and shown_ids == [i["insightId"] for i in insights["insights"]]
+        assert not {"odd-1", "odd-2"} & set(shown_ids)
+        assert dom.one("ol", id="insights").attrs["data-skipped"] == "0"
+        _, metrics = await worker.get("/metrics")
+        counted = f'readmodel_records_skipped_total{{topic="{group.env["INSIGHTS_TOPIC"]}"}} '
+        [line] = [line for line in metrics.splitlines() if counted in line]
+        assert float(line.rsplit(" ", 1)[1]) >= 2, line  # each time the tail reads them
 
         # The screenshot, with some live traffic so that throughput has something to show.
         live = Workload(seed=SEED + 1, users=400, properties=80, burst_every=0)

@@ -3,11 +3,13 @@
 Each hostile record is one a producer or a client could send: ids holding the store's old key
 separator or control characters, ids past 256 bytes, keys that are not the record's id,
 tombstones keyed with non-UTF-8 or internal-looking bytes, JSON nested past 32 levels, a value
-near the broker's request limit; and, beside them, valid ids made of ``:``, ``/``, ``%``, spaces,
-non-Latin scripts and 0xFF-looking text, which must work everywhere (stores, topics, insight
-ids, URLs). Both workers must stay up without a restart, every answer must equal the oracle's,
+near the broker's request limit, ids holding C1, bidirectional or invisible characters, times
+that are a valid date in their own offset but before year 1 or after 9999 in UTC; and, beside
+them, valid ids made of ``:``, ``/``, ``%``, spaces, non-Latin scripts and 0xFF-looking text,
+which must work everywhere (stores, topics, insight ids, URLs). Both workers must stay up without a restart, every answer must equal the oracle's,
 every hostile record must be in its dead-letter topic once with the expected reason, and
-nothing may be missing.
+nothing may be missing. Every record is produced in batches compressed with each codec in turn
+(gzip, snappy, lz4, zstd).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from urllib.parse import quote
 import pytest
 
 from app.generator import Workload
+from tests.support.codecs import CODECS, batch_codecs, produce_rotating
 from tests.support.checks import (
     check_dlq,
     check_hourly,
@@ -32,7 +35,7 @@ from tests.support.checks import (
     load_profiles,
 )
 from tests.support.oracle import HOUR, hour_of, iso, oracle, profile_verdict, segments_from, to_ms
-from tests.support.topics import committed_views, produce, read_topic
+from tests.support.topics import committed_views, read_topic
 from tests.support.workers import Worker, isolated_env, wait_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -67,6 +70,12 @@ def hostile_profiles() -> list[tuple[bytes | None, bytes | None, str]]:
         (b"user-h5", deep, "malformed_json"),
         (b"u\x00", doc("u\x00", "investor"), "bad_id"),
         (b"x" * 300, doc("x" * 300, "investor"), "bad_id"),
+        ("user-h6\u0085".encode(), doc("user-h6\u0085", "investor"), "bad_id"),  # C1 control
+        (b"user-h7", doc("user-h7", "inv\u2066estor"), "bad_id"),  # a bidi isolate
+        ("\ufeffuser-h8".encode(), None, "bad_id"),  # a tombstone keyed with a BOM
+        (b"user-h9", json.dumps({"userId": "user-h9", "segment": "investor", "version": "2.0",
+                                 "updatedAt": "0001-01-01T00:00:00+00:01"}).encode(),
+         "bad_timestamp"),  # a minute before year 1 in UTC
         (ODD_USER.encode(), doc(ODD_USER, ODD_SEGMENT), "profile"),
         ("ÿþ-user".encode(), doc("ÿþ-user", "investor"), "profile"),
     ]
@@ -93,6 +102,11 @@ def mix_in_hostile_views(records: list[tuple], rng: random.Random) -> list[tuple
         raw = view("h-near-limit", "prop-6", "user-6", ts, pad="")
         return raw.replace(b'"pad": ""', b'"pad": "' + b"x" * (NEAR_LIMIT - len(raw)) + b'"')
 
+    def at_time(event_id: str, stamp: str) -> bytes:
+        doc = {"eventId": event_id, "eventType": "property.viewed", "version": "1.0",
+               "timestamp": stamp, "propertyId": "prop-7", "userId": "user-7"}
+        return json.dumps(doc).encode()
+
     out = list(records)
     inserts: list[tuple[int, tuple]] = []
 
@@ -113,6 +127,13 @@ def mix_in_hostile_views(records: list[tuple], rng: random.Random) -> list[tuple
         lambda ts: (b"prop-5", view("h-deep", "prop-5", "user-5", ts,
                                     extra=json.loads(_nested(40))), "malformed_json"),
         lambda ts: (b"prop-6", near_limit(ts), "oversized"),
+        lambda ts: ("prop-7\u202e".encode(), view("h-bidi", "prop-7\u202e", "user-7", ts), "bad_id"),
+        lambda ts: (b"prop-7", view("h-zwsp", "prop-7", "user\u200b7", ts), "bad_id"),
+        lambda ts: (b"prop-7", view("h-c1\u009b", "prop-7", "user-7", ts), "bad_id"),
+        lambda ts: (b"prop-7", at_time("h-before-1", "0001-01-01T00:00:00+00:01"),
+                    "bad_timestamp"),
+        lambda ts: (b"prop-7", at_time("h-after-9999", "9999-12-31T23:59:59.999-00:01"),
+                    "bad_timestamp"),
     ]
     for make in hostile:
         at(rng.randrange(n // 5, n), make)
@@ -142,7 +163,7 @@ async def test_two_workers_survive_hostile_records_and_answer_exactly(kafka_boot
         a, b = workers
         workload = Workload.every_case(SEED)
         odd_profiles = hostile_profiles()
-        await produce(kafka_bootstrap, env["PROFILES_TOPIC"], odd_profiles)
+        await produce_rotating(kafka_bootstrap, env["PROFILES_TOPIC"], odd_profiles, chunks=4)
         profiles = odd_profiles + await load_profiles(
             kafka_bootstrap, a.url, workload, env["PROFILES_TOPIC"]
         )
@@ -157,7 +178,7 @@ async def test_two_workers_survive_hostile_records_and_answer_exactly(kafka_boot
         records = list(workload.views(VIEWS, start, HOURS * HOUR / VIEWS, now_ms=now))
         records = mix_in_hostile_views(records, random.Random(SEED))
         started = time.monotonic()
-        produced = await produce(kafka_bootstrap, env["VIEWS_TOPIC"], records)
+        produced = await produce_rotating(kafka_bootstrap, env["VIEWS_TOPIC"], records)
         while True:
             done, total = await committed_views(kafka_bootstrap, env["APP_ID"], env["VIEWS_TOPIC"])
             if done >= total:
@@ -172,7 +193,10 @@ async def test_two_workers_survive_hostile_records_and_answer_exactly(kafka_boot
             if intended != "view":
                 assert exp.dlq.get((rec.partition, rec.offset)) == intended, rec.value[:120]
         hostile_reasons = {r for _, _, r in records} - {"view"}
-        assert {"bad_id", "key_mismatch", "malformed_json", "oversized"} <= hostile_reasons
+        assert {"bad_id", "key_mismatch", "malformed_json", "oversized",
+                "bad_timestamp"} <= hostile_reasons
+        codecs = await batch_codecs(kafka_bootstrap, env["VIEWS_TOPIC"])
+        assert set(codecs) == set(CODECS) and sum(codecs.values()) == len(produced), codecs
         assert any(prop == ODD_PROP for prop, _ in exp.spikes), "the odd property must spike"
         assert any(seg == ODD_SEGMENT for seg, _ in exp.weekly), exp.weekly.keys()
 

@@ -2,8 +2,11 @@
 (once while it applies property events, once while it counts views, the second time on a
 wiped data dir, so both stages restore from their changelogs), against the independent
 oracle: every aggregate, ``asOf`` answers at sampled times, histories (paged), the property
-dead letters, every insight with the property it carries, and rented_property_demand. Ends
-with the rebuild command, which must find no difference."""
+dead letters, every insight with the property it carries, and rented_property_demand. One
+property has a long history (``LONG_EVENTS`` events, so dozens of snapshots, restored from the
+changelog after the wiped data dir), and views all along it: its ``asOf`` answers and the
+insights its views make are checked at many times. Ends with the rebuild command, which must
+find no difference (snapshots included)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from urllib.parse import quote
 import pytest
 
 from app.generator import Record, Workload
+from app.windows import parse_iso
 from tests.support.checks import check_hourly, check_insights, diff, get_all, load_profiles
 from tests.support.commands import run
 from tests.support.oracle import HOUR, hour_of, iso, oracle
@@ -31,6 +35,49 @@ VIEWS = 6000
 HOURS = 30
 PROPERTIES = 1200
 SPIKE_MIN = 8  # so that the rented popular properties draw "demand" most hours
+LONG = "long-history"
+LONG_EVENTS = 2000  # 62 snapshots
+
+
+def long_history(start: int) -> list[Record]:
+    """``LONG``'s life over the views' span: created, then updated (its price each time),
+    rented and relisted every 250 events, ``LONG_EVENTS`` events in all, in time order."""
+    step = HOURS * HOUR // LONG_EVENTS
+    out = [Workload.property_event("long-0", "created", start, LONG, title="Long", city="Nantes",
+                                   price=0)]
+    for i in range(1, LONG_EVENTS):
+        ts = start + i * step
+        if i % 250 == 100:
+            out.append(Workload.property_event(f"long-{i}", "rented", ts, LONG, rent=i,
+                                               tenantId=f"t-{i}"))
+        elif i % 250 == 200:
+            out.append(Workload.property_event(f"long-{i}", "updated", ts, LONG, status="listed",
+                                               price=i))
+        else:
+            out.append(Workload.property_event(f"long-{i}", "updated", ts, LONG, price=i))
+    return out
+
+
+def with_long_views(records: list[Record], start: int) -> list[Record]:
+    """``records`` with ``SPIKE_MIN`` + 2 views of ``LONG`` an hour, each placed where the
+    stream has reached its time (not late), so that every hour's later views are joined with
+    the property as it was then (spike and demand insights carry it)."""
+    extra = [
+        (start + h * HOUR + n * 5 * 60_000 + 7,
+         Workload.view(f"long-view-{h}-{n}", start + h * HOUR + n * 5 * 60_000 + 7, LONG,
+                       f"user-{(h * 13 + n) % 1500}"))
+        for h in range(HOURS) for n in range(SPIKE_MIN + 2)
+    ]
+    out, reached = [], 0
+    for record in records:
+        try:
+            reached = max(reached, parse_iso(json.loads(record.value)["timestamp"]))
+        except Exception:  # noqa: BLE001 - a bad record: no time of its own
+            pass
+        while extra and extra[0][0] <= reached:
+            out.append(extra.pop(0)[1])
+        out.append(record)
+    return out + [view for _, view in extra]
 
 
 def show(problems: list[str]) -> str:
@@ -94,6 +141,7 @@ async def test_aggregates_as_of_histories_and_insights_are_exact_after_sigkills(
             Workload.property_event("odd-5", "sold", t + HOUR, odd),
             Workload.property_event("odd-6", "created", t, "", title="x", city="y", price=1),
         ]
+        events += long_history(start)
         producing = asyncio.create_task(produce(kafka_bootstrap, topic, events, rate=1500.0))
         kills = [await kill_mid_stream(kafka_bootstrap, worker, env, topic, len(events), 0.4,
                                        f"{app_id}-properties-state-changelog", wipe=False)]
@@ -102,6 +150,7 @@ async def test_aggregates_as_of_histories_and_insights_are_exact_after_sigkills(
         await wait_caught_up(kafka_bootstrap, env, timeout=120)
 
         records = list(workload.views(VIEWS, start, HOURS * HOUR / VIEWS, now_ms=now))
+        records = with_long_views(records, start)
         producing = asyncio.create_task(
             produce(kafka_bootstrap, env["VIEWS_TOPIC"], records, rate=3000.0))
         kills.append(await kill_mid_stream(kafka_bootstrap, worker, env, env["VIEWS_TOPIC"],
@@ -161,6 +210,24 @@ async def test_aggregates_as_of_histories_and_insights_are_exact_after_sigkills(
             elif status != 200 or body != {**want, "asOf": iso(ts)}:
                 problems.append(f"{path}: {status} {diff(body, want)}")
         assert not problems, show(problems)
+
+        # The long history, restored with its snapshots: asOf around every 32nd event and at
+        # 300 random times, against the oracle's fold of the whole history.
+        assert len(exp.histories[LONG]) == LONG_EVENTS
+        times = [e.ts for e in exp.histories[LONG]]
+        long_times = {t + d for t in times[31::32] for d in (-1, 0, 1)}
+        long_times |= {rng.randrange(times[0] - HOUR, times[-1] + HOUR) for _ in range(300)}
+        paths = {f"/api/properties/{LONG}?asOf={quote(iso(ts))}": ts for ts in long_times}
+        answers = await get_all(worker.url, list(paths))
+        for path, ts in paths.items():
+            status, body = answers[path]
+            want = exp.property_at(LONG, ts)
+            expected = (404, None) if want is None else (200, {**want, "asOf": iso(ts)})
+            if (status, body if want is not None else None) != expected:
+                problems.append(f"{path}: {status} {body}, expected {expected}")
+        assert not problems, show(problems)
+        long_insights = [i for i in exp.about if f":{LONG}:" in i]
+        assert any(i.startswith("rented_property_demand") for i in long_insights), long_insights
 
         # Histories, paged two events at a time.
         for prop in sample:

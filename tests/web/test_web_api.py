@@ -121,11 +121,17 @@ async def test_dashboard_summary_gathers_every_partition(cluster):
         assert body["totals"]["accepted"] == exp.stats["accepted"]
         assert body["totals"]["duplicate"] == exp.stats["duplicate"]
         assert body["rejectedByReason"] == dict(Counter(exp.dlq.values()))
-        assert set(body["week"]["segments"]) == {s for s, w in exp.weekly if w == week_start(cluster.now_ms)}
+        segments = {s for s, w in exp.weekly if w == week_start(cluster.now_ms)}
+        assert body["week"]["segmentCount"] == len(segments)
+        assert {s["segment"] for s in body["week"]["segments"]} == segments  # fewer than 12
+        # The hour's properties, from each partition's summary of the hour.
+        assert body["hourProperties"] == sum(1 for _, h in exp.hourly if h == hour)
         # An earlier hour, asked explicitly, is gathered the same way.
         earlier = hour - 5 * HOUR_MS
         status, body = await worker.get(f"/api/dashboard?hour={iso_ms(earlier)}&limit=3")
         assert status == 200 and body["topProperties"] == exp.top_of_hour(earlier, 3)
+        status, body = await worker.get(f"/api/dashboard?hour={iso_ms(earlier)}&limit=50")
+        assert status == 200 and body["topProperties"] == exp.top_of_hour(earlier, 50)
 
 
 @pytest.mark.parametrize(

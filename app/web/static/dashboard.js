@@ -19,6 +19,7 @@
   const pinnedHour = new URLSearchParams(location.search).get("hour");
   let token = null;
   let refreshes = 0;
+  let requests = 0; // API requests of the refresh under way (data-requests: the last one's)
   let lastOk = 0;
   const seenInsights = new Set();
   let firstInsights = true;
@@ -88,6 +89,8 @@
   }
 
   const utc = (iso) => new Date(iso);
+  // A worker's address as given when it is not a URL: one odd peer never stops a refresh.
+  const hostOf = (url) => { try { return new URL(url).host; } catch (_) { return String(url); } };
   const hhmm = (d) => d.toISOString().slice(11, 16);
   const dayLabel = (d) =>
     d.toLocaleDateString("en-GB", { weekday: "short", day: "numeric", month: "short", timeZone: "UTC" });
@@ -207,7 +210,7 @@
       ...d.workers.map((w) => h("span", {
         class: "worker" + (w.error || !w.ready ? " down" : ""),
         title: w.error || (w.ready ? "ready" : "recovering"),
-        text: `${new URL(w.url).host} [${w.partitions.join(",")}]`,
+        text: `${hostOf(w.url)} [${w.partitions.join(",")}]`,
       })),
     );
   }
@@ -268,27 +271,37 @@
     };
   }
 
+  function insightItem(i) {
+    const t = insightText(i);
+    const fresh = !firstInsights && !seenInsights.has(i.insightId);
+    seenInsights.add(i.insightId);
+    return h("li", { class: `insight ${i.type}${fresh ? " fresh" : ""}`, "data-insight-id": i.insightId },
+      h("span", { class: "badge", text: t.badge }),
+      h("span", { class: "subject", text: t.subject, title: i.insightId }),
+      h("span", { class: "when", text: ago(i.detectedAt), title: i.detectedAt }),
+      h("span", { class: "detail", text: t.detail }),
+    );
+  }
+
   function renderInsights(insights) {
     const list = $("insights");
-    list.replaceChildren(...insights.map((i) => {
-      const t = insightText(i);
-      const fresh = !firstInsights && !seenInsights.has(i.insightId);
-      seenInsights.add(i.insightId);
-      return h("li", { class: `insight ${i.type}${fresh ? " fresh" : ""}`, "data-insight-id": i.insightId },
-        h("span", { class: "badge", text: t.badge }),
-        h("span", { class: "subject", text: t.subject, title: i.insightId }),
-        h("span", { class: "when", text: ago(i.detectedAt), title: i.detectedAt }),
-        h("span", { class: "detail", text: t.detail }),
-      );
-    }));
+    // An insight the page cannot draw is left out (counted in data-skipped), never the list.
+    let skipped = 0;
+    const items = [];
+    for (const i of insights) {
+      try { items.push(insightItem(i)); } catch (_) { skipped += 1; }
+    }
+    list.replaceChildren(...items);
+    list.dataset.skipped = String(skipped);
     firstInsights = false;
-    $("insights-empty").hidden = insights.length > 0;
-    $("insights-count").textContent = insights.length ? `newest ${insights.length}` : "";
+    $("insights-empty").hidden = items.length > 0;
+    $("insights-count").textContent = items.length ? `newest ${items.length}` : "";
   }
 
   function renderSegments(week, segments) {
     const start = utc(week.windowStart);
-    $("week-label").textContent = `week of ${dayLabel(start)} (ISO week, UTC)`;
+    const shown = week.segmentCount > segments.length ? ` · top ${segments.length} of ${fmt.format(week.segmentCount)} segments` : "";
+    $("week-label").textContent = `week of ${dayLabel(start)} (ISO week, UTC)${shown}`;
     const box = $("segments");
     box.dataset.week = week.windowStart;
     segments.sort((a, b) => b.views - a.views || a.segment.localeCompare(b.segment));
@@ -371,31 +384,34 @@
     $("banner").textContent = text || "";
   }
 
+  // A request of the refresh, counted (the property page's requests are not).
+  const refreshApi = (path) => { requests += 1; return api(path); };
+
   async function refresh() {
+    requests = 0;
     try {
       const hourParam = pinnedHour ? `&hour=${encodeURIComponent(pinnedHour)}` : "";
-      const d = await api(`/api/dashboard?limit=${TOP_N}${hourParam}`);
+      const d = await refreshApi(`/api/dashboard?limit=${TOP_N}${hourParam}`);
       const hourStart = utc(d.hour.windowStart).getTime();
       const from = new Date(hourStart - 23 * HOUR_MS).toISOString();
       const to = new Date(hourStart + HOUR_MS).toISOString();
       const historyOf = (id) =>
-        api(`/api/properties/${encodeURIComponent(id)}/views/history?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`)
+        refreshApi(`/api/properties/${encodeURIComponent(id)}/views/history?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`)
           .then((r) => [id, r.windows], () => [id, null]);
-      const segmentOf = (name) =>
-        api(`/api/segments/${encodeURIComponent(name)}/weeks/${encodeURIComponent(d.week.windowStart)}`);
-      const [histories, insights, segments] = await Promise.all([
+      // The week's most viewed segments come whole with the summary: no request per segment.
+      const [histories, insights] = await Promise.all([
         Promise.all(d.topProperties.map((p) => historyOf(p.propertyId))).then(Object.fromEntries),
-        api(`/api/insights?limit=${INSIGHTS_N}`),
-        Promise.all(d.week.segments.map(segmentOf)),
+        refreshApi(`/api/insights?limit=${INSIGHTS_N}`),
       ]);
       renderSummary(d);
       renderTrending(d, histories);
       renderInsights(insights.insights);
-      renderSegments(d.week, segments);
+      renderSegments(d.week, d.week.segments.slice());
       refreshes += 1;
       lastOk = Date.now();
       document.body.dataset.state = "ready";
       document.body.dataset.refreshes = String(refreshes);
+      document.body.dataset.requests = String(requests);
       const partial = d.partitions.missing.length > 0;
       const at = new Date(lastOk).toISOString().slice(11, 19);
       setStatus(partial ? "stale" : "live", `${partial ? "live · partial" : "live"} · updated ${at} UTC`);

@@ -90,3 +90,62 @@ def test_hostile_but_valid_ids_decode(prop):
 def test_any_bytes_decode_or_are_rejected_never_raise(value, key):
     result = decode(value, key)
     assert isinstance(result, (PropertyEvent, Rejection))
+
+
+def decode_limited(doc: dict, max_fields: int, max_version_chars: int):
+    return codec.decode_property_event(
+        b"prop-812", orjson.dumps(doc), now_ms=NOW, max_bytes=64 * 1024,
+        future_tolerance_ms=300_000, max_fields=max_fields, max_version_chars=max_version_chars,
+    )
+
+
+@given(
+    extra_top=st.integers(0, 40),
+    extra_data=st.integers(0, 40),
+    max_fields=st.integers(16, 60),
+)
+def test_more_fields_than_the_limit_with_the_data_s_is_oversized(extra_top, extra_data, max_fields):
+    doc = {**BASE, **{f"x{i}": i for i in range(extra_top)},
+           "data": {**BASE["data"], **{f"y{i}": i for i in range(extra_data)}}}
+    fields = len(doc) + len(doc["data"])
+    result = decode_limited(doc, max_fields, 16)
+    if fields > max_fields:
+        assert reason(result) == "oversized" and f"limit {max_fields}" in result.detail
+    else:
+        assert isinstance(result, PropertyEvent)
+
+
+@given(version=st.text(alphabet="0123456789.x😀", max_size=40).map(lambda v: "1." + v),
+       limit=st.integers(3, 30))
+def test_a_version_longer_than_the_limit_is_oversized(version, limit):
+    result = decode_limited({**BASE, "version": version}, 64, limit)
+    if len(version) > limit:
+        assert reason(result) == "oversized" and f"limit {limit}" in result.detail
+    else:
+        assert isinstance(result, PropertyEvent) and result.version == version
+
+
+def test_the_limits_default_to_the_settings_and_come_before_the_other_checks():
+    from app.settings import Settings
+    from app.stages.properties import PropertiesConfig
+
+    config = PropertiesConfig.from_settings(Settings(max_event_fields=20, max_version_chars=5))
+    assert (config.max_event_fields, config.max_version_chars) == (20, 5)
+    assert Settings().max_event_fields == 64 and Settings().max_version_chars == 16
+    # a 60 KiB version of an unsupported major, on an event without an id: still oversized
+    assert reason(decode({**BASE, "version": "9" * 60_000, "eventId": None})) == "oversized"
+    assert reason(decode({**BASE, "version": "1." + "0" * 15})) == "oversized"
+    assert isinstance(decode({**BASE, "version": "1." + "0" * 14}), PropertyEvent)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("max_event_fields", 15), ("max_event_fields", 10_001),
+    ("max_version_chars", 2), ("max_version_chars", 1025),
+])
+def test_the_limits_refuse_values_out_of_their_bounds(name, value):
+    from pydantic import ValidationError
+
+    from app.settings import Settings
+
+    with pytest.raises(ValidationError, match=name):
+        Settings(**{name: value})

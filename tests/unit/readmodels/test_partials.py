@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.readmodels.partials import (
@@ -171,3 +171,36 @@ def test_values_it_cannot_read_raise_bad_partial_and_change_nothing(kind, value)
         view.apply(key, value)
     assert view.segments(W47) == []
     assert view.segment_week("investor", W47) == SegmentWeek(0, 0, [])
+
+
+SEGMENTS = ["a", "b", "c", "d"]
+OP = st.tuples(
+    st.sampled_from([VIEWS, USERS]), st.integers(0, 3), st.sampled_from([W47, W47 + WEEK]),
+    st.sampled_from(SEGMENTS), st.none() | st.integers(0, 50),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(OP, max_size=40), st.integers(1, 5))
+def test_a_weeks_top_segments_follow_every_share_and_tombstone(ops, limit):
+    """The per-week index against the shares added up from scratch, after any sequence."""
+    view = PartialsView()
+    held: dict[tuple[str, int, int, str], int] = {}
+    for kind, partition, week, segment, n in ops:
+        key = partial_key(kind, partition, week, segment)
+        if n is None:
+            view.apply(key, None)
+            held.pop((kind, partition, week, segment), None)
+        else:
+            view.apply(key, views_partial(n, []) if kind == VIEWS else users_partial(n))
+            held[(kind, partition, week, segment)] = n
+    for week in (W47, W47 + WEEK):
+        segments = sorted({s for (_, _, w, s) in held if w == week})
+        assert view.segments(week) == segments
+        views = {s: sum(n for (k, _, w, s2), n in held.items() if k == VIEWS and w == week and s2 == s)
+                 for s in segments}
+        top, count = view.top_segments(week, limit)
+        assert count == len(segments)
+        best = sorted(views.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        assert [(s, a.views) for s, a in top] == best
+    assert view.weeks() == sorted({w for (_, _, w, _) in held})

@@ -58,7 +58,10 @@ def test_partials_tail_skips_what_it_cannot_read_and_goes_on(caplog):
 def test_insights_tail_skips_values_that_are_not_insights(value):
     memory = InsightsMemory(10)
     tail = TopicTail(INSIGHTS, {}, memory.apply)
-    insight = {"insightId": "i-1", "type": "PropertyHourlySpike"}
+    insight = {"insightId": "i-1", "type": "property_hourly_spike",
+               "subject": {"propertyId": "p"}, "windowStart": "2026-11-20T14:00:00Z",
+               "windowEnd": "2026-11-20T15:00:00Z", "metrics": {"views": 20},
+               "detectedAt": "2026-11-20T14:30:00Z"}
 
     assert tail.take(rec(INSIGHTS, 0, None, value)) is False
     assert tail.take(rec(INSIGHTS, 1, None, orjson.dumps(insight))) is True

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from app.tables.hourly import HourlyCounts, HourlyPropertyViews
+import itertools
+
+from app.tables.hourly import (
+    HourlyCounts,
+    HourlyPropertyViews,
+    LEADERS,
+    HourTop,
+    top_of_hour,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from app.tables.keys import family_range, split_key
 from tests.unit.stores import commit
 
@@ -92,7 +103,7 @@ def test_expire_before_removes_only_older_windows(store):
 
     deleted = hourly.expire_before(H14 - HOUR)
 
-    assert deleted == 2  # counts + one user marker of 12:00
+    assert deleted == 3  # counts, one user marker and the hour's summary of 12:00
     assert hourly.get("prop-1", H14 - 2 * HOUR) == HourlyCounts()
     assert hourly.get("prop-1", H14 - HOUR) == HourlyCounts(1, 1)
     assert hourly.get("prop-2", H14 - HOUR) == HourlyCounts(1, 1)
@@ -110,7 +121,7 @@ def test_expire_before_removes_only_older_windows(store):
 def test_expire_before_sees_pending_windows(store):
     hourly = HourlyPropertyViews(store)
     hourly.add_view("prop-1", H14 - HOUR, "u1")  # pending only
-    assert hourly.expire_before(H14) == 2
+    assert hourly.expire_before(H14) == 3  # counts, marker, summary
     assert hourly.get("prop-1", H14 - HOUR) == HourlyCounts()
     assert hourly.expire_before(H14) == 0
 
@@ -123,3 +134,125 @@ def test_ids_holding_the_old_separator_do_not_share_a_marker(store):
     assert hourly.add_view("a", H14, "b\x1fc") == HourlyCounts(1, 1)
     assert hourly.add_view("a", H14 + HOUR, "\x00") == HourlyCounts(1, 1)
     assert hourly.add_view("a", H14 + HOUR, "\x00\x00") == HourlyCounts(2, 2)
+
+
+# -- the hour's top and totals ------------------------------------------------------------
+
+
+class CountingReads:
+    """A store's reads, counting the keys a scan hands out."""
+
+    def __init__(self, store) -> None:  # noqa: ANN001
+        self._store = store
+        self.scanned = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._store.get(key)
+
+    def scan(self, start: bytes, end: bytes):  # noqa: ANN201
+        for item in self._store.scan(start, end):
+            self.scanned += 1
+            yield item
+
+
+def feed(hourly: HourlyPropertyViews, hour: int, props: int) -> dict[str, tuple[int, int]]:
+    """prop-i gets (i % 17) + 1 views from (i % 5) + 1 users; returns the counts."""
+    out = {}
+    for i in range(props):
+        prop, views, users = f"prop-{i:04d}", i % 17 + 1, min(i % 5 + 1, i % 17 + 1)
+        for v in range(views):
+            hourly.add_view(prop, hour, f"u{v % users}")
+        out[prop] = (views, users)
+    return out
+
+
+def by_views(counts: dict[str, tuple[int, int]], limit: int) -> list[tuple[int, str, int]]:
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+    return [(v, p, u) for p, (v, u) in rows]
+
+
+def test_the_top_is_one_read_however_many_properties_the_hour_has(store):
+    hourly = HourlyPropertyViews(store)
+    counts = feed(hourly, H14, 3000)
+    feed(hourly, H14 + HOUR, 50)  # another hour does not mix in
+    commit(store, None)
+    reads = CountingReads(store.committed())
+
+    top = top_of_hour(reads, H14, 10)
+
+    assert top.rows == by_views(counts, 10)
+    assert top.views == sum(v for v, _ in counts.values())
+    assert top.properties == 3000
+    assert reads.scanned == 0  # not 3,000
+    assert top_of_hour(reads, H14, LEADERS).rows == by_views(counts, LEADERS)
+    assert top_of_hour(reads, H14 + 2 * HOUR, 10) == HourTop([], 0, 0)
+
+
+def test_the_top_follows_every_view_pending_or_committed(store):
+    hourly = HourlyPropertyViews(store)
+    counts = feed(hourly, H14, 40)
+    assert top_of_hour(store, H14, 5).rows == by_views(counts, 5)  # pending writes
+    commit(store, None)
+    for _ in range(30):  # prop-0039 overtakes every other
+        hourly.add_view("prop-0039", H14, "new")
+    counts["prop-0039"] = (counts["prop-0039"][0] + 30, counts["prop-0039"][1] + 1)
+    commit(store, None)
+    top = top_of_hour(store.committed(), H14, 3)
+    assert top.rows == by_views(counts, 3) and top.rows[0][1] == "prop-0039"
+    assert (top.views, top.properties) == (sum(v for v, _ in counts.values()), 40)
+
+
+def test_a_rolled_back_view_leaves_the_summary_as_committed(store):
+    """A reader of the store after a rollback (pending writes dropped) gets the committed
+    summary, not the one decoded in memory with the dropped views."""
+    hourly = HourlyPropertyViews(store)
+    counts = feed(hourly, H14, 20)
+    commit(store, None)
+    for _ in range(50):
+        hourly.add_view("prop-0001", H14, "x")
+    store.discard_pending()
+    hourly.add_view("prop-0002", H14, "y")
+    counts["prop-0002"] = (counts["prop-0002"][0] + 1, counts["prop-0002"][1] + 1)
+    commit(store, None)
+    top = top_of_hour(store.committed(), H14, 20)
+    assert top.rows == by_views(counts, 20)
+    assert top.views == sum(v for v, _ in counts.values())
+
+
+_FRESH_HOURS = itertools.count(10)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 70), st.integers(0, 4)), max_size=400),
+       st.integers(1, LEADERS))
+def test_the_leaders_are_the_exact_top_for_any_order_of_views(store, views, limit):
+    hourly = HourlyPropertyViews(store)
+    hour = H14 + next(_FRESH_HOURS) * HOUR  # a fresh hour per example
+    counts: dict[str, tuple[int, set[str]]] = {}
+    for prop_n, user_n in views:
+        prop, user = f"p{prop_n}", f"u{user_n}"
+        hourly.add_view(prop, hour, user)
+        seen = counts.setdefault(prop, (0, set()))
+        counts[prop] = (seen[0] + 1, seen[1] | {user})
+    exact = {p: (v, len(users)) for p, (v, users) in counts.items()}
+    top = top_of_hour(store, hour, limit)
+    assert top.rows == by_views(exact, limit)
+    assert (top.views, top.properties) == (len(views), len(exact))
+def test_an_hour_counted_before_it_had_ranks_is_read_whole_and_stays_exact(store):
+    """Counts written by the version before: no TOP or SUMMARY keys for the hour."""
+    hourly = HourlyPropertyViews(store)
+    counts = feed(hourly, H14, 30)
+    for key in [k for k in store.pending if k.startswith(b"hs\x00")]:
+        del store.pending[key]
+    commit(store, None)
+    fresh = HourlyPropertyViews(store)  # a restart on the new version
+    fresh.add_view("prop-0000", H14, "late")
+    counts["prop-0000"] = (counts["prop-0000"][0] + 1, counts["prop-0000"][1] + 1)
+    commit(store, None)
+    reads = CountingReads(store.committed())
+    top = top_of_hour(reads, H14, 4)
+    assert top.rows == by_views(counts, 4)
+    assert (top.views, top.properties) == (sum(v for v, _ in counts.values()), 30)
+    assert reads.scanned == 30
+
+

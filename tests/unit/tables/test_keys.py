@@ -197,11 +197,11 @@ def test_every_table_family_is_distinct_and_not_the_bookkeeping_one():
         uses_keys = {"window_key", "plain_key"} & set(vars(module))
         if not uses_keys or info.name == "partials":
             continue
-        for name in ("COUNTS", "USERS", "PROPERTY_VIEWS", "SEGMENT_VIEWS", "SEEN"):
+        for name in ("COUNTS", "USERS", "SUMMARY", "PROPERTY_VIEWS", "SEGMENT_VIEWS", "SEEN"):
             family = vars(module).get(name)
             if isinstance(family, str):
                 where = f"{module.__name__}.{name}"
                 assert family not in families, (where, families.get(family))
                 assert family != META, where
                 families[family] = where
-    assert set(families) == {"h", "hu", "w", "ws", "su", "sc", "e"}
+    assert set(families) == {"h", "hu", "hs", "w", "ws", "su", "sc", "e"}

@@ -16,6 +16,10 @@ NOW = HOUR + 754_321  # 14:12:34.321
 WEEK = 1_794_787_200_000  # its ISO week: Monday 2026-11-16
 
 
+INVESTOR = {"segment": "investor", "views": 7, "uniqueUsers": 2,
+            "topProperties": [{"propertyId": "p1", "views": 7}]}
+
+
 def row(prop: str, views: int, users: int = 1) -> dict:
     return {"propertyId": prop, "views": views, "uniqueUsers": users}
 
@@ -45,7 +49,7 @@ def merged(shares: list[dict], limit: int = 10, partitions: int = 6) -> dict:
         now_ms=NOW,
         views_topic=VIEWS,
         partitions=partitions,
-        segments_of_week=lambda week: ["investor"] if week == WEEK else [],
+        segments_of_week=lambda week: ([INVESTOR], 3) if week == WEEK else ([], 0),
     )
 
 
@@ -121,7 +125,7 @@ def test_no_rates_yet_is_none_not_zero_and_the_windows_are_the_current_ones():
     assert summary["hour"] == {"windowStart": iso_ms(HOUR), "windowEnd": "2026-11-20T15:00:00Z"}
     assert summary["week"] == {
         "windowStart": "2026-11-16T00:00:00Z", "windowEnd": "2026-11-23T00:00:00Z",
-        "segments": ["investor"],
+        "segments": [INVESTOR], "segmentCount": 3,
     }
 
 
