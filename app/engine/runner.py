@@ -66,6 +66,7 @@ class StageRunner:
         self._check_gaps = check_gaps
         self.owned = owned
         self._metrics = metrics
+        metrics.rounds_fenced.labels(owned.name)  # 0 until a round is fenced
         self._batch_max_events = batch_max_events
         self._publish_interval_s = publish_interval_s
         self._last_publish = 0.0
@@ -151,14 +152,23 @@ class StageRunner:
             assigned = self.assigned_partitions()
             stream_times = _stream_times(owned, owned.partitions)
             now_ms = int(time.time() * 1000)
+            orphaned = set()
             for partition, batch in records.items():
                 if partition not in assigned or partition in self._lost:
                     continue  # revoked or fenced meanwhile: the new owner processes it
                 processor = owned.processor(partition)
                 if processor is None:
                     continue  # closed meanwhile: read from its store's offset when it reopens
+                if self._requires is not None and self._requires.owned.processor(partition) is None:
+                    orphaned.add(partition)  # what it reads was fenced: so is it, see below
+                    continue
                 count += self._apply(partition, processor, batch, now_ms)
                 self._dirty.add(partition)
+            if orphaned:
+                # The required stage's partition went with a fenced round (a round covers
+                # all of a stage's changed partitions): this one waits for the same rebalance.
+                self._lost |= orphaned
+                await self._close(orphaned)
             await self._reap()
             self._uncommitted += count
             full = self._uncommitted >= self._max_uncommitted
@@ -412,8 +422,8 @@ class StageRunner:
         kept = sorted(p for p in fenced if p in assigned)
         if kept and self._app.consumer_generation_id == group.generation_id:
             log.warning(
-                "%s: %s fenced while still assigned here (transaction aborted by its "
-                "coordinator); rejoining the group to restart them from their committed offsets",
+                "%s: %s fenced while the group still assigns them here; rejoining the group "
+                "to restart them from their committed offsets",
                 self.owned.name,
                 ", ".join(f"{self.owned.source_topic}[{p}]" for p in kept),
             )
@@ -447,8 +457,9 @@ class StageRunner:
 
     async def on_revoked(self, partitions: set[int]) -> None:
         async with self.owned.lock:
-            # Still ours until the next owner opens them (which fences us): hand over
-            # everything applied, as Kafka Streams commits on revocation.
+            # Still ours in this generation, which the group keeps until every member has
+            # rejoined: hand over everything applied, as Kafka Streams commits on revocation
+            # (the next owner's opening waits for this round to end).
             await self._commit_dirty(int(time.time() * 1000), True, wait=True)
             await self._close(partitions)
             self._generation = None

@@ -454,3 +454,26 @@ async def test_a_read_partition_lost_meanwhile_holds_its_reader_back_until_the_r
     await reader.process(batch(1, range(2)))
     assert reader.owned.processor(1) is None and reader._lost == {1}
     assert 1 not in reader_of(reader).wanted  # not read until the rebalance
+
+
+async def test_a_partition_whose_read_partition_went_with_a_fenced_round_waits_too(
+    tmp_path, monkeypatch
+):
+    stops: list[str] = []
+    monkeypatch.setattr(runner_module, "fatal", stops.append)
+    reader, read = _reader_and_read(tmp_path, monkeypatch, {0, 1})
+    await reader.open_assigned(1)
+    await reader.process({**batch(0, range(2)), **batch(1, range(2))})
+    await settle()
+    writer_of(read.owned).fail = Fenced("generation 1 refused")
+    await read.process(batch(1, [0]))  # the read stage's round of partition 1 is fenced
+    await settle()
+    await read.commit_due()  # joined: partition 1 closed there
+    assert read.owned.partitions == {0}
+
+    await reader.process({**batch(0, [2]), **batch(1, [2])})
+
+    assert stops == []  # never processed without what it reads
+    assert reader.owned.partitions == {0} and reader._lost == {1}  # noqa: SLF001
+    assert reader.owned.processor(0).applied_offset == 2
+    assert 1 not in reader_of(reader).wanted
