@@ -86,8 +86,7 @@ class StageRunner:
         # over its sealed changes); the next round waits for it (one transaction at a time
         # per stage). Returns the partitions it found fenced.
         self._inflight: asyncio.Task[set[int]] | None = None
-        self._next_round: asyncio.Handle | None = None  # see ``_round_ended``
-        self._kick: asyncio.Task[None] | None = None
+        self._kick: asyncio.Task[None] | None = None  # the next round's start: ``_round_ended``
         self._order: dict[int, PartitionOrder] = {}  # per open partition, see ordering.py
         # The consumer generation whose assignment this stage works on; None from a
         # revocation until the next assignment. Nothing is opened or applied outside it: the
@@ -398,8 +397,7 @@ class StageRunner:
         the commit interval since this one started has passed (``commit_due``), so that
         under a light load a record waits for one round, not two."""
         delay = self._last_commit + self._commit_interval_s - time.monotonic()
-        loop = asyncio.get_running_loop()
-        self._next_round = loop.call_later(max(delay, 0.0), self._start_next_round)
+        asyncio.get_running_loop().call_later(max(delay, 0.0), self._start_next_round)
 
     def _start_next_round(self) -> None:
         if self._dirty and (self._kick is None or self._kick.done()):
@@ -413,11 +411,12 @@ class StageRunner:
 
     def _rejoin_if_still_assigned(self, fenced: set[int], group: GroupMetadata) -> None:
         """A round fenced while the group still assigns its partitions here, in the
-        generation the round was committed under, was not taken over: its transaction was
-        aborted by the coordinator (one kept open past the transaction timeout, by brokers
-        down longer than that). No rebalance would come to restart them from their
-        committed offsets, so ask for one, as Kafka Streams does on a fence. When the group
-        has moved on, the rebalance is under way already and this changes nothing."""
+        generation the round was committed under, may not have been taken over: its
+        transaction was aborted by the coordinator (one kept open past the transaction
+        timeout, by brokers down longer than that). No rebalance would come to restart them
+        from their committed offsets, so ask for one, as Kafka Streams does on a fence. When
+        the group has moved on (it refused the round), the rebalance is under way already and
+        this changes nothing."""
         assigned = self.assigned_partitions()
         kept = sorted(p for p in fenced if p in assigned)
         if kept and self._app.consumer_generation_id == group.generation_id:
