@@ -259,6 +259,20 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap_addresses(cls, value: str) -> str:
+        """Each comma-separated entry ``host:port``, the port 1-65535: a typo is named at
+        start, not found by every client later."""
+        for entry in value.split(","):
+            host, sep, port = entry.strip().rpartition(":")
+            if not sep or not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(
+                    f"{entry.strip()!r} is not host:port with a port 1-65535 "
+                    "(several: comma separated)"
+                )
+        return value
+
     @field_validator("api_token", mode="before")
     @classmethod
     def _empty_token_is_unset(cls, value: object) -> object:

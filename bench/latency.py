@@ -27,19 +27,53 @@ from app.web.routing import partition_of
 from app.windows import hour_start, iso_ms
 
 
+COMMITTED = "committed"
+LATEST = "latest"  # ``?consistency=latest``: the owner's applied state, ahead of its commit
+SERIES = (COMMITTED, LATEST)
+
+
 @dataclass
 class Probe:
     property_id: str
     owner_url: str
     sent: dict[int, list[float]] = field(default_factory=dict)  # hour -> produce times
-    seen: dict[int, int] = field(default_factory=dict)  # hour -> views seen so far
-    latencies: list[float] = field(default_factory=list)
+    # per series (committed, latest): hour -> views seen so far, and the latencies found
+    seen: dict[str, dict[int, int]] = field(default_factory=lambda: {s: {} for s in SERIES})
+    found: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in SERIES})
 
-    def pending_hour(self) -> int | None:
+    @property
+    def latencies(self) -> list[float]:
+        return self.found[COMMITTED]
+
+    def pending_hour(self, series: str = COMMITTED) -> int | None:
+        seen = self.seen[series]
         for hour in sorted(self.sent):
-            if self.seen.get(hour, 0) < len(self.sent[hour]):
+            if seen.get(hour, 0) < len(self.sent[hour]):
                 return hour
         return None
+
+    def observe(self, series: str, hour: int, views: int, answered: float) -> int:
+        """An answer of ``series`` counting ``views`` in ``hour`` at time ``answered``: the
+        probe views it shows for the first time become samples; returns how many."""
+        seen = self.seen[series]
+        already = seen.get(hour, 0)
+        sent = self.sent.get(hour, [])
+        upto = min(views, len(sent))
+        for k in range(already, upto):
+            self.found[series].append(answered - sent[k])
+        seen[hour] = max(already, upto)
+        return max(upto - already, 0)
+
+
+def summary(latencies: list[float], sent: int) -> dict:
+    """p50, p99 and max in ms of one series, with its samples and the views it never saw."""
+    return {
+        "samples": len(latencies),
+        "not_seen": sent - len(latencies),
+        "p50_ms": _ms(percentile(latencies, 50)),
+        "p99_ms": _ms(percentile(latencies, 99)),
+        "max_ms": _ms(max(latencies) if latencies else None),
+    }
 
 
 def default_poll_s(rate: float) -> float:
@@ -77,25 +111,68 @@ def pick_probes(count: int, partitions: int, owners: dict[int, str], tag: str) -
     return probes
 
 
-async def _poll(probe: Probe, session: aiohttp.ClientSession, poll_s: float, stop: asyncio.Event) -> None:
+def hour_url(owner_url: str, property_id: str, hour: int, series: str = COMMITTED,
+             at_least: str | None = None) -> str:
+    url = f"{owner_url}/api/properties/{property_id}/views?hour={iso_ms(hour)}"
+    if series == LATEST:
+        url += "&consistency=latest"
+    if at_least is not None:
+        url += f"&atLeast={at_least}&timeout=10"
+    return url
+
+
+async def _poll(
+    probe: Probe, session: aiohttp.ClientSession, poll_s: float, stop: asyncio.Event,
+    series: str = COMMITTED,
+) -> None:
     while not stop.is_set():
-        hour = probe.pending_hour()
+        hour = probe.pending_hour(series)
         if hour is not None:
-            url = f"{probe.owner_url}/api/properties/{probe.property_id}/views?hour={iso_ms(hour)}"
+            url = hour_url(probe.owner_url, probe.property_id, hour, series)
             try:
                 async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as response:
                     body = await response.read()
                 answered = time.monotonic()
                 if response.status == 200:
-                    views = orjson.loads(body)["views"]
-                    already = probe.seen.get(hour, 0)
-                    sent = probe.sent.get(hour, [])
-                    for k in range(already, min(views, len(sent))):
-                        probe.latencies.append(answered - sent[k])
-                    probe.seen[hour] = max(already, min(views, len(sent)))
+                    probe.observe(series, hour, orjson.loads(body)["views"], answered)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError, ValueError):
                 pass
         await asyncio.sleep(poll_s)
+
+
+async def _at_least(
+    probe: Probe,
+    producer: AIOKafkaProducer,
+    session: aiohttp.ClientSession,
+    views_topic: str,
+    every_s: float,
+    stop: asyncio.Event,
+    users: int,
+    tag: str,
+    found: list[float],
+    written: list[tuple[int, int, Record]],
+) -> None:
+    """Read-your-writes: produce a view of ``probe``, then ask its owner for the hour with the
+    record's own metadata as ``atLeast``; the sample is produce -> answer, no polling."""
+    rng = random.Random(13)
+    i = 0
+    while not stop.is_set():
+        now_ms = int(time.time() * 1000)
+        record = Workload.view(f"live-{tag}-al-{i}", now_ms, probe.property_id, f"user-{rng.randrange(users)}")
+        i += 1
+        started = time.monotonic()
+        try:
+            meta = await producer.send_and_wait(views_topic, key=record.key, value=record.value)
+            written.append((meta.partition, meta.offset, record))
+            bound = f"{views_topic}:{meta.partition}:{meta.offset}"
+            url = hour_url(probe.owner_url, probe.property_id, hour_start(now_ms), COMMITTED, bound)
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=15)) as response:
+                await response.read()
+                if response.status == 200:
+                    found.append(time.monotonic() - started)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            pass
+        await asyncio.sleep(every_s)
 
 
 async def measure(
@@ -116,10 +193,16 @@ async def measure(
     on_progress: Callable[[str], None] = lambda _: None,
     on_acked: Callable[[int, int, Record], None] = lambda *_: None,
     tick_s: float = 0.02,
+    series: tuple[str, ...] = SERIES,
+    at_least_every_s: float | None = 0.2,
 ) -> dict:
     """Live views at ``rate`` for ``duration_s``, handed to the producer every ``tick_s``
     (each probe view's latency counts from then); ``on_acked`` sees each with its partition
-    and offset once production is over, in send order."""
+    and offset once production is over, in offset order per partition.
+
+    Each probe is polled once per series (``committed``, and ``latest`` answers ahead of the
+    commit); with ``at_least_every_s`` one more probe property gets a view that often, asked
+    for at once with its own metadata as ``atLeast`` (``at_least`` in the result)."""
     if poll_s is None:
         poll_s = default_poll_s(rate)
     probe_list = pick_probes(probes, partitions, owners, tag)
@@ -130,7 +213,21 @@ async def measure(
     await producer.start()
     stop = asyncio.Event()
     session = aiohttp.ClientSession()
-    pollers = [asyncio.create_task(_poll(p, session, poll_s, stop)) for p in probe_list]
+    pollers = [
+        asyncio.create_task(_poll(p, session, poll_s, stop, kind))
+        for p in probe_list for kind in series
+    ]
+    at_least_found: list[float] = []
+    at_least_written: list[tuple[int, int, Record]] = []
+    if at_least_every_s:
+        used = {partition_of(p.property_id, partitions) for p in probe_list}
+        spare = {p: url for p, url in owners.items() if p not in used} or owners
+        own = pick_probes(1, partitions, spare, f"{tag}-al")
+        if own:
+            pollers.append(asyncio.create_task(_at_least(
+                own[0], producer, session, views_topic, at_least_every_s, stop, users, tag,
+                at_least_found, at_least_written,
+            )))
     sent = 0
     acks: list[tuple[asyncio.Future, int, list[Record]]] = []  # one per batch sent
     started = time.monotonic()
@@ -170,33 +267,39 @@ async def measure(
         await producer.flush()
         produced_s = time.monotonic() - started
         drain_until = time.monotonic() + drain_s
-        while time.monotonic() < drain_until and any(p.pending_hour() is not None for p in probe_list):
+        while time.monotonic() < drain_until and any(
+            p.pending_hour(kind) is not None for p in probe_list for kind in series
+        ):
             await asyncio.sleep(0.1)
     finally:
         stop.set()
         await asyncio.gather(*pollers, return_exceptions=True)
         await session.close()
         await producer.stop()
-    for ack, partition, records in acks:  # after the measurement: feeding the oracle takes a while
+    # after the measurement: feeding the oracle takes a while
+    written = list(at_least_written)
+    for ack, partition, records in acks:
         base = ack.result().offset
-        for i, record in enumerate(records):
-            on_acked(partition, base + i, record)
-    latencies = [lat for p in probe_list for lat in p.latencies]
+        written.extend((partition, base + i, record) for i, record in enumerate(records))
+    for partition, offset, record in sorted(written, key=lambda w: (w[0], w[1])):
+        on_acked(partition, offset, record)
     probe_sent = sum(len(v) for p in probe_list for v in p.sent.values())
-    return {
+    found = {kind: [lat for p in probe_list for lat in p.found[kind]] for kind in series}
+    result = {
         "rate_target": rate,
         "rate_achieved": sent / produced_s if produced_s else 0.0,
         "live_views": sent,
         "seconds": produced_s,
         "probes": [p.property_id for p in probe_list],
         "probe_views": probe_sent,
-        "samples": len(latencies),
-        "not_seen": probe_sent - len(latencies),
         "poll_interval_ms": poll_s * 1000,
-        "p50_ms": _ms(percentile(latencies, 50)),
-        "p99_ms": _ms(percentile(latencies, 99)),
-        "max_ms": _ms(max(latencies) if latencies else None),
+        **summary(found.get(COMMITTED, []), probe_sent),
     }
+    if LATEST in series:
+        result[LATEST] = summary(found[LATEST], probe_sent)
+    if at_least_every_s:
+        result["at_least"] = summary(at_least_found, len(at_least_written))
+    return result
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -93,15 +93,41 @@ def write(results: dict, stamp: str) -> list[Path]:
 
 
 def curve_table(curve: dict) -> str:
-    """The latency-throughput curve as a markdown table."""
-    lines = ["| load | views/s (target / achieved) | p50 ms | p99 ms | samples |",
-             "|---|---|---|---|---|"]
-    for point in curve["points"]:
-        lines.append(
+    """The latency-throughput curve as a markdown table: the committed series, and the latest
+    series and the atLeast probe when the run measured them."""
+    points = curve["points"]
+    latest = any("latest_p99_ms" in p for p in points)
+    at_least = any("at_least_p99_ms" in p for p in points)
+    head = "| load | views/s (target / achieved) | p50 ms | p99 ms | samples |"
+    rule = "|---|---|---|---|---|"
+    if latest:
+        head += " latest p50 ms | latest p99 ms |"
+        rule += "---|---|"
+    if at_least:
+        head += " atLeast p50 ms | atLeast p99 ms |"
+        rule += "---|---|"
+    lines = [head, rule]
+    for point in points:
+        line = (
             f"| {point_label(point)} | {_fmt(point['rate_target'])} / {_fmt(point.get('rate_achieved'))} "
             f"| {_fmt(point.get('p50_ms'))} | {_fmt(point.get('p99_ms'))} | {_fmt(point.get('samples'))} |"
         )
+        if latest:
+            line += f" {_fmt(point.get('latest_p50_ms'))} | {_fmt(point.get('latest_p99_ms'))} |"
+        if at_least:
+            line += f" {_fmt(point.get('at_least_p50_ms'))} | {_fmt(point.get('at_least_p99_ms'))} |"
+        lines.append(line)
     return "\n".join(lines)
+
+
+def series_note(result: dict) -> str:
+    """The latest series and the atLeast probe of one measurement, for a progress line."""
+    parts = []
+    for key, label in (("latest", "latest"), ("at_least", "atLeast")):
+        series = result.get(key) or {}
+        if series.get("p99_ms") is not None:
+            parts.append(f"{label} p50 {series['p50_ms']} ms, p99 {series['p99_ms']} ms")
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def point_label(point: dict) -> str:
@@ -109,6 +135,22 @@ def point_label(point: dict) -> str:
     if point.get("fixed_rate"):
         return f"{point['rate_target']:,}/s ({point['share']:.0%} of max)"
     return f"{point['share']:.0%} of max"
+
+
+SERIES = (("committed", "", "-"), ("latest", "latest_", "--"), ("atLeast", "at_least_", ":"))
+
+
+def curve_series(points: list[dict]) -> dict[str, tuple[str, str, list[float]]]:
+    """The lines of the plot: label -> (line style, marker, ms per point, NaN where a point
+    lacks it); the latest and atLeast ones only when some point has them."""
+    out = {}
+    for name, prefix, style in SERIES:
+        if not any(p.get(f"{prefix}p99_ms") is not None for p in points):
+            continue
+        for q, marker in (("p50", "o"), ("p99", "s")):
+            values = [p.get(f"{prefix}{q}_ms") for p in points]
+            out[f"{name} {q}"] = (style, marker, [float("nan") if v is None else v for v in values])
+    return out
 
 
 def plot_curve(curve: dict, paths: list[Path]) -> list[Path]:
@@ -123,8 +165,8 @@ def plot_curve(curve: dict, paths: list[Path]) -> list[Path]:
     points = [p for p in curve["points"] if p.get("p50_ms") is not None]
     rates = [p.get("rate_achieved") or p["rate_target"] for p in points]
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
-    axes.plot(rates, [p["p50_ms"] for p in points], marker="o", label="p50")
-    axes.plot(rates, [p["p99_ms"] for p in points], marker="s", label="p99")
+    for label, (style, marker, values) in curve_series(points).items():
+        axes.plot(rates, values, linestyle=style, marker=marker, label=label)
     for point, rate in zip(points, rates):
         label = f"{point['rate_target']}/s" if point.get("fixed_rate") else f"{point['share']:.0%}"
         axes.annotate(label, (rate, point["p99_ms"]), textcoords="offset points",

@@ -454,7 +454,8 @@ class Bench:
         self.progress.done(
             "latency",
             f"p50 {result.get('p50_ms')} ms, p99 {result.get('p99_ms')} ms at {rate:,.0f} views/s "
-            f"({result.get('samples')} samples, {result.get('not_seen')} not seen)",
+            f"({result.get('samples')} samples, {result.get('not_seen')} not seen)"
+            + report.series_note(result),
         )
         if self.o.curve or self.o.curve_rates:
             await self._latency_curve(stage, procs, owners, max_rate)
@@ -492,13 +493,12 @@ class Bench:
         for rate, fixed in sorted(steps):
             share = rate / max_rate
             result = await self._measure_live(owners, rate, f"{self.tag}c{len(points)}", self.o.curve_s)
-            point = {"share": round(share, 4), "fixed_rate": fixed, "rate_target": round(rate), **{
-                k: result.get(k) for k in ("rate_achieved", "p50_ms", "p99_ms", "samples", "not_seen")}}
+            point = curve_point(result, share, fixed, rate)
             points.append(point)
             self.progress.done(
                 "latency",
                 f"curve {report.point_label(point)}: p50 {point['p50_ms']} ms, p99 {point['p99_ms']} ms "
-                f"at {rate:,.0f} views/s",
+                f"at {rate:,.0f} views/s" + report.series_note(result),
             )
         self.want_before_live = self.want
         self.want = answers.expected(self.oracle, self.sample, self.weeks)
@@ -598,3 +598,16 @@ def _rate_by_half(progress_at: dict[str, list[float]]) -> dict[str, int] | None:
     if t100 > t50:
         rates["second"] = round((n100 - n50) / (t100 - t50))
     return rates
+
+
+def curve_point(result: dict, share: float, fixed: bool, rate: float) -> dict:
+    """One point of the latency curve from ``latency.measure``'s result: the committed series
+    (``p50_ms``, ``p99_ms``), the latest one (``latest_*``) and the atLeast probe
+    (``at_least_*``) when they were measured."""
+    point = {"share": round(share, 4), "fixed_rate": fixed, "rate_target": round(rate), **{
+        k: result.get(k) for k in ("rate_achieved", "p50_ms", "p99_ms", "samples", "not_seen")}}
+    for series in ("latest", "at_least"):
+        for key, value in (result.get(series) or {}).items():
+            if key in ("p50_ms", "p99_ms", "samples"):
+                point[f"{series}_{key}"] = value
+    return point

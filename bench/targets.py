@@ -36,6 +36,8 @@ def targets(results: dict) -> list[Target]:
         _rss(stages),
         _half_load(results),
         _demo_rate(results),
+        _latest_third(results),
+        _at_least_overhead(results),
     ]
 
 
@@ -91,3 +93,45 @@ def _demo_rate(results: dict) -> Target:
     if point is None or point.get("p99_ms") is None:
         return Target(name, want, "-", None)
     return Target(name, want, f"{point['p99_ms']:,.0f} ms (p50 {point['p50_ms']:,.0f} ms)", point["p99_ms"] < 100)
+
+
+LATEST_SHARE = 1 / 3  # latest p99 at most this share of the committed p99, at every point
+AT_LEAST_OVERHEAD_MS = 20.0  # atLeast p99 at most the committed p99 plus this
+
+
+def _measured_points(results: dict, key: str) -> list[dict]:
+    points = (results.get("latency_curve") or {}).get("points") or []
+    return [p for p in points if p.get("p99_ms") is not None and p.get(key) is not None]
+
+
+def _latest_third(results: dict) -> Target:
+    name, want = "latest p99 against committed p99, every curve point", "at most 1/3"
+    points = _measured_points(results, "latest_p99_ms")
+    if not points:
+        return Target(name, want, "-", None)
+    worst = max(points, key=lambda p: p["latest_p99_ms"] / max(p["p99_ms"], 1e-9))
+    ratio = worst["latest_p99_ms"] / max(worst["p99_ms"], 1e-9)
+    measured = (
+        f"worst {ratio:.2f} ({worst['latest_p99_ms']:,.0f} / {worst['p99_ms']:,.0f} ms "
+        f"at {worst['rate_target']:,} views/s)"
+    )
+    return Target(name, want, measured, all(
+        p["latest_p99_ms"] <= p["p99_ms"] * LATEST_SHARE for p in points
+    ))
+
+
+def _at_least_overhead(results: dict) -> Target:
+    name = "atLeast on the record's own metadata: p99 produce -> answer"
+    want = f"at most committed p99 + {AT_LEAST_OVERHEAD_MS:.0f} ms"
+    points = _measured_points(results, "at_least_p99_ms")
+    if not points:
+        return Target(name, want, "-", None)
+    worst = max(points, key=lambda p: p["at_least_p99_ms"] - p["p99_ms"])
+    over = worst["at_least_p99_ms"] - worst["p99_ms"]
+    measured = (
+        f"worst {over:+,.0f} ms ({worst['at_least_p99_ms']:,.0f} against {worst['p99_ms']:,.0f} ms "
+        f"at {worst['rate_target']:,} views/s)"
+    )
+    return Target(name, want, measured, all(
+        p["at_least_p99_ms"] <= p["p99_ms"] + AT_LEAST_OVERHEAD_MS for p in points
+    ))

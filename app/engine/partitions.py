@@ -26,6 +26,7 @@ from aiokafka.client import AIOKafkaClient
 from rocksdict import Options
 
 from app.engine.kip447 import GroupMetadata, fetch_committed
+from app.engine.moved import Moved
 from app.engine.restore import restore_partition
 from app.engine.retry import retry
 from app.engine.stall import CommitWatch
@@ -114,6 +115,9 @@ class OwnedPartitions:
         self._writer: TransactionalWriter | None = None
         self._open: dict[int, Processor] = {}
         self.lock = asyncio.Lock()
+        # Notified whenever a partition's applied or committed offset moves, or it opens or
+        # closes here: what a read that waits for a position (``atLeast``) waits on.
+        self.moved = Moved()
 
     # -- ownership ----------------------------------------------------------------------
     @property
@@ -150,6 +154,7 @@ class OwnedPartitions:
         finally:
             self._watch.end(token)
         self._open[partition] = processor
+        self.moved.notify()
         log.info(
             "%s: partition %d open, resuming after offset %d",
             self.name, partition, processor.applied_offset,
@@ -179,6 +184,7 @@ class OwnedPartitions:
             if processor is None:
                 continue
             processor.store.close()
+            self.moved.notify()
             log.info("%s: partition %d closed", self.name, partition)
 
     def writer(self) -> TransactionalWriter:
@@ -274,6 +280,7 @@ class OwnedPartitions:
             processor = self._open.get(partition)
             if processor is not None:
                 processor.store.apply_sealed(offsets.get(partition))
+        self.moved.notify()
         return set()
 
 

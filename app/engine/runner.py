@@ -168,6 +168,8 @@ class StageRunner:
                 # all of a stage's changed partitions): this one waits for the same rebalance.
                 self._lost |= orphaned
                 await self._close(orphaned)
+            if count:
+                owned.moved.notify()
             await self._reap()
             self._uncommitted += count
             full = self._uncommitted >= self._max_uncommitted

@@ -16,12 +16,16 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from app.engine.moved import Moved
 from app.readmodels.tail import TopicTail
 from app.tables.keys import MalformedKey, split_key, window_key
 from app.tables.weekly import merge_top
 
 VIEWS = "views"
 USERS = "users"
+# A views partition's position: the last offset of its input its published shares reflect.
+POSITION = "position"
+POSITION_SUBJECT = "views"
 _PARTITION = re.compile(r"0|[1-9][0-9]*")
 
 
@@ -47,7 +51,7 @@ def parse_partial_key(key: bytes) -> PartialKey:
         kind, week_ms, parts = split_key(key)
     except MalformedKey as exc:
         raise BadPartial(str(exc)) from None
-    if kind not in (VIEWS, USERS) or len(parts) != 2 or not _PARTITION.fullmatch(parts[0]):
+    if kind not in (VIEWS, USERS, POSITION) or len(parts) != 2 or not _PARTITION.fullmatch(parts[0]):
         raise BadPartial(f"not a partials key: {key!r}")
     return PartialKey(kind, int(parts[0]), week_ms, parts[1])
 
@@ -58,7 +62,11 @@ def parse_share(kind: str, value: bytes) -> dict[str, Any]:
         share = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise BadPartial(f"not JSON: {exc}") from None
-    if kind == VIEWS:
+    if kind == POSITION:
+        ok = isinstance(share, dict) and isinstance(share.get("offset"), int) and (
+            not isinstance(share["offset"], bool) and share["offset"] >= -1
+        )
+    elif kind == VIEWS:
         ok = (
             isinstance(share, dict)
             and _is_count(share.get("views"))
@@ -88,6 +96,16 @@ def users_partial(unique_users: int) -> bytes:
     return orjson.dumps({"uniqueUsers": unique_users})
 
 
+def position_key(partition: int) -> bytes:
+    return partial_key(POSITION, partition, 0, POSITION_SUBJECT)
+
+
+def position_partial(offset: int) -> bytes:
+    """Published with a views partition's shares, in the same transaction: every share it
+    has published reflects its input up to ``offset``."""
+    return orjson.dumps({"offset": offset})
+
+
 @dataclass(slots=True)
 class SegmentWeek:
     views: int = 0
@@ -101,6 +119,9 @@ class PartialsView:
     def __init__(self) -> None:
         # (segment, week) -> {(kind, partition): value}
         self._shares: dict[tuple[str, int], dict[tuple[str, int], dict]] = {}
+        # views partition -> last input offset its published shares reflect
+        self.positions: dict[int, int] = {}
+        self.moved = Moved()
         # week -> segment -> its views over every partition: a week's segments and its most
         # viewed ones without walking every slot
         self._weeks: dict[int, dict[str, int]] = {}
@@ -108,6 +129,13 @@ class PartialsView:
     def apply(self, key: bytes, value: bytes | None) -> None:
         """Merge one record; BadPartial (and no change) for a record it cannot read."""
         kind, partition, week, segment = parse_partial_key(key)
+        if kind == POSITION:
+            if value is None:
+                self.positions.pop(partition, None)
+            else:
+                self.positions[partition] = parse_share(kind, value)["offset"]
+            self.moved.notify()
+            return
         slot = (segment, week)
         if value is None:
             shares = self._shares.get(slot)

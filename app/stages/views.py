@@ -32,7 +32,13 @@ from app.engine.transactions import Outbox
 from app.tables.seen_events import SeenEvents
 from app.tables.hourly import HourlyCounts, HourlyPropertyViews
 from app.tables.keys import meta_key
-from app.readmodels.partials import VIEWS, partial_key, views_partial
+from app.readmodels.partials import (
+    VIEWS,
+    partial_key,
+    position_key,
+    position_partial,
+    views_partial,
+)
 from app.tables.weekly import WeeklySegmentPatterns
 from app.trends import TrendRules, is_segment_trend, is_spike, ratio, spike_baseline
 from app.windows import HOUR_MS, WEEK_MS, hour_start, is_late, week_start
@@ -159,6 +165,7 @@ class ViewsProcessor(AppliedOffsets):
         # After a restart, republish every live (week, segment) share: a crash may have
         # come between committing counts and publishing them.
         self._unpublished: set[tuple[int, str]] = set(self.weekly.segment_weeks())
+        self._published_position: int | None = None  # the offset last published with them
         self.outcomes: Counter[str] = Counter()
         self._baselines: dict[str, tuple[int, float]] = {}  # property -> (hour, baseline)
         # repartition partition -> distinct (user, week, segment) of this batch (see by_user)
@@ -381,3 +388,10 @@ class ViewsProcessor(AppliedOffsets):
             )
             self.outbox.add(cfg.partials_topic, 0, partial_key(VIEWS, self.partition, week, segment), value)
         self._unpublished.clear()
+        if self.applied.offset >= 0 and self.applied.offset != self._published_position:
+            # With the shares: what they reflect (positions of segment-week answers).
+            self.outbox.add(
+                cfg.partials_topic, 0, position_key(self.partition),
+                position_partial(self.applied.offset),
+            )
+            self._published_position = self.applied.offset

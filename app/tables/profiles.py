@@ -30,6 +30,7 @@ from rocksdict import Options, Rdict, WriteBatch
 
 from app import codec
 from app.engine.failures import PartitionUnavailable
+from app.engine.moved import Moved
 from app.engine.store import estimated_keys, native_memory
 from app.models.events import ProfileDeleted, Rejection
 
@@ -153,6 +154,8 @@ class ProfilesTable:
         self._db: Rdict | None = None
         self._cache: dict[str, object] = {}  # userId -> segment or _ABSENT
         self._cache_size = cache_size
+        # Notified at every write: reads that wait for a position of user.profiles.
+        self.moved = Moved()
 
     def open(self) -> None:
         if self._db is None:
@@ -213,6 +216,7 @@ class ProfilesTable:
         pop = self._cache.pop
         for user_id in changes.profiles:
             pop(user_id, None)
+        self.moved.notify()
 
     def clear(self) -> None:
         """Drop every profile and checkpoint (the source topic was recreated or truncated)."""

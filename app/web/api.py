@@ -13,12 +13,25 @@ import orjson
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.engine.store import CommittedState
+from app.engine.failures import PartitionUnavailable
+from app.engine.store import CommittedState, PartitionStore
+from app.positions import Position
 from app.properties.history import state_at
 from app.readmodels.partials import SegmentWeek
 from app.runtime import Runtime
 from app.tables.hourly import HourlyPropertyViews
+from app.stages.applied import APPLIED_KEY
 from app.web import routing
+from app.web.consistency import (
+    POSITION_HEADER,
+    Deadline,
+    ReadOptions,
+    codec_of,
+    positioned,
+    reach,
+    read_options,
+    too_late,
+)
 from app.web.http import Peers, error, json, path_param
 from app.web.params import (
     BadRequest,
@@ -62,24 +75,26 @@ def register(app: faust.App, runtime: Runtime, peers: Peers) -> None:
 
 
 class Owners:
-    """Answers about a property from the worker that owns its partition."""
+    """Answers about a property from the worker that owns its partition, at the position the
+    request asks for (``app.web.consistency``)."""
 
     def __init__(self, app: faust.App, runtime: Runtime, peers: Peers) -> None:
         self._app = app
         self._runtime = runtime
         self._peers = peers
+        self.codec = codec_of(runtime.settings)
 
     async def answer(
         self,
         view: View,
         request: Request,
         property_id: str,
-        forward_path: str,
+        forward: tuple[list[str], dict[str, str] | None],
         local: Callable[[HourlyPropertyViews], dict],
     ) -> Response:
         """Answer from local state when this worker owns the key, else ask the owner."""
         return await self._answer(
-            view, request, property_id, forward_path, self._runtime.views,
+            view, request, property_id, forward, self._runtime.views,
             lambda state: (200, local(HourlyPropertyViews(state))),
         )
 
@@ -88,13 +103,13 @@ class Owners:
         view: View,
         request: Request,
         property_id: str,
-        forward_path: str,
+        forward: tuple[list[str], dict[str, str] | None],
         local: Callable[[PropertyTable], tuple[int, dict]],
     ) -> Response:
         """The same for the property aggregate (the properties stage's partition, which is
         the views' partition of the same key: the topics are co-partitioned)."""
         return await self._answer(
-            view, request, property_id, forward_path, self._runtime.properties,
+            view, request, property_id, forward, self._runtime.properties,
             lambda state: local(PropertyTable(state)),
         )
 
@@ -103,21 +118,33 @@ class Owners:
         view: View,
         request: Request,
         property_id: str,
-        forward_path: str,
+        forward: tuple[list[str], dict[str, str] | None],
         stage,  # noqa: ANN001 - a StageRunner
-        local: Callable[[CommittedState], tuple[int, dict]],
+        local: Callable[[CommittedState | PartitionStore], tuple[int, dict]],
     ) -> Response:
+        try:
+            options = read_options(request.query, self.codec)
+        except BadRequest as exc:
+            return error(view, 400, str(exc))
         app, settings = self._app, self._runtime.settings
+        owned = stage.owned
         partition = routing.partition_of(property_id, settings.topic_partitions)
-        processor = stage.owned.processor(partition)
-        if processor is not None:
-            status, body = local(processor.store.committed())
-            return json(view, body, status)
-        owner = routing.owner_url(app, stage.owned.source_topic, partition)
+        deadline = Deadline(options.timeout_s)
+        if owned.processor(partition) is not None:
+            try:
+                return await self._local(view, owned, partition, options, deadline, local)
+            except PartitionGone:
+                pass  # revoked while it waited: the new owner answers, if it is known yet
+        owner = routing.owner_url(app, owned.source_topic, partition)
         if owner is None or routing.is_self(app, owner) or request.headers.get(routing.ROUTED_HEADER):
             return error(view, 503, f"partition {partition} is not ready; retry shortly")
+        segments, query = forward
+        query = {**(query or {}), **options.forward_query(self.codec, deadline.remaining)}
+        path = routing.path_qs(segments, query)
         try:
-            answer = await self._peers.get(owner, forward_path)
+            answer = await self._peers.get(
+                owner, path, timeout_s=routing.FORWARD_TIMEOUT_S + deadline.remaining
+            )
         except routing.OwnerUnreachable as exc:
             log.warning(
                 "%s[%d]: its owner %s %s; answered 503",
@@ -127,7 +154,48 @@ class Owners:
         status, problem = routing.relay(answer, partition)
         if problem is not None:
             return json(view, problem, status)
-        return view.bytes(answer.body, content_type=routing.JSON, status=status)
+        headers = {POSITION_HEADER: answer.position} if answer.position else None
+        return view.bytes(answer.body, content_type=routing.JSON, status=status, headers=headers)
+
+    async def _local(
+        self,
+        view: View,
+        owned,  # noqa: ANN001 - OwnedPartitions
+        partition: int,
+        options: ReadOptions,
+        deadline: Deadline,
+        local: Callable[[CommittedState | PartitionStore], tuple[int, dict]],
+    ) -> Response:
+        """Answer from this worker's partition once it reflects the bound asked for."""
+        topic = owned.source_topic
+
+        def look() -> Position:
+            processor = owned.processor(partition)
+            if processor is None:  # closed meanwhile: nothing of it here any more
+                raise PartitionGone(partition)
+            return stage_position(topic, processor, options.latest)
+
+        position, reached = await reach(look, owned.moved, options.bound, deadline)
+        processor = owned.processor(partition)
+        if not reached:
+            return too_late(view, position, options.bound, self.codec, options.timeout_s)
+        # No await from ``look`` to here: the state read is the state the position describes.
+        state = processor.store if options.latest else processor.store.committed()
+        status, body = local(state)
+        return positioned(view, body, position, self.codec, status)
+
+
+class PartitionGone(Exception):
+    """The partition closed on this worker while a read waited for it."""
+
+
+def stage_position(topic: str, processor, latest: bool) -> Position:  # noqa: ANN001
+    """The input offset a stage partition's state reflects: applied (``latest``), or as
+    committed (stored with the committed state, ``app.stages.applied``)."""
+    if latest:
+        return Position({(topic, processor.partition): processor.applied_offset}, committed=False)
+    raw = processor.store.committed().get(APPLIED_KEY)
+    return Position({(topic, processor.partition): int(raw) if raw is not None else -1})
 
 
 def _property_views(app: faust.App, owners: Owners) -> None:
@@ -139,9 +207,7 @@ def _property_views(app: faust.App, owners: Owners) -> None:
                 hour = param(request.query, "hour", parse_hour)
             except BadRequest as exc:
                 return error(self, 400, str(exc))
-            path = routing.path_qs(
-                ["api", "properties", property_id, "views"], {"hour": iso_ms(hour)}
-            )
+            path = (["api", "properties", property_id, "views"], {"hour": iso_ms(hour)})
             return await owners.answer(
                 self, request, property_id, path, lambda h: hour_answer(property_id, h, hour)
             )
@@ -156,7 +222,7 @@ def _property_views(app: faust.App, owners: Owners) -> None:
                 hours = history_hours(start, end)
             except BadRequest as exc:
                 return error(self, 400, str(exc))
-            path = routing.path_qs(
+            path = (
                 ["api", "properties", property_id, "views", "history"],
                 {"from": iso_ms(start), "to": iso_ms(end)},
             )
@@ -232,7 +298,7 @@ def _properties(app: faust.App, owners: Owners) -> None:
             except BadRequest as exc:
                 return error(self, 400, str(exc))
             query = {"asOf": iso_ms(as_of)} if as_of is not None else None
-            path = routing.path_qs(["api", "properties", property_id], query)
+            path = (["api", "properties", property_id], query)
             return await owners.aggregate(
                 self, request, property_id, path,
                 lambda table: property_answer(property_id, table, as_of),
@@ -247,7 +313,7 @@ def _properties(app: faust.App, owners: Owners) -> None:
                 limit = param(request.query, "limit", parse_events_limit, default=100)
             except BadRequest as exc:
                 return error(self, 400, str(exc))
-            path = routing.path_qs(
+            path = (
                 ["api", "properties", property_id, "events"],
                 {"afterVersion": str(after), "limit": str(limit)},
             )
@@ -273,31 +339,67 @@ def segment_week_answer(segment: str, week: int, answer: SegmentWeek) -> dict:
 def _read_models(app: faust.App, runtime: Runtime) -> None:
     """What every worker answers from state it holds whole: segments, profiles, insights."""
 
+    settings = runtime.settings
+    codec = codec_of(settings)
+
+    def shares_position() -> Position:
+        """What the segment shares held here reflect: per views partition, the offset its
+        last publication stood at (-1 for one not heard from)."""
+        held = runtime.partials.positions
+        topic = settings.views_topic
+        return Position({(topic, p): held.get(p, -1) for p in range(settings.topic_partitions)})
+
+    def profiles_position() -> Position:
+        """What this worker's profiles replica reflects: the offsets it has read."""
+        try:
+            read = runtime.profiles.checkpoints()
+        except PartitionUnavailable:  # not open yet: nothing read
+            read = {}
+        topic = settings.profiles_topic
+        return Position(
+            {(topic, p): read.get(p, 0) - 1 for p in range(settings.profiles_partitions)}
+        )
+
     @app.page("/api/segments/{segment}/weeks/{week_start}")
     class SegmentWeekView(View):
         async def get(self, request: Request, segment: str, week_start: str) -> Response:
             try:
                 segment = path_param(request, "segment", "segment")
+                options = read_options(request.query, codec)
             except BadRequest as exc:
                 return error(self, 400, str(exc))
             try:
                 week = parse_week_start(week_start)
             except BadRequest as exc:
                 return error(self, 400, f"weekStart: {exc}")
+            position, reached = await reach(
+                shares_position, runtime.partials.moved, options.bound,
+                Deadline(options.timeout_s),
+            )
+            if not reached:
+                return too_late(self, position, options.bound, codec, options.timeout_s)
             answer = runtime.partials.segment_week(segment, week)
-            return json(self, segment_week_answer(segment, week, answer))
+            return positioned(self, segment_week_answer(segment, week, answer), position, codec)
 
     @app.page("/api/users/{user_id}")
     class UserView(View):
         async def get(self, request: Request, user_id: str) -> Response:
             try:
                 user_id = path_param(request, "user_id", "userId")
+                options = read_options(request.query, codec)
             except BadRequest as exc:
                 return error(self, 400, str(exc))
+            position, reached = await reach(
+                profiles_position, runtime.profiles.moved, options.bound,
+                Deadline(options.timeout_s),
+            )
+            if not reached:
+                return too_late(self, position, options.bound, codec, options.timeout_s)
             raw = runtime.profiles.profile(user_id)
             if raw is None:
-                return error(self, 404, f"no profile for user {user_id!r}")
-            return self.bytes(raw, content_type="application/json")
+                body = {"error": f"no profile for user {user_id!r}"}
+                return positioned(self, body, position, codec, 404)
+            return positioned(self, orjson.loads(raw), position, codec)
 
     @app.page("/api/insights")
     class InsightsView(View):

@@ -32,6 +32,7 @@ from app.metrics import Metrics, RateSampler
 from app.runtime import Runtime
 from app.properties.aggregate import PropertyState
 from app.readmodels.partials import SegmentWeek
+from app.stages.applied import APPLIED_KEY
 from app.tables.hourly import LEADERS
 from app.tables.hourly import top_of_hour as hourly_top
 from app.tables.properties import PropertyTable
@@ -166,6 +167,20 @@ def top_of_hour(stores, hour: int, limit: int) -> tuple[list[dict], int, int]:  
     return top_rows, total, properties
 
 
+def committed_offset(state) -> int:  # noqa: ANN001 - a CommittedState
+    """The last input offset a partition's committed state reflects (its position)."""
+    raw = state.get(APPLIED_KEY)
+    return int(raw) if raw is not None else -1
+
+
+def records_behind(committed: int, highwater: int | None) -> int | None:
+    """How many records of its partition a committed answer does not reflect yet: those
+    between its position and the partition's end as last fetched (None: not fetched yet)."""
+    if highwater is None or highwater < 0:
+        return None
+    return max(highwater - 1 - committed, 0)
+
+
 def with_properties(
     rows: list[dict], property_of: Callable[[str], PropertyState | None]
 ) -> list[dict]:
@@ -215,6 +230,15 @@ class Shares:
         stores = [owned.processor(p).store.committed() for p in partitions]
         top, total, properties = top_of_hour(stores, hour, limit)
         top = with_properties(top, self._property_of)
+        behind = {
+            p: records_behind(committed_offset(stores[i]), runtime.views.highwater(p))
+            for i, p in enumerate(partitions)
+        }
+        partition_count = runtime.settings.topic_partitions
+        top = [
+            {**row, "behind": behind.get(routing.partition_of(row["propertyId"], partition_count))}
+            for row in top
+        ]
         share = {
             "url": str(self._app.conf.canonical_url),
             "ready": runtime.ready,
@@ -222,6 +246,9 @@ class Shares:
             "top": top,
             "views": total,
             "properties": properties,
+            "behind": [
+                {"partition": p, "records": n} for p, n in sorted(behind.items()) if n is not None
+            ],
             **worker_summary(runtime.metrics, runtime.rates, runtime.settings.views_topic),
         }
         self._cache.put((hour, limit), now, share)
@@ -337,6 +364,15 @@ def _top_row(row: object) -> bool:
         and _is_number(row.get("views"))
         and _is_number(row.get("uniqueUsers"))
         and all(row.get(name) is None or isinstance(row[name], str) for name in ("title", "status"))
+        and (row.get("behind") is None or _is_number(row["behind"]))
+    )
+
+
+def _behind_item(item: object) -> bool:
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("partition"), int)
+        and _is_number(item.get("records"))
     )
 
 
@@ -377,6 +413,8 @@ def share_problem(share: object) -> str | None:
     if not isinstance(share, dict):
         return "JSON that is not an object"
     wrong = [name for name, check in checks.items() if name not in share or not check(share[name])]
+    if "behind" in share and not _list_of(share["behind"], _behind_item):  # absent: an older peer
+        wrong.append("behind")
     return f"a share with missing or wrong {', '.join(wrong)}" if wrong else None
 
 
@@ -404,6 +442,11 @@ def merge(
         (item for s in answered for item in s.get("lag", []) if item["topic"] == views_topic),
         key=lambda item: item["partition"],
     )
+    behind_of: dict[int, int] = {}  # mid-rebalance two workers may report one: the lesser
+    for item in (item for s in answered for item in s.get("behind", [])):
+        p = item["partition"]
+        behind_of[p] = min(behind_of.get(p, item["records"]), item["records"])
+    behind = [{"partition": p, "records": n} for p, n in sorted(behind_of.items())]
     return {
         "generatedAt": iso_ms(now_ms - now_ms % 1000),
         "hour": {"windowStart": iso_ms(hour), "windowEnd": iso_ms(hour + HOUR_MS)},
@@ -428,6 +471,9 @@ def merge(
         "totals": summed(s.get("totals", {}) for s in answered),
         "rejectedByReason": summed(s.get("rejectedByReason", {}) for s in answered),
         "lag": {"total": sum(item["lag"] for item in lag), "partitions": lag},
+        # How far the numbers above trail the stream: per partition, the records not in its
+        # committed answers yet (each top property carries its partition's as "behind").
+        "behind": {"total": sum(item["records"] for item in behind), "partitions": behind},
         "workers": [
             {
                 "url": s["url"],

@@ -25,6 +25,7 @@ from app.stages.views import key_partition
 log = logging.getLogger(__name__)
 
 ROUTED_HEADER = "X-Routed-By"
+POSITION_HEADER = "X-Position"  # the answer's position token (app.web.consistency)
 FORWARD_TIMEOUT_S = 10.0
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a month of hours is ~110 KB; a peer may not flood us
 JSON = "application/json"
@@ -48,6 +49,7 @@ class Answer:
     status: int
     content_type: str
     body: bytes
+    position: str | None = None  # the owner's X-Position header
 
 
 _unusable_logged: set[str] = set()
@@ -119,7 +121,8 @@ def relay(answer: Answer, partition: int) -> tuple[int, dict | None]:
     """What to tell the client about the owner's answer: ``(status, None)`` to pass the
     owner's JSON body on, or ``(status, error body)`` when the owner's answer cannot be.
 
-    The owner's own JSON answers (200, 400, 404, its 503 "not ready") pass. A refusal of our
+    The owner's own JSON answers (200, 400, 404, its 503 "not ready", its 504 "position not
+    reached") pass. A refusal of our
     peer signature is not the client's fault; a failure or a body that is not JSON is
     reported as the owner's failure, never relabelled as JSON.
     """
@@ -130,7 +133,7 @@ def relay(answer: Answer, partition: int) -> tuple[int, dict | None]:
             "error": f"partition {partition}: owner refused this worker's signature; "
             "is PEER_SECRET (or API_TOKEN) the same on every worker?"
         }
-    if answer.status >= 500 and answer.status != 503:
+    if answer.status >= 500 and answer.status not in (503, 504):
         return 502, {"error": f"partition {partition}: owner failed with {answer.status}"}
     return answer.status, None
 
@@ -159,6 +162,9 @@ async def forward(
                 body += chunk
                 if len(body) > MAX_ANSWER_BYTES:
                     raise OwnerUnreachable(url, f"answered more than {MAX_ANSWER_BYTES} bytes")
-            return Answer(response.status, response.content_type, bytes(body))
+            return Answer(
+                response.status, response.content_type, bytes(body),
+                response.headers.get(POSITION_HEADER),
+            )
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
         raise OwnerUnreachable(url, f"did not answer: {type(exc).__name__}") from exc

@@ -188,6 +188,8 @@ async def test_dashboard_renders_the_api_numbers(kafka_bootstrap, tmp_path, caps
             assert cell.one("button", class_="open-property").text == aggregate["data"]["title"]
             assert cell.one("span", class_="status-tag").text == aggregate["status"]
             assert cell.one("span", class_="pid").text == prop
+            # caught up: nothing of the stream is left out of its count
+            assert row.attrs.get("data-behind") == "0" and want["behind"] == 0
             _, history = await worker.get(
                 f"/api/properties/{prop}/views/history"
                 f"?from={iso_ms(hour_ms - 23 * HOUR_MS)}&to={iso_ms(hour_ms + HOUR_MS)}"
@@ -197,6 +199,8 @@ async def test_dashboard_renders_the_api_numbers(kafka_bootstrap, tmp_path, caps
 
         assert number(dom.one(id="kpi-hour-views")) == summary["hourViews"]
         assert number(dom.one(id="kpi-lag")) == summary["lag"]["total"] == 0
+        assert summary["behind"]["total"] == 0
+        assert dom.one(id="kpi-hour-behind").text == "up to date with the stream"
         assert number(dom.one(id="tally-accepted")) == summary["totals"]["accepted"]
         assert number(dom.one(id="tally-duplicate")) == summary["totals"]["duplicate"]
         assert number(dom.one(id="tally-rejected")) == summary["totals"]["rejected"] > 0

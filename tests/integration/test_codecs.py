@@ -11,7 +11,6 @@ Before cramjam was installed, the first snappy batch stopped the worker from bec
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import time
@@ -25,8 +24,8 @@ from app.topics import ensure_topics
 from tests.support.checks import get_all
 from tests.support.codecs import CODECS, batch_codecs, console_produce, produce_compressed
 from tests.support.oracle import HOUR, hour_of, iso
-from tests.support.topics import committed_views, read_topic
-from tests.support.workers import Worker, isolated_env, wait_caught_up
+from tests.support.topics import read_topic
+from tests.support.workers import Worker, isolated_env, wait_caught_up, wait_views_committed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -106,14 +105,8 @@ async def test_every_codec_from_both_producers_on_every_input(kafka_bootstrap, c
                                 for codec in CODECS})
             assert await batch_codecs(kafka_bootstrap, topic) == expected, kind
 
-        started = time.monotonic()
-        while True:
-            done, total = await committed_views(kafka_bootstrap, env["APP_ID"], topics["views"])
-            if done >= total:
-                break
-            assert worker.alive, f"the worker died; see {worker.log_path}"
-            assert time.monotonic() - started < 180, f"only {done}/{total} views processed"
-            await asyncio.sleep(0.5)
+        assert topics["views"] == env["VIEWS_TOPIC"]
+        await wait_views_committed(kafka_bootstrap, env, [worker], timeout=180)
         await wait_caught_up(kafka_bootstrap, env, timeout=180)
 
         paths = {}

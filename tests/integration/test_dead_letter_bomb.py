@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaProducer
 from app.models.dead_letter import record_size
 from tests.support.checks import get_all
 from tests.support.oracle import HOUR, hour_of, iso
-from tests.support.topics import committed_views, read_topic
-from tests.support.workers import Worker, isolated_env, wait_caught_up
+from tests.support.topics import read_topic
+from tests.support.workers import Worker, isolated_env, wait_caught_up, wait_views_committed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -78,14 +78,7 @@ async def test_a_gzip_bomb_is_dead_lettered_cut_to_fit_and_the_partition_goes_on
         for topic in bombs:
             await send_gzip(kafka_bootstrap, topic, [bombs[topic], *after[topic]])
 
-        started = time.monotonic()
-        while True:
-            done, total = await committed_views(kafka_bootstrap, env["APP_ID"], env["VIEWS_TOPIC"])
-            if done >= total:
-                break
-            assert worker.alive, f"the worker died; see {worker.log_path}"
-            assert time.monotonic() - started < 180, f"only {done}/{total} views processed"
-            await asyncio.sleep(0.5)
+        await wait_views_committed(kafka_bootstrap, env, [worker], timeout=180)
         await wait_caught_up(kafka_bootstrap, env, timeout=180)
         view_path = f"/api/properties/prop-b/views?hour={quote(iso(hour))}"
         deadline = time.monotonic() + 60

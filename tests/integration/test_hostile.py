@@ -14,7 +14,6 @@ nothing may be missing. Every record is produced in batches compressed with each
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import shutil
@@ -35,8 +34,8 @@ from tests.support.checks import (
     load_profiles,
 )
 from tests.support.oracle import HOUR, hour_of, iso, oracle, profile_verdict, segments_from, to_ms
-from tests.support.topics import committed_views, read_topic
-from tests.support.workers import Worker, isolated_env, wait_caught_up
+from tests.support.topics import read_topic
+from tests.support.workers import Worker, isolated_env, wait_caught_up, wait_views_committed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -177,15 +176,8 @@ async def test_two_workers_survive_hostile_records_and_answer_exactly(kafka_boot
         start = hour_of(now) - (HOURS + 3) * HOUR + 17 * 60_000
         records = list(workload.views(VIEWS, start, HOURS * HOUR / VIEWS, now_ms=now))
         records = mix_in_hostile_views(records, random.Random(SEED))
-        started = time.monotonic()
         produced = await produce_rotating(kafka_bootstrap, env["VIEWS_TOPIC"], records)
-        while True:
-            done, total = await committed_views(kafka_bootstrap, env["APP_ID"], env["VIEWS_TOPIC"])
-            if done >= total:
-                break
-            assert all(w.alive for w in workers), "a worker died; see its log"
-            assert time.monotonic() - started < 300, f"only {done}/{total} views processed"
-            await asyncio.sleep(0.5)
+        await wait_views_committed(kafka_bootstrap, env, workers)
         await wait_caught_up(kafka_bootstrap, env, timeout=180)
 
         exp = oracle(produced, profiles, now)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from collections import Counter
@@ -13,8 +12,8 @@ import pytest
 from app.generator import BAD_KINDS, Workload
 from tests.support.checks import check_dlq, check_hourly, check_insights, check_weekly, load_profiles
 from tests.support.oracle import HOUR, hour_of, oracle, segments_from
-from tests.support.topics import committed_views, produce
-from tests.support.workers import Worker, isolated_env, wait_caught_up
+from tests.support.topics import produce
+from tests.support.workers import Worker, isolated_env, wait_caught_up, wait_views_committed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -43,13 +42,8 @@ async def test_one_worker_answers_equal_the_oracle(kafka_bootstrap, capsys, reco
         records = list(workload.views(VIEWS, start, HOURS * HOUR / VIEWS, now_ms=now))
         started = time.monotonic()
         produced = await produce(kafka_bootstrap, env["VIEWS_TOPIC"], records)
-        while True:  # every views record committed by the worker (its transactions)
-            done, total = await committed_views(kafka_bootstrap, env["APP_ID"], env["VIEWS_TOPIC"])
-            if done >= total:
-                break
-            assert worker.alive, f"worker died; see {worker.log_path}"
-            assert time.monotonic() - started < 240, f"only {done}/{total} views processed"
-            await asyncio.sleep(0.2)
+        # every views record committed by the worker (its transactions)
+        await wait_views_committed(kafka_bootstrap, env, [worker], timeout=240, poll=0.2)
         elapsed = time.monotonic() - started
         await wait_caught_up(kafka_bootstrap, env, timeout=180)
 

@@ -24,7 +24,7 @@ from tests.support.commands import run
 from tests.support.failing_app import POISON_PREFIX
 from tests.support.oracle import HOUR, Produced, hour_of, oracle
 from tests.support.topics import committed_views, produce, read_topic
-from tests.support.workers import Worker, isolated_env, wait_caught_up
+from tests.support.workers import Worker, isolated_env, wait_caught_up, wait_views_committed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -47,17 +47,6 @@ def with_poison(records: list[tuple], count: int, rng: random.Random) -> tuple[l
     return out, chosen
 
 
-async def wait_all_committed(bootstrap: str, env: dict, worker: Worker, timeout: float = 300) -> None:
-    started = time.monotonic()
-    while True:
-        done, total = await committed_views(bootstrap, env["APP_ID"], env["VIEWS_TOPIC"])
-        if done >= total:
-            return
-        assert worker.alive, "the worker died; see its log"
-        assert time.monotonic() - started < timeout, f"only {done}/{total} views processed"
-        await asyncio.sleep(0.5)
-
-
 async def test_records_that_make_a_stage_raise_are_dead_lettered_and_the_rest_is_exact(
     kafka_bootstrap, capsys
 ):
@@ -74,7 +63,7 @@ async def test_records_that_make_a_stage_raise_are_dead_lettered_and_the_rest_is
         records = list(workload.views(VIEWS, start, HOURS * HOUR / VIEWS, now_ms=now))
         records, poisoned = with_poison(records, 12, random.Random(SEED))
         produced = await produce(kafka_bootstrap, env["VIEWS_TOPIC"], records)
-        await wait_all_committed(kafka_bootstrap, env, worker)
+        await wait_views_committed(kafka_bootstrap, env, [worker])
         await wait_caught_up(kafka_bootstrap, env, timeout=180)
 
         # The answers of an uninterrupted run without the failing records...
@@ -127,7 +116,7 @@ async def test_records_that_make_a_stage_raise_are_dead_lettered_and_the_rest_is
         assert "12 dead letters can be sent back (--apply)" in listed.stderr
         sent = run(env, "redrive", "--apply")
         assert sent.returncode == 0 and "12 dead letters sent back" in sent.stderr, sent.stderr
-        await wait_all_committed(kafka_bootstrap, env, worker)
+        await wait_views_committed(kafka_bootstrap, env, [worker])
         await wait_caught_up(kafka_bootstrap, env, timeout=180)
         views = await read_topic(kafka_bootstrap, env["VIEWS_TOPIC"])
         resent = [Produced(v.partition, v.offset, v.key, v.value) for v in views

@@ -28,6 +28,13 @@ REPO = Path(__file__).resolve().parents[2]
 FAUST = str(Path(sys.executable).with_name("faust"))
 
 
+def without_position(body: object) -> object:
+    """An answer without its ``position``: what the oracle's answers are compared with."""
+    if isinstance(body, dict) and "position" in body:
+        return {k: v for k, v in body.items() if k != "position"}
+    return body
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -121,16 +128,18 @@ class Worker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    async def get(self, path: str, **kwargs) -> tuple[int, object]:  # noqa: ANN003
+    async def get(self, path: str, position: bool = False, **kwargs) -> tuple[int, object]:  # noqa: ANN003
+        """``(status, JSON body)``; the body's ``position`` left out unless ``position``."""
         async with aiohttp.ClientSession() as session:
             async with session.get(self.url + path, timeout=aiohttp.ClientTimeout(total=15), **kwargs) as r:
                 body = await r.read()
                 try:
                     import orjson
 
-                    return r.status, orjson.loads(body)
+                    decoded = orjson.loads(body)
                 except ValueError:
                     return r.status, body.decode(errors="replace")
+                return r.status, decoded if position else without_position(decoded)
 
     async def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -169,6 +178,26 @@ async def committed_lag(bootstrap: str, group: str, topics: list[str]) -> int:
         await admin.close()
     starts = {tp: meta.offset for tp, meta in committed.items()}
     return await records_between({"bootstrap_servers": bootstrap}, starts, ends)
+
+
+async def wait_views_committed(
+    bootstrap: str, env: dict[str, str], workers: list[Worker], timeout: float = 300,
+    poll: float = 0.5,
+) -> float:
+    """Wait until the group has committed every record of the views topic, the workers
+    staying up (the topic is not written transactionally: committed == end offsets exactly
+    then); returns seconds."""
+    from tests.support.topics import committed_views
+
+    started = time.monotonic()
+    while True:
+        done, total = await committed_views(bootstrap, env["APP_ID"], env["VIEWS_TOPIC"])
+        if done >= total:
+            return time.monotonic() - started
+        for worker in workers:
+            assert worker.alive, f"a worker died; see {worker.log_path}"
+        assert time.monotonic() - started < timeout, f"only {done}/{total} views processed"
+        await asyncio.sleep(poll)
 
 
 async def wait_caught_up(

@@ -299,3 +299,18 @@ def test_retention_grace_and_baseline_together(baseline, grace, retention):
             return
     # a view still counted in its hour finds that hour and its baseline's hours kept
     assert s.hourly_retention_seconds >= (s.spike_baseline_hours + 1) * 3600 + s.hourly_grace_seconds
+
+
+@pytest.mark.parametrize(
+    "value", ["localhost", "broker:0", "broker:65536", "broker:port", ":9092", "a:9092,,b:9092", ""]
+)
+def test_bootstrap_servers_are_host_port_pairs(value):
+    message = refused(KAFKA_BOOTSTRAP_SERVERS=value)
+    assert message.startswith("KAFKA_BOOTSTRAP_SERVERS=")
+    assert "is not host:port with a port 1-65535" in message
+
+
+@pytest.mark.parametrize("value", ["localhost:9092", "a:9092, b:9093", "[::1]:9092", "10.0.0.1:1"])
+def test_good_bootstrap_servers_are_kept(value):
+    with _env(KAFKA_BOOTSTRAP_SERVERS=value):
+        assert load_settings().kafka_bootstrap_servers == value

@@ -19,7 +19,7 @@ from app.settings import Settings
 from app.web.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, audience_of, peer_headers
 from app.web.routing import partition_of
 from app.windows import HOUR_MS, hour_start, iso_ms
-from tests.support.workers import wait_caught_up
+from tests.support.workers import wait_caught_up, without_position
 from tests.web._cluster import PARTITIONS, start_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -40,7 +40,7 @@ async def get(worker, path: str) -> tuple[int, object]:
     async with aiohttp.ClientSession() as session:
         async with session.get(URL(worker.url + path, encoded=True), headers=GOOD) as response:
             assert response.content_type == "application/json", (path, await response.text())
-            return response.status, orjson.loads(await response.read())
+            return response.status, without_position(orjson.loads(await response.read()))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -188,6 +188,10 @@
     $("kpi-hour-pace").textContent = elapsed < 1
       ? `${minutes} min into the hour · ${fmt.format(Math.round(d.hourViews / minutes))} views/min`
       : "hour complete";
+    const behind = d.behind ? d.behind.total : null;
+    $("kpi-hour-behind").textContent = behind == null ? ""
+      : behind === 0 ? "up to date with the stream"
+      : `${fmt.format(behind)} record${behind === 1 ? "" : "s"} of the stream not counted yet`;
     setNumber($("kpi-lag"), d.lag.total);
     $("kpi-lag-unit").textContent = d.lag.total === 1 ? "record" : "records";
     drawLag(d.lag.partitions);
@@ -230,12 +234,15 @@
       const name = h("button", { type: "button", class: "open-property", title: `open ${row.propertyId}`,
         text: row.title || row.propertyId });
       name.addEventListener("click", () => openProperty(row.propertyId));
-      return h("tr", { "data-property-id": row.propertyId, "data-title": row.title, "data-status": row.status },
+      return h("tr", { "data-property-id": row.propertyId, "data-title": row.title, "data-status": row.status,
+        "data-behind": row.behind ?? "" },
         h("td", { class: "rank", text: i + 1 }),
         h("td", { class: "property" },
           name,
           row.status ? h("span", { class: `status-tag ${row.status === "rented" ? "rented" : "listed"}`, text: row.status }) : null,
           row.title ? h("span", { class: "pid", text: row.propertyId }) : null,
+          row.behind ? h("span", { class: "behind", title: "records of its partition not counted yet",
+            text: `${fmt.format(row.behind)} behind` }) : null,
           h("span", { class: "bar", style: `width:${(100 * row.views / max).toFixed(1)}%` })),
         views, users,
         h("td", { class: "spark" }, history ? sparkline(history) : h("span", { class: "hint", text: "–" })),

@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.readmodels.partials import (
+    position_key,
+    position_partial,
     USERS,
     VIEWS,
     BadPartial,
@@ -171,6 +173,27 @@ def test_values_it_cannot_read_raise_bad_partial_and_change_nothing(kind, value)
         view.apply(key, value)
     assert view.segments(W47) == []
     assert view.segment_week("investor", W47) == SegmentWeek(0, 0, [])
+
+
+def test_position_records_say_what_each_partitions_shares_reflect():
+    view = PartialsView()
+    woken = view.moved.next()
+    view.apply(position_key(3), position_partial(120))
+    assert view.positions == {3: 120} and woken.done()
+    view.apply(position_key(3), position_partial(180))
+    view.apply(position_key(0), position_partial(-1))
+    assert view.positions == {3: 180, 0: -1}
+    assert view.segment_week("investor", 0).views == 0  # not a share
+    view.apply(position_key(3), None)
+    assert view.positions == {0: -1}
+
+
+@pytest.mark.parametrize("value", [b'{"offset": -2}', b'{"offset": true}', b'{"offset": "1"}', b"[]"])
+def test_bad_position_records_raise_bad_partial_and_change_nothing(value):
+    view = PartialsView()
+    with pytest.raises(BadPartial):
+        view.apply(position_key(1), value)
+    assert view.positions == {}
 
 
 SEGMENTS = ["a", "b", "c", "d"]

@@ -22,7 +22,7 @@ from app.settings import Settings
 from app.engine.transactions import Outbox
 from app.tables.hourly import COUNTS, HourlyCounts
 from app.tables.keys import window_key
-from app.readmodels.partials import VIEWS, partial_key
+from app.readmodels.partials import VIEWS, partial_key, position_key
 from app.trends import TrendRules
 from app.windows import HOUR_MS, WEEK_MS, hour_start, iso_ms, parse_iso
 
@@ -77,7 +77,12 @@ def headers(rec: Record) -> dict[str, bytes]:
 
 
 def published_partials(d: Driver) -> list[tuple[bytes, dict | None]]:
-    return [(r.key, r.value and orjson.loads(r.value)) for r in d.published if r.topic == PARTIALS]
+    """The shares published (the position records that go with them left out)."""
+    return [
+        (r.key, r.value and orjson.loads(r.value))
+        for r in d.published
+        if r.topic == PARTIALS and r.key != position_key(P)
+    ]
 
 
 # -- configuration and partitioning --------------------------------------------------------
@@ -573,7 +578,22 @@ def test_partials_published_on_commit_with_publish(make):
         (0, partial_key(VIEWS, P, W47, "investor"),
          {"views": 4, "top": [["prop-b", 2], ["prop-a", 1], ["prop-c", 1]]}),
         (0, partial_key(VIEWS, P, W47, "renter"), {"views": 1, "top": [["prop-b", 1]]}),
+        # what the shares reflect: the partition's input up to its applied offset
+        (0, position_key(P), {"offset": d.proc.applied_offset}),
     ]
+
+
+def test_position_published_once_per_move(make):
+    d = make()
+    d.view("ev-1", H14, prop="prop-a", user="inv-1")
+    assert d.commit(publish=True)
+    first = [r for r in d.published if r.key == position_key(P)]
+    assert [orjson.loads(r.value) for r in first] == [{"offset": d.proc.applied_offset}]
+    assert d.proc.before_commit(NOW, publish=True) is False  # nothing moved: nothing sent
+    d.view("ev-2", H14 + MIN, prop="prop-a", user="inv-1")
+    assert d.commit(publish=True)
+    offsets = [orjson.loads(r.value)["offset"] for r in d.published if r.key == position_key(P)]
+    assert offsets == [d.proc.applied_offset - 1, d.proc.applied_offset]
 
 
 def test_replayed_offsets_are_skipped(make):

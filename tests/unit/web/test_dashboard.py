@@ -7,7 +7,14 @@ from __future__ import annotations
 import orjson
 
 from app.metrics import Metrics, RateSampler
-from app.web.dashboard import merge, merged_series, merged_top, share_problem, worker_summary
+from app.web.dashboard import (
+    merge,
+    merged_series,
+    merged_top,
+    records_behind,
+    share_problem,
+    worker_summary,
+)
 from app.windows import iso_ms
 
 VIEWS = "property.views"
@@ -174,3 +181,23 @@ def test_top_rows_carry_their_property_title_and_status_when_it_exists():
     assert share_problem(share) is None
     share["top"][0]["title"] = {"<b>": 1}
     assert "top" in share_problem(share)
+
+
+def test_how_far_each_number_trails_the_stream():
+    assert records_behind(99, 100) == 0  # everything up to the end committed
+    assert records_behind(89, 100) == 10
+    assert records_behind(-1, 5) == 5  # nothing committed yet
+    assert records_behind(5, None) is None  # end not fetched yet: unknown, not 0
+    a = share("http://a", [0, 1], [{**row("p1", 9), "behind": 4}],
+              behind=[{"partition": 0, "records": 4}, {"partition": 1, "records": 0}])
+    # mid-rebalance b reports partition 1 too; an older peer reports nothing
+    b = share("http://b", [1, 2], [], behind=[{"partition": 1, "records": 7}])
+    old = share("http://c", [3], [])
+    assert share_problem(a) is None and share_problem(old) is None
+    assert share_problem({**b, "behind": [{"partition": "x", "records": 1}]}) is not None
+    summary = merged([a, b, old])
+    assert summary["topProperties"][0]["behind"] == 4
+    assert summary["behind"] == {
+        "total": 4,
+        "partitions": [{"partition": 0, "records": 4}, {"partition": 1, "records": 0}],
+    }

@@ -70,9 +70,12 @@ async def worker(tmp_path) -> AsyncIterator[tuple[TestClient, object]]:
 
 
 async def get_json(client: TestClient, path: str) -> tuple[int, dict]:
+    """``(status, body)``, the body without its position (tests/unit/web/test_positions_api.py)."""
     response = await client.get(URL(path, encoded=True))
     assert response.content_type == "application/json", (path, response.status)
-    return response.status, orjson.loads(await response.read())
+    body = orjson.loads(await response.read())
+    body.pop("position", None)
+    return response.status, body
 
 
 @pytest.mark.parametrize("prop", HOSTILE)
