@@ -109,7 +109,8 @@ class PositionCodec:
         self.app_id = app_id
         self.topics = dict(topics)  # topic -> partition count
         self._app_tag = _tag(app_id)
-        self._by_tag = {_tag(topic): topic for topic in topics}
+        self._tags = {topic: _tag(topic) for topic in topics}
+        self._by_tag = {tag: topic for topic, tag in self._tags.items()}
 
     # -- tokens -----------------------------------------------------------------------------
     def token(self, position: Position) -> str:
@@ -120,7 +121,7 @@ class PositionCodec:
         raw += self._app_tag
         raw += _varint(len(by_topic))
         for topic, entries in by_topic.items():
-            raw += _tag(topic) + _varint(len(entries))
+            raw += (self._tags.get(topic) or _tag(topic)) + _varint(len(entries))
             for partition, offset in entries:
                 raw += _varint(partition) + _varint(max(offset, -1) + 1)
         return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode("ascii")

@@ -152,7 +152,8 @@ def summary_lines(results: dict) -> list[str]:
             f"latency ({lat.get('workers')} worker(s)): p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms at "
             f"{lat.get('rate_achieved', 0):,.0f} views/s (target {lat.get('rate_target', 0):,.0f}, {basis}) "
             f"for {lat.get('seconds', 0):.0f} s; {lat.get('samples')} samples, "
-            f"poll every {lat.get('poll_interval_ms'):.0f} ms"
+            + report.asked_note(lat)
+            + report.series_note(lat)
         )
     growth = results["stages"].get("pipeline", {}).get("rss_bytes_at_input_percent") or {}
     if growth:

@@ -2,11 +2,14 @@
 visible over HTTP on the worker that owns the property.
 
 Live views go to random properties at a fixed rate; every ``probe_every``-th one goes to one of
-a few probe properties that nothing else views. A poller per probe asks the owner
-``GET /api/properties/{id}/views?hour=`` every ``poll_s``; when the count reaches k, the k-th
-probe view of that hour became visible, and its latency is the time of that answer minus the
-time it was handed to the producer. Each sample is thus an upper bound, at most one poll
-interval (plus one request) above the true latency.
+a few probe properties that nothing else views. A poller per probe and series asks the owner
+``GET /api/properties/{id}/views?hour=`` (``&consistency=latest`` for the latest series); when
+the count reaches k, the k-th probe view of that hour became visible, and its latency is the
+time of that answer minus the time it was handed to the producer. Each question after the
+first asks ``atLeast`` one offset past the position of the last answer, so the owner answers
+at the very move that passes it (its commit; for latest, its processing): each sample is the
+latency plus one HTTP answer. With ``wait=False`` the pollers ask every ``poll_s`` instead,
+each sample then at most one poll interval (plus one request) above the true latency.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from app.windows import hour_start, iso_ms
 COMMITTED = "committed"
 LATEST = "latest"  # ``?consistency=latest``: the owner's applied state, ahead of its commit
 SERIES = (COMMITTED, LATEST)
+AT_LEAST_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -117,26 +121,50 @@ def hour_url(owner_url: str, property_id: str, hour: int, series: str = COMMITTE
     if series == LATEST:
         url += "&consistency=latest"
     if at_least is not None:
-        url += f"&atLeast={at_least}&timeout=10"
+        url += f"&atLeast={at_least}&timeout={AT_LEAST_TIMEOUT_S:g}"
     return url
+
+
+def next_bound(body: dict) -> str | None:
+    """``atLeast`` for the answer after ``body``: one offset past the position it reflects
+    (an hour's answer names one partition), so that the owner answers at its next move."""
+    try:
+        ((topic, partitions),) = body["position"]["offsets"].items()
+        ((partition, offset),) = partitions.items()
+        return f"{topic}:{int(partition)}:{int(offset) + 1}"
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 async def _poll(
     probe: Probe, session: aiohttp.ClientSession, poll_s: float, stop: asyncio.Event,
-    series: str = COMMITTED,
+    series: str = COMMITTED, wait: bool = True,
 ) -> None:
+    """Ask the probe's owner for its pending hour until every probe view is seen. ``wait``:
+    each question after the first asks ``atLeast`` one offset past the last answer's position,
+    so the owner answers at the move (commit, or processing for ``latest``) that passes it
+    and every sample is exact; otherwise every ``poll_s``, each sample at most that late."""
+    bound: str | None = None
     while not stop.is_set():
         hour = probe.pending_hour(series)
-        if hour is not None:
-            url = hour_url(probe.owner_url, probe.property_id, hour, series)
-            try:
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as response:
-                    body = await response.read()
-                answered = time.monotonic()
-                if response.status == 200:
-                    probe.observe(series, hour, orjson.loads(body)["views"], answered)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError, ValueError):
-                pass
+        if hour is None:
+            await asyncio.sleep(poll_s)
+            continue
+        url = hour_url(probe.owner_url, probe.property_id, hour, series, bound if wait else None)
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=15)) as response:
+                body = await response.read()
+            answered = time.monotonic()
+            if response.status == 200:
+                answer = orjson.loads(body)
+                probe.observe(series, hour, answer["views"], answered)
+                bound = next_bound(answer)
+                if wait and bound is not None:
+                    continue  # the next answer comes when the partition moves
+            elif response.status == 504 and wait:
+                continue  # nothing moved within the timeout: ask again
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError, ValueError):
+            pass
         await asyncio.sleep(poll_s)
 
 
@@ -172,7 +200,9 @@ async def _at_least(
                     found.append(time.monotonic() - started)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
             pass
-        await asyncio.sleep(every_s)
+        # At random times: a fixed pause after each answer (itself right after a commit) would
+        # lock the views to one phase of the commit cycle, each waiting nearly a full interval.
+        await asyncio.sleep(rng.uniform(0.5, 1.5) * every_s)
 
 
 async def measure(
@@ -195,6 +225,7 @@ async def measure(
     tick_s: float = 0.02,
     series: tuple[str, ...] = SERIES,
     at_least_every_s: float | None = 0.2,
+    wait: bool = True,
 ) -> dict:
     """Live views at ``rate`` for ``duration_s``, handed to the producer every ``tick_s``
     (each probe view's latency counts from then); ``on_acked`` sees each with its partition
@@ -214,9 +245,10 @@ async def measure(
     stop = asyncio.Event()
     session = aiohttp.ClientSession()
     pollers = [
-        asyncio.create_task(_poll(p, session, poll_s, stop, kind))
+        asyncio.create_task(_poll(p, session, poll_s, stop, kind, wait))
         for p in probe_list for kind in series
     ]
+    producing: list[asyncio.Task] = []  # the atLeast probe: ends its produce and question
     at_least_found: list[float] = []
     at_least_written: list[tuple[int, int, Record]] = []
     if at_least_every_s:
@@ -224,7 +256,7 @@ async def measure(
         spare = {p: url for p, url in owners.items() if p not in used} or owners
         own = pick_probes(1, partitions, spare, f"{tag}-al")
         if own:
-            pollers.append(asyncio.create_task(_at_least(
+            producing.append(asyncio.create_task(_at_least(
                 own[0], producer, session, views_topic, at_least_every_s, stop, users, tag,
                 at_least_found, at_least_written,
             )))
@@ -273,7 +305,9 @@ async def measure(
             await asyncio.sleep(0.1)
     finally:
         stop.set()
-        await asyncio.gather(*pollers, return_exceptions=True)
+        for poller in pollers:  # a question may wait for a move that no longer comes
+            poller.cancel()
+        await asyncio.gather(*pollers, *producing, return_exceptions=True)
         await session.close()
         await producer.stop()
     # after the measurement: feeding the oracle takes a while
@@ -292,7 +326,8 @@ async def measure(
         "seconds": produced_s,
         "probes": [p.property_id for p in probe_list],
         "probe_views": probe_sent,
-        "poll_interval_ms": poll_s * 1000,
+        "poll_interval_ms": None if wait else poll_s * 1000,
+        "asked": "at each move (atLeast past the last answer)" if wait else "polled",
         **summary(found.get(COMMITTED, []), probe_sent),
     }
     if LATEST in series:

@@ -120,6 +120,14 @@ def curve_table(curve: dict) -> str:
     return "\n".join(lines)
 
 
+def asked_note(result: dict) -> str:
+    """How the probes asked for their counts in one measurement."""
+    interval = result.get("poll_interval_ms")
+    if interval is None:
+        return "asked at each move of the partition (atLeast past the last answer)"
+    return f"poll every {interval:.0f} ms"
+
+
 def series_note(result: dict) -> str:
     """The latest series and the atLeast probe of one measurement, for a progress line."""
     parts = []

@@ -234,6 +234,12 @@ class Shares:
             p: records_behind(committed_offset(stores[i]), runtime.views.highwater(p))
             for i, p in enumerate(partitions)
         }
+        # the week's segments are the shares every worker holds: how far they trail the
+        # partitions this worker reads
+        shares_behind = {
+            p: records_behind(runtime.partials.positions.get(p, -1), runtime.views.highwater(p))
+            for p in partitions
+        }
         partition_count = runtime.settings.topic_partitions
         top = [
             {**row, "behind": behind.get(routing.partition_of(row["propertyId"], partition_count))}
@@ -248,6 +254,10 @@ class Shares:
             "properties": properties,
             "behind": [
                 {"partition": p, "records": n} for p, n in sorted(behind.items()) if n is not None
+            ],
+            "weekBehind": [
+                {"partition": p, "records": n}
+                for p, n in sorted(shares_behind.items()) if n is not None
             ],
             **worker_summary(runtime.metrics, runtime.rates, runtime.settings.views_topic),
         }
@@ -413,8 +423,9 @@ def share_problem(share: object) -> str | None:
     if not isinstance(share, dict):
         return "JSON that is not an object"
     wrong = [name for name, check in checks.items() if name not in share or not check(share[name])]
-    if "behind" in share and not _list_of(share["behind"], _behind_item):  # absent: an older peer
-        wrong.append("behind")
+    for name in ("behind", "weekBehind"):  # absent: an older peer
+        if name in share and not _list_of(share[name], _behind_item):
+            wrong.append(name)
     return f"a share with missing or wrong {', '.join(wrong)}" if wrong else None
 
 
@@ -442,11 +453,7 @@ def merge(
         (item for s in answered for item in s.get("lag", []) if item["topic"] == views_topic),
         key=lambda item: item["partition"],
     )
-    behind_of: dict[int, int] = {}  # mid-rebalance two workers may report one: the lesser
-    for item in (item for s in answered for item in s.get("behind", [])):
-        p = item["partition"]
-        behind_of[p] = min(behind_of.get(p, item["records"]), item["records"])
-    behind = [{"partition": p, "records": n} for p, n in sorted(behind_of.items())]
+    behind = _behind(answered, "behind")
     return {
         "generatedAt": iso_ms(now_ms - now_ms % 1000),
         "hour": {"windowStart": iso_ms(hour), "windowEnd": iso_ms(hour + HOUR_MS)},
@@ -455,6 +462,8 @@ def merge(
             "windowEnd": iso_ms(week + WEEK_MS),
             "segments": segments,
             "segmentCount": segment_count,
+            # records of the views partitions the segment shares do not reflect yet
+            "behind": sum(item["records"] for item in _behind(answered, "weekBehind")),
         },
         "topProperties": merged_top(shares, limit),
         "hourViews": sum(s.get("views", 0) for s in answered),
@@ -485,6 +494,16 @@ def merge(
             for s in shares
         ],
     }
+
+
+def _behind(shares: list[dict], name: str) -> list[dict]:
+    """Per partition, the records behind its workers report (mid-rebalance two workers may
+    report one: the lesser)."""
+    behind_of: dict[int, int] = {}
+    for item in (item for s in shares for item in s.get(name, [])):
+        p = item["partition"]
+        behind_of[p] = min(behind_of.get(p, item["records"]), item["records"])
+    return [{"partition": p, "records": n} for p, n in sorted(behind_of.items())]
 
 
 def merged_top(shares: list[dict], limit: int) -> list[dict]:

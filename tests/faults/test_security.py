@@ -45,7 +45,7 @@ VIEWS = 1200
 HOURS = 48
 ANALYTICS_PASSWORD = "analytics-Secret-1"
 NOBODY_PASSWORD = "nobody-Secret-1"
-# A worker that cannot use the cluster stops within this many seconds of "[^Worker]: Starting"
+# A worker that cannot use the cluster stops within this many seconds of "[^AnalyticsWorker]: Starting"
 # in its log, and its process exits within EXIT_WITHIN_S of being started (most of that is
 # importing faust, slow on a loaded 2-core machine).
 STOP_WITHIN_S = 15
@@ -54,11 +54,14 @@ _STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
 def seconds_to_error(log_text: str) -> float:
-    """From the worker's "Starting..." to its "Error:" line, by the log's own timestamps."""
+    """From the worker's "Starting..." to its "Error:" line, by the log's own timestamps (the
+    worker service is ``app.main.AnalyticsWorker``, faust's Worker with the start checks)."""
     def stamp(marker: str) -> datetime:
-        line = next(line for line in log_text.splitlines() if marker in line)
+        line = next((line for line in log_text.splitlines() if marker in line), None)
+        assert line is not None, f"no {marker!r} line in the worker's log"
         return datetime.strptime(_STAMP.match(line).group(1), "%Y-%m-%d %H:%M:%S,%f")
-    return (stamp("[^Worker]: Error:") - stamp("[^Worker]: Starting...")).total_seconds()
+    return (stamp("[^AnalyticsWorker]: Error:")
+            - stamp("[^AnalyticsWorker]: Starting...")).total_seconds()
 
 
 @pytest.fixture(scope="module")

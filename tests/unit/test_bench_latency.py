@@ -1,7 +1,8 @@
 """The latency probes (bench/latency.py): samples of the committed and latest series from the
 answers a probe sees, the summary of a series, and the URLs each series asks."""
 
-from bench.latency import COMMITTED, LATEST, Probe, hour_url, summary
+from bench.latency import COMMITTED, LATEST, Probe, hour_url, next_bound, summary
+from bench.report import asked_note
 
 HOUR = 1_795_183_200_000  # 2026-11-20T14:00:00Z
 
@@ -34,3 +35,16 @@ def test_each_series_asks_its_own_question():
     assert hour_url("http://w", "p-1", HOUR, COMMITTED, "views:3:17").endswith(
         "&atLeast=views:3:17&timeout=10"
     )
+
+
+def test_the_next_question_waits_for_the_move_past_the_last_answer():
+    body = {"views": 3, "position": {"committed": True, "offsets": {"views-x": {"4": 120}}}}
+    assert next_bound(body) == "views-x:4:121"
+    assert next_bound({"views": 3}) is None  # an answer without position: poll instead
+    two = {"position": {"offsets": {"a": {"1": 2}, "b": {"1": 2}}}}
+    assert next_bound(two) is None
+
+
+def test_how_the_probes_asked_is_said():
+    assert asked_note({"poll_interval_ms": None}).startswith("asked at each move")
+    assert asked_note({"poll_interval_ms": 10.0}) == "poll every 10 ms"

@@ -133,6 +133,7 @@ async def test_dashboard_summary_gathers_every_partition(cluster):
         assert body["rejectedByReason"] == dict(Counter(exp.dlq.values()))
         segments = {s for s, w in exp.weekly if w == week_start(cluster.now_ms)}
         assert body["week"]["segmentCount"] == len(segments)
+        assert body["week"]["behind"] == 0  # the segment shares reflect every view
         assert {s["segment"] for s in body["week"]["segments"]} == segments  # fewer than 12
         # The hour's properties, from each partition's summary of the hour.
         assert body["hourProperties"] == sum(1 for _, h in exp.hourly if h == hour)

@@ -308,7 +308,8 @@
   function renderSegments(week, segments) {
     const start = utc(week.windowStart);
     const shown = week.segmentCount > segments.length ? ` · top ${segments.length} of ${fmt.format(week.segmentCount)} segments` : "";
-    $("week-label").textContent = `week of ${dayLabel(start)} (ISO week, UTC)${shown}`;
+    const late = week.behind ? ` · ${fmt.format(week.behind)} record${week.behind === 1 ? "" : "s"} of the stream not in these yet` : "";
+    $("week-label").textContent = `week of ${dayLabel(start)} (ISO week, UTC)${shown}${late}`;
     const box = $("segments");
     box.dataset.week = week.windowStart;
     segments.sort((a, b) => b.views - a.views || a.segment.localeCompare(b.segment));

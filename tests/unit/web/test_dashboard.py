@@ -132,7 +132,7 @@ def test_no_rates_yet_is_none_not_zero_and_the_windows_are_the_current_ones():
     assert summary["hour"] == {"windowStart": iso_ms(HOUR), "windowEnd": "2026-11-20T15:00:00Z"}
     assert summary["week"] == {
         "windowStart": "2026-11-16T00:00:00Z", "windowEnd": "2026-11-23T00:00:00Z",
-        "segments": [INVESTOR], "segmentCount": 3,
+        "segments": [INVESTOR], "segmentCount": 3, "behind": 0,
     }
 
 
@@ -195,7 +195,11 @@ def test_how_far_each_number_trails_the_stream():
     old = share("http://c", [3], [])
     assert share_problem(a) is None and share_problem(old) is None
     assert share_problem({**b, "behind": [{"partition": "x", "records": 1}]}) is not None
+    a["weekBehind"] = [{"partition": 0, "records": 9}]
+    assert share_problem({**a, "weekBehind": 3}) is not None
     summary = merged([a, b, old])
+    assert summary["week"]["behind"] == 9
+    assert merged([old])["week"]["behind"] == 0
     assert summary["topProperties"][0]["behind"] == 4
     assert summary["behind"] == {
         "total": 4,

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
 import orjson
 import pytest_asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
@@ -205,3 +208,41 @@ async def test_segment_weeks_and_users_carry_their_positions(worker):
     assert status == 200 and body["position"]["offsets"][settings.views_topic]["1"] == 50
     status, body, _ = await get(client, "/api/users/nobody")
     assert status == 404 and body["position"]["offsets"] == {settings.profiles_topic: {"0": -1}}
+
+
+BOUND_TEXT = st.text(st.characters(codec=None, exclude_categories=())) | st.from_regex(
+    r"\A[A-Za-z0-9_-]{0,30}\Z"
+) | st.from_regex(r"\A[a-z.-]{1,20}:[0-9]{1,3}:[0-9-]{1,20}\Z")
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.lists(BOUND_TEXT, min_size=20, max_size=20))
+def test_any_at_least_text_over_http_is_an_answer_or_a_400(tmp_path_factory, texts):
+    """Whatever a client sends as ``atLeast``, the worker answers it (200, or 504 past the
+    timeout) or refuses it with a 400 JSON: never another status."""
+
+    async def ask_all() -> list[tuple[int, dict]]:
+        settings_ = Settings(app_id="web-pos-any", topic_partitions=4,
+                             worker_data_dir=tmp_path_factory.mktemp("any"))
+        app = create_app(settings_)
+        app.web.init_server()
+        client = TestClient(TestServer(app.web.web_app))
+        await client.start_server()
+        try:
+            out = []
+            for text in texts:
+                query = urlencode({"atLeast": text, "timeout": "0"}, encoding="utf-8",
+                                  errors="surrogatepass")
+                for path in ("/api/users/u-1", "/api/segments/a/weeks/2026-11-16"):
+                    status, body, _ = await get(client, f"{path}?{query}")
+                    out.append((status, body))
+            return out
+        finally:
+            await client.close()
+
+    for status, body in asyncio.run(ask_all()):
+        assert status in (200, 400, 404, 504), (status, body)
+        if status == 400:
+            assert set(body) == {"error"} and "atLeast" in body["error"]
+        else:
+            assert "position" in body
