@@ -320,8 +320,8 @@ async def test_the_next_round_starts_as_soon_as_the_last_one_ends(make) -> None:
 
 async def test_rounds_start_at_most_once_per_commit_interval(make) -> None:
     runner = await make(commit_s=1.0)
+    first = time.monotonic()  # before the first round's start
     await runner.process(batch(0, [0]))  # the first round: at once
-    first = time.monotonic()
     await settle()
     await runner.process(batch(0, [1]))
     while committed_offsets(runner, 0) == [1] and time.monotonic() - first < 5:
