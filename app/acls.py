@@ -15,7 +15,8 @@ What each privilege is for (a worker, as the code uses the cluster):
   segment shares, faust's ``__assignor-__leader`` topic): created, read and written;
 - the consumer group ``<APP_ID>``: faust's group, and the group whose offsets each partition's
   transaction commits;
-- the transactional ids ``<APP_ID>-<stage>-<partition>``: one transactional producer each.
+- the transactional ids ``<APP_ID>-<stage>-<worker id>``: one transactional producer per stage
+  and worker (``app.engine.identity``).
 Creating the named topics is needed only while they do not exist (the worker creates what is
 missing at start-up); ``topics_exist=True`` leaves that out.
 """

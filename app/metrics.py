@@ -143,7 +143,7 @@ class Metrics:
         )
         self.commit_seconds = Histogram(
             p + "commit_seconds",
-            "One commit of a stage: a transaction per changed partition, run concurrently",
+            "One commit round of a stage: one transaction over every changed partition",
             ["stage"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
@@ -181,6 +181,14 @@ class Metrics:
         self.commit_wait_seconds = Gauge(
             p + "commit_wait_seconds",
             "How long the oldest commit or opening in flight has waited on the brokers (0: none)",
+            registry=r,
+        )
+        self.rounds_fenced = Counter(
+            p + "commit_rounds_fenced_total",
+            "Commit rounds refused (the group moved on: a newer generation, or this worker "
+            "no longer a member) or aborted by the transaction coordinator; their work is "
+            "dropped and read again by the partitions' owners",
+            ["stage"],
             registry=r,
         )
         self.commit_errors = Counter(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import faust
 
 from app.engine.failures import PartitionUnavailable
+from app.engine.identity import transactional_id, worker_id
 from app.engine.partitions import OwnedPartitions, ProcessorFactory
 from app.engine.reader import StageReader
 from app.engine.runner import StageRunner
@@ -79,6 +80,12 @@ class Runtime:
             lambda partition, store, outbox: PropertiesProcessor(partition, store, outbox, config),
             dead_letter_topic=s.dlq_property_events_topic,
         )
+
+    @functools.cached_property
+    def worker_id(self) -> str:
+        """What this worker's stages' transactional ids end with, kept in its data dir (made
+        when the first partition opens, not by commands that run no stage)."""
+        return worker_id(self.settings.data_dir)
 
     def property_at(self, partition: int) -> Callable[[str, int], PropertyState | None]:
         """For the views of ``partition``: a property's state at a time, read from the
@@ -167,6 +174,7 @@ class Runtime:
             client_kwargs=self._client_kwargs,
             factory=factory,
             dead_letter_topic=dead_letter_topic,
+            transactional_id=lambda: transactional_id(s.app_id, name, self.worker_id),
             max_request_size=s.dlq_max_message_bytes,
             watch=self.commit_watch,
         )

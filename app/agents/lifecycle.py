@@ -25,7 +25,7 @@ MONITOR_SECONDS = 1.0
 
 async def _logged(work: Awaitable[None], what: str) -> None:
     """Background work whose failure is logged; the next event retries it inline. A failure
-    that would repeat every time (a missing ACL: the partition's transactional producer is
+    that would repeat every time (a missing ACL: the stage's transactional producer is
     refused) ends the worker with the cause instead of leaving it up and never ready."""
     try:
         await work

@@ -1,11 +1,14 @@
 """The partitions of one source topic that this worker owns, each with its own state.
 
-Opening a partition fences its previous owner (transactional id per partition), then brings
-its RocksDB up to date from the changelog. Committing seals the partition's pending state,
-outputs, dead letters and input offset, publishes them in one transaction, then writes RocksDB.
-A crash anywhere leaves changelog, outputs and group offset at the last committed batch,
-together; input at or below the stored ``applied`` offset is skipped should it be seen
-again. That is what makes every count exact after any crash or rebalance.
+Opening a partition waits for its previous owner's last transaction to end (the group's
+committed offset fetched with ``require_stable``, then the changelog restored to its end once
+no transaction is open on it), then brings its RocksDB up to date from the changelog.
+Committing seals the pending state, outputs, dead letters and input offset of every changed
+partition, publishes them all in one transaction (the stage's, fenced by the group
+generation: KIP-447), then writes RocksDB. A crash anywhere leaves changelog, outputs and
+group offset at the last committed round, together; input at or below the stored
+``applied`` offset is skipped should it be seen again. That is what makes every count exact
+after any crash or rebalance.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
+from aiokafka.client import AIOKafkaClient
 from rocksdict import Options
 
+from app.engine.kip447 import GroupMetadata, fetch_committed
 from app.engine.moved import Moved
 from app.engine.restore import restore_partition
 from app.engine.retry import retry
@@ -31,8 +36,8 @@ from app.models.events import Rejection
 from app.engine.transactions import (
     MAX_BATCH_BYTES,
     Failure,
+    Fenced,
     Outbox,
-    PartitionFenced,
     TransactionalWriter,
     classify,
 )
@@ -86,17 +91,18 @@ class OwnedPartitions:
         client_kwargs: dict[str, Any],
         factory: ProcessorFactory,
         dead_letter_topic: str,
+        transactional_id: Callable[[], str],
         max_request_size: int = 2 * MAX_BATCH_BYTES,
         watch: CommitWatch | None = None,
     ) -> None:
         """``dead_letter_topic``: where a record that made the processor fail goes
-        (``dead_letter``). ``max_request_size``: the largest record a partition's writer may
-        send (see ``TransactionalWriter``). ``watch`` sees every opening and commit while it
-        waits on the brokers (``app.engine.stall``)."""
+        (``dead_letter``). ``transactional_id``: gives the stage's producer's id on this
+        worker (``app.engine.identity``), asked when the first partition opens. ``max_request_size``: the largest record the stage's
+        writer may send (see ``TransactionalWriter``). ``watch`` sees every opening and
+        commit while it waits on the brokers (``app.engine.stall``)."""
         self.name = name
         self.source_topic = source_topic
         self.changelog_topic = changelog_topic
-        self._app_id = app_id
         self._data_dir = data_dir
         self._options = rocksdb_options
         self._client_kwargs = client_kwargs
@@ -105,7 +111,9 @@ class OwnedPartitions:
         self._max_request_size = max_request_size
         self._watch = watch or CommitWatch(float("inf"))
         self._group_id = app_id
-        self._open: dict[int, tuple[Processor, TransactionalWriter]] = {}
+        self._transactional_id = transactional_id
+        self._writer: TransactionalWriter | None = None
+        self._open: dict[int, Processor] = {}
         self.lock = asyncio.Lock()
         # Notified whenever a partition's applied or committed offset moves, or it opens or
         # closes here: what a read that waits for a position (``atLeast``) waits on.
@@ -117,19 +125,19 @@ class OwnedPartitions:
         return set(self._open)
 
     def processor(self, partition: int) -> Processor | None:
-        entry = self._open.get(partition)
-        return entry[0] if entry else None
+        return self._open.get(partition)
 
     async def open(self, partition: int) -> Processor:
-        """The partition's processor, fencing the old owner and restoring state first.
+        """The partition's processor, once its previous owner's transactions have ended and
+        its state is restored.
 
         Broker trouble (a restart, a timeout) is retried until it passes: a worker rides out
         a broker restart instead of exiting. A refusal for good (missing authorization) is
         raised at once.
         """
-        entry = self._open.get(partition)
-        if entry is not None:
-            return entry[0]
+        processor = self._open.get(partition)
+        if processor is not None:
+            return processor
         what = f"{self.name}: opening {self.source_topic}[{partition}]"
 
         async def noted(exc: BaseException) -> None:
@@ -137,7 +145,7 @@ class OwnedPartitions:
 
         token = self._watch.begin(what)
         try:
-            processor, writer = await retry(
+            processor = await retry(
                 lambda: self._open_once(partition),
                 what,
                 refused=lambda exc: classify(exc) is Failure.REFUSED,
@@ -145,7 +153,7 @@ class OwnedPartitions:
             )
         finally:
             self._watch.end(token)
-        self._open[partition] = (processor, writer)
+        self._open[partition] = processor
         self.moved.notify()
         log.info(
             "%s: partition %d open, resuming after offset %d",
@@ -153,30 +161,39 @@ class OwnedPartitions:
         )
         return processor
 
-    async def _open_once(self, partition: int) -> tuple[Processor, TransactionalWriter]:
-        writer = TransactionalWriter(
-            f"{self._app_id}-{self.name}-{partition}", self._client_kwargs, self._max_request_size
-        )
-        await writer.start()  # fences any zombie still writing this partition
+    async def _open_once(self, partition: int) -> Processor:
+        # The stage's producer, started with the first partition: a missing transactional-id
+        # ACL stops the worker as soon as it is given partitions, not at its first commit.
+        await self.writer().start()
+        # The previous owner is not fenced by this opening (KIP-447): a transaction of its
+        # that commits this partition's offset may still be open. Wait until it has ended;
+        # the restore then waits for its commit markers on the changelog.
+        await stable_offset(self._client_kwargs, self._group_id,
+                            TopicPartition(self.source_topic, partition))
         store = PartitionStore(self._data_dir / self.name / f"{partition:03d}", self._options)
         try:
             await restore_partition(store, self.changelog_topic, partition, self._client_kwargs)
         except BaseException:
             store.close()
-            await writer.stop()
             raise
-        return self._factory(partition, store, Outbox()), writer
+        return self._factory(partition, store, Outbox())
 
     async def close(self, partitions: Iterable[int]) -> None:
         for partition in list(partitions):
-            entry = self._open.pop(partition, None)
-            if entry is None:
+            processor = self._open.pop(partition, None)
+            if processor is None:
                 continue
-            processor, writer = entry
             processor.store.close()
             self.moved.notify()
-            await writer.stop()
             log.info("%s: partition %d closed", self.name, partition)
+
+    def writer(self) -> TransactionalWriter:
+        """The stage's transactional writer, made at first use."""
+        if self._writer is None:
+            self._writer = TransactionalWriter(
+                self._transactional_id(), self._client_kwargs, self._max_request_size
+            )
+        return self._writer
 
     # -- a record that failed ---------------------------------------------------------------
     def rewind(self, partition: int) -> Processor:
@@ -184,10 +201,10 @@ class OwnedPartitions:
         processor's own memory. The processor is made anew over the store as the last seal
         left it (sealed work, a commit in flight, stays); the caller reads the partition
         again from after the new processor's ``applied_offset``."""
-        processor, writer = self._open[partition]
+        processor = self._open[partition]
         processor.store.rollback()
         fresh = self._factory(partition, processor.store, Outbox())
-        self._open[partition] = (fresh, writer)
+        self._open[partition] = fresh
         return fresh
 
     def dead_letter(
@@ -215,10 +232,9 @@ class OwnedPartitions:
         Processing may go on meanwhile: its writes start a new pending set, read over the
         sealed one until that is committed (``PartitionStore.seal``).
         """
-        entry = self._open.get(partition)
-        if entry is None:
+        processor = self._open.get(partition)
+        if processor is None:
             return None
-        processor, _ = entry
         if not processor.before_commit(now_ms, publish):
             return None
         store, outbox = processor.store, processor.outbox
@@ -227,49 +243,60 @@ class OwnedPartitions:
         store.seal()
         return Sealed(partition, outbox, processor.applied_offset + 1)
 
-    async def commit(
-        self,
-        sealed: list[Sealed],
-        still_owned: Callable[[int], bool] = lambda _: True,
-    ) -> set[int]:
-        """Commit sealed work, concurrently, one transaction per partition, then write it to
-        RocksDB. Returns the partitions found fenced by a newer owner: all their uncommitted
-        work (sealed and pending) is dropped; the caller closes them.
+    async def commit(self, sealed: list[Sealed], group: GroupMetadata) -> set[int]:
+        """Commit a round's sealed work in one transaction, under ``group`` (the group member
+        that read its input), then write it to RocksDB. Returns the round's partitions if it
+        was fenced: all their uncommitted work (sealed and pending) is dropped, and the
+        caller closes them; otherwise nothing.
         """
-        fenced = await asyncio.gather(*(self._commit_one(work, still_owned) for work in sealed))
-        return {work.partition for work, lost in zip(sealed, fenced, strict=True) if lost}
-
-    async def _commit_one(self, work: Sealed, still_owned: Callable[[int], bool]) -> bool:
-        partition = work.partition
-        entry = self._open.get(partition)
-        if entry is None:
-            return False
-        processor, writer = entry
-        source = {TopicPartition(self.source_topic, partition): work.source_offset}
-        what = f"{self.name}: commit of {self.source_topic}[{partition}]"
+        if not sealed:
+            return set()
+        partitions = sorted(work.partition for work in sealed)
+        source = {TopicPartition(self.source_topic, w.partition): w.source_offset for w in sealed}
+        what = f"{self.name}: commit of {_names(self.source_topic, partitions)}"
         token = self._watch.begin(what)
         try:
-            offset = await writer.commit(
-                work.outbox,
+            offsets = await self.writer().commit(
+                Outbox.merged(work.outbox for work in sealed),
                 self.changelog_topic,
                 source,
-                self._group_id,
-                still_owned=lambda: still_owned(partition),
+                group,
                 on_error=lambda exc: self._watch.failed(what, exc),
             )
-        except PartitionFenced:
+        except Fenced as exc:
             log.warning(
-                "%s: %s[%d] fenced (a newer owner, or its transaction aborted by the coordinator); "
-                "dropping its uncommitted work", self.name, self.source_topic, partition,
+                "%s: round of %s fenced (%s); dropping its uncommitted work",
+                self.name, _names(self.source_topic, partitions), exc,
             )
-            processor.store.discard_pending()
-            processor.outbox.clear()
-            return True
+            for partition in partitions:
+                processor = self._open.get(partition)
+                if processor is not None:
+                    processor.store.discard_pending()
+                    processor.outbox.clear()
+            return set(partitions)
         finally:
             self._watch.end(token)
-        processor.store.apply_sealed(offset)
+        for partition in partitions:
+            processor = self._open.get(partition)
+            if processor is not None:
+                processor.store.apply_sealed(offsets.get(partition))
         self.moved.notify()
-        return False
+        return set()
+
+
+def _names(topic: str, partitions: Iterable[int]) -> str:
+    return ", ".join(f"{topic}[{p}]" for p in partitions)
+
+
+async def stable_offset(client_kwargs: dict[str, Any], group_id: str, tp: TopicPartition) -> None:
+    """Return once no open transaction holds the group's offset of ``tp`` (OffsetFetch with
+    ``require_stable``, asked again while the coordinator answers UNSTABLE_OFFSET_COMMIT)."""
+    client = AIOKafkaClient(**client_kwargs)
+    try:
+        await client.bootstrap()
+        await fetch_committed(client, group_id, [tp])
+    finally:
+        await client.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """Runs one stage: fetches its open partitions' records (``app.engine.reader``), applies them
-through its owned partitions, and commits each partition's work in its own transaction at
-most every commit interval.
+through its owned partitions, and commits the work of every changed partition in rounds, one
+transaction each (``app.engine.partitions``): the next round starts as soon as the last one
+has ended, at most once per commit interval.
 
 A record that makes its processor raise is dead-lettered with reason ``processing_error``
 and the partition goes on (``_failed``); with ``processing_errors="fail"``, and for any other
@@ -15,7 +16,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import faust
 from aiokafka import ConsumerRecord
@@ -26,6 +27,7 @@ from app.engine.reader import StageReader
 from app.engine.partitions import OwnedPartitions, Sealed
 from app.engine.failures import blames_record
 from app.engine.faust_fixes import request_rejoin
+from app.engine.kip447 import GroupMetadata, faust_group_metadata
 from app.models.events import Rejection
 from app.engine.transactions import OutputRefused
 
@@ -47,8 +49,12 @@ class StageRunner:
         start_after: asyncio.Event | None = None,
         requires: StageRunner | None = None,
         processing_errors: str = "continue",
+        group_metadata: Callable[[], GroupMetadata] | None = None,
     ) -> None:
+        """``group_metadata``: the group member this worker is now, which each round's
+        offsets are committed under (faust's consumer's, by default)."""
         self._app = app
+        self._group_metadata = group_metadata or (lambda: faust_group_metadata(app))
         self._reader = reader
         # A stage whose partition p this one reads while it processes its own partition p
         # (the views read the properties of their partition): it is opened, restored, first.
@@ -60,12 +66,13 @@ class StageRunner:
         self._check_gaps = check_gaps
         self.owned = owned
         self._metrics = metrics
+        metrics.rounds_fenced.labels(owned.name)  # 0 until a round is fenced
         self._batch_max_events = batch_max_events
         self._publish_interval_s = publish_interval_s
         self._last_publish = 0.0
-        # Partitions with applied but uncommitted records. They are committed at most every
-        # ``commit_interval_s`` (Kafka Streams' commit.interval.ms): under a live load a
-        # transaction per partition and small batch would cost more than the batch itself.
+        # Partitions with applied but uncommitted records. A round commits them all, in one
+        # transaction; rounds start at most every ``commit_interval_s`` (Kafka Streams'
+        # commit.interval.ms), and as soon as the round before has ended.
         self._commit_interval_s = commit_interval_s
         self._dirty: set[int] = set()
         # Records applied since the last seal. Past ``max_uncommitted`` the stage waits for the
@@ -75,18 +82,19 @@ class StageRunner:
         self._uncommitted = 0
         self._max_uncommitted = max_uncommitted
         self._last_commit = 0.0
-        # The commit in flight, if any. Processing goes on while it runs (the stores read
-        # over its sealed changes); the next commit waits for it (one transaction at a time
-        # per partition). Returns the partitions it found fenced.
+        # The round in flight, if any. Processing goes on while it runs (the stores read
+        # over its sealed changes); the next round waits for it (one transaction at a time
+        # per stage). Returns the partitions it found fenced.
         self._inflight: asyncio.Task[set[int]] | None = None
+        self._kick: asyncio.Task[None] | None = None  # the next round's start: ``_round_ended``
         self._order: dict[int, PartitionOrder] = {}  # per open partition, see ordering.py
         # The consumer generation whose assignment this stage works on; None from a
-        # revocation until the next assignment. Nothing is opened or applied outside it: a
-        # late open of the old assignment would fence the partitions' new owners.
+        # revocation until the next assignment. Nothing is opened or applied outside it: the
+        # partitions of an old assignment are their new owners' now.
         self._generation: int | None = None
-        # Partitions fenced by another owner in this generation. Their fetch position has
-        # moved past the dropped batch, so they wait for the rebalance that follows a fence,
-        # which restarts them from the transactionally committed offset.
+        # Partitions of a fenced round in this generation. Their fetch position has moved
+        # past the dropped work, so they wait for the rebalance that follows a fence, which
+        # restarts them from the transactionally committed offset.
         self._lost: set[int] = set()
         # What a record that makes its processor raise costs: "continue", a dead letter;
         # "fail", the worker (Kafka Streams' LogAndContinue / LogAndFail handlers).
@@ -143,14 +151,23 @@ class StageRunner:
             assigned = self.assigned_partitions()
             stream_times = _stream_times(owned, owned.partitions)
             now_ms = int(time.time() * 1000)
+            orphaned = set()
             for partition, batch in records.items():
                 if partition not in assigned or partition in self._lost:
                     continue  # revoked or fenced meanwhile: the new owner processes it
                 processor = owned.processor(partition)
                 if processor is None:
                     continue  # closed meanwhile: read from its store's offset when it reopens
+                if self._requires is not None and self._requires.owned.processor(partition) is None:
+                    orphaned.add(partition)  # what it reads was fenced: so is it, see below
+                    continue
                 count += self._apply(partition, processor, batch, now_ms)
                 self._dirty.add(partition)
+            if orphaned:
+                # The required stage's partition went with a fenced round (a round covers
+                # all of a stage's changed partitions): this one waits for the same rebalance.
+                self._lost |= orphaned
+                await self._close(orphaned)
             if count:
                 owned.moved.notify()
             await self._reap()
@@ -328,11 +345,12 @@ class StageRunner:
     async def _commit_dirty(
         self, now_ms: int, publish: bool, also: set[int] = frozenset(), wait: bool = False
     ) -> set[int]:
-        """Seal the dirty partitions' work and commit it in the background (under the lock).
+        """Seal the dirty partitions' work and commit it in a round in the background (under
+        the lock), under the group member this worker is now.
 
-        With a commit still in flight, nothing new starts (the work stays dirty for the next
-        try) unless ``wait``: then the commit in flight and the new one are both awaited.
-        Returns the partitions sealed.
+        With a round still in flight, nothing new starts (the work stays dirty for the next
+        round, which starts when that one ends: ``_round_ended``) unless ``wait``: then the
+        round in flight and the new one are both awaited. Returns the partitions sealed.
         """
         if self._inflight is not None:
             if not wait and not self._inflight.done():
@@ -351,24 +369,17 @@ class StageRunner:
             if processor is not None:
                 self._metrics.record_outcomes(owned.source_topic, processor.outcomes)
         if sealed:
-            self._inflight = asyncio.ensure_future(self._commit(sealed))
+            self._inflight = asyncio.ensure_future(self._commit(sealed, self._group_metadata()))
+            self._inflight.add_done_callback(self._round_ended)
             if wait:
                 await self._join()
         return {work.partition for work in sealed}
 
-    async def _commit(self, sealed: list[Sealed]) -> set[int]:
+    async def _commit(self, sealed: list[Sealed], group: GroupMetadata) -> set[int]:
         owned = self.owned
-        generation = self._app.consumer_generation_id
-
-        def still_owned(partition: int) -> bool:
-            return (
-                self._app.consumer_generation_id == generation
-                and partition in self.assigned_partitions()
-            )
-
         started = time.monotonic()
         try:
-            fenced = await owned.commit(sealed, still_owned)
+            fenced = await owned.commit(sealed, group)
         except OutputRefused as exc:
             self._metrics.produce_refused.labels(exc.topic, exc.error).inc()
             fatal(f"{owned.name}: committing failed: {exc}")
@@ -376,22 +387,44 @@ class StageRunner:
             fatal(f"{owned.name}: committing failed")
         # At once, so that no more records of a fenced partition are applied; it is closed
         # when the task is joined, under the lock.
-        self._lost |= fenced
-        self._rejoin_if_still_assigned(fenced, still_owned)
+        if fenced:
+            self._lost |= fenced
+            self._metrics.rounds_fenced.labels(owned.name).inc()
+            self._rejoin_if_still_assigned(fenced, group)
         self._metrics.commit_seconds.labels(owned.name).observe(time.monotonic() - started)
         return fenced
 
-    def _rejoin_if_still_assigned(self, fenced: set[int], still_owned) -> None:  # noqa: ANN001
-        """A partition fenced while the group still assigns it here was not taken over: its
+    def _round_ended(self, _: asyncio.Future) -> None:
+        """Commit continuously: the next round starts as soon as this one has ended, or once
+        the commit interval since this one started has passed (``commit_due``), so that
+        under a light load a record waits for one round, not two."""
+        delay = self._last_commit + self._commit_interval_s - time.monotonic()
+        asyncio.get_running_loop().call_later(max(delay, 0.0), self._start_next_round)
+
+    def _start_next_round(self) -> None:
+        if self._dirty and (self._kick is None or self._kick.done()):
+            self._kick = asyncio.ensure_future(self._next())
+
+    async def _next(self) -> None:
+        try:
+            await self.commit_due()
+        except Exception:  # noqa: BLE001 - the commit timer tries again
+            log.exception("%s: starting the next commit round failed", self.owned.name)
+
+    def _rejoin_if_still_assigned(self, fenced: set[int], group: GroupMetadata) -> None:
+        """A round fenced while the group still assigns its partitions here, in the
+        generation the round was committed under, may not have been taken over: its
         transaction was aborted by the coordinator (one kept open past the transaction
-        timeout, by brokers down longer than that). No rebalance would come to restart it
-        from its committed offset, so ask for one, as Kafka Streams does on a fence. When a
-        new owner did fence it, the rebalance is under way already and this changes nothing."""
-        kept = sorted(p for p in fenced if still_owned(p))
-        if kept:
+        timeout, by brokers down longer than that). No rebalance would come to restart them
+        from their committed offsets, so ask for one, as Kafka Streams does on a fence. When
+        the group has moved on (it refused the round), the rebalance is under way already and
+        this changes nothing."""
+        assigned = self.assigned_partitions()
+        kept = sorted(p for p in fenced if p in assigned)
+        if kept and self._app.consumer_generation_id == group.generation_id:
             log.warning(
-                "%s: %s fenced while still assigned here (transaction aborted by its "
-                "coordinator); rejoining the group to restart them from their committed offsets",
+                "%s: %s fenced while the group still assigns them here; rejoining the group "
+                "to restart them from their committed offsets",
                 self.owned.name,
                 ", ".join(f"{self.owned.source_topic}[{p}]" for p in kept),
             )
@@ -425,8 +458,9 @@ class StageRunner:
 
     async def on_revoked(self, partitions: set[int]) -> None:
         async with self.owned.lock:
-            # Still ours until the next owner opens them (which fences us): hand over
-            # everything applied, as Kafka Streams commits on revocation.
+            # Still ours in this generation, which the group keeps until every member has
+            # rejoined: hand over everything applied, as Kafka Streams commits on revocation
+            # (the next owner's opening waits for this round to end).
             await self._commit_dirty(int(time.time() * 1000), True, wait=True)
             await self._close(partitions)
             self._generation = None

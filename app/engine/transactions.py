@@ -1,14 +1,20 @@
-"""Atomic publication of one partition's changes: changelog, outputs, dead letters and the
-consumer group's input offset, in one Kafka transaction, by a producer whose transactional
-id belongs to the partition.
+"""Atomic publication of one commit round of a stage: the changelog records, outputs and dead
+letters of every partition in it, and the consumer group's input offsets of those partitions,
+in one Kafka transaction, by the stage's one transactional producer (KIP-447).
 
-Starting the producer fences any older owner of the same partition (a zombie after a
-rebalance): its open transaction is aborted and its later commits fail.
+The offsets are committed under the group metadata of the consumer that read the input
+(``app.engine.kip447``): a worker that is no longer the group member it was (a zombie, paused
+past its session timeout) has its round refused by the group coordinator, and aborted. The
+transactional id is the stage's on this worker, the same across restarts of it
+(``app.engine.identity``): a restart fences its previous run's producer, whose open
+transaction is aborted.
 
 A failed commit is one of three kinds (``classify``):
 
-- fenced: a newer owner holds the partition; the caller drops the pending work
-  (``PartitionFenced``).
+- fenced: the group refused the round's offsets (``GenerationFenced``: another generation,
+  another member), or a newer producer of the same id exists, or the coordinator aborted the
+  transaction (kept open past ``TRANSACTION_TIMEOUT_MS``); the caller drops the round's work
+  (``Fenced``).
 - transient: broker restarts, timeouts, a moved leader, a producer left in a bad state. Retried
   with a fresh producer and backoff for as long as it takes, each try logged.
 - refused: the broker (or this writer, before sending) gives the same answer to the same bytes
@@ -56,11 +62,22 @@ from aiokafka.errors import (
     UnsupportedForMessageFormatError,
 )
 
+from app.engine.kip447 import (
+    GenerationFenced,
+    GroupMetadata,
+    UnsupportedByBroker,
+    send_offsets_to_transaction,
+)
 from app.engine.retry import TRANSIENT, retry
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 512 * 1024
+
+# How long the transaction coordinator keeps a round's transaction open before it aborts it
+# itself. A round lasts milliseconds; this bounds how long a crashed worker's open
+# transaction holds back read_committed readers and the partitions' next owners.
+TRANSACTION_TIMEOUT_MS = 10_000
 
 # A commit that took longer than this went through a broker outage or restart; one more
 # transaction over its partitions, without records, follows it (``TransactionalWriter.commit``).
@@ -100,8 +117,8 @@ REFUSED_BATCH: tuple[type[BaseException], ...] = (
 )
 
 
-class PartitionFenced(Exception):
-    """Another worker owns this partition now; our pending changes must be dropped."""
+class Fenced(Exception):
+    """The round may not commit (see ``classify``): its work must be dropped."""
 
 
 class OutputRefused(Exception):
@@ -148,9 +165,9 @@ def classify(exc: BaseException) -> Failure:
     manager raises several after a broker restart) is retried with a fresh producer, which
     either recovers or finds itself fenced.
     """
-    if isinstance(exc, ProducerFenced):
+    if isinstance(exc, (ProducerFenced, GenerationFenced)):
         return Failure.FENCED
-    if isinstance(exc, (OutputRefused, *REFUSED_ALWAYS)):
+    if isinstance(exc, (OutputRefused, UnsupportedByBroker, *REFUSED_ALWAYS)):
         return Failure.REFUSED
     return Failure.TRANSIENT
 
@@ -188,6 +205,16 @@ class Outbox:
         bucket = self.records.setdefault((topic, partition), [])
         bucket.extend((key, value, []) for key, value in items)
 
+    @classmethod
+    def merged(cls, outboxes: Iterable[Outbox]) -> Outbox:
+        """One outbox with the records of ``outboxes`` (a round's partitions), each
+        (topic, partition)'s in the order the outboxes and their records come."""
+        records: dict[tuple[str, int], list] = {}
+        for outbox in outboxes:
+            for tp, bucket in outbox.records.items():
+                records.setdefault(tp, []).extend(bucket)
+        return cls(records)
+
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self.records.values())
 
@@ -196,7 +223,8 @@ class Outbox:
 
 
 class TransactionalWriter:
-    """Commits outboxes for one partition; retries transient failures until it succeeds."""
+    """Commits rounds of one stage by one transactional producer; retries transient failures
+    until they pass."""
 
     def __init__(
         self,
@@ -210,25 +238,32 @@ class TransactionalWriter:
         self._client_kwargs = client_kwargs
         self._max_request_size = max(max_request_size, MAX_BATCH_BYTES)
         self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
-        producer = AIOKafkaProducer(
-            transactional_id=self.transactional_id,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=0,
-            max_batch_size=MAX_BATCH_BYTES,
-            max_request_size=self._max_request_size,
-            request_timeout_ms=30_000,
-            retry_backoff_ms=RETRY_BACKOFF_MS,
-            **self._client_kwargs,
-        )
-        try:
-            await producer.start()
-        except BaseException:
-            await self._discard(producer)
-            raise
-        self._producer = producer
+        """Start the producer unless it runs (which fences this id's older producers: a
+        previous run of this worker). Raises what refuses it (a missing ACL) at once."""
+        async with self._starting:
+            if self._producer is not None:
+                return
+            producer = AIOKafkaProducer(
+                transactional_id=self.transactional_id,
+                transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=0,
+                max_batch_size=MAX_BATCH_BYTES,
+                max_request_size=self._max_request_size,
+                request_timeout_ms=30_000,
+                retry_backoff_ms=RETRY_BACKOFF_MS,
+                **self._client_kwargs,
+            )
+            try:
+                await producer.start()
+            except BaseException:
+                await self._discard(producer)
+                raise
+            self._producer = producer
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -249,23 +284,24 @@ class TransactionalWriter:
         outbox: Outbox,
         changelog_topic: str,
         source_offsets: dict[TopicPartition, int],
-        group_id: str,
-        still_owned: Callable[[], bool] = lambda: True,
+        group: GroupMetadata | str,
         on_error: Callable[[BaseException], None] | None = None,
-    ) -> int | None:
+    ) -> dict[int, int]:
         """Publish ``outbox`` and commit the consumer group's ``source_offsets``, atomically.
 
-        Returns the last changelog batch's base offset. Before retrying with a new producer
-        (which fences older ones of the same id) it checks ``still_owned``: a zombie that
-        lost the partition must not fence its new owner.
+        ``group``: the metadata of the group member that read the input, whose generation
+        the coordinator checks (KIP-447); a group id alone for a group without members (a
+        replay's start). Returns the last offset written to each partition of
+        ``changelog_topic``.
 
         Transient failures (broker restarts, timeouts) are retried with a fresh producer,
-        as long as it takes. Raises PartitionFenced when a newer owner exists, and
-        OutputRefused (or the authorization error) when the broker refuses for good.
-        ``on_error`` sees every failed attempt (what a stalled commit waits on).
+        as long as it takes. Raises ``Fenced`` when the round may not commit (the
+        transaction is aborted), and OutputRefused (or the authorization error) when the
+        broker refuses for good. ``on_error`` sees every failed attempt (what a stalled
+        commit waits on).
 
         A commit that took longer than ``SLOW_COMMIT_S`` is followed by a transaction of the
-        same producer over the same partitions and input offset, without records
+        same producer over the same partitions and input offsets, without records
         (``_mark_once``). A broker that shuts down while it writes a transaction's commit
         markers can restart with the transaction complete yet some of its partitions never
         marked (seen with Kafka 4.4: "Couldn't find leader endpoint" for them during the
@@ -275,10 +311,8 @@ class TransactionalWriter:
         it, and nothing is written twice.
         """
         started = time.monotonic()
-        offset = await self._with_retries(
-            lambda: self._commit_once(outbox, changelog_topic, source_offsets, group_id),
-            still_owned,
-            on_error,
+        offsets = await self._with_retries(
+            lambda: self._commit_once(outbox, changelog_topic, source_offsets, group), on_error
         )
         took = time.monotonic() - started
         if took > SLOW_COMMIT_S:
@@ -289,37 +323,35 @@ class TransactionalWriter:
             )
             partitions = [TopicPartition(topic, p) for topic, p in outbox.records]
             await self._with_retries(
-                lambda: self._mark_once(partitions, source_offsets, group_id), still_owned, on_error
+                lambda: self._mark_once(partitions, source_offsets, group), on_error
             )
-        return offset
+        return offsets
 
     async def _with_retries(
         self,
-        once: Callable[[], Awaitable[int | None]],
-        still_owned: Callable[[], bool],
+        once: Callable[[], Awaitable[Any]],
         on_error: Callable[[BaseException], None] | None,
-    ) -> int | None:
+    ) -> Any:
 
-        async def attempt() -> int | None:
+        async def attempt() -> Any:
             try:
                 return await once()
             except COMMIT_ERRORS as exc:
                 if on_error is not None:
                     on_error(exc)
                 # Whatever the failure, this producer is done: a new one (same transactional
-                # id) starts clean, or finds itself fenced.
+                # id) starts clean, and a fenced round is over (aborted by the producer, or by
+                # the next one's start).
                 await self.stop()
                 if classify(exc) is Failure.FENCED:
-                    raise PartitionFenced(self.transactional_id) from exc
+                    raise Fenced(f"transaction {self.transactional_id}: {exc}") from exc
                 raise
 
         async def restart(exc: BaseException) -> None:
-            if not still_owned():
-                raise PartitionFenced(self.transactional_id) from exc
             try:
                 await self.start()
             except ProducerFenced as fenced:
-                raise PartitionFenced(self.transactional_id) from fenced
+                raise Fenced(f"transaction {self.transactional_id}: {fenced}") from fenced
             except (KafkaError, OSError) as start_exc:
                 if classify(start_exc) is Failure.REFUSED:
                     log.error("producer %s refused for good: %r", self.transactional_id, start_exc)
@@ -337,26 +369,29 @@ class TransactionalWriter:
             before_retry=restart,
         )
 
+    async def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            await self.start()
+        producer = self._producer
+        assert producer is not None
+        return producer
+
     async def _mark_once(
         self,
         partitions: list[TopicPartition],
         source_offsets: dict[TopicPartition, int],
-        group_id: str,
+        group: GroupMetadata | str,
     ) -> None:
-        """A transaction over ``partitions`` and the input offset, without records: its commit
-        markers go to every partition added to it, written to or not. aiokafka adds a partition
-        only as a record is sent to it; its transaction manager is asked directly here (the
-        one use of its internals, aiokafka 0.14)."""
-        producer = self._producer
-        if producer is None:
-            await self.start()
-            producer = self._producer
-            assert producer is not None
+        """A transaction over ``partitions`` and the input offsets, without records: its
+        commit markers go to every partition added to it, written to or not. aiokafka adds a
+        partition only as a record is sent to it; its transaction manager is asked directly
+        here (the one use of its internals outside ``app.engine.kip447``, aiokafka 0.14)."""
+        producer = await self._started()
         await producer.begin_transaction()
         try:
             for tp in partitions:
                 producer._txn_manager.maybe_add_partition_to_txn(tp)  # noqa: SLF001
-            await producer.send_offsets_to_transaction(source_offsets, group_id)
+            await _send_offsets(producer, source_offsets, group)
         except BaseException:
             await _abort_quietly(producer)
             raise
@@ -367,14 +402,10 @@ class TransactionalWriter:
         outbox: Outbox,
         changelog_topic: str,
         source_offsets: dict[TopicPartition, int],
-        group_id: str,
-    ) -> int | None:
-        producer = self._producer
-        if producer is None:
-            await self.start()
-            producer = self._producer
-            assert producer is not None
-        changelog_offset: int | None = None
+        group: GroupMetadata | str,
+    ) -> dict[int, int]:
+        producer = await self._started()
+        changelog_offsets: dict[int, int] = {}
         await producer.begin_transaction()
         try:
             deliveries = []
@@ -385,9 +416,7 @@ class TransactionalWriter:
                     deliveries.append((topic, partition, size, count, fut))
             # The offsets go to the transaction coordinator while the records are in flight
             # (one round trip saved); the commit waits for both.
-            offsets = asyncio.ensure_future(
-                producer.send_offsets_to_transaction(source_offsets, group_id)
-            )
+            offsets = asyncio.ensure_future(_send_offsets(producer, source_offsets, group))
             try:
                 for topic, partition, size, count, fut in deliveries:
                     try:
@@ -397,7 +426,8 @@ class TransactionalWriter:
                             raise OutputRefused(topic, partition, size, count, exc) from exc
                         raise
                     if topic == changelog_topic:
-                        changelog_offset = max(changelog_offset or -1, metadata.offset)
+                        last = changelog_offsets.get(partition, -1)
+                        changelog_offsets[partition] = max(last, metadata.offset)
             finally:
                 await asyncio.wait([offsets])
                 error = offsets.exception()  # retrieved even when a delivery failed first
@@ -407,7 +437,20 @@ class TransactionalWriter:
             await _abort_quietly(producer)
             raise
         await producer.commit_transaction()
-        return changelog_offset
+        return changelog_offsets
+
+
+async def _send_offsets(
+    producer: AIOKafkaProducer,
+    offsets: dict[TopicPartition, int],
+    group: GroupMetadata | str,
+) -> None:
+    """The round's input offsets, fenced by the group's generation (KIP-447); with a group id
+    alone, aiokafka's own commit (a group without members)."""
+    if isinstance(group, str):
+        await producer.send_offsets_to_transaction(offsets, group)
+    else:
+        await send_offsets_to_transaction(producer, offsets, group)
 
 
 def _batches(

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 from app.engine import partitions as partitions_module
 from app.engine.partitions import OwnedPartitions
+from app.engine.kip447 import GroupMetadata
 from app.engine.stall import CommitWatch
 from app.engine.store import PartitionStore, rocksdb_options
 from app.engine.transactions import Outbox
@@ -24,9 +25,9 @@ SMALL = 1 << 20
 
 
 class FakeWriter:
-    """``TransactionalWriter`` without a broker. Each commit is recorded; ``fail`` (an
-    exception, or None) is raised by the next commits; ``gate``, when set, holds a commit
-    until it is set (a commit in flight)."""
+    """``TransactionalWriter`` without a broker: a stage's one writer. Each round is
+    recorded; ``fail`` (an exception, or None) is raised by the next rounds; ``gate``, when
+    set, holds a round until it is set (a round in flight)."""
 
     made: list[FakeWriter] = []
 
@@ -45,8 +46,7 @@ class FakeWriter:
     async def stop(self) -> None:
         self.stopped = True
 
-    async def commit(self, outbox, changelog_topic, source_offsets, group_id, still_owned,  # noqa: ANN001
-                     on_error=None):
+    async def commit(self, outbox, changelog_topic, source_offsets, group, on_error=None):  # noqa: ANN001
         if self.gate is not None:
             await self.gate.wait()
         if self.fail is not None:
@@ -59,15 +59,18 @@ class FakeWriter:
                 records=records,
                 changelog_topic=changelog_topic,
                 source_offsets=dict(source_offsets),
-                group_id=group_id,
-                still_owned=still_owned(),
+                group=group,
             )
         )
-        changelog = records.get((changelog_topic, int(self.transactional_id.rsplit("-", 1)[1])))
-        if not changelog:
-            return None
-        self.next_offset += len(changelog)
-        return self.next_offset - 1
+        offsets = {}
+        for (topic, partition), bucket in sorted(records.items()):
+            if topic == changelog_topic and bucket:
+                self.next_offset += len(bucket)
+                offsets[partition] = self.next_offset - 1
+        return offsets
+
+
+GROUP = GroupMetadata("app", 1, "member-1")
 
 
 class Echo:
@@ -117,15 +120,22 @@ class Echo:
 def owned_partitions(
     tmp_path: Path, monkeypatch, factory: Callable = Echo, watch: CommitWatch | None = None  # noqa: ANN001
 ) -> OwnedPartitions:
-    """OwnedPartitions of ``SOURCE`` with real stores under ``tmp_path`` and FakeWriters."""
+    """OwnedPartitions of ``SOURCE`` with real stores under ``tmp_path`` and a FakeWriter;
+    ``stable_offsets`` lists the partitions whose stable offset was awaited, in order."""
     FakeWriter.made = []
     monkeypatch.setattr(partitions_module, "TransactionalWriter", FakeWriter)
+    awaited: list[int] = []
+
+    async def stable_offset(client_kwargs, group_id, tp) -> None:  # noqa: ANN001
+        awaited.append(tp.partition)
+
+    monkeypatch.setattr(partitions_module, "stable_offset", stable_offset)
 
     async def no_restore(store, topic, partition, client_kwargs) -> int:  # noqa: ANN001
         return 0
 
     monkeypatch.setattr(partitions_module, "restore_partition", no_restore)
-    return OwnedPartitions(
+    owned = OwnedPartitions(
         name="echo",
         app_id="app",
         source_topic=SOURCE,
@@ -135,10 +145,13 @@ def owned_partitions(
         client_kwargs={},
         factory=factory,
         dead_letter_topic=DEAD_LETTERS,
+        transactional_id=lambda: "app-echo-w1",
         watch=watch,
     )
+    owned.stable_offsets = awaited
+    return owned
 
 
-def writer_of(owned: OwnedPartitions, partition: int) -> FakeWriter:
-    """The writer of the partition's latest opening."""
-    return [w for w in FakeWriter.made if w.transactional_id == f"app-echo-{partition}"][-1]
+def writer_of(owned: OwnedPartitions) -> FakeWriter:
+    """The stage's writer."""
+    return owned.writer()

@@ -1,6 +1,8 @@
-"""``OwnedPartitions``: opening fences with the partition's own transactional id; a commit
-publishes the sealed work (outputs, changelog, input offset) and only then writes RocksDB; a
-fenced commit drops the partition's uncommitted work; a failed commit writes nothing."""
+"""``OwnedPartitions``: opening waits for the previous owner's transactions and starts the
+stage's one writer; a round publishes the sealed work of all its partitions (outputs,
+changelogs, input offsets) in one transaction under the group's metadata and only then writes
+RocksDB; a fenced round drops the uncommitted work of all its partitions; a failed round
+writes nothing."""
 
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from aiokafka import TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
 from app.engine.store import CHECKPOINT_KEY
-from app.engine.transactions import OutputRefused, PartitionFenced
+from app.engine.transactions import Fenced, OutputRefused
 from app.stages.applied import APPLIED_KEY
-from tests.unit.engine.fakes import CHANGELOG, OUTPUT, SOURCE, owned_partitions, writer_of
+from tests.unit.engine.fakes import CHANGELOG, GROUP, FakeWriter, OUTPUT, SOURCE, owned_partitions, writer_of
 
 NOW = 1_800_000_000_000
 
@@ -28,12 +30,14 @@ def feed(processor, start: int, *pairs: tuple[bytes, bytes]) -> None:  # noqa: A
         processor.process(start + i, key, value, NOW)
 
 
-async def test_opening_starts_the_partitions_own_writer_once(owned) -> None:
+async def test_opening_waits_for_a_stable_offset_and_starts_the_stages_one_writer(owned) -> None:
     first = await owned.open(3)
     again = await owned.open(3)
-    assert first is again and owned.partitions == {3}
-    writer = writer_of(owned, 3)
-    assert writer.started and writer.transactional_id == "app-echo-3"
+    await owned.open(5)
+    assert first is again and owned.partitions == {3, 5}
+    assert owned.stable_offsets == [3, 5]  # once per opening, before the restore
+    [writer] = FakeWriter.made
+    assert writer.started and writer.transactional_id == "app-echo-w1"
     assert first.applied_offset == -1
 
 
@@ -45,12 +49,12 @@ async def test_a_commit_publishes_outputs_changelog_and_input_offset_then_writes
     assert sealed is not None and sealed.source_offset == 2  # the next offset to read
     assert processor.store.committed().get(b"a") is None  # nothing in RocksDB before the commit
 
-    fenced = await owned.commit([sealed])
+    fenced = await owned.commit([sealed], GROUP)
 
     assert fenced == set()
-    [commit] = writer_of(owned, 2).commits
+    [commit] = writer_of(owned).commits
     assert commit.source_offsets == {TopicPartition(SOURCE, 2): 2}
-    assert commit.group_id == "app"
+    assert commit.group == GROUP
     assert commit.records[(OUTPUT, 2)] == [(b"a", b"1", []), (b"b", b"2", [])]
     assert sorted(commit.records[(CHANGELOG, 2)]) == [
         (b"a", b"1", []), (b"b", b"2", []), (APPLIED_KEY, b"1", [])
@@ -71,8 +75,8 @@ async def test_work_applied_while_a_commit_is_in_flight_waits_for_the_next_one(o
     processor = await owned.open(1)
     feed(processor, 0, (b"a", b"1"))
     sealed = owned.seal(1, NOW, publish=True)
-    gate = writer_of(owned, 1).gate = asyncio.Event()
-    commit = asyncio.ensure_future(owned.commit([sealed]))
+    gate = writer_of(owned).gate = asyncio.Event()
+    commit = asyncio.ensure_future(owned.commit([sealed], GROUP))
     await asyncio.sleep(0)
 
     feed(processor, 1, (b"a", b"2"), (b"c", b"3"))  # processing goes on meanwhile
@@ -94,9 +98,9 @@ async def test_a_fenced_partition_drops_all_its_uncommitted_work(owned) -> None:
     feed(processor, 0, (b"a", b"1"))
     sealed = owned.seal(4, NOW, publish=True)
     feed(processor, 1, (b"b", b"2"))  # applied after the seal: pending
-    writer_of(owned, 4).fail = PartitionFenced("app-echo-4")
+    writer_of(owned).fail = Fenced("generation 1 refused")
 
-    fenced = await owned.commit([sealed])
+    fenced = await owned.commit([sealed], GROUP)
 
     assert fenced == {4}
     store = processor.store
@@ -106,21 +110,36 @@ async def test_a_fenced_partition_drops_all_its_uncommitted_work(owned) -> None:
     assert owned.partitions == {4}  # still open: the caller closes it
 
 
-async def test_partitions_commit_concurrently_and_one_fenced_does_not_stop_the_others(owned) -> None:
+async def test_one_round_commits_every_partition_in_one_transaction(owned) -> None:
     for partition in (0, 1, 2):
         feed(await owned.open(partition), 0, (b"k%d" % partition, b"v"))
     sealed = [owned.seal(p, NOW, True) for p in (0, 1, 2)]
-    writer_of(owned, 1).fail = PartitionFenced("app-echo-1")
 
-    fenced = await owned.commit(sealed, still_owned=lambda p: p != 2)
+    assert await owned.commit(sealed, GROUP) == set()
 
-    assert fenced == {1}
-    assert owned.processor(0).store.committed().get(b"k0") == b"v"
-    assert owned.processor(1).store.committed().get(b"k1") is None
-    assert owned.processor(2).store.committed().get(b"k2") == b"v"
-    # each writer asks about its own partition before it would retry with a new producer
-    assert [c.still_owned for c in writer_of(owned, 0).commits] == [True]
-    assert [c.still_owned for c in writer_of(owned, 2).commits] == [False]
+    [commit] = writer_of(owned).commits
+    assert commit.source_offsets == {TopicPartition(SOURCE, p): 1 for p in (0, 1, 2)}
+    assert {tp for tp in commit.records if tp[0] == CHANGELOG} == {(CHANGELOG, p) for p in (0, 1, 2)}
+    for partition in (0, 1, 2):
+        store = owned.processor(partition).store
+        assert store.committed().get(b"k%d" % partition) == b"v"
+        assert store.checkpoint() is not None  # its own changelog partition's last offset
+    assert len({owned.processor(p).store.checkpoint() for p in (0, 1, 2)}) == 3
+
+
+async def test_a_fenced_round_drops_the_work_of_every_partition_in_it(owned) -> None:
+    for partition in (0, 1, 2):
+        feed(await owned.open(partition), 0, (b"k%d" % partition, b"v"))
+    sealed = [owned.seal(p, NOW, True) for p in (0, 1)]  # partition 2 is not in the round
+    writer_of(owned).fail = Fenced("generation 1 refused")
+
+    assert await owned.commit(sealed, GROUP) == {0, 1}
+
+    for partition in (0, 1):
+        store = owned.processor(partition).store
+        assert store.get(b"k%d" % partition) is None and store.committed().get(b"k%d" % partition) is None
+    assert owned.processor(2).store.get(b"k2") == b"v"  # pending, for the next round
+    assert owned.partitions == {0, 1, 2}  # still open: the caller closes them
 
 
 async def test_a_failed_commit_writes_nothing_and_a_restart_replays_the_batch(owned) -> None:
@@ -128,10 +147,10 @@ async def test_a_failed_commit_writes_nothing_and_a_restart_replays_the_batch(ow
     feed(processor, 0, (b"a", b"1"))
     sealed = owned.seal(5, NOW, publish=True)
     refused = OutputRefused(OUTPUT, 5, 2_000_000, 1, MessageSizeTooLargeError())
-    writer_of(owned, 5).fail = refused
+    writer_of(owned).fail = refused
 
     with pytest.raises(OutputRefused):
-        await owned.commit([sealed])
+        await owned.commit([sealed], GROUP)
 
     store = processor.store
     assert store.committed().get(b"a") is None and store.committed().get(APPLIED_KEY) is None
@@ -156,13 +175,13 @@ async def test_a_commit_waiting_on_the_brokers_is_watched_until_it_goes_through(
     processor = await owned.open(1)
     assert watch.stall() is None  # the opening is over
     feed(processor, 0, (b"a", b"1"))
-    writer_of(owned, 1).gate = asyncio.Event()
-    commit = asyncio.ensure_future(owned.commit([owned.seal(1, NOW, publish=True)]))
+    writer_of(owned).gate = asyncio.Event()
+    commit = asyncio.ensure_future(owned.commit([owned.seal(1, NOW, publish=True)], GROUP))
     await asyncio.sleep(0.01)
 
     stall = watch.stall()
     assert stall is not None and stall.what == f"echo: commit of {SOURCE}[1]"
-    writer_of(owned, 1).gate.set()
+    writer_of(owned).gate.set()
     assert await commit == set()
     assert watch.stall() is None
 
@@ -177,7 +196,7 @@ async def test_a_failed_commit_names_its_error_as_the_cause(tmp_path, monkeypatc
     owned = make(tmp_path, monkeypatch, watch=CommitWatch(0.0, on_error=errors.append))
     processor = await owned.open(0)
     feed(processor, 0, (b"a", b"1"))
-    writer_of(owned, 0).fail = NotEnoughReplicasError()
+    writer_of(owned).fail = NotEnoughReplicasError()
     with pytest.raises(NotEnoughReplicasError):
-        await owned.commit([owned.seal(0, NOW, publish=True)])
+        await owned.commit([owned.seal(0, NOW, publish=True)], GROUP)
     assert [type(e) for e in errors] == [NotEnoughReplicasError]

@@ -9,6 +9,7 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,7 @@ from app.engine import runner as runner_module
 from app.engine.failures import StoreFailure, blames_record
 from app.engine.runner import StageRunner
 from app.metrics import Metrics
-from tests.unit.engine.fakes import DEAD_LETTERS, OUTPUT, Echo, owned_partitions, writer_of
+from tests.unit.engine.fakes import DEAD_LETTERS, GROUP, OUTPUT, SOURCE, Echo, owned_partitions, writer_of
 from tests.unit.engine.test_runner import LONG, Consumer, Reader, batch, reader_of, settle
 
 
@@ -50,7 +51,7 @@ def make(tmp_path, monkeypatch):
         app = SimpleNamespace(consumer_generation_id=1, consumer=Consumer({0, 1}))
         runner = StageRunner(
             app, owned, Reader(), Metrics(), 100, LONG, commit_s,
-            processing_errors=processing_errors,
+            processing_errors=processing_errors, group_metadata=lambda: GROUP,
         )
         runner.exits = exits
         runner.on_assigned(1)
@@ -77,10 +78,11 @@ async def committed(runner: StageRunner, partition: int = 0) -> SimpleNamespace:
     await runner.commit_all()
     await settle()
     outputs, dead, offsets = [], [], []
-    for commit in writer_of(runner.owned, partition).commits:
+    tp = TopicPartition(SOURCE, partition)
+    for commit in writer_of(runner.owned).commits:
         outputs += [key for key, _, _ in commit.records.get((OUTPUT, partition), [])]
         dead += commit.records.get((DEAD_LETTERS, partition), [])
-        offsets += list(commit.source_offsets.values())
+        offsets += [commit.source_offsets[tp]] if tp in commit.source_offsets else []
     return SimpleNamespace(outputs=outputs, dead=dead, offsets=offsets)
 
 
@@ -134,7 +136,7 @@ async def test_work_sealed_for_a_commit_in_flight_survives_the_rewind(make) -> N
     runner = await make(commit_s=0.0)
     await runner.process(fetch(0, range(1), boom=set()))  # opens and commits offset 0
     await settle()
-    gate = writer_of(runner.owned, 0).gate = asyncio.Event()
+    gate = writer_of(runner.owned).gate = asyncio.Event()
     await runner.process(fetch(0, range(1, 3), boom=set()))  # sealed, its commit held
     await runner.process(fetch(0, range(3, 6), boom={4}))  # fails: back to offset 2
 

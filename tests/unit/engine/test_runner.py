@@ -1,11 +1,13 @@
 """``StageRunner`` against real stores and stand-ins for Kafka: what a fetch applies, where
-the reader is told to read, when commits happen (at most one in flight, at most every commit
-interval, everything at a revocation), what the order check does, and what ``start_after``
-holds back."""
+the reader is told to read, when rounds are committed (one transaction over every changed
+partition, at most one in flight, the next as soon as it ends but at most every commit
+interval, everything at a revocation), what a fenced round does, what the order check does,
+and what ``start_after`` holds back."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -15,9 +17,9 @@ from faust.types import TP
 
 from app.engine import runner as runner_module
 from app.engine.runner import StageRunner
-from app.engine.transactions import OutputRefused, PartitionFenced
+from app.engine.transactions import Fenced, OutputRefused
 from app.metrics import Metrics
-from tests.unit.engine.fakes import OUTPUT, SOURCE, owned_partitions, writer_of
+from tests.unit.engine.fakes import GROUP, OUTPUT, SOURCE, owned_partitions, writer_of
 
 LONG = 60.0  # an interval that does not pass during a test
 
@@ -89,7 +91,7 @@ def make(tmp_path, monkeypatch):
         app = SimpleNamespace(consumer_generation_id=1, consumer=Consumer(set(assigned)))
         runner = StageRunner(
             app, owned, Reader(), Metrics(), batch_max, publish_s, commit_s,
-            max_uncommitted=max_uncommitted, start_after=start_after,
+            max_uncommitted=max_uncommitted, start_after=start_after, group_metadata=lambda: GROUP,
         )
         runner.on_assigned(1)
         if open_:
@@ -110,11 +112,9 @@ async def settle() -> None:
 
 
 def committed_offsets(runner: StageRunner, partition: int) -> list[int]:
-    """The input offsets committed for ``partition``, commit after commit."""
-    return [
-        c.source_offsets[TopicPartition(SOURCE, partition)]
-        for c in writer_of(runner.owned, partition).commits
-    ]
+    """The input offsets committed for ``partition``, round after round."""
+    tp = TopicPartition(SOURCE, partition)
+    return [c.source_offsets[tp] for c in writer_of(runner.owned).commits if tp in c.source_offsets]
 
 
 async def test_assigned_partitions_are_opened_and_read_from_after_their_applied_offset(make) -> None:
@@ -134,14 +134,16 @@ async def test_a_fetch_between_a_revocation_and_an_assignment_is_read_again_not_
     assert reader_of(runner).seeks == [(0, 1)]  # never skipped: fetched again from offset 1
 
 
-async def test_a_fetch_applies_each_partition_and_commits_them(make) -> None:
+async def test_a_fetch_applies_each_partition_and_commits_them_in_one_round(make) -> None:
     runner = await make()
     await runner.process({**batch(0, range(3)), **batch(2, range(2))})
     await settle()
 
-    assert committed_offsets(runner, 0) == [3] and committed_offsets(runner, 2) == [2]
-    [commit] = writer_of(runner.owned, 0).commits
+    [commit] = writer_of(runner.owned).commits  # one transaction for both partitions
+    assert commit.source_offsets == {TopicPartition(SOURCE, 0): 3, TopicPartition(SOURCE, 2): 2}
+    assert commit.group == GROUP  # under the group member that read them
     assert [key for key, _, _ in commit.records[(OUTPUT, 0)]] == [b"k0", b"k1", b"k2"]
+    assert [key for key, _, _ in commit.records[(OUTPUT, 2)]] == [b"k0", b"k1"]
     assert runner.owned.processor(0).store.committed().get(b"k2") == b"v2"
 
 
@@ -170,7 +172,7 @@ async def test_one_commit_in_flight_at_a_time_and_the_next_takes_what_waited(mak
     runner = await make()
     await runner.process(batch(0, [0]))  # opens the partition
     await settle()
-    gate = writer_of(runner.owned, 0).gate = asyncio.Event()
+    gate = writer_of(runner.owned).gate = asyncio.Event()
     await runner.process(batch(0, [1]))  # its commit waits at the gate
     await runner.process(batch(0, [2, 3]))  # applied; no second commit meanwhile
     await settle()
@@ -187,7 +189,7 @@ async def test_past_max_uncommitted_a_fetch_waits_for_the_commit_in_flight(make)
     runner = await make(commit_s=LONG, max_uncommitted=3)
     await runner.process(batch(0, [0]))  # the first fetch commits at once
     await settle()
-    gate = writer_of(runner.owned, 0).gate = asyncio.Event()
+    gate = writer_of(runner.owned).gate = asyncio.Event()
     await runner.process(batch(0, [1, 2, 3]))  # 3 uncommitted: committed now, waits at the gate
     blocked = asyncio.ensure_future(runner.process(batch(0, [4, 5, 6])))
     await asyncio.sleep(0.05)
@@ -223,22 +225,26 @@ async def test_a_revocation_commits_everything_applied_then_closes(make) -> None
     await runner.on_revoked({3})
 
     assert committed_offsets(runner, 3) == [2, 4]
-    assert 3 not in runner.owned.partitions and writer_of(runner.owned, 3).stopped
+    assert 3 not in runner.owned.partitions
     assert 3 not in reader_of(runner).wanted
     await runner.process(batch(3, [4]))  # before the next assignment: not applied
     assert 3 not in runner.owned.partitions
 
 
-async def test_a_fenced_partition_is_closed_and_its_records_ignored_until_reassigned(make) -> None:
+async def test_a_fenced_round_closes_all_its_partitions_until_reassigned(make) -> None:
     runner = await make()
     await runner.process(batch(2, [0]))
     await settle()
-    writer_of(runner.owned, 2).fail = PartitionFenced("app-echo-2")
-    await runner.process(batch(2, [1]))
+    writer = writer_of(runner.owned)
+    writer.fail = Fenced("generation 1 refused")
+    await runner.process({**batch(2, [1]), **batch(3, [0])})
     await settle()
-    await runner.process(batch(2, [2]))  # after the fence: not ours to apply
-    assert 2 not in runner.owned.partitions  # closed when the fenced commit was joined
-    assert 2 not in reader_of(runner).wanted
+    writer.fail = None
+    await runner.process({**batch(2, [2]), **batch(3, [1])})  # after the fence: not applied
+    assert runner.owned.partitions == {0, 1}  # both closed when the fenced round was joined
+    assert set(reader_of(runner).wanted) == {0, 1}
+    assert committed_offsets(runner, 3) == []
+    assert runner._metrics.rounds_fenced.labels("echo")._value.get() == 1  # noqa: SLF001
 
     # the rebalance that follows a fence: the partition comes back from its committed state
     await runner.on_revoked({0, 1, 3})
@@ -249,7 +255,7 @@ async def test_a_fenced_partition_is_closed_and_its_records_ignored_until_reassi
     await runner.process(batch(2, [1, 2]))
     assert runner.owned.processor(2).applied_offset == 2
     await settle()
-    assert committed_offsets(runner, 2) == [3]  # the new writer's commit: offsets 1-2 again
+    assert committed_offsets(runner, 2) == [1, 3]  # offsets 1-2 again, after the fenced round
 
 
 async def test_a_partition_fenced_while_still_assigned_asks_the_group_to_rebalance(make, monkeypatch):
@@ -261,25 +267,67 @@ async def test_a_partition_fenced_while_still_assigned_asks_the_group_to_rebalan
     await runner.process(batch(2, [0]))
     await settle()
     assert asked == []  # a commit that goes through asks nothing
-    writer_of(runner.owned, 2).fail = PartitionFenced("app-echo-2")
+    writer_of(runner.owned).fail = Fenced("transaction aborted by its coordinator")
     await runner.process(batch(2, [1]))
     await settle()
     assert asked == [runner._app]  # noqa: SLF001
 
 
-async def test_a_partition_fenced_after_it_was_revoked_asks_nothing(make, monkeypatch):
+async def test_a_round_fenced_after_its_partitions_moved_asks_nothing(make, monkeypatch):
     asked: list[object] = []
     monkeypatch.setattr(runner_module, "request_rejoin", asked.append)
-    runner = await make()
-    await runner.process(batch(2, [0]))
+    runner = await make(commit_s=LONG)
+    await runner.process(batch(2, [0]))  # the first round: at once
+    await runner.process(batch(2, [1]))  # left for the interval
     await settle()
-    writer_of(runner.owned, 2).fail = PartitionFenced("app-echo-2")
+    writer_of(runner.owned).fail = Fenced("generation 1 refused")
     runner._app.consumer.assigned.discard(TP(SOURCE, 2))  # noqa: SLF001 - moved elsewhere
-    await runner.process(batch(3, [0]))
-    runner._dirty.add(2)  # noqa: SLF001 - work of partition 2 left to commit
-    await runner.commit_due()
+    await runner.commit_all()
+    assert asked == [] and 2 not in runner.owned.partitions
+
+
+async def test_a_round_fenced_in_an_older_generation_asks_nothing(make, monkeypatch):
+    asked: list[object] = []
+    monkeypatch.setattr(runner_module, "request_rejoin", asked.append)
+    runner = await make(commit_s=LONG)
+    await runner.process(batch(1, [0]))  # the first round: at once
+    await runner.process(batch(1, [1]))  # left for the interval
     await settle()
-    assert asked == []
+    writer_of(runner.owned).fail = Fenced("generation 1 refused")
+    runner._app.consumer_generation_id = 2  # noqa: SLF001 - the group has moved on
+    await runner.commit_all()  # sealed under generation 1 (GROUP)
+    assert asked == [] and 1 not in runner.owned.partitions
+
+
+async def test_the_next_round_starts_as_soon_as_the_last_one_ends(make) -> None:
+    """Commit continuously: work applied while a round is in flight is committed when it
+    ends, with no other trigger (no fetch, no timer)."""
+    runner = await make(commit_s=0.0)
+    await runner.process(batch(0, [0]))
+    await settle()
+    gate = writer_of(runner.owned).gate = asyncio.Event()
+    await runner.process(batch(0, [1]))  # its round waits at the gate
+    await runner.process(batch(0, [2, 3]))  # applied while it is in flight
+    await settle()
+    assert committed_offsets(runner, 0) == [1]
+    gate.set()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if committed_offsets(runner, 0) == [1, 2, 4]:
+            break
+    assert committed_offsets(runner, 0) == [1, 2, 4]
+
+
+async def test_rounds_start_at_most_once_per_commit_interval(make) -> None:
+    runner = await make(commit_s=1.0)
+    first = time.monotonic()  # before the first round's start
+    await runner.process(batch(0, [0]))  # the first round: at once
+    await settle()
+    await runner.process(batch(0, [1]))
+    while committed_offsets(runner, 0) == [1] and time.monotonic() - first < 5:
+        await asyncio.sleep(0.01)  # with no other trigger than the round's end
+    assert committed_offsets(runner, 0) == [1, 2]
+    assert time.monotonic() - first >= 1.0  # not before the interval had passed
 
 
 async def test_the_first_record_beyond_the_applied_offset_seeks_back_to_it(make) -> None:
@@ -306,7 +354,7 @@ async def test_a_commit_refused_for_good_ends_the_worker(make, monkeypatch) -> N
     runner = await make()
     await runner.process(batch(0, [0]))
     await settle()
-    writer_of(runner.owned, 0).fail = OutputRefused(OUTPUT, 0, 9, 1, MessageSizeTooLargeError())
+    writer_of(runner.owned).fail = OutputRefused(OUTPUT, 0, 9, 1, MessageSizeTooLargeError())
     await runner.process(batch(0, [1]))
     await settle()
 
@@ -359,12 +407,15 @@ def _reader_and_read(tmp_path, monkeypatch, read_assigned: set[int]):  # noqa: A
         name="props", app_id="app", source_topic="props-in", changelog_topic="props-cl",
         data_dir=tmp_path / "read", rocksdb_options=rocksdb_options(1 << 20, 1 << 20),
         client_kwargs={}, factory=Echo, dead_letter_topic="props-in.dlq",
+        transactional_id=lambda: "app-props-w1",
     )
     consumer = Consumer({0, 1})
     consumer.assigned |= {TP("props-in", p) for p in read_assigned}
     app = SimpleNamespace(consumer_generation_id=1, consumer=consumer)
-    read = StageRunner(app, read_owned, Reader(), Metrics(), 100, LONG, 0.0)
-    reader = StageRunner(app, owned, Reader(), Metrics(), 100, LONG, 0.0, requires=read)
+    read = StageRunner(app, read_owned, Reader(), Metrics(), 100, LONG, 0.0,
+                       group_metadata=lambda: GROUP)
+    reader = StageRunner(app, owned, Reader(), Metrics(), 100, LONG, 0.0, requires=read,
+                         group_metadata=lambda: GROUP)
     read.on_assigned(1)
     reader.on_assigned(1)
     return reader, read
@@ -403,3 +454,26 @@ async def test_a_read_partition_lost_meanwhile_holds_its_reader_back_until_the_r
     await reader.process(batch(1, range(2)))
     assert reader.owned.processor(1) is None and reader._lost == {1}
     assert 1 not in reader_of(reader).wanted  # not read until the rebalance
+
+
+async def test_a_partition_whose_read_partition_went_with_a_fenced_round_waits_too(
+    tmp_path, monkeypatch
+):
+    stops: list[str] = []
+    monkeypatch.setattr(runner_module, "fatal", stops.append)
+    reader, read = _reader_and_read(tmp_path, monkeypatch, {0, 1})
+    await reader.open_assigned(1)
+    await reader.process({**batch(0, range(2)), **batch(1, range(2))})
+    await settle()
+    writer_of(read.owned).fail = Fenced("generation 1 refused")
+    await read.process(batch(1, [0]))  # the read stage's round of partition 1 is fenced
+    await settle()
+    await read.commit_due()  # joined: partition 1 closed there
+    assert read.owned.partitions == {0}
+
+    await reader.process({**batch(0, [2]), **batch(1, [2])})
+
+    assert stops == []  # never processed without what it reads
+    assert reader.owned.partitions == {0} and reader._lost == {1}  # noqa: SLF001
+    assert reader.owned.processor(0).applied_offset == 2
+    assert 1 not in reader_of(reader).wanted

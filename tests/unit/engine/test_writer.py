@@ -31,9 +31,12 @@ from aiokafka.errors import (
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from app.engine import transactions as writer_module
+from app.engine.kip447 import GenerationFenced, GroupMetadata, UnsupportedByBroker
 from app.engine.transactions import (
     MAX_BATCH_BYTES,
+    TRANSACTION_TIMEOUT_MS,
     Failure,
+    Fenced,
     Outbox,
     OutputRefused,
     TransactionalWriter,
@@ -79,6 +82,8 @@ def refused(cause: BaseException) -> OutputRefused:
     ("error", "expected"),
     [
         (ProducerFenced(), Failure.FENCED),
+        (GenerationFenced(GroupMetadata("g", 3, "m"), "ILLEGAL_GENERATION"), Failure.FENCED),
+        (UnsupportedByBroker("TxnOffsetCommit", 3, "KIP-447", (0, 2)), Failure.REFUSED),
         (refused(MessageSizeTooLargeError()), Failure.REFUSED),
         (refused(RecordTooLargeError()), Failure.REFUSED),
         (TopicAuthorizationFailedError("views-by-user"), Failure.REFUSED),
@@ -143,7 +148,7 @@ class ScriptedProducer:
         self._txn_manager = SimpleNamespace(maybe_add_partition_to_txn=self.added.append)
 
     async def start(self) -> None:
-        pass
+        await asyncio.sleep(0)  # a real start waits on the broker: other tasks run meanwhile
 
     async def stop(self) -> None:
         pass
@@ -220,7 +225,7 @@ async def test_a_refused_record_fails_the_commit_at_once_naming_topic_partition_
 async def test_transient_failures_are_retried_with_a_fresh_producer(producers, caplog) -> None:
     producers.answers.extend([RequestTimedOutError(), NotLeaderForPartitionError()])
     writer = TransactionalWriter("views-3", {})
-    assert await commit(writer, outbox_with("views-by-user", b"[]")) is None
+    assert await commit(writer, outbox_with("views-by-user", b"[]")) == {}
     assert len(producers.made) == 3 and producers.made[-1].committed == 1
     assert caplog.text.count("retrying") == 2  # a log line per try
 
@@ -231,7 +236,7 @@ async def test_a_transaction_aiokafka_left_in_abortable_error_is_retried_not_fat
     # IllegalOperation, which is not a KafkaError: the worker exited.
     producers.answers.append(RaisedAtSend(IllegalOperation("Can't send messages while not in transaction")))
     writer = TransactionalWriter("views-3", {})
-    assert await commit(writer, outbox_with("views-by-user", b"[]")) is None
+    assert await commit(writer, outbox_with("views-by-user", b"[]")) == {}
     assert len(producers.made) == 2
     assert producers.made[0].aborted == 1 and producers.made[-1].committed == 1
 
@@ -274,3 +279,90 @@ async def test_a_slow_commit_is_followed_by_a_transaction_over_its_partitions_wi
     assert [topic for topic, _, _ in producer.sent] == ["views-by-user"] * 2  # no record twice
     assert producer.added == [TopicPartition("views-by-user", 3)]
     assert "views-3 took" in caplog.text and "once more" in caplog.text
+
+
+# -- a round under the group's generation (KIP-447) ----------------------------------------
+
+GROUP = GroupMetadata("group", 7, "member-1")
+
+
+@pytest.fixture
+def kip447(monkeypatch: pytest.MonkeyPatch):
+    """kip447's ``send_offsets_to_transaction`` as the writer calls it: each call recorded,
+    ``refuse`` (an exception, or None) raised by the next calls."""
+    calls = SimpleNamespace(sent=[], refuse=None)
+
+    async def send_offsets_to_transaction(producer, offsets, group) -> None:  # noqa: ANN001
+        calls.sent.append((producer, dict(offsets), group))
+        if calls.refuse is not None:
+            raise calls.refuse
+
+    monkeypatch.setattr(writer_module, "send_offsets_to_transaction", send_offsets_to_transaction)
+    return calls
+
+
+async def test_a_round_commits_every_partitions_offsets_under_the_group_metadata(
+    producers, kip447
+) -> None:
+    outbox = Outbox()
+    outbox.extend("changelog", 0, [(b"a", b"1"), (b"b", b"2")])
+    outbox.extend("changelog", 2, [(b"c", b"3")])
+    outbox.add("out", 5, b"k", b"v")
+    offsets = {TopicPartition("in", 0): 11, TopicPartition("in", 2): 4}
+    writer = TransactionalWriter("app-views-0123456789ab", {})
+
+    last = await writer.commit(outbox, "changelog", offsets, GROUP)
+
+    [producer] = producers.made
+    assert producer.config["transaction_timeout_ms"] == TRANSACTION_TIMEOUT_MS == 10_000
+    assert producer.config["transactional_id"] == "app-views-0123456789ab"
+    [(to, sent, group)] = kip447.sent
+    assert (to, sent, group) == (producer, offsets, GROUP)
+    assert producer.offsets_sent == 0  # never aiokafka's own, generation-less commit
+    assert producer.committed == 1
+    # the last changelog offset of each changelog partition (the scripted offsets count sends)
+    assert last == {0: 1, 2: 2}
+
+
+async def test_a_round_the_group_refuses_is_aborted_and_not_retried(producers, kip447) -> None:
+    kip447.refuse = GenerationFenced(GROUP, "ILLEGAL_GENERATION")
+    writer = TransactionalWriter("app-views-0123456789ab", {})
+    with pytest.raises(Fenced) as raised:
+        await writer.commit(outbox_with("views-by-user", b"[]"), "changelog",
+                            {TopicPartition("in", 3): 1}, GROUP)
+    assert isinstance(raised.value.__cause__, GenerationFenced)
+    [producer] = producers.made  # no second try
+    assert (producer.aborted, producer.committed) == (1, 0)
+    assert writer._producer is None  # noqa: SLF001 - thrown away: the next round starts a new one
+
+    kip447.refuse = None
+    await writer.commit(outbox_with("views-by-user", b"[]"), "changelog",
+                        {TopicPartition("in", 3): 1}, GROUP)
+    assert len(producers.made) == 2 and producers.made[1].committed == 1
+
+
+async def test_a_fenced_producer_fences_the_round(producers) -> None:
+    producers.answers.append(ProducerFenced())
+    writer = TransactionalWriter("app-views-0123456789ab", {})
+    with pytest.raises(Fenced):
+        await commit(writer, outbox_with("views-by-user", b"[]"))
+    assert len(producers.made) == 1 and producers.made[0].aborted == 1
+
+
+async def test_concurrent_starts_make_one_producer(producers) -> None:
+    writer = TransactionalWriter("app-views-0123456789ab", {})
+    await asyncio.gather(writer.start(), writer.start(), writer.start())
+    assert len(producers.made) == 1
+
+
+def test_outboxes_merge_in_order_without_changing_them() -> None:
+    first, second = Outbox(), Outbox()
+    first.add("out", 1, b"a", b"1")
+    first.add("out", 2, b"b", b"2")
+    second.add("out", 1, b"c", b"3")
+    merged = Outbox.merged([first, second])
+    assert merged.records == {
+        ("out", 1): [(b"a", b"1", []), (b"c", b"3", [])],
+        ("out", 2): [(b"b", b"2", [])],
+    }
+    assert len(first) == 2 and len(second) == 1

@@ -83,7 +83,7 @@ async def worker(tmp_path) -> AsyncIterator[tuple[TestClient, Reads, dict]]:
                     hourly.add_view(prop, hour, f"u{v}")
                 expected[hour].append((views_of(p, i) if hour == H else 1, prop))
         commit(store, None)
-        app.runtime.views.owned._open[p] = (SimpleNamespace(store=CountedStore(store, reads)), None)
+        app.runtime.views.owned._open[p] = SimpleNamespace(store=CountedStore(store, reads))
     week = week_start(H)
     for s in range(40):
         app.runtime.partials.apply(partial_key(VIEWS, 0, week, f"seg-{s:02d}"),

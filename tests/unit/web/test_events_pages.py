@@ -112,7 +112,7 @@ async def test_a_page_of_wide_events_relayed_by_a_non_owner_is_200_not_503(tmp_p
         processor.process(i, b"wide", orjson.dumps(doc), NOW)
     commit(store, None)
     owned = owner.runtime.properties.owned
-    owned._open[partition] = (processor, None)
+    owned._open[partition] = processor
     owner_client = TestClient(TestServer(owner.web.web_app))
     await owner_client.start_server()
 

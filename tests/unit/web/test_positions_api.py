@@ -71,7 +71,7 @@ async def worker(tmp_path) -> AsyncIterator[tuple[TestClient, Partition, object]
     store = PartitionStore(tmp_path / "views", rocksdb_options(SMALL, SMALL))
     proc = ViewsProcessor(p, store, Outbox(), ViewsConfig.from_settings(settings),
                           lambda user: None)
-    owned._open[p] = (proc, None)
+    owned._open[p] = proc
     client = TestClient(TestServer(app.web.web_app))
     await client.start_server()
     yield client, Partition(proc, owned.moved), app

@@ -49,7 +49,7 @@ async def worker(tmp_path) -> AsyncIterator[tuple[TestClient, object]]:
         if p not in procs:
             store = PartitionStore(tmp_path / f"props-{p}", rocksdb_options(SMALL, SMALL))
             procs[p] = PropertiesProcessor(p, store, Outbox(), config)
-            owned._open[p] = (procs[p], None)
+            owned._open[p] = procs[p]
             offsets[p] = 0
         for eid, kind, dt, data in [("c", "created", 0, {"title": prop, "city": "Lyon", "price": 1850}),
                                     ("u", "updated", 1, {"price": 1790}),

@@ -37,7 +37,7 @@ async def test_properties_timed_before_year_1_are_404_or_served_never_500(tmp_pa
     assert partition_of("old", 1) == partition_of("kept", 1) == 0
     store = PartitionStore(tmp_path / "props-0", rocksdb_options(SMALL, SMALL))
     proc = PropertiesProcessor(0, store, Outbox(), PropertiesConfig.from_settings(settings))
-    owned._open[0] = (proc, None)
+    owned._open[0] = proc
     records = [
         ("old", raw_event("c0", "created", BEFORE_YEAR_1, "old", title="t", city="c", price=1)),
         ("kept", raw_event("c1", "created", "2026-11-20T14:00:00Z", "kept", title="t", city="c",
