@@ -11,9 +11,10 @@ import logging
 import faust
 from yarl import URL
 
-from app import agents, commands, web
+from app import agents, commands, membership, web
 from app.access import check_connection, check_privileges
 from app.engine.faust_fixes import leave_to_stages
+from app.engine.identity import worker_id
 from app.runtime import Runtime
 from app.settings import Settings
 from app.settings_errors import fail, settings_or_exit
@@ -108,6 +109,9 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        consumer_group_instance_id=membership.instance_id(
+            settings.group_instance_id, settings.app_id, lambda: worker_id(settings.data_dir)
+        ),
         consumer_max_fetch_size=settings.max_fetch_bytes,
         producer_acks=-1,
         web_cors_options=None,

@@ -6,6 +6,7 @@ Every default of the product contract is a setting here, never a constant in cod
 from __future__ import annotations
 
 import hashlib
+import re
 import ssl
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +33,7 @@ MAX_BATCH_EVENTS = 1_000_000
 MAX_COUNT = 1_000_000_000  # views: a threshold no property reaches disables the insight
 MAX_RATIO = 1_000_000.0
 MAX_INTERVAL_S = 300.0
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")  # GROUP_INSTANCE_ID
 MAX_FETCH_BYTES = 64 * MIB
 MAX_MEMORY_BYTES = 64 * 1024 * MIB
 
@@ -225,6 +227,13 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(10.0, ge=6, le=1800)
     """A dead worker's partitions move after this long (the broker's default bounds: 6 s to
     30 min)."""
+    group_instance_id: str | None = None
+    """Static membership of the consumer group (KIP-345): a worker restarted within
+    SESSION_TIMEOUT_SECONDS takes its own partitions back, and no other worker's move. `auto`:
+    `<APP_ID>-<the worker id kept in WORKER_DATA_DIR>`, so every worker has its own; any other
+    value (letters, digits, `.`, `_`, `-`, at most 200) is used as is and must differ between
+    the group's workers. A static worker that stops is not missed until the session timeout.
+    Unset or empty: dynamic membership, every start and stop rebalances the group."""
     heartbeat_interval_seconds: float = Field(2.0, gt=0, le=600)
     """How often the worker heartbeats to the group coordinator; less than
     SESSION_TIMEOUT_SECONDS (a third of it or less is usual)."""
@@ -271,6 +280,18 @@ class Settings(BaseSettings):
                     f"{entry.strip()!r} is not host:port with a port 1-65535 "
                     "(several: comma separated)"
                 )
+        return value
+
+    @field_validator("group_instance_id", mode="before")
+    @classmethod
+    def _group_instance_id(cls, value: object) -> object:
+        """Empty is unset; anything else a name the broker and a log line can carry."""
+        if value == "":
+            return None
+        if isinstance(value, str) and not _INSTANCE_ID.fullmatch(value):
+            raise ValueError(
+                "must be `auto` or 1-200 letters, digits, `.`, `_` or `-` (one per worker)"
+            )
         return value
 
     @field_validator("api_token", mode="before")
