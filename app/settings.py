@@ -207,8 +207,9 @@ class Settings(BaseSettings):
     answers trail by about this much."""
     views_commit_interval_seconds: float = Field(0.1, ge=0, le=MAX_INTERVAL_S)
     """The views stage commits its partitions' state, outputs and input offsets (one transaction
-    per partition) at most this often, and always before a revocation or a shutdown; hourly
-    answers trail their views by about this much."""
+    per round, over every changed partition; the next round starts as soon as the last one
+    ends) at most this often, and always before a revocation or a shutdown; hourly answers
+    trail their views by about this much."""
     segments_commit_interval_seconds: float = Field(1.0, ge=0, le=MAX_INTERVAL_S)
     """The same for the unique-users stage; weekly unique users trail by about this much."""
     profiles_commit_interval_seconds: float = Field(1.0, ge=0, le=MAX_INTERVAL_S)

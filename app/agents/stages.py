@@ -14,8 +14,8 @@ from app.engine.runner import StageRunner
 
 
 def register(app: faust.App, stage: StageRunner, name: str) -> None:
-    # acks=False: faust never commits this topic's offsets; each partition's transaction
-    # commits them together with the state they produced (see app.engine.partitions).
+    # acks=False: faust never commits this topic's offsets; the stage's commit rounds commit
+    # them together with the state they produced (see app.engine.partitions).
     topic = app.topic(
         stage.owned.source_topic, key_serializer="raw", value_serializer="raw", acks=False
     )

@@ -1,12 +1,12 @@
 """Commits that wait on the brokers, and since when: what tells a stalled worker from a busy one.
 
 When fewer replicas are in sync than a topic's ``min.insync.replicas`` (two of three brokers
-down), or the brokers cannot be reached, a partition's transaction can neither complete nor
+down), or the brokers cannot be reached, a stage's transaction can neither complete nor
 fail for good: the writer retries it (``app.engine.transactions``) and idempotent produce
 requests are retried by the client itself, for as long as it takes. Nothing is lost or
 skipped meanwhile, but nothing moves either, and a worker that only waits says nothing. This
-watch says it: every commit and every opening of a partition (which starts a transactional
-producer) is registered while it runs; one that has run longer than the alert threshold is a
+watch says it: every commit and every opening of a partition (which waits for its previous
+owner's transaction) is registered while it runs; one that has run longer than the alert threshold is a
 stall, with the last error seen as its cause. The worker logs when a stall starts and ends,
 answers 503 on ``/ready`` with the cause, and sets ``property_analytics_commits_stalled``.
 """
