@@ -62,6 +62,7 @@ class Options:
     live_views: int = 30_000
     live_rate: float = 250.0
     poll_timeout_s: float = 25.0
+    group_instance_id: str | None = None  # GROUP_INSTANCE_ID of the workers (auto: static)
     keep_topics: bool = False
     command: str = ""
 
@@ -81,6 +82,8 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--live-rate", type=float, default=250.0, help="views/s during the moves")
     parser.add_argument("--poll-timeout", type=float, default=25.0,
                         help="the clients' ?timeout= (s, at most 30): how long a worker may wait for a moving partition")
+    parser.add_argument("--group-instance-id", default=None, choices=("auto",),
+                        help="GROUP_INSTANCE_ID=auto for the workers: static membership")
     parser.add_argument("--keep-topics", action="store_true")
     args = parser.parse_args(argv)
     problems = []
@@ -100,7 +103,7 @@ def parse(argv: list[str]) -> Options:
     return Options(
         bootstrap, args.views, args.users, args.properties, args.segments, args.partitions,
         args.workers, args.days, args.seed, args.live_views, args.live_rate, args.poll_timeout,
-        args.keep_topics, "python -m bench.failover " + " ".join(argv),
+        args.group_instance_id, args.keep_topics, "python -m bench.failover " + " ".join(argv),
     )
 
 
@@ -125,6 +128,8 @@ class Failover:
             "INSIGHTS_TOPIC": f"{prefix}-failover-insights",
             "TOPIC_PARTITIONS": str(o.partitions),
         }
+        if o.group_instance_id is not None:
+            self.env["GROUP_INSTANCE_ID"] = o.group_instance_id
         self.settings = Settings(
             kafka_bootstrap_servers=o.bootstrap, app_id=self.env["APP_ID"],
             views_topic=self.env["VIEWS_TOPIC"], profiles_topic=self.env["PROFILES_TOPIC"],

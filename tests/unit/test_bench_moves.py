@@ -150,3 +150,8 @@ def test_the_failover_step_defaults_to_a_small_run():
     options = parse([])
     assert (options.views, options.users, options.workers, options.partitions) == (200_000, 100_000, 3, 12)
     assert options.command == "python -m bench.failover "
+
+
+def test_static_membership_is_asked_for_by_name():
+    assert parse(["--group-instance-id", "auto"]).group_instance_id == "auto"
+    assert parse([]).group_instance_id is None
