@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -97,8 +98,6 @@ def parse(argv: list[str]) -> Options:
         problems.append("--live-rate, --partitions, --users and --properties must be positive")
     if problems:
         parser.error("; ".join(problems))
-    import os
-
     bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
     return Options(
         bootstrap, args.views, args.users, args.properties, args.segments, args.partitions,
