@@ -25,7 +25,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from app.generator import Record, Workload
-from app.stages.views import key_partition
+from app.engine.partitioner import key_partition
 from app.web.routing import partition_of
 from app.windows import hour_start, iso_ms
 

@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.stages.views import key_partition
+from app.engine.partitioner import key_partition
 from app.windows import hour_start, iso_ms
 
 LOG_TIME = r"^\[(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[\d+\] \[\w+\] "

@@ -33,7 +33,7 @@ from app.replay.shadow import Shadow, ShadowError, check_name
 from app.replay.snapshot import MissingTopic, read_topic
 from app.replay.worker import env_lines
 from app.settings import Settings
-from app.stages.views import key_partition
+from app.engine.partitioner import key_partition
 from app.windows import iso_ms
 
 

@@ -35,7 +35,7 @@ from app.models.insights import (
 from app.readmodels.partials import SegmentWeek
 from app.replay.snapshot import Snapshot
 from app.settings import Settings
-from app.stages.views import key_partition
+from app.engine.partitioner import key_partition
 from app.windows import HOUR_MS, WEEK_MS, hour_start, iso_ms, parse_iso, week_start
 
 HOURLY, WEEKLY, INSIGHT = "hourly", "weekly", "insight"

@@ -12,8 +12,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka.partitioner import murmur2
-
 from app import codec, dedupe
 from app.stages import by_user
 from app.stages.applied import APPLIED_KEY, Applied, AppliedOffsets
@@ -27,6 +25,7 @@ from app.models.insights import (
 )
 from app.properties.aggregate import RENTED, PropertyState
 from app.settings import Settings
+from app.engine.partitioner import key_partition, text_partition
 from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
 from app.tables.seen_events import SeenEvents
@@ -100,32 +99,6 @@ class ViewsConfig:
 
 def _no_property(property_id: str, ts_ms: int) -> None:
     return None
-
-
-def key_partition(key: bytes, partitions: int) -> int:
-    """The Java client's default partitioner (murmur2), as every producer of our topics uses."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-# userId -> its partition of the by-user topic, per partition count. murmur2 in pure Python
-# costs about 5 us and users repeat, so recent ones are remembered: in a plain dict emptied
-# when full: 200,000 users took about 20 MiB so (functools.lru_cache took 48 MiB); it keeps
-# 100,000, as the profiles table's segment cache does.
-_USER_PARTITIONS: dict[int, dict[str, int]] = {}
-USER_PARTITIONS_CACHED = 100_000
-
-
-def user_partition(user_id: str, partitions: int) -> int:
-    """The partition of the by-user topic that ``user_id``'s unique-user entries go to."""
-    known = _USER_PARTITIONS.get(partitions)
-    if known is None:
-        known = _USER_PARTITIONS[partitions] = {}
-    partition = known.get(user_id)
-    if partition is None:
-        if len(known) >= USER_PARTITIONS_CACHED:
-            known.clear()
-        partition = known[user_id] = key_partition(user_id.encode(), partitions)
-    return partition
 
 
 # The spike baselines memoised per property (``ViewsProcessor._baseline``): an entry serves
@@ -286,7 +259,7 @@ class ViewsProcessor(AppliedOffsets):
         counts = self.weekly.add_view(week, segment, event.property_id)
         self._unpublished.add((week, segment))
         user_id = event.user_id
-        target = user_partition(user_id, cfg.partitions)
+        target = text_partition(user_id, cfg.partitions)
         entries = self._by_user.get(target)
         if entries is None:
             entries = self._by_user[target] = set()

@@ -21,7 +21,7 @@ import aiohttp
 import faust
 from yarl import URL
 
-from app.stages.views import key_partition
+from app.engine.partitioner import key_partition
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.generator import Workload
-from app.stages.views import key_partition
+from app.engine.partitioner import key_partition
 from bench.failover import parse
 from bench.moves import (
     NO_ANSWER,

@@ -19,7 +19,7 @@ from app.replay.compare import (
 )
 from app.replay.report import changes, text_lines
 from app.replay.snapshot import Snapshot
-from app.stages.views import key_partition
+from app.engine.partitioner import key_partition
 from app.windows import HOUR_MS, WEEK_MS, iso_ms, parse_iso
 
 LIMITS = Limits(hourly_grace_ms=15 * 60_000, weekly_grace_ms=HOUR_MS,

@@ -10,7 +10,8 @@ import pytest
 
 from app.stages import by_user
 from app.stages.segments import SegmentUsersProcessor
-from app.stages.views import ViewsConfig, ViewsProcessor, key_partition
+from app.engine.partitioner import key_partition
+from app.stages.views import ViewsConfig, ViewsProcessor
 from app.settings import Settings
 from app.engine.transactions import Outbox
 from app.readmodels.partials import USERS, PartialsView, SegmentWeek, partial_key

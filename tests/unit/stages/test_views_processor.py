@@ -6,18 +6,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from app.stages import by_user, views
+from app.stages import by_user
 from app.stages.views import (
     APPLIED_KEY,
     STREAM_TIME_KEY,
     ViewsConfig,
     ViewsProcessor,
-    key_partition,
-    user_partition,
 )
+from app.engine.partitioner import key_partition
 from app.settings import Settings
 from app.engine.transactions import Outbox
 from app.tables.hourly import COUNTS, HourlyCounts
@@ -105,32 +101,6 @@ def test_config_from_settings_in_milliseconds():
     assert cfg.weekly_retention_ms == 5 * WEEK_MS
     assert cfg.dedupe_horizon_ms == 86_400_000
     assert cfg.rules == TrendRules(25, 3.0, 24, 50, 2.5)
-
-
-@pytest.mark.parametrize(
-    ("key", "java_murmur2"),
-    [  # the Java client's test vectors (org.apache.kafka.common.utils.UtilsTest)
-        (b"21", -973932308),
-        (b"foobar", -790332482),
-        (b"a-little-bit-long-string", -985981536),
-        (b"a-little-bit-longer-string", -1486304829),
-        (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
-        (b"abc", 479470107),
-    ],
-)
-def test_key_partition_matches_the_java_default_partitioner(key, java_murmur2):
-    for partitions in (1, 3, 12, 100):
-        assert key_partition(key, partitions) == (java_murmur2 & 0x7FFFFFFF) % partitions
-
-
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(user_ids=st.lists(st.text(min_size=1, max_size=20).filter(
-    lambda u: not any(0xD800 <= ord(c) <= 0xDFFF for c in u)), max_size=30))
-def test_user_partition_is_the_partitioner_of_the_user_key_cached_or_not(monkeypatch, user_ids):
-    monkeypatch.setattr(views, "USER_PARTITIONS_CACHED", 4)  # emptied every 4 users
-    for partitions in (1, 12, 7):
-        for user_id in user_ids + user_ids:  # the second time from the cache
-            assert user_partition(user_id, partitions) == key_partition(user_id.encode(), partitions)
 
 
 # -- accepted views ------------------------------------------------------------------------
