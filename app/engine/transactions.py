@@ -86,9 +86,9 @@ SLOW_COMMIT_S = 5.0
 # The wait before a retried request. A partition commits often, so its next transaction
 # usually starts while the broker still writes the markers of the previous one; the broker
 # answers that transaction's first requests "try again" (CONCURRENT_TRANSACTIONS, which
-# Kafka 4 sends to older producers as NOT_ENOUGH_REPLICAS). At aiokafka's default of 100 ms
-# that wait was most of a commit: 100 ms median at 200 views/s, 65 ms at 20 ms (``make bench``).
-# 20 ms is what aiokafka itself waits after CONCURRENT_TRANSACTIONS on AddPartitionsToTxn.
+# Kafka 4 sends to older producers as NOT_ENOUGH_REPLICAS): aiokafka's default of 100 ms was
+# most of a commit (docs/measurements.md). 20 ms is what aiokafka itself waits after
+# CONCURRENT_TRANSACTIONS on AddPartitionsToTxn.
 RETRY_BACKOFF_MS = 20
 
 # Whatever the step: the same credentials get the same answer.

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_KEY = meta_key("property-snapshots")
 DONE = b"done"
-BUDGET_EVENTS = 10_000  # 30-50 ms of blocked loop per commit on the development machine
+BUDGET_EVENTS = 10_000  # per commit: a short block of the event loop (docs/measurements.md)
 
 
 def is_done(raw: bytes | None) -> bool:

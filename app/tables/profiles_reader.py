@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 PROGRESS_SECONDS = 5.0
 RECONNECT_S = 1.0
-# Most records applied in one write batch. A compressed fetch can hold many times its bytes
-# in profiles; without a bound a bootstrap's batch held about 20,000 of them at once.
+# Most records applied in one write batch: a compressed fetch can hold many times its bytes
+# in profiles (docs/measurements.md).
 BATCH_RECORDS = 5000
 
 
