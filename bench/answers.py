@@ -8,8 +8,8 @@ import random
 import time
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.engine.committed import TopicNotFound, read_to_end
 from app.windows import HOUR_MS, hour_start, iso_ms
 from bench.procs import get_json
 from tests.support.oracle import Oracle
@@ -88,31 +88,13 @@ async def from_quix(client_kwargs: dict, prefix: str, sample, weeks) -> tuple[Ho
 
 
 async def read_topic(client_kwargs: dict, topic: str) -> list:
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        **client_kwargs,
-    )
-    await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records = []
-        remaining = [tp for tp in tps if ends[tp] > 0]
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=20000)
-            for batch in batches.values():
-                records.extend(batch)
-            remaining = [tp for tp in remaining if await consumer.position(tp) < ends[tp]]
-        return records
-    finally:
-        await consumer.stop()
+        batches = read_to_end(
+            client_kwargs, topic, max_records=20000, max_partition_fetch_bytes=4 * 1024 * 1024
+        )
+        return [record async for records in batches for record in records]
+    except TopicNotFound:
+        return []
 
 
 def compare(got: tuple[Hourly, Weekly], want: tuple[Hourly, Weekly]) -> dict:

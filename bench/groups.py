@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.engine.clients import records_between
+from app.engine.committed import records_between
 
 
 # Offsets a caught-up partition may sit short of its end: one commit marker per producer whose

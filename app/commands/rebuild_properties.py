@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 
 from app.commands._cli import fail
 from app.engine.clients import committed_reader, partitions_of, stop_consumer
+from app.engine.committed import read_to_end
 from app.engine.store import PartitionStore, rocksdb_options
 from app.properties.rebuild import applied_offset, compare, rebuild_partition
 from app.settings import Settings
@@ -32,27 +33,12 @@ _SCRATCH_CACHE = 4 * 1024 * 1024
 
 async def _read(client_kwargs: dict, tp: TopicPartition, end: int | None = None) -> list:
     """The committed records of ``tp`` from its beginning, up to ``end`` (exclusive) or to
-    the end it had when asked. A consumer of its own per partition: a reassigned one may
-    still hold the previous partition's fetch state."""
-    consumer = committed_reader(
-        client_kwargs, max_partition_fetch_bytes=4 << 20, auto_offset_reset="earliest"
+    the end it had when asked."""
+    ends = None if end is None else {tp: end}
+    batches = read_to_end(
+        client_kwargs, [tp], ends=ends, max_records=5000, max_partition_fetch_bytes=4 << 20
     )
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        if end is None:
-            end = (await consumer.end_offsets([tp]))[tp]
-        await consumer.seek_to_beginning(tp)
-        out = []
-        while end > 0 and await consumer.position(tp) < end:
-            batches = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
-            for record in batches.get(tp, ()):
-                if record.offset >= end:
-                    return out
-                out.append(record)
-        return out
-    finally:
-        await stop_consumer(consumer)
+    return [record async for records in batches for record in records]
 
 
 async def rebuild_all(settings: Settings, say) -> tuple[int, int, int, list[str]]:  # noqa: ANN001

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import click
 import faust
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from faust.cli import option
 
 from app.commands._cli import fail
-from app.engine.clients import committed_reader, partitions_of, stop_consumer
+from app.engine.committed import TopicNotFound, read_to_end
 from app.settings import Settings
 
 REDRIVEN_FROM = "dlq.redriven.from"
@@ -97,24 +97,13 @@ def describe(letter: DeadLetter, why_not: str | None) -> str:
 
 async def read_dead_letters(client_kwargs: dict, topic: str) -> list[DeadLetter]:
     """Every committed record of ``topic`` up to its end now; empty when it does not exist."""
-    consumer = committed_reader(client_kwargs)
-    await consumer.start()
+    letters: list[DeadLetter] = []
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        letters: list[DeadLetter] = []
-        behind = [tp for tp in tps if await consumer.position(tp) < ends[tp]]
-        while behind:
-            for tp, records in (await consumer.getmany(*behind, timeout_ms=500)).items():
-                letters += [DeadLetter.of(r) for r in records if r.offset < ends[tp]]
-            behind = [tp for tp in behind if await consumer.position(tp) < ends[tp]]
-        return sorted(letters, key=lambda d: (d.partition, d.offset))
-    finally:
-        await stop_consumer(consumer)
+        async for records in read_to_end(client_kwargs, topic):
+            letters += [DeadLetter.of(r) for r in records]
+    except TopicNotFound:
+        return []
+    return sorted(letters, key=lambda d: (d.partition, d.offset))
 
 
 async def send_back(client_kwargs: dict, letters: Sequence[DeadLetter]) -> None:

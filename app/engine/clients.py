@@ -53,38 +53,3 @@ async def wait_for_partitions(
         await asyncio.sleep(poll_s)
         partitions = await partitions_of(consumer, topic)
     return [TopicPartition(topic, p) for p in sorted(partitions)]
-
-
-async def records_between(
-    client_kwargs: dict,
-    starts: dict[TopicPartition, int],
-    ends: dict[TopicPartition, int],
-) -> int:
-    """Records (not transaction markers) from ``starts`` up to ``ends``, read_committed.
-
-    A consumer group's lag in records: on a transactionally written topic a caught-up group
-    sits short of the end offset by the commit markers, which take offsets but are never
-    delivered, so ``end - committed`` alone never reaches 0 there.
-    """
-    consumer = committed_reader(client_kwargs)
-    await consumer.start()
-    try:
-        consumer.assign(list(ends))
-        behind = []
-        for tp, end in ends.items():
-            start = max(starts.get(tp, 0), 0)
-            if start < end:
-                consumer.seek(tp, start)
-                behind.append(tp)
-            else:
-                consumer.pause(tp)
-        remaining = 0
-        while behind:
-            batches = await consumer.getmany(*behind, timeout_ms=500)
-            for tp, records in batches.items():
-                remaining += sum(1 for r in records if r.offset < ends[tp])
-            positions = [(tp, await consumer.position(tp)) for tp in behind]
-            behind = [tp for tp, pos in positions if pos < ends[tp]]
-        return remaining
-    finally:
-        await stop_consumer(consumer)

@@ -13,9 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import orjson
-from aiokafka import TopicPartition
 
-from app.engine.clients import committed_reader, partitions_of, stop_consumer
+from app.engine.committed import TopicNotFound, read_to_end
 
 KEY = b"manifest"
 FORMAT = 1
@@ -69,21 +68,10 @@ class Manifest:
 
 async def read_manifest(client_kwargs: dict[str, Any], topic: str) -> Manifest | None:
     """The newest committed manifest on ``topic``; None when the topic or the record is missing."""
-    consumer = committed_reader(client_kwargs)
-    await consumer.start()
+    latest: bytes | None = None
     try:
-        if topic not in await consumer.topics() or not await partitions_of(consumer, topic):
-            return None
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        await consumer.seek_to_beginning(tp)
-        latest: bytes | None = None
-        while await consumer.position(tp) < end:
-            batches = await consumer.getmany(tp, timeout_ms=1000)
-            for record in batches.get(tp, ()):
-                if record.offset < end and record.key == KEY:
-                    latest = record.value
-        return Manifest.from_bytes(latest) if latest is not None else None
-    finally:
-        await stop_consumer(consumer)
+        async for records in read_to_end(client_kwargs, topic):
+            latest = next((r.value for r in reversed(records) if r.key == KEY), latest)
+    except TopicNotFound:
+        return None
+    return Manifest.from_bytes(latest) if latest is not None else None

@@ -22,7 +22,8 @@ import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.engine.clients import committed_reader, partitions_of, records_between, stop_consumer
+from app.engine.clients import committed_reader, partitions_of, stop_consumer
+from app.engine.committed import TopicNotFound, read_to_end, records_between
 from app.readmodels.partials import BadPartial, PartialsView, SegmentWeek
 from app.settings import Settings
 from app.stages.views import APPLIED_KEY, STREAM_TIME_KEY
@@ -106,33 +107,18 @@ async def read_topic(
 ) -> int:
     """Hand every committed record of ``topic``, up to its end now, to ``take``; returns how
     many. MissingTopic if it does not exist."""
-    consumer = committed_reader(client_kwargs, max_partition_fetch_bytes=4 * 1024 * 1024)
-    await consumer.start()
+    count = reported = 0
     try:
-        exists = topic in await consumer.topics()
-        partitions = await partitions_of(consumer, topic) if exists else set()
-        if not partitions:
-            raise MissingTopic(f"topic {topic} does not exist")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        pending = [tp for tp in tps if ends[tp] > 0]
-        count = reported = 0
-        while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset < ends[tp]:
-                        take(record)
-                        count += 1
+        async for records in read_to_end(client_kwargs, topic, max_partition_fetch_bytes=4 << 20):
+            for record in records:
+                take(record)
+            count += len(records)
             if count - reported >= _REPORT_EVERY:
                 reported = count
                 say(f"  {topic}: {count:,} records read")
-            pending = [tp for tp in pending if await consumer.position(tp) < ends[tp]]
-        return count
-    finally:
-        await stop_consumer(consumer)
+    except TopicNotFound as exc:
+        raise MissingTopic(str(exc)) from None
+    return count
 
 
 async def read_snapshot(settings: Settings, say: Callable[[str], None] = print) -> Snapshot:

@@ -22,7 +22,8 @@ from aiokafka import TopicPartition
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.engine.clients import partitions_of, records_between, stop_consumer
+from app.engine.clients import partitions_of, stop_consumer
+from app.engine.committed import records_between
 
 REPO = Path(__file__).resolve().parents[2]
 FAUST = str(Path(sys.executable).with_name("faust"))
