@@ -13,12 +13,12 @@ import time
 
 import faust
 import orjson
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from faust.cli import option
 
 from app.commands._cli import fail
+from app.engine.transactions import Fenced, Outbox, OutputRefused, write_once
 from app.replay.manifest import KEY, BadManifest, read_manifest
 from app.replay.promote import (
     Plan,
@@ -99,7 +99,7 @@ def register(app: faust.App, settings: Settings) -> None:
         promoted = manifest.promoted(int(time.time() * 1000))
         try:
             await _publish(settings, shadow, plan, promoted.to_bytes())
-        except KafkaError as exc:
+        except (KafkaError, OutputRefused, Fenced) as exc:
             fail(f"the copy failed and was rolled back: {exc!r}")
         print(f"promote {name}: done. Start the workers of the live app with this environment")
         print("(the live one, without the shadow's INSIGHTS_TOPIC and *_DEAD_LETTER_TOPIC):")
@@ -147,27 +147,12 @@ async def _check(
 
 
 async def _publish(settings: Settings, shadow: Shadow, plan: Plan, manifest: bytes) -> None:
-    producer = AIOKafkaProducer(
-        transactional_id=f"{shadow.app_id}-promote",
-        enable_idempotence=True,
-        acks="all",
+    """The plan's records and the promoted manifest, in one transaction."""
+    outbox = Outbox()
+    for topic, partition, key, value, headers in plan.records:
+        outbox.add(topic, partition, key, value, headers)
+    outbox.add(shadow.manifest_topic, 0, KEY, manifest)
+    await write_once(
+        f"{shadow.app_id}-promote", settings.kafka_client_kwargs(), outbox, {}, shadow.app_id,
         max_request_size=settings.dlq_max_message_bytes,
-        **settings.kafka_client_kwargs(),
     )
-    await producer.start()
-    try:
-        await producer.begin_transaction()
-        try:
-            sends = [
-                await producer.send(topic, value, key=key, partition=partition, headers=headers)
-                for topic, partition, key, value, headers in plan.records
-            ]
-            sends.append(await producer.send(shadow.manifest_topic, manifest, key=KEY, partition=0))
-            for sent in sends:
-                await sent
-        except BaseException:
-            await producer.abort_transaction()
-            raise
-        await producer.commit_transaction()
-    finally:
-        await producer.stop()

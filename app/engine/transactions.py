@@ -440,15 +440,35 @@ class TransactionalWriter:
         return changelog_offsets
 
 
+async def write_once(
+    transactional_id: str,
+    client_kwargs: dict[str, Any],
+    outbox: Outbox,
+    source_offsets: dict[TopicPartition, int],
+    group_id: str,
+    max_request_size: int = 2 * MAX_BATCH_BYTES,
+) -> None:
+    """``outbox`` and the offsets of a group without members (none, or some) in one
+    transaction, by a writer of its own: what a command commits (a replay's start, a
+    promotion), retried as a stage's round is. Its start fences an earlier run of the same id."""
+    writer = TransactionalWriter(transactional_id, client_kwargs, max_request_size)
+    await writer.start()
+    try:
+        await writer.commit(outbox, "", source_offsets, group_id)
+    finally:
+        await writer.stop()
+
+
 async def _send_offsets(
     producer: AIOKafkaProducer,
     offsets: dict[TopicPartition, int],
     group: GroupMetadata | str,
 ) -> None:
     """The round's input offsets, fenced by the group's generation (KIP-447); with a group id
-    alone, aiokafka's own commit (a group without members)."""
+    alone, aiokafka's own commit (a group without members), if any."""
     if isinstance(group, str):
-        await producer.send_offsets_to_transaction(offsets, group)
+        if offsets:
+            await producer.send_offsets_to_transaction(offsets, group)
     else:
         await send_offsets_to_transaction(producer, offsets, group)
 

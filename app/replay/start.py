@@ -27,11 +27,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from app.engine.clients import committed_reader, partitions_of, stop_consumer
-from app.engine.transactions import Outbox, TransactionalWriter
+from app.engine.transactions import Outbox, write_once
 from app.replay.manifest import KEY, Manifest
 from app.replay.shadow import Shadow
 from app.settings import Settings
-from app.stages.views import APPLIED_KEY
+from app.stages.applied import seed
 from app.topics import COMPACT, MIN_INSYNC_REPLICAS, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,6 @@ TOPIC_ALREADY_EXISTS = 36
 
 class ReplayError(RuntimeError):
     """The replay cannot start; the message says why."""
-
-
-def start_records(starts: dict[int, int]) -> dict[int, list[tuple[bytes, bytes]]]:
-    """Per views partition, the changelog records that make the views stage begin at its start
-    offset: its ``applied`` offset one below (nothing to write where it begins at 0)."""
-    return {p: [(APPLIED_KEY, b"%d" % (offset - 1))] for p, offset in starts.items() if offset > 0}
 
 
 def start_offsets(
@@ -142,16 +136,11 @@ async def start_shadow(
         created_ms=now_ms,
     )
     outbox = Outbox()
-    for partition, records in start_records(starts).items():
+    for partition, records in seed(starts).items():
         outbox.extend(settings.views_changelog_topic, partition, records)
     outbox.add(shadow.manifest_topic, 0, KEY, manifest.to_bytes())
     offsets = {TopicPartition(settings.views_topic, p): o for p, o in starts.items()}
-    writer = TransactionalWriter(f"{shadow.app_id}-replay-start", kwargs)
-    await writer.start()
-    try:
-        await writer.commit(outbox, settings.views_changelog_topic, offsets, shadow.app_id)
-    finally:
-        await writer.stop()
+    await write_once(f"{shadow.app_id}-replay-start", kwargs, outbox, offsets, shadow.app_id)
     log.info(
         "shadow %s starts at %s",
         shadow.app_id,

@@ -18,6 +18,13 @@ from app.tables.keys import meta_key
 APPLIED_KEY = meta_key("applied")
 
 
+def seed(starts: Mapping[int, int]) -> dict[int, list[tuple[bytes, bytes]]]:
+    """Per partition, the changelog records that make a fresh stage begin at its start offset
+    there, as ``Applied`` reads them back once restored: the offset before it, applied
+    (a replay's start). Nothing where it begins at 0, as a fresh partition does."""
+    return {p: [(APPLIED_KEY, b"%d" % (start - 1))] for p, start in starts.items() if start > 0}
+
+
 class Applied:
     def __init__(self, store: PartitionStore, key: bytes = APPLIED_KEY) -> None:
         self._store = store

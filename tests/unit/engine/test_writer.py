@@ -42,6 +42,7 @@ from app.engine.transactions import (
     TransactionalWriter,
     classify,
     refuses_batch,
+    write_once,
 )
 
 
@@ -366,3 +367,23 @@ def test_outboxes_merge_in_order_without_changing_them() -> None:
         ("out", 2): [(b"b", b"2", [])],
     }
     assert len(first) == 2 and len(second) == 1
+
+
+async def test_a_commands_transaction_writes_its_records_and_offsets_only_when_given(
+    producers,
+) -> None:
+    """``write_once`` (a replay's start, a promotion): one transaction by a producer of its
+    own, stopped after; offsets are committed only when there are some."""
+    outbox = Outbox()
+    outbox.add("analytics.insights", 1, b"k", b"v", [("h", b"1")])
+    outbox.add("shadow-replay", 0, b"manifest", b"{}")
+
+    await write_once("shadow-promote", {}, outbox, {}, "shadow", max_request_size=3 << 20)
+    await write_once("shadow-start", {}, Outbox(), {TopicPartition("views", 0): 7}, "shadow")
+
+    promote, start = producers.made
+    assert promote.config["transactional_id"] == "shadow-promote"
+    assert promote.config["max_request_size"] == 3 << 20
+    assert [(t, p) for t, p, _ in promote.sent] == [("analytics.insights", 1), ("shadow-replay", 0)]
+    assert (promote.committed, promote.offsets_sent) == (1, 0)
+    assert (start.sent, start.committed, start.offsets_sent) == ([], 1, 1)
