@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import faust
 
@@ -29,6 +29,22 @@ from app.tables.profiles import ProfilesTable
 from app.tables.profiles_reader import ProfilesReader
 
 RATES_KEEP_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage, declared once; its runner, agent and commit timer are made from it."""
+
+    name: str  # its state directory, transactional id and log lines
+    agent: str  # the faust agent that subscribes its source topic for the group
+    source: str
+    changelog: str
+    commit_s: float
+    dead_letter_topic: str
+    factory: ProcessorFactory
+    check_gaps: bool = False
+    waits_for_profiles: bool = False  # no record applied before the profiles table is read
+    reads_from: str | None = None  # the stage whose same partition it reads (opened first)
 
 
 class Runtime:
@@ -60,26 +76,18 @@ class Runtime:
             settings.max_value_bytes,
             self.metrics,
         )
-        self.properties = self._properties_stage()
-        self.views, self.segments, self.profile_rejects = self._stages()
-        # The views before the properties they read: on a revocation the views of a
-        # partition commit and close before its properties do.
-        self.stages = (self.views, self.segments, self.profile_rejects, self.properties)
+        self.specs = self._specs()
+        self._runners: dict[str, StageRunner] = {}
+        # A stage that reads another's partitions is made after it; ``stages`` keeps the
+        # table's order (the views before the properties they read: on a revocation the views
+        # of a partition commit and close before its properties do).
+        for spec in sorted(self.specs, key=lambda spec: spec.reads_from is not None):
+            self._runners[spec.name] = self._stage(spec)
+        self.stages = tuple(self._runners[spec.name] for spec in self.specs)
+        self.views, self.segments, self.profile_rejects, self.properties = self.stages
         self.partials = PartialsView()
         self.insights = InsightsMemory(settings.insights_memory)
         self.tails = self._tails()
-
-    def _properties_stage(self) -> StageRunner:
-        s = self.settings
-        config = PropertiesConfig.from_settings(s)
-        return self._stage(
-            "properties",
-            s.property_events_topic,
-            s.properties_changelog_topic,
-            s.properties_commit_interval_seconds,
-            lambda partition, store, outbox: PropertiesProcessor(partition, store, outbox, config),
-            dead_letter_topic=s.dlq_property_events_topic,
-        )
 
     @functools.cached_property
     def worker_id(self) -> str:
@@ -101,85 +109,81 @@ class Runtime:
 
         return state_at
 
-    def _stages(self) -> tuple[StageRunner, StageRunner, StageRunner]:
+    def _specs(self) -> tuple[StageSpec, ...]:
+        """The worker's stages, in the order they commit and close."""
         s = self.settings
         views_config = ViewsConfig.from_settings(s)
-        views = self._stage(
-            "views",
-            s.views_topic,
-            s.views_changelog_topic,
-            s.views_commit_interval_seconds,
-            lambda partition, store, outbox: ViewsProcessor(
-                partition, store, outbox, views_config, self.profiles.segment_of,
-                self.property_at(partition),
+        properties_config = PropertiesConfig.from_settings(s)
+        return (
+            # property.views -> hourly and weekly tables, insights, dead letters, views-by-user
+            StageSpec(
+                "views", "property_views", s.views_topic, s.views_changelog_topic,
+                s.views_commit_interval_seconds, s.dlq_views_topic,
+                lambda partition, store, outbox: ViewsProcessor(
+                    partition, store, outbox, views_config, self.profiles.segment_of,
+                    self.property_at(partition),
+                ),
+                check_gaps=s.views_gap_check,
+                # Like a Kafka Streams GlobalKTable: no view is joined before the profiles
+                # table holds every profile published before the worker started.
+                waits_for_profiles=True,
+                reads_from="properties",
             ),
-            dead_letter_topic=s.dlq_views_topic,
-            check_gaps=s.views_gap_check,
-            # Like a Kafka Streams GlobalKTable: no view is joined before the profiles table
-            # holds every profile published before the worker started.
-            start_after=self.profiles_reader.bootstrapped,
-            requires=self.properties,
-        )
-        segments = self._stage(
-            "segment-users",
-            s.segments_repartition_topic,
-            s.segments_changelog_topic,
-            s.segments_commit_interval_seconds,
-            functools.partial(
-                SegmentUsersProcessor,
-                partials_topic=s.partials_topic,
-                retention_weeks=s.weekly_retention_weeks,
+            # views-by-user repartition topic -> exact unique users per (week, segment);
+            # written by the views stage only, so a record of it that fails is a view's
+            StageSpec(
+                "segment-users", "segment_users", s.segments_repartition_topic,
+                s.segments_changelog_topic, s.segments_commit_interval_seconds, s.dlq_views_topic,
+                functools.partial(
+                    SegmentUsersProcessor,
+                    partials_topic=s.partials_topic,
+                    retention_weeks=s.weekly_retention_weeks,
+                ),
             ),
-            # Written by the views stage only; a record of it that fails is a view's.
-            dead_letter_topic=s.dlq_views_topic,
-        )
-        # user.profiles in the group: its invalid records to user.profiles.dlq, once each.
-        profile_rejects = self._stage(
-            "profile-rejects",
-            s.profiles_topic,
-            s.profile_rejects_changelog_topic,
-            s.profiles_commit_interval_seconds,
-            functools.partial(
-                ProfileRejectsProcessor,
-                source_topic=s.profiles_topic,
-                dlq_topic=s.dlq_profiles_topic,
-                max_bytes=s.max_value_bytes,
-                dlq_max_message_bytes=s.dlq_max_message_bytes,
+            # user.profiles in the group: its invalid records to user.profiles.dlq, once each
+            # (every worker's profiles table reads the topic itself: ProfilesReader)
+            StageSpec(
+                "profile-rejects", "user_profiles", s.profiles_topic,
+                s.profile_rejects_changelog_topic, s.profiles_commit_interval_seconds,
+                s.dlq_profiles_topic,
+                functools.partial(
+                    ProfileRejectsProcessor,
+                    source_topic=s.profiles_topic,
+                    dlq_topic=s.dlq_profiles_topic,
+                    max_bytes=s.max_value_bytes,
+                    dlq_max_message_bytes=s.dlq_max_message_bytes,
+                ),
             ),
-            dead_letter_topic=s.dlq_profiles_topic,
+            # property.events -> the property aggregate (state, history), dead letters
+            StageSpec(
+                "properties", "property_events", s.property_events_topic,
+                s.properties_changelog_topic, s.properties_commit_interval_seconds,
+                s.dlq_property_events_topic,
+                lambda partition, store, outbox: PropertiesProcessor(
+                    partition, store, outbox, properties_config
+                ),
+            ),
         )
-        return views, segments, profile_rejects
 
-    def _stage(
-        self,
-        name: str,
-        source: str,
-        changelog: str,
-        commit_s: float,
-        factory: ProcessorFactory,
-        *,
-        dead_letter_topic: str,
-        check_gaps: bool = False,
-        start_after: asyncio.Event | None = None,
-        requires: StageRunner | None = None,
-    ) -> StageRunner:
+    def _stage(self, spec: StageSpec) -> StageRunner:
         s = self.settings
+        name = spec.name
         owned = OwnedPartitions(
             name=name,
             app_id=s.app_id,
-            source_topic=source,
-            changelog_topic=changelog,
+            source_topic=spec.source,
+            changelog_topic=spec.changelog,
             data_dir=s.data_dir / "state",
             rocksdb_options=self._options,
             client_kwargs=self._client_kwargs,
-            factory=factory,
-            dead_letter_topic=dead_letter_topic,
+            factory=spec.factory,
+            dead_letter_topic=spec.dead_letter_topic,
             transactional_id=lambda: transactional_id(s.app_id, name, self.worker_id),
             max_request_size=s.dlq_max_message_bytes,
             watch=self.commit_watch,
         )
         reader = StageReader(
-            source,
+            spec.source,
             self._client_kwargs,
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             fetch_min_bytes=s.fetch_min_bytes,
@@ -193,11 +197,11 @@ class Runtime:
             self.metrics,
             s.batch_max_events,
             s.partials_publish_seconds,
-            commit_s,
+            spec.commit_s,
             max_uncommitted=s.max_uncommitted_events,
-            check_gaps=check_gaps,
-            start_after=start_after,
-            requires=requires,
+            check_gaps=spec.check_gaps,
+            start_after=self.profiles_reader.bootstrapped if spec.waits_for_profiles else None,
+            requires=self._runners[spec.reads_from] if spec.reads_from else None,
             processing_errors=s.processing_errors,
         )
 

@@ -9,13 +9,7 @@ from app.runtime import Runtime
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
-    # property.views -> hourly and weekly tables, insights, dead letters, views-by-user
-    stages.register(app, runtime.views, "property_views")
-    # views-by-user repartition topic -> exact unique users per (week, segment)
-    stages.register(app, runtime.segments, "segment_users")
-    # user.profiles -> its invalid records to user.profiles.dlq (every worker's profiles table
-    # reads the topic itself: app.tables.profiles_reader, started in lifecycle)
-    stages.register(app, runtime.profile_rejects, "user_profiles")
-    # property.events -> the property aggregate (state, history), dead letters
-    stages.register(app, runtime.properties, "property_events")
+    # One agent per stage of the runtime's table (app.runtime.Runtime._specs).
+    for spec, stage in zip(runtime.specs, runtime.stages, strict=True):
+        stages.register(app, stage, spec.agent)
     lifecycle.register(app, runtime)

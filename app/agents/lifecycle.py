@@ -64,12 +64,7 @@ def _rebalance_hooks(app: faust.App, runtime: Runtime) -> None:
 
 def _commit_timers(app: faust.App, runtime: Runtime) -> None:
     settings = runtime.settings
-    commit_check_s = min(
-        settings.views_commit_interval_seconds,
-        settings.segments_commit_interval_seconds,
-        settings.profiles_commit_interval_seconds,
-        settings.properties_commit_interval_seconds,
-    )
+    commit_check_s = min(spec.commit_s for spec in runtime.specs)
 
     @app.timer(max(commit_check_s / 2, 0.02))
     async def commit_due() -> None:
