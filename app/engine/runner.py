@@ -402,7 +402,15 @@ class StageRunner:
         asyncio.get_running_loop().call_later(max(delay, 0.0), self._start_next_round)
 
     def _start_next_round(self) -> None:
-        if self._dirty and (self._kick is None or self._kick.done()):
+        if not self._dirty:
+            return
+        remaining = self._last_commit + self._commit_interval_s - time.monotonic()
+        if remaining > 0:
+            # A timer may fire a little early (uvloop counts whole milliseconds); then
+            # ``commit_due`` would find the interval not passed and no round would follow.
+            asyncio.get_running_loop().call_later(remaining + 0.001, self._start_next_round)
+            return
+        if self._kick is None or self._kick.done():
             self._kick = asyncio.ensure_future(self._next())
 
     async def _next(self) -> None:

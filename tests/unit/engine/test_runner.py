@@ -477,3 +477,19 @@ async def test_a_partition_whose_read_partition_went_with_a_fenced_round_waits_t
     assert reader.owned.partitions == {0} and reader._lost == {1}  # noqa: SLF001
     assert reader.owned.processor(0).applied_offset == 2
     assert 1 not in reader_of(reader).wanted
+
+
+async def test_a_round_timer_that_fires_early_still_starts_the_next_round(make, monkeypatch) -> None:
+    """uvloop's timers count whole milliseconds: the one set for the next round can fire just
+    before the interval has passed, and the round must still follow."""
+    runner = await make(commit_s=0.3)
+    loop = asyncio.get_running_loop()
+    call_later = loop.call_later
+    monkeypatch.setattr(loop, "call_later", lambda delay, fn, *a: call_later(max(delay - 0.002, 0), fn, *a))
+    await runner.process(batch(0, [0]))
+    await settle()
+    await runner.process(batch(0, [1]))
+    started = time.monotonic()
+    while committed_offsets(runner, 0) == [1] and time.monotonic() - started < 3:
+        await asyncio.sleep(0.01)
+    assert committed_offsets(runner, 0) == [1, 2]
