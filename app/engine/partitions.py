@@ -175,7 +175,7 @@ class OwnedPartitions:
         return fresh
 
     # -- commit -------------------------------------------------------------------------
-    def seal(self, partition: int, now_ms: int, publish: bool) -> Sealed | None:
+    def seal(self, partition: int, now_ms: int) -> Sealed | None:
         """Take the partition's pending work for a commit; None if there is nothing to commit.
 
         Processing may go on meanwhile: its writes start a new pending set, read over the
@@ -184,7 +184,7 @@ class OwnedPartitions:
         processor = self._open.get(partition)
         if processor is None:
             return None
-        if not processor.before_commit(now_ms, publish):
+        if not processor.before_commit(now_ms):
             return None
         store, outbox = processor.store, processor.outbox
         outbox.extend(self.changelog_topic, partition, store.pending.items())
