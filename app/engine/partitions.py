@@ -106,20 +106,17 @@ class OwnedPartitions:
         if processor is not None:
             return processor
         what = f"{self.name}: opening {self.source_topic}[{partition}]"
+        with self._watch.watching(what) as failed:
 
-        async def noted(exc: BaseException) -> None:
-            self._watch.failed(what, exc)
+            async def noted(exc: BaseException) -> None:
+                failed(exc)
 
-        token = self._watch.begin(what)
-        try:
             processor = await retry(
                 lambda: self._open_once(partition),
                 what,
                 refused=lambda exc: classify(exc) is Failure.REFUSED,
                 before_retry=noted,
             )
-        finally:
-            self._watch.end(token)
         self._open[partition] = processor
         self.moved.notify()
         log.info(
@@ -203,15 +200,12 @@ class OwnedPartitions:
         partitions = sorted(work.partition for work in sealed)
         source = {TopicPartition(self.source_topic, w.partition): w.source_offset for w in sealed}
         what = f"{self.name}: commit of {_names(self.source_topic, partitions)}"
-        token = self._watch.begin(what)
+        merged = Outbox.merged(work.outbox for work in sealed)
         try:
-            offsets = await self.writer().commit(
-                Outbox.merged(work.outbox for work in sealed),
-                self.changelog_topic,
-                source,
-                group,
-                on_error=lambda exc: self._watch.failed(what, exc),
-            )
+            with self._watch.watching(what) as failed:
+                offsets = await self.writer().commit(
+                    merged, self.changelog_topic, source, group, on_error=failed
+                )
         except Fenced as exc:
             log.warning(
                 "%s: round of %s fenced (%s); dropping its uncommitted work",
@@ -223,8 +217,6 @@ class OwnedPartitions:
                     processor.store.discard_pending()
                     processor.outbox.clear()
             return set(partitions)
-        finally:
-            self._watch.end(token)
         for partition in partitions:
             processor = self._open.get(partition)
             if processor is not None:
