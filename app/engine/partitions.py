@@ -124,6 +124,10 @@ class OwnedPartitions:
     def partitions(self) -> set[int]:
         return set(self._open)
 
+    def store_path(self, partition: int) -> Path:
+        """Where the partition's store lives on this worker (a standby copy uses it too)."""
+        return self._data_dir / self.name / f"{partition:03d}"
+
     def processor(self, partition: int) -> Processor | None:
         return self._open.get(partition)
 
@@ -170,7 +174,7 @@ class OwnedPartitions:
         # the restore then waits for its commit markers on the changelog.
         await stable_offset(self._client_kwargs, self._group_id,
                             TopicPartition(self.source_topic, partition))
-        store = PartitionStore(self._data_dir / self.name / f"{partition:03d}", self._options)
+        store = PartitionStore(self.store_path(partition), self._options)
         try:
             await restore_partition(store, self.changelog_topic, partition, self._client_kwargs)
         except BaseException:
