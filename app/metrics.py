@@ -165,6 +165,13 @@ class Metrics:
         self.owned_partitions = Gauge(
             p + "owned_partitions", "Partitions open on this worker, per store", ["store"], registry=r
         )
+        self.standby_lag = Gauge(
+            p + "standby_lag_records",
+            "Committed changelog records the standby copy of a stage's partition kept on this "
+            "worker has not applied yet (what a takeover here would restore)",
+            ["stage", "partition"],
+            registry=r,
+        )
         self.recovery_complete = Gauge(
             p + "table_recovery_complete",
             "1 once this worker's tables are recovered: the profiles table has read user.profiles "
@@ -257,6 +264,14 @@ class Metrics:
             topic, partition = labels["topic"], int(labels["partition"])
             if partition not in owned.get(topic, ()):
                 self.consumer_lag.remove(labels["topic"], labels["partition"])
+
+    def set_standby_lag(self, lag: dict[tuple[str, int], int]) -> None:
+        """The copies' lag; the series of copies no longer kept here are dropped."""
+        for labels in _label_sets(self.standby_lag):
+            if (labels["stage"], int(labels["partition"])) not in lag:
+                self.standby_lag.remove(labels["stage"], labels["partition"])
+        for (stage, partition), records in lag.items():
+            self.standby_lag.labels(stage, str(partition)).set(records)
 
     # -- reading back, for the JSON summary -------------------------------------------
     def snapshot(self, views_topic: str) -> dict[str, float]:
