@@ -191,6 +191,14 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.takeovers_fenced = Counter(
+            p + "takeover_transactions_fenced_total",
+            "Transactions of a partition's previous owner that an opening here ended at once "
+            "(InitProducerId) because they had outlived their timeout: a dead worker's last "
+            "round, aborted instead of waiting for the transaction coordinator's clean-up",
+            ["stage"],
+            registry=r,
+        )
         self.commit_errors = Counter(
             p + "commit_errors_total",
             "Failed attempts of a commit or a partition's opening, retried, by error",
