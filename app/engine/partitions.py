@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka import TopicPartition
 from rocksdict import Options
@@ -27,13 +26,12 @@ from rocksdict import Options
 from app.engine.identity import stage_transactional_ids
 from app.engine.kip447 import GroupMetadata
 from app.engine.moved import Moved
+from app.engine.processor import Processor
 from app.engine.restore import restore_partition
 from app.engine.retry import retry
 from app.engine.stall import CommitWatch
 from app.engine.takeover import stable_offset
 from app.engine.store import PartitionStore
-from app.models.dead_letter import fit_dead_letter
-from app.models.events import Rejection
 from app.engine.transactions import (
     MAX_BATCH_BYTES,
     Failure,
@@ -44,34 +42,6 @@ from app.engine.transactions import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class Processor(Protocol):
-    """Domain logic of one partition: reads and writes its store, fills its outbox.
-
-    ``applied_offset`` is the last input offset it has taken into account (stored in its
-    state); ``process`` skips anything at or below it. ``outcomes`` tallies what became of
-    the records (the runner folds it into the metrics and clears it).
-    """
-
-    partition: int
-    store: PartitionStore
-    outbox: Outbox
-    applied_offset: int
-    outcomes: Counter[str]
-
-    def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None: ...
-
-    def first_time(self, offset: int) -> bool:
-        """Take ``offset`` as applied; False when it was applied before."""
-        ...
-
-    def before_commit(self, now_ms: int, publish: bool) -> bool:
-        """Stage bookkeeping and shares for commit; True when there is anything to commit."""
-        ...
-
-    @property
-    def has_unpublished(self) -> bool: ...
 
 
 ProcessorFactory = Callable[[int, PartitionStore, Outbox], Processor]
@@ -91,16 +61,14 @@ class OwnedPartitions:
         rocksdb_options: Options,
         client_kwargs: dict[str, Any],
         factory: ProcessorFactory,
-        dead_letter_topic: str,
         transactional_id: Callable[[], str],
         max_request_size: int = 2 * MAX_BATCH_BYTES,
         watch: CommitWatch | None = None,
         on_fenced: Callable[[], None] | None = None,
     ) -> None:
-        """``dead_letter_topic``: where a record that made the processor fail goes
-        (``dead_letter``). ``transactional_id``: gives the stage's producer's id on this
-        worker (``app.engine.identity``), asked when the first partition opens. ``max_request_size``: the largest record the stage's
-        writer may send (see ``TransactionalWriter``). ``watch`` sees every opening and
+        """``transactional_id``: gives the stage's producer's id on this worker
+        (``app.engine.identity``), asked when the first partition opens. ``max_request_size``:
+        the largest record the stage's writer may send (see ``TransactionalWriter``). ``watch`` sees every opening and
         commit while it waits on the brokers (``app.engine.stall``). ``on_fenced`` is called
         for each dead owner's transaction an opening fenced (``app.engine.takeover``)."""
         self.name = name
@@ -110,7 +78,6 @@ class OwnedPartitions:
         self._options = rocksdb_options
         self._client_kwargs = client_kwargs
         self._factory = factory
-        self.dead_letter_topic = dead_letter_topic
         self._max_request_size = max_request_size
         self._watch = watch or CommitWatch(float("inf"))
         self._on_fenced = on_fenced
@@ -127,6 +94,10 @@ class OwnedPartitions:
     @property
     def partitions(self) -> set[int]:
         return set(self._open)
+
+    def store_path(self, partition: int) -> Path:
+        """Where the partition's store lives on this worker (a standby copy uses it too)."""
+        return self._data_dir / self.name / f"{partition:03d}"
 
     def processor(self, partition: int) -> Processor | None:
         return self._open.get(partition)
@@ -180,7 +151,7 @@ class OwnedPartitions:
             own_id=self.writer().transactional_id,
             on_fenced=self._on_fenced,
         )
-        store = PartitionStore(self._data_dir / self.name / f"{partition:03d}", self._options)
+        store = PartitionStore(self.store_path(partition), self._options)
         try:
             await restore_partition(store, self.changelog_topic, partition, self._client_kwargs)
         except BaseException:
@@ -216,24 +187,6 @@ class OwnedPartitions:
         fresh = self._factory(partition, processor.store, Outbox())
         self._open[partition] = fresh
         return fresh
-
-    def dead_letter(
-        self,
-        processor: Processor,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        rejection: Rejection,
-    ) -> None:
-        """Send the record at ``offset`` to the dead-letter topic instead of processing it, in
-        the partition's next transaction with the applied offset that moves past it."""
-        if not processor.first_time(offset):
-            return
-        partition = processor.partition
-        headers = rejection.dlq_headers(self.source_topic, partition, offset)
-        key, value, headers = fit_dead_letter(key, value, headers, self._max_request_size)
-        processor.outbox.add(self.dead_letter_topic, partition, key, value, headers)
-        processor.outcomes[f"rejected:{rejection.reason}"] += 1
 
     # -- commit -------------------------------------------------------------------------
     def seal(self, partition: int, now_ms: int, publish: bool) -> Sealed | None:
