@@ -191,6 +191,7 @@ class Runtime:
             transactional_id=lambda: transactional_id(s.app_id, name, self.worker_id),
             max_request_size=s.dlq_max_message_bytes,
             watch=self.commit_watch,
+            on_fenced=self.metrics.takeovers_fenced.labels(name).inc,
         )
         reader = StageReader(
             spec.source,
