@@ -55,6 +55,9 @@ def _rebalance_hooks(app: faust.App, runtime: Runtime) -> None:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: faust.App, assigned: Set[TP], **_: object) -> None:
         generation = app.consumer_generation_id
+        # Before any stage may open its new partitions: a copy kept here of one that is now
+        # active here is closed first, and the stage's opening restores only its tail.
+        await runtime.standbys.update(runtime.wanted_standbys())
         for stage in runtime.stages:
             stage.on_assigned(generation)
             app.add_future(
@@ -74,6 +77,7 @@ def _commit_timers(app: faust.App, runtime: Runtime) -> None:
     async def commit_before_shutdown(sender: faust.App, **_: object) -> None:
         for stage in runtime.stages:
             await stage.commit_all()
+        await runtime.standbys.stop()
 
 
 def _background_tasks(app: faust.App, runtime: Runtime) -> None:

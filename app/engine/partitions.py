@@ -21,15 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.client import AIOKafkaClient
 from rocksdict import Options
 
-from app.engine.kip447 import GroupMetadata, fetch_committed
+from app.engine.identity import stage_transactional_ids
+from app.engine.kip447 import GroupMetadata
 from app.engine.moved import Moved
 from app.engine.processor import Processor
 from app.engine.restore import restore_partition
 from app.engine.retry import retry
 from app.engine.stall import CommitWatch
+from app.engine.takeover import stable_offset
 from app.engine.store import PartitionStore
 from app.engine.transactions import (
     MAX_BATCH_BYTES,
@@ -63,11 +64,13 @@ class OwnedPartitions:
         transactional_id: Callable[[], str],
         max_request_size: int = 2 * MAX_BATCH_BYTES,
         watch: CommitWatch | None = None,
+        on_fenced: Callable[[], None] | None = None,
     ) -> None:
         """``transactional_id``: gives the stage's producer's id on this worker
         (``app.engine.identity``), asked when the first partition opens. ``max_request_size``:
         the largest record the stage's writer may send (see ``TransactionalWriter``). ``watch`` sees every opening and
-        commit while it waits on the brokers (``app.engine.stall``)."""
+        commit while it waits on the brokers (``app.engine.stall``). ``on_fenced`` is called
+        for each dead owner's transaction an opening fenced (``app.engine.takeover``)."""
         self.name = name
         self.source_topic = source_topic
         self.changelog_topic = changelog_topic
@@ -77,6 +80,7 @@ class OwnedPartitions:
         self._factory = factory
         self._max_request_size = max_request_size
         self._watch = watch or CommitWatch(float("inf"))
+        self._on_fenced = on_fenced
         self._group_id = app_id
         self._transactional_id = transactional_id
         self._writer: TransactionalWriter | None = None
@@ -90,6 +94,10 @@ class OwnedPartitions:
     @property
     def partitions(self) -> set[int]:
         return set(self._open)
+
+    def store_path(self, partition: int) -> Path:
+        """Where the partition's store lives on this worker (a standby copy uses it too)."""
+        return self._data_dir / self.name / f"{partition:03d}"
 
     def processor(self, partition: int) -> Processor | None:
         return self._open.get(partition)
@@ -130,11 +138,17 @@ class OwnedPartitions:
         # ACL stops the worker as soon as it is given partitions, not at its first commit.
         await self.writer().start()
         # The previous owner is not fenced by this opening (KIP-447): a transaction of its
-        # that commits this partition's offset may still be open. Wait until it has ended;
-        # the restore then waits for its commit markers on the changelog.
-        await stable_offset(self._client_kwargs, self._group_id,
-                            TopicPartition(self.source_topic, partition))
-        store = PartitionStore(self._data_dir / self.name / f"{partition:03d}", self._options)
+        # that commits this partition's offset may still be open. Wait until it has ended
+        # (fenced at once once it is past its timeout: app.engine.takeover); the restore then
+        # waits for its markers on the changelog.
+        await stable_offset(
+            self._client_kwargs, self._group_id, TopicPartition(self.source_topic, partition),
+            changelog=TopicPartition(self.changelog_topic, partition),
+            stage_ids=stage_transactional_ids(self._group_id, self.name),
+            own_id=self.writer().transactional_id,
+            on_fenced=self._on_fenced,
+        )
+        store = PartitionStore(self.store_path(partition), self._options)
         try:
             await restore_partition(store, self.changelog_topic, partition, self._client_kwargs)
         except BaseException:
@@ -227,17 +241,6 @@ class OwnedPartitions:
 
 def _names(topic: str, partitions: Iterable[int]) -> str:
     return ", ".join(f"{topic}[{p}]" for p in partitions)
-
-
-async def stable_offset(client_kwargs: dict[str, Any], group_id: str, tp: TopicPartition) -> None:
-    """Return once no open transaction holds the group's offset of ``tp`` (OffsetFetch with
-    ``require_stable``, asked again while the coordinator answers UNSTABLE_OFFSET_COMMIT)."""
-    client = AIOKafkaClient(**client_kwargs)
-    try:
-        await client.bootstrap()
-        await fetch_committed(client, group_id, [tp])
-    finally:
-        await client.close()
 
 
 @dataclass(frozen=True, slots=True)

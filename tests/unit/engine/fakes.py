@@ -96,8 +96,10 @@ def owned_partitions(
     monkeypatch.setattr(partitions_module, "TransactionalWriter", FakeWriter)
     awaited: list[int] = []
 
-    async def stable_offset(client_kwargs, group_id, tp) -> None:  # noqa: ANN001
+    async def stable_offset(client_kwargs, group_id, tp, **takeover) -> list[str]:  # noqa: ANN001
         awaited.append(tp.partition)
+        owned.takeovers.append(takeover)
+        return []
 
     monkeypatch.setattr(partitions_module, "stable_offset", stable_offset)
 
@@ -118,6 +120,7 @@ def owned_partitions(
         watch=watch,
     )
     owned.stable_offsets = awaited
+    owned.takeovers = []
     return owned
 
 

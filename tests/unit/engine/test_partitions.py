@@ -36,6 +36,12 @@ async def test_opening_waits_for_a_stable_offset_and_starts_the_stages_one_write
     await owned.open(5)
     assert first is again and owned.partitions == {3, 5}
     assert owned.stable_offsets == [3, 5]  # once per opening, before the restore
+    # It may fence a dead owner of the stage's changelog partition, never this worker.
+    takeover = owned.takeovers[0]
+    assert takeover["changelog"] == TopicPartition(CHANGELOG, 3)
+    assert takeover["own_id"] == "app-echo-w1"
+    assert takeover["stage_ids"].fullmatch("app-echo-0123456789ab")
+    assert not takeover["stage_ids"].fullmatch("app-views-0123456789ab")
     [writer] = FakeWriter.made
     assert writer.started and writer.transactional_id == "app-echo-w1"
     assert first.applied_offset == -1
