@@ -68,8 +68,9 @@ class OwnedPartitions:
     ) -> None:
         """``transactional_id``: gives the stage's producer's id on this worker
         (``app.engine.identity``), asked when the first partition opens. ``max_request_size``:
-        the largest record the stage's writer may send (see ``TransactionalWriter``). ``watch`` sees every opening and
-        commit while it waits on the brokers (``app.engine.stall``). ``on_fenced`` is called
+        the largest record the stage's writer may send (see ``TransactionalWriter``).
+        ``watch`` sees every opening and commit while it waits on the brokers
+        (``app.engine.stall``). ``on_fenced`` is called
         for each dead owner's transaction an opening fenced (``app.engine.takeover``)."""
         self.name = name
         self.source_topic = source_topic
