@@ -1,7 +1,7 @@
 """Background work of a worker, all of it in one place: keep the profiles table up to date,
-open assigned partitions, close revoked ones, commit what batches left uncommitted (on a
-timer and at shutdown), tail the read-model topics, and
-refresh the gauges and the dashboard's rates."""
+open assigned partitions, close revoked ones, commit what batches and punctuators left
+uncommitted (on a timer and at shutdown), tail the read-model topics, and refresh the gauges
+and the dashboard's rates."""
 
 from __future__ import annotations
 
