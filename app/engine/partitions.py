@@ -68,8 +68,9 @@ class OwnedPartitions:
     ) -> None:
         """``transactional_id``: gives the stage's producer's id on this worker
         (``app.engine.identity``), asked when the first partition opens. ``max_request_size``:
-        the largest record the stage's writer may send (see ``TransactionalWriter``). ``watch`` sees every opening and
-        commit while it waits on the brokers (``app.engine.stall``). ``on_fenced`` is called
+        the largest record the stage's writer may send (see ``TransactionalWriter``).
+        ``watch`` sees every opening and commit while it waits on the brokers
+        (``app.engine.stall``). ``on_fenced`` is called
         for each dead owner's transaction an opening fenced (``app.engine.takeover``)."""
         self.name = name
         self.source_topic = source_topic
@@ -114,20 +115,17 @@ class OwnedPartitions:
         if processor is not None:
             return processor
         what = f"{self.name}: opening {self.source_topic}[{partition}]"
+        with self._watch.watching(what) as failed:
 
-        async def noted(exc: BaseException) -> None:
-            self._watch.failed(what, exc)
+            async def noted(exc: BaseException) -> None:
+                failed(exc)
 
-        token = self._watch.begin(what)
-        try:
             processor = await retry(
                 lambda: self._open_once(partition),
                 what,
                 refused=lambda exc: classify(exc) is Failure.REFUSED,
                 before_retry=noted,
             )
-        finally:
-            self._watch.end(token)
         self._open[partition] = processor
         self.moved.notify()
         log.info(
@@ -189,7 +187,7 @@ class OwnedPartitions:
         return fresh
 
     # -- commit -------------------------------------------------------------------------
-    def seal(self, partition: int, now_ms: int, publish: bool) -> Sealed | None:
+    def seal(self, partition: int, now_ms: int) -> Sealed | None:
         """Take the partition's pending work for a commit; None if there is nothing to commit.
 
         Processing may go on meanwhile: its writes start a new pending set, read over the
@@ -198,7 +196,7 @@ class OwnedPartitions:
         processor = self._open.get(partition)
         if processor is None:
             return None
-        if not processor.before_commit(now_ms, publish):
+        if not processor.before_commit(now_ms):
             return None
         store, outbox = processor.store, processor.outbox
         outbox.extend(self.changelog_topic, partition, store.pending.items())
@@ -217,15 +215,12 @@ class OwnedPartitions:
         partitions = sorted(work.partition for work in sealed)
         source = {TopicPartition(self.source_topic, w.partition): w.source_offset for w in sealed}
         what = f"{self.name}: commit of {_names(self.source_topic, partitions)}"
-        token = self._watch.begin(what)
+        merged = Outbox.merged(work.outbox for work in sealed)
         try:
-            offsets = await self.writer().commit(
-                Outbox.merged(work.outbox for work in sealed),
-                self.changelog_topic,
-                source,
-                group,
-                on_error=lambda exc: self._watch.failed(what, exc),
-            )
+            with self._watch.watching(what) as failed:
+                offsets = await self.writer().commit(
+                    merged, self.changelog_topic, source, group, on_error=failed
+                )
         except Fenced as exc:
             log.warning(
                 "%s: round of %s fenced (%s); dropping its uncommitted work",
@@ -237,8 +232,6 @@ class OwnedPartitions:
                     processor.store.discard_pending()
                     processor.outbox.clear()
             return set(partitions)
-        finally:
-            self._watch.end(token)
         for partition in partitions:
             processor = self._open.get(partition)
             if processor is not None:

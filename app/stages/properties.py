@@ -100,7 +100,7 @@ class PropertiesProcessor(Processor):
         )
         self.dead_letter(offset, key, value, rejection)
 
-    def commit_step(self, now_ms: int, publish: bool) -> None:
+    def commit_step(self, now_ms: int) -> None:
         snapshots.step(self.table, self.store)  # a store from before snapshots: a bit more
 
 

@@ -80,23 +80,11 @@ class Echo(Processor):
         super().__init__(
             partition, store, outbox, DeadLetterRoute(SOURCE, DEAD_LETTERS, 2 * MAX_BATCH_BYTES)
         )
-        self.publish_asks: list[bool] = []
-        self.unpublished = False  # as a stage with shares to publish after its records
 
     def step(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
         self.store.put(key, value)
         self.outbox.add(OUTPUT, self.partition, key, value)
         self.outcomes["accepted"] += 1
-        self.unpublished = True
-
-    @property
-    def has_unpublished(self) -> bool:
-        return self.unpublished
-
-    def commit_step(self, now_ms: int, publish: bool) -> None:
-        self.publish_asks.append(publish)
-        if publish:
-            self.unpublished = False
 
 
 def owned_partitions(
