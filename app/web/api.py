@@ -160,7 +160,9 @@ class Owners:
                     problem = f"partition {partition}: its owner {exc.reason}; retry shortly"
                     detail, last = f"{exc.url} {exc.reason}", None
                 else:
-                    if not routing.worth_retrying(answer):
+                    # Its 504 came after the 1 s a copy here leaves it: ask it again in time.
+                    again = copy_here and answer.status == 504 and deadline.remaining > 0
+                    if not (routing.worth_retrying(answer) or again):
                         return relayed(view, answer, partition)
                     detail, last = f"{owner} answered {answer.status}", answer
             if options.standby:  # no ready owner here, and the owner (if any) did not answer

@@ -120,6 +120,15 @@ async def test_a_copy_that_waits_for_at_least_answers_once_it_gets_there(worker)
     assert body["position"]["offsets"] == {TOPIC: {str(P): 4}}
 
 
+async def test_an_owner_short_of_at_least_in_its_second_is_asked_again_within_timeout(worker):
+    worker.member.answer = (504, "application/json", b'{"error": "not reached", "position": {}}')
+    started = time.monotonic()
+    status, body, _ = await get(worker.client, hour_path(f"&atLeast={TOPIC}:{P}:9&timeout=2.5"))
+    assert status == 504 and body["error"] == "not reached"
+    assert len(worker.member.seen) >= 2  # not the first 504, given after 1 s of 2.5
+    assert 2 < time.monotonic() - started < 5
+
+
 async def test_a_copy_whose_lag_is_unknown_does_not_answer(worker):
     worker.app.runtime.standbys.lag.clear()
     await worker.member.server.close()
