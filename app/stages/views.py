@@ -327,6 +327,7 @@ class ViewsProcessor(AppliedOffsets):
 
     def before_commit(self, now_ms: int, publish: bool) -> bool:
         cfg = self.config
+        self.hourly.flush()  # the hour summaries this round changed, once each
         # Retention once per commit, not when a view moves stream time into a new hour: a
         # range scan merges every pending write, which is cheapest once per commit. What it
         # removes is past every window's lateness, so no decision depends on when it runs.

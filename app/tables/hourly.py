@@ -4,13 +4,15 @@ Lives in the ``property.views`` partition that owns the property. Unique users a
 with one marker key per (hour, property, user), so the cost per view stays O(1) however
 many users an hour has.
 
-Each hour also has a summary (``SUMMARY``), written with its counts: its views, its number of
-properties and its ``LEADERS`` most viewed properties. Counts only grow, one view at a time,
-so keeping the leaders exact needs only the property just viewed: it enters when it passes the
-last of them. The dashboard's top N of an hour is then one read, whatever the number of
-properties, and costs one changelog record per hour and commit. An hour whose first views were
-counted before summaries existed has none and is read whole (``top_of_hour``) until retention
-drops it.
+Each hour also has a summary (``SUMMARY``): its views, its number of properties and its
+``LEADERS`` most viewed properties. Counts only grow, one view at a time, so keeping the
+leaders exact needs only the property just viewed: it enters when it passes the last of them.
+The dashboard's top N of an hour is then one read, whatever the number of properties, and
+costs one changelog record per hour and commit. The summaries a round changes are kept in
+memory and written once, by ``flush`` before the commit (encoding up to 50 leaders on every
+view was 1.4 % of a worker's time); only committed state is read for them, so readers see
+what they saw before. An hour whose first views were counted before summaries existed has
+none and is read whole (``top_of_hour``) until retention drops it.
 """
 
 from __future__ import annotations
@@ -126,6 +128,11 @@ class HourlyPropertyViews:
         # hour -> (the summary's bytes as last written, decoded): decoding once per commit,
         # not per view (a read returning other bytes, after a commit or a rollback, decodes)
         self._decoded: dict[int, tuple[bytes, HourSummary]] = {}
+        # hour -> the summary changed since the last ``flush``, not in the store yet; valid
+        # for the store's pending set it was changed over (``_changed_over``): a rollback
+        # starts a new one, and the changes go with it
+        self._changed: dict[int, HourSummary] = {}
+        self._changed_over: dict | None = None
 
     def get(self, property_id: str, hour_ms: int) -> HourlyCounts:
         return HourlyCounts.from_bytes(self._store.get(window_key(COUNTS, hour_ms, property_id)))
@@ -133,8 +140,7 @@ class HourlyPropertyViews:
     def add_view(self, property_id: str, hour_ms: int, user_id: str) -> HourlyCounts:
         """Count one accepted view; returns the updated counts (not yet committed)."""
         store = self._store
-        summary_key = window_key(SUMMARY, hour_ms)
-        summary = self._summary(summary_key, hour_ms)
+        summary = self._summary(hour_ms)
         counts_key = window_key(COUNTS, hour_ms, property_id)
         counts = HourlyCounts.from_bytes(store.get(counts_key))
         counts.views += 1
@@ -145,21 +151,44 @@ class HourlyPropertyViews:
         store.put(counts_key, counts.to_bytes())
         if summary is not None:
             summary.add(property_id, counts.views, counts.unique_users)
-            raw = summary.to_bytes()
-            store.put(summary_key, raw)
-            self._decoded[hour_ms] = (raw, summary)
+            self._changed[hour_ms] = summary
         return counts
 
-    def _summary(self, key: bytes, hour_ms: int) -> HourSummary | None:
-        """The hour's summary to update; a new one for an hour without counts yet, None for
-        an hour counted before summaries existed."""
-        raw = self._store.get(key)
-        if raw is not None:
-            cached = self._decoded.get(hour_ms)
-            if cached is not None and cached[0] is raw:
-                return cached[1]
+    def flush(self) -> None:
+        """Write the summaries changed since the last flush to the store, once each: before
+        the store's pending writes are sealed for a commit (the processor's
+        ``before_commit``)."""
+        changed = self._changed
+        if not changed or self._store.pending is not self._changed_over:
+            changed.clear()  # nothing, or changes rolled back with the writes they went with
+            return
+        store = self._store
+        for hour_ms, summary in changed.items():
+            raw = summary.to_bytes()
+            store.put(window_key(SUMMARY, hour_ms), raw)
             if len(self._decoded) >= _DECODED_KEPT:
                 self._decoded.clear()
+            self._decoded[hour_ms] = (raw, summary)
+        changed.clear()
+
+    def _summary(self, hour_ms: int) -> HourSummary | None:
+        """The hour's summary to update; a new one for an hour without counts yet, None for
+        an hour counted before summaries existed."""
+        pending = self._store.pending
+        if pending is not self._changed_over:
+            # A new pending set: after a flush and seal, or a rollback of what was changed.
+            self._changed.clear()
+            self._changed_over = pending
+        else:
+            changed = self._changed.get(hour_ms)
+            if changed is not None:
+                return changed
+        raw = self._store.get(window_key(SUMMARY, hour_ms))
+        if raw is not None:
+            # Taken out of the cache: changed from now on, it no longer matches ``raw``.
+            cached = self._decoded.pop(hour_ms, None)
+            if cached is not None and cached[0] is raw:
+                return cached[1]
             return HourSummary.from_bytes(raw)
         if hour_ms in self._legacy:
             return None
@@ -185,6 +214,7 @@ class HourlyPropertyViews:
 
     def expire_before(self, hour_ms: int) -> int:
         """Delete every hour window starting before ``hour_ms``; returns keys deleted."""
+        self.flush()  # then a summary of an expired hour is deleted with the rest
         deleted = 0
         for family in (COUNTS, USERS, SUMMARY):
             start, end = family_range(family, hour_ms)
