@@ -16,6 +16,7 @@ from app.engine.runner import StageRunner
 from app.engine.stall import CommitWatch
 from app.engine.store import rocksdb_options
 from app.metrics import Metrics, RateSampler
+from app.models.dead_letter import DeadLetterRoute
 from app.properties.aggregate import PropertyState
 from app.readmodels.insights import InsightsMemory
 from app.readmodels.partials import PartialsView, partials_tail
@@ -40,7 +41,6 @@ class StageSpec:
     source: str
     changelog: str
     commit_s: float
-    dead_letter_topic: str
     factory: ProcessorFactory
     check_gaps: bool = False
     waits_for_profiles: bool = False  # no record applied before the profiles table is read
@@ -118,7 +118,7 @@ class Runtime:
             # property.views -> hourly and weekly tables, insights, dead letters, views-by-user
             StageSpec(
                 "views", "property_views", s.views_topic, s.views_changelog_topic,
-                s.views_commit_interval_seconds, s.dlq_views_topic,
+                s.views_commit_interval_seconds,
                 lambda partition, store, outbox: ViewsProcessor(
                     partition, store, outbox, views_config, self.profiles.segment_of,
                     self.property_at(partition),
@@ -133,11 +133,14 @@ class Runtime:
             # written by the views stage only, so a record of it that fails is a view's
             StageSpec(
                 "segment-users", "segment_users", s.segments_repartition_topic,
-                s.segments_changelog_topic, s.segments_commit_interval_seconds, s.dlq_views_topic,
+                s.segments_changelog_topic, s.segments_commit_interval_seconds,
                 functools.partial(
                     SegmentUsersProcessor,
                     partials_topic=s.partials_topic,
                     retention_weeks=s.weekly_retention_weeks,
+                    dead_letters=DeadLetterRoute(
+                        s.segments_repartition_topic, s.dlq_views_topic, s.dlq_max_message_bytes
+                    ),
                 ),
             ),
             # user.profiles in the group: its invalid records to user.profiles.dlq, once each
@@ -145,7 +148,6 @@ class Runtime:
             StageSpec(
                 "profile-rejects", "user_profiles", s.profiles_topic,
                 s.profile_rejects_changelog_topic, s.profiles_commit_interval_seconds,
-                s.dlq_profiles_topic,
                 functools.partial(
                     ProfileRejectsProcessor,
                     source_topic=s.profiles_topic,
@@ -158,7 +160,6 @@ class Runtime:
             StageSpec(
                 "properties", "property_events", s.property_events_topic,
                 s.properties_changelog_topic, s.properties_commit_interval_seconds,
-                s.dlq_property_events_topic,
                 lambda partition, store, outbox: PropertiesProcessor(
                     partition, store, outbox, properties_config
                 ),
@@ -177,7 +178,6 @@ class Runtime:
             rocksdb_options=self._options,
             client_kwargs=self._client_kwargs,
             factory=spec.factory,
-            dead_letter_topic=spec.dead_letter_topic,
             transactional_id=lambda: transactional_id(s.app_id, name, self.worker_id),
             max_request_size=s.dlq_max_message_bytes,
             watch=self.commit_watch,

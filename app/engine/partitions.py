@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.client import AIOKafkaClient
@@ -27,12 +26,11 @@ from rocksdict import Options
 
 from app.engine.kip447 import GroupMetadata, fetch_committed
 from app.engine.moved import Moved
+from app.engine.processor import Processor
 from app.engine.restore import restore_partition
 from app.engine.retry import retry
 from app.engine.stall import CommitWatch
 from app.engine.store import PartitionStore
-from app.models.dead_letter import fit_dead_letter
-from app.models.events import Rejection
 from app.engine.transactions import (
     MAX_BATCH_BYTES,
     Failure,
@@ -43,34 +41,6 @@ from app.engine.transactions import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class Processor(Protocol):
-    """Domain logic of one partition: reads and writes its store, fills its outbox.
-
-    ``applied_offset`` is the last input offset it has taken into account (stored in its
-    state); ``process`` skips anything at or below it. ``outcomes`` tallies what became of
-    the records (the runner folds it into the metrics and clears it).
-    """
-
-    partition: int
-    store: PartitionStore
-    outbox: Outbox
-    applied_offset: int
-    outcomes: Counter[str]
-
-    def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None: ...
-
-    def first_time(self, offset: int) -> bool:
-        """Take ``offset`` as applied; False when it was applied before."""
-        ...
-
-    def before_commit(self, now_ms: int, publish: bool) -> bool:
-        """Stage bookkeeping and shares for commit; True when there is anything to commit."""
-        ...
-
-    @property
-    def has_unpublished(self) -> bool: ...
 
 
 ProcessorFactory = Callable[[int, PartitionStore, Outbox], Processor]
@@ -90,15 +60,13 @@ class OwnedPartitions:
         rocksdb_options: Options,
         client_kwargs: dict[str, Any],
         factory: ProcessorFactory,
-        dead_letter_topic: str,
         transactional_id: Callable[[], str],
         max_request_size: int = 2 * MAX_BATCH_BYTES,
         watch: CommitWatch | None = None,
     ) -> None:
-        """``dead_letter_topic``: where a record that made the processor fail goes
-        (``dead_letter``). ``transactional_id``: gives the stage's producer's id on this
-        worker (``app.engine.identity``), asked when the first partition opens. ``max_request_size``: the largest record the stage's
-        writer may send (see ``TransactionalWriter``). ``watch`` sees every opening and
+        """``transactional_id``: gives the stage's producer's id on this worker
+        (``app.engine.identity``), asked when the first partition opens. ``max_request_size``:
+        the largest record the stage's writer may send (see ``TransactionalWriter``). ``watch`` sees every opening and
         commit while it waits on the brokers (``app.engine.stall``)."""
         self.name = name
         self.source_topic = source_topic
@@ -107,7 +75,6 @@ class OwnedPartitions:
         self._options = rocksdb_options
         self._client_kwargs = client_kwargs
         self._factory = factory
-        self.dead_letter_topic = dead_letter_topic
         self._max_request_size = max_request_size
         self._watch = watch or CommitWatch(float("inf"))
         self._group_id = app_id
@@ -206,24 +173,6 @@ class OwnedPartitions:
         fresh = self._factory(partition, processor.store, Outbox())
         self._open[partition] = fresh
         return fresh
-
-    def dead_letter(
-        self,
-        processor: Processor,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        rejection: Rejection,
-    ) -> None:
-        """Send the record at ``offset`` to the dead-letter topic instead of processing it, in
-        the partition's next transaction with the applied offset that moves past it."""
-        if not processor.first_time(offset):
-            return
-        partition = processor.partition
-        headers = rejection.dlq_headers(self.source_topic, partition, offset)
-        key, value, headers = fit_dead_letter(key, value, headers, self._max_request_size)
-        processor.outbox.add(self.dead_letter_topic, partition, key, value, headers)
-        processor.outcomes[f"rejected:{rejection.reason}"] += 1
 
     # -- commit -------------------------------------------------------------------------
     def seal(self, partition: int, now_ms: int, publish: bool) -> Sealed | None:

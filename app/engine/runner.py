@@ -200,7 +200,9 @@ class StageRunner:
             verdict = admit(offset)
             if verdict is Verdict.APPLY:
                 if poison and offset in poison:
-                    self._dead_letter(processor, record, poison[offset])
+                    if processor.first_time(offset):
+                        rejection = Rejection("processing_error", poison[offset])
+                        processor.dead_letter(offset, record.key, record.value, rejection)
                     applied += 1
                     continue
                 try:
@@ -235,18 +237,12 @@ class StageRunner:
         log.error(
             "%s[%d]@%d: processing failed (%s); its partition's work from offset %d on is rolled "
             "back and read again, the record goes to %s with reason processing_error",
-            owned.source_topic, partition, record.offset, detail, resume, owned.dead_letter_topic,
+            owned.source_topic, partition, record.offset, detail, resume, fresh.dead_letters.topic,
             exc_info=exc,
         )
         self._metrics.processing_errors.labels(owned.name, type(exc).__name__).inc()
         self._order[partition] = PartitionOrder.rewound(resume, record.offset, self._check_gaps)
         self._reader.seek(partition, resume)
-
-    def _dead_letter(self, processor, record: ConsumerRecord, detail: str) -> None:  # noqa: ANN001
-        self.owned.dead_letter(
-            processor, record.offset, record.key, record.value,
-            Rejection("processing_error", detail),
-        )
 
     def _read_again(self, records: Mapping[int, Sequence[ConsumerRecord]]) -> None:
         """Records not applied, of partitions still open: fetch them again, never skip them."""

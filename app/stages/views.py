@@ -6,16 +6,14 @@ and the event itself, in offset order, so a replay decides exactly as the first 
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from app import codec, dedupe
 from app.stages import by_user
-from app.stages.applied import APPLIED_KEY, Applied, AppliedOffsets
-from app.models.dead_letter import fit_dead_letter
+from app.engine.processor import Processor
+from app.models.dead_letter import DeadLetterRoute
 from app.models.events import PropertyViewed, Rejection
 from app.models.insights import (
     TrendInsight,
@@ -108,7 +106,7 @@ def _no_property(property_id: str, ts_ms: int) -> None:
 BASELINES_CACHED = 50_000
 
 
-class ViewsProcessor(AppliedOffsets):
+class ViewsProcessor(Processor):
     """State and rules of one ``property.views`` partition."""
 
     def __init__(
@@ -122,16 +120,16 @@ class ViewsProcessor(AppliedOffsets):
     ) -> None:
         """``property_at(propertyId, ts)``: the property's aggregate as of a view's time
         (read from the properties stage of the same partition); None: no properties known."""
-        self.partition = partition
-        self.store = store
-        self.outbox = outbox
+        super().__init__(
+            partition, store, outbox,
+            DeadLetterRoute(config.views_topic, config.dlq_topic, config.dlq_max_message_bytes),
+        )
         self.config = config
         self._segment_of = segment_of
         self._property_at = property_at or _no_property
         self.hourly = HourlyPropertyViews(store)
         self.weekly = WeeklySegmentPatterns(store)
         self.seen = SeenEvents(store)
-        self.applied = Applied(store, APPLIED_KEY)
         self.stream_time = self.applied.load(STREAM_TIME_KEY, 0)
         self._expired_through_hour = hour_start(self.stream_time)
         self._last_seen_purge = self.stream_time
@@ -139,15 +137,12 @@ class ViewsProcessor(AppliedOffsets):
         # come between committing counts and publishing them.
         self._unpublished: set[tuple[int, str]] = set(self.weekly.segment_weeks())
         self._published_position: int | None = None  # the offset last published with them
-        self.outcomes: Counter[str] = Counter()
         self._baselines: dict[str, tuple[int, float]] = {}  # property -> (hour, baseline)
         # repartition partition -> distinct (user, week, segment) of this batch (see by_user)
         self._by_user: dict[int, set[by_user.Entry]] = {}
 
     # -- per event ----------------------------------------------------------------------
-    def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if not self.first_time(offset):
-            return
+    def step(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
         cfg = self.config
         event = codec.decode_view(
             key,
@@ -157,7 +152,7 @@ class ViewsProcessor(AppliedOffsets):
             future_tolerance_ms=cfg.future_tolerance_ms,
         )
         if isinstance(event, Rejection):
-            self._dead_letter(offset, key, value, event)
+            self.dead_letter(offset, key, value, event)
             return
         self._process_valid(offset, key, value, event, now_ms)
 
@@ -176,7 +171,7 @@ class ViewsProcessor(AppliedOffsets):
         hourly_late = is_late(hour + HOUR_MS, cfg.hourly_grace_ms, stream_time)
         weekly_late = is_late(week + WEEK_MS, cfg.weekly_grace_ms, stream_time)
         if hourly_late and weekly_late:
-            self._dead_letter(
+            self.dead_letter(
                 offset, key, value, Rejection(codec.LATE, f"late for hour and week by stream time {stream_time}")
             )
             return
@@ -286,15 +281,6 @@ class ViewsProcessor(AppliedOffsets):
         )
         self.outcomes[f"insight:{insight.type}"] += 1
 
-    def _dead_letter(
-        self, offset: int, key: bytes | None, value: bytes | None, rejection: Rejection
-    ) -> None:
-        cfg = self.config
-        headers = rejection.dlq_headers(cfg.views_topic, self.partition, offset)
-        key, value, headers = fit_dead_letter(key, value, headers, cfg.dlq_max_message_bytes)
-        self.outbox.add(cfg.dlq_topic, self.partition, key, value, headers)
-        self.outcomes[f"rejected:{rejection.reason}"] += 1
-
     # -- retention ----------------------------------------------------------------------
     def _expire(self) -> None:
         cfg = self.config
@@ -325,7 +311,7 @@ class ViewsProcessor(AppliedOffsets):
     def has_unpublished(self) -> bool:
         return bool(self._unpublished)
 
-    def before_commit(self, now_ms: int, publish: bool) -> bool:
+    def commit_step(self, now_ms: int, publish: bool) -> None:
         cfg = self.config
         self.hourly.flush()  # the hour summaries this round changed, once each
         # Retention once per commit, not when a view moves stream time into a new hour: a
@@ -349,10 +335,9 @@ class ViewsProcessor(AppliedOffsets):
         self._by_user.clear()
         if publish:
             self._publish_partials()
-        if not self.applied.unstaged and not len(self.outbox):
-            return False
-        self.applied.stage({STREAM_TIME_KEY: self.stream_time})
-        return True
+
+    def positions(self) -> dict[bytes, int]:
+        return {STREAM_TIME_KEY: self.stream_time}
 
     def _publish_partials(self) -> None:
         cfg = self.config

@@ -32,7 +32,7 @@ from app.metrics import Metrics, RateSampler
 from app.runtime import Runtime
 from app.properties.aggregate import PropertyState
 from app.readmodels.partials import SegmentWeek
-from app.stages.applied import APPLIED_KEY
+from app.engine.applied import APPLIED_KEY
 from app.tables.hourly import LEADERS
 from app.tables.hourly import top_of_hour as hourly_top
 from app.tables.properties import PropertyTable

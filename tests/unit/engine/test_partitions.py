@@ -14,7 +14,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from app.engine.store import CHECKPOINT_KEY
 from app.engine.transactions import Fenced, OutputRefused
-from app.stages.applied import APPLIED_KEY
+from app.engine.applied import APPLIED_KEY
 from tests.unit.engine.fakes import CHANGELOG, GROUP, FakeWriter, OUTPUT, SOURCE, owned_partitions, writer_of
 
 NOW = 1_800_000_000_000

@@ -406,7 +406,7 @@ def _reader_and_read(tmp_path, monkeypatch, read_assigned: set[int]):  # noqa: A
     read_owned = OwnedPartitions(
         name="props", app_id="app", source_topic="props-in", changelog_topic="props-cl",
         data_dir=tmp_path / "read", rocksdb_options=rocksdb_options(1 << 20, 1 << 20),
-        client_kwargs={}, factory=Echo, dead_letter_topic="props-in.dlq",
+        client_kwargs={}, factory=Echo,
         transactional_id=lambda: "app-props-w1",
     )
     consumer = Consumer({0, 1})

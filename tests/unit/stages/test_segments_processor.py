@@ -14,6 +14,7 @@ from app.engine.partitioner import key_partition
 from app.stages.views import ViewsConfig, ViewsProcessor
 from app.settings import Settings
 from app.engine.transactions import Outbox
+from app.models.dead_letter import DeadLetterRoute
 from app.readmodels.partials import USERS, PartialsView, SegmentWeek, partial_key
 from app.windows import HOUR_MS, WEEK_MS, parse_iso
 
@@ -24,12 +25,13 @@ NOW = parse_iso("2027-03-01T00:00:00Z")
 W47 = parse_iso("2026-11-16T00:00:00Z")
 W48 = W47 + WEEK_MS
 PARTIALS = "property-analytics-segment-partials"
+DEAD = DeadLetterRoute("views-by-user", "property.views.dlq", 1 << 20)
 
 
 @pytest.fixture
 def make(open_store):
     def make_(name: str = "segments-005", partition: int = P) -> Driver:
-        proc = SegmentUsersProcessor(partition, open_store(name), Outbox(), PARTIALS, 5)
+        proc = SegmentUsersProcessor(partition, open_store(name), Outbox(), PARTIALS, 5, DEAD)
         return Driver(proc, NOW)
 
     return make_
@@ -37,7 +39,7 @@ def make(open_store):
 
 def reopen(d: Driver, open_store, name: str = "segments-005") -> Driver:
     d.proc.store.close()
-    proc = SegmentUsersProcessor(d.proc.partition, open_store(name), Outbox(), PARTIALS, 5)
+    proc = SegmentUsersProcessor(d.proc.partition, open_store(name), Outbox(), PARTIALS, 5, DEAD)
     return Driver(proc, NOW)
 
 
@@ -186,7 +188,7 @@ def test_both_stages_end_to_end_give_exact_segment_weeks(open_store):
     }
     user_stage = {
         p: Driver(
-            SegmentUsersProcessor(p, open_store(f"s{p}"), Outbox(), cfg.partials_topic, 5), NOW
+            SegmentUsersProcessor(p, open_store(f"s{p}"), Outbox(), cfg.partials_topic, 5, DEAD), NOW
         )
         for p in range(4)
     }

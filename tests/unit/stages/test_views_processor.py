@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from app.stages import by_user
+from app.engine.applied import APPLIED_KEY
 from app.stages.views import (
-    APPLIED_KEY,
     STREAM_TIME_KEY,
     ViewsConfig,
     ViewsProcessor,
