@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 from app.tables.hourly import (
+    HourSummary,
     HourlyCounts,
     HourlyPropertyViews,
     LEADERS,
@@ -328,3 +329,22 @@ def test_an_hour_counted_before_it_had_ranks_is_read_whole_and_stays_exact(store
     assert reads.scanned == 30
 
 
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 90), max_size=600), st.integers(0, 600))
+def test_a_summary_keeps_its_leaders_ranked_after_every_view(props, decoded_at):
+    """The ranks kept sorted view by view are the leaders' exact order, and the leaders the
+    exact top, also for a summary read back from its bytes half-way (ranks made anew)."""
+    summary = HourSummary()
+    views: dict[str, int] = {}
+    for i, n in enumerate(props):
+        if i == decoded_at:
+            summary = HourSummary.from_bytes(summary.to_bytes())
+        prop = f"p{n:02d}"
+        views[prop] = views.get(prop, 0) + 1
+        summary.add(prop, views[prop], 1)
+        exact = sorted((-v, p) for p, v in views.items())[:LEADERS]
+        assert sorted(summary.ranks()) == summary.ranks() == exact
+        assert summary.top(LEADERS) == [(-v, p, 1) for v, p in exact]
+    assert (summary.views, summary.properties) == (len(props), len(views))
