@@ -13,6 +13,7 @@ from app.engine.identity import transactional_id, worker_id
 from app.engine.partitions import OwnedPartitions, ProcessorFactory
 from app.engine.reader import StageReader
 from app.engine.runner import StageRunner
+from app.engine.standby import StandbyKeeper, StandbyStage, wanted_standbys
 from app.engine.stall import CommitWatch
 from app.engine.store import rocksdb_options
 from app.metrics import Metrics, RateSampler
@@ -85,6 +86,15 @@ class Runtime:
             self._runners[spec.name] = self._stage(spec)
         self.stages = tuple(self._runners[spec.name] for spec in self.specs)
         self.views, self.segments, self.profile_rejects, self.properties = self.stages
+        # Copies of other workers' partitions, to take them over with only a tail to restore.
+        self.standbys = StandbyKeeper(
+            [
+                StandbyStage(stage.owned.name, stage.owned.changelog_topic, stage.owned.store_path)
+                for stage in self.stages
+            ],
+            self._options,
+            self._client_kwargs,
+        )
         self.partials = PartialsView()
         self.insights = InsightsMemory(settings.insights_memory)
         self.tails = self._tails()
@@ -138,6 +148,7 @@ class Runtime:
                     SegmentUsersProcessor,
                     partials_topic=s.partials_topic,
                     retention_weeks=s.weekly_retention_weeks,
+                    publish_interval_s=s.partials_publish_seconds,
                     dead_letters=DeadLetterRoute(
                         s.segments_repartition_topic, s.dlq_views_topic, s.dlq_max_message_bytes
                     ),
@@ -181,6 +192,7 @@ class Runtime:
             transactional_id=lambda: transactional_id(s.app_id, name, self.worker_id),
             max_request_size=s.dlq_max_message_bytes,
             watch=self.commit_watch,
+            on_fenced=self.metrics.takeovers_fenced.labels(name).inc,
         )
         reader = StageReader(
             spec.source,
@@ -196,7 +208,6 @@ class Runtime:
             reader,
             self.metrics,
             s.batch_max_events,
-            s.partials_publish_seconds,
             spec.commit_s,
             max_uncommitted=s.max_uncommitted_events,
             check_gaps=spec.check_gaps,
@@ -222,6 +233,19 @@ class Runtime:
                 start_back=s.insights_memory,
                 on_skipped=skipped.labels(s.insights_topic).inc,
             ),
+        )
+
+    def wanted_standbys(self) -> set[tuple[str, int]]:
+        """The (stage, partition) copies the latest assignment asks this worker to keep."""
+        active = {
+            (stage.owned.name, partition)
+            for stage in self.stages
+            for partition in stage.assigned_partitions()
+        }
+        return wanted_standbys(
+            ((stage.owned.name, stage.owned.source_topic) for stage in self.stages),
+            ((tp.topic, tp.partition) for tp in self.app.assignor.assigned_standbys()),
+            active,
         )
 
     @property
