@@ -51,6 +51,16 @@ async def copies_caught_up(worker, partitions: set[int]) -> None:  # noqa: ANN00
     assert all(lag[p] <= 1 for p in partitions), lag
 
 
+def timings(answers: list[tuple[int, int]]) -> dict:
+    """Answers by status, and the median and slowest time of the 200s in ms."""
+    ok = sorted(ms for status, ms in answers if status == 200)
+    statuses: dict[int, int] = {}
+    for status, _ in answers:
+        statuses[status] = statuses.get(status, 0) + 1
+    return {"statuses": statuses, "median_ms": ok[len(ok) // 2] if ok else None,
+            "max_ms": max((ms for _, ms in answers), default=None)}
+
+
 async def test_standby_reads_answer_a_killed_owners_partitions_during_the_move(cluster):
     exp = await cluster.feed(views=3000)
     a, b = cluster.workers
@@ -84,9 +94,24 @@ async def test_standby_reads_answer_a_killed_owners_partitions_during_the_move(c
             offset = body["position"]["offsets"][topic][str(partition)]
             answers[partition].append((body["stale"], offset, round(took * 1000), body))
 
+    # For comparison, the same hours asked as committed meanwhile (statuses and times only).
+    committed: list[tuple[int, int]] = []
+    done = asyncio.Event()
+
+    async def ask_committed(session: aiohttp.ClientSession, partition: int) -> None:
+        prop, hour = asked[partition]
+        url = f"{b.url}/api/properties/{prop}/views?hour={iso(hour)}&timeout=5"
+        while not done.is_set():
+            started = time.monotonic()
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
+                await response.read()
+                committed.append((response.status, round((time.monotonic() - started) * 1000)))
+            await asyncio.sleep(0.2)
+
     a.kill()
     killed = time.monotonic()
     async with aiohttp.ClientSession() as session:
+        comparing = [asyncio.ensure_future(ask_committed(session, p)) for p in asked]
         # Until B has owned every one of A's partitions for a while (or 60 s at most).
         while time.monotonic() - killed < 60:
             await asyncio.gather(*(ask(session, p) for p in asked))
@@ -96,12 +121,16 @@ async def test_standby_reads_answer_a_killed_owners_partitions_during_the_move(c
             if all(n >= 5 for n in fresh_for):
                 break
             await asyncio.sleep(0.2)
+        done.set()
+        await asyncio.gather(*comparing)
     stale_total = sum(1 for got in answers.values() for stale, *_ in got if stale)
     summary = {
         p: (len(got), sum(1 for s, *_ in got if s), max((ms for *_, ms, _ in got), default=None))
         for p, got in answers.items()
     }
-    print(f"per partition (answers, stale, slowest ms): {summary}")
+    print(f"standby, per partition (answers, stale, slowest ms): {summary}")
+    print(f"standby, all: {timings([(200, ms) for got in answers.values() for *_, ms, _ in got])}")
+    print(f"committed, all: {timings(committed)}")
     assert not problems, problems[:10]
     assert stale_total > 0, f"no answer came from a copy: {summary}"
     for partition, got in answers.items():
