@@ -183,3 +183,48 @@ def test_marked_adds_stale_and_lag_and_keeps_the_rest(body, lag):
     expected = {**body, "stale": False} if lag is None else {**body, "stale": True, "lag": lag}
     assert out == expected
     assert marked([1], lag) == [1]
+
+
+@pytest_asyncio.fixture
+async def no_copy_here(tmp_path) -> AsyncIterator[tuple[TestClient, Member]]:
+    """A worker without a copy of PROP's partition, whose owner is gone, and another member
+    (a stand-in) that owns nothing of the views."""
+    gone, other = Member(), Member()
+    await gone.server.start_server()
+    owner_url = gone.url
+    await gone.server.close()
+    await other.server.start_server()
+    settings = Settings(app_id="web-standby-peers", worker_data_dir=tmp_path / "d",
+                        topic_partitions=4)
+    app = create_app(settings)
+    app.web.init_server()
+    topic = settings.views_topic
+    app.assignor.external_topics_metadata = lambda: {
+        owner_url: {topic: set(range(4))}, other.url: {topic: set()}
+    }
+    client = TestClient(TestServer(app.web.web_app))
+    await client.start_server()
+    yield client, other
+    await client.close()
+    await other.server.close()
+
+
+async def test_without_a_copy_here_another_member_that_keeps_one_answers(no_copy_here):
+    client, other = no_copy_here
+    other.answer = (200, "application/json", b'{"views": 3, "stale": true, "lag": 0}')
+    status, body, _ = await get(client, hour_path())
+    assert status == 200 and body == {"views": 3, "stale": True, "lag": 0}
+    path, headers = other.seen[-1]
+    assert "consistency=standby" in path and headers.get("X-Routed-By")
+
+
+async def test_without_any_copy_the_members_are_asked_until_the_timeout(no_copy_here):
+    client, other = no_copy_here
+    other.answer = (503, "application/json", b'{"error": "not here"}')
+    status, body, _ = await get(client, hour_path("&timeout=1"))
+    asked = len(other.seen)
+    assert status == 503 and asked >= 2
+    status, body, _ = await get(  # committed: the other members are never asked
+        client, f"/api/properties/{PROP}/views?hour={HOUR}&timeout=0.5"
+    )
+    assert status == 503 and len(other.seen) == asked and "stale" not in body
