@@ -181,6 +181,13 @@ class Metrics:
             "read again by the partitions' owners",
             "stage",
         )
+        self.takeovers_fenced = counter(
+            "takeover_transactions_fenced_total",
+            "Transactions of a partition's previous owner that an opening here ended at once "
+            "(InitProducerId) because they had outlived their timeout: a dead worker's last "
+            "round, aborted instead of waiting for the transaction coordinator's clean-up",
+            "stage",
+        )
         self.commit_errors = counter(
             "commit_errors_total",
             "Failed attempts of a commit or a partition's opening, retried, by error",

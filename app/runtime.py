@@ -149,6 +149,7 @@ class Runtime:
                     SegmentUsersProcessor,
                     partials_topic=s.partials_topic,
                     retention_weeks=s.weekly_retention_weeks,
+                    publish_interval_s=s.partials_publish_seconds,
                     dead_letters=DeadLetterRoute(
                         s.segments_repartition_topic, s.dlq_views_topic, s.dlq_max_message_bytes
                     ),
@@ -192,6 +193,7 @@ class Runtime:
             transactional_id=lambda: transactional_id(s.app_id, name, self.worker_id),
             max_request_size=s.dlq_max_message_bytes,
             watch=self.commit_watch,
+            on_fenced=self.metrics.takeovers_fenced.labels(name).inc,
         )
         reader = StageReader(
             spec.source,
@@ -207,7 +209,6 @@ class Runtime:
             reader,
             self.metrics,
             s.batch_max_events,
-            s.partials_publish_seconds,
             spec.commit_s,
             max_uncommitted=s.max_uncommitted_events,
             check_gaps=spec.check_gaps,

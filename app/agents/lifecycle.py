@@ -1,7 +1,7 @@
 """Background work of a worker, all of it in one place: keep the profiles table up to date,
-open assigned partitions, close revoked ones, commit what batches left uncommitted (on a
-timer and at shutdown), publish throttled segment shares, tail the read-model topics, and
-refresh the gauges and the dashboard's rates."""
+open assigned partitions, close revoked ones, commit what batches and punctuators left
+uncommitted (on a timer and at shutdown), tail the read-model topics, and refresh the gauges
+and the dashboard's rates."""
 
 from __future__ import annotations
 
@@ -66,18 +66,12 @@ def _rebalance_hooks(app: faust.App, runtime: Runtime) -> None:
 
 
 def _commit_timers(app: faust.App, runtime: Runtime) -> None:
-    settings = runtime.settings
     commit_check_s = min(spec.commit_s for spec in runtime.specs)
 
     @app.timer(max(commit_check_s / 2, 0.02))
     async def commit_due() -> None:
         for stage in runtime.stages:
             await stage.commit_due()
-
-    @app.timer(max(settings.partials_publish_seconds, 0.2))
-    async def publish_pending_shares() -> None:
-        for stage in runtime.stages:
-            await stage.publish_pending()
 
     @app.on_before_shutdown.connect
     async def commit_before_shutdown(sender: faust.App, **_: object) -> None:

@@ -1,17 +1,19 @@
 """The base of every stage's partition processor: what the engine needs of one, in one place.
 
 A stage implements its domain step only (``step``: one new record, with its state and
-outputs) and, when it has any, its bookkeeping before a commit (``commit_step``, ``positions``).
-The base keeps the rest, the same for every stage: the applied offset (a record at or below it
-is a replay and is turned away before ``step``), the outcome tallies, and the dead letters
+outputs) and, when it has any, its bookkeeping before a commit (``commit_step``, ``positions``)
+and its periodic work (``schedule``: what it publishes, say, the engine never knows). The base
+keeps the rest, the same for every stage: the applied offset (a record at or below it is a
+replay and is turned away before ``step``), the outcome tallies, the dead letters
 (``dead_letter``: a rejection of the stage's own rules, or a record that made ``step`` raise,
-dead-lettered by the runner).
+dead-lettered by the runner) and the punctuators' clock.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from app.engine.applied import Applied
 from app.engine.store import PartitionStore
@@ -33,6 +35,7 @@ class Processor:
         self.dead_letters = dead_letters
         self.applied = Applied(store)
         self.outcomes: Counter[str] = Counter()
+        self._punctuators: list[_Punctuator] = []
 
     @property
     def applied_offset(self) -> int:
@@ -59,27 +62,50 @@ class Processor:
     ) -> None:
         """Send the record at ``offset`` to the dead-letter topic, in the partition's next
         commit with the applied offset that moves past it."""
-        key, value, headers = dead_letter(self.dead_letters, rejection, self.partition, offset, key, value)
-        self.outbox.add(self.dead_letters.topic, self.partition, key, value, headers)
+        route = self.dead_letters
+        key, value, headers = dead_letter(route, rejection, self.partition, offset, key, value)
+        self.outbox.add(route.topic, self.partition, key, value, headers)
         self.outcomes[f"rejected:{rejection.reason}"] += 1
 
-    # -- commit -------------------------------------------------------------------------
-    @property
-    def has_unpublished(self) -> bool:
-        return False
+    # -- punctuation --------------------------------------------------------------------
+    def schedule(self, interval_s: float, punctuator: Callable[[], None]) -> None:
+        """Call ``punctuator`` between records at most every ``interval_s`` of wall-clock time
+        (Kafka Streams' wall-clock punctuation), the first time at the first ``punctuate``:
+        what it writes goes with the partition's next commit."""
+        self._punctuators.append(_Punctuator(int(interval_s * 1000), punctuator))
 
-    def commit_step(self, now_ms: int, publish: bool) -> None:
+    def punctuate(self, now_ms: int, every: bool = False) -> bool:
+        """Call the punctuators that are due (``every``: all of them, before the partition is
+        committed for a handover); True when they left anything new to commit."""
+        due = [p for p in self._punctuators if every or now_ms >= p.due_ms]
+        if not due:
+            return False
+        before = len(self.outbox)
+        for punctuator in due:
+            punctuator.due_ms = now_ms + punctuator.interval_ms
+            punctuator.call()
+        return len(self.outbox) > before
+
+    # -- commit -------------------------------------------------------------------------
+    def commit_step(self, now_ms: int) -> None:
         """The stage's bookkeeping before a commit (retention, outputs kept for it)."""
 
     def positions(self) -> Mapping[bytes, int]:
         """What the stage stores with its applied offset (key -> integer), at each commit."""
         return {}
 
-    def before_commit(self, now_ms: int, publish: bool) -> bool:
+    def before_commit(self, now_ms: int) -> bool:
         """Stage bookkeeping and the applied offset for a commit; True when there is anything
         to commit (an offset applied, an output, a write of the bookkeeping's own)."""
-        self.commit_step(now_ms, publish)
+        self.commit_step(now_ms)
         if not (self.applied.unstaged or len(self.outbox) or self.store.pending):
             return False
         self.applied.stage(self.positions())
         return True
+
+
+@dataclass(slots=True)
+class _Punctuator:
+    interval_ms: int
+    call: Callable[[], None]
+    due_ms: int = 0

@@ -24,9 +24,11 @@ class SegmentUsersProcessor(Processor):
         outbox: Outbox,
         partials_topic: str,
         retention_weeks: int,
+        publish_interval_s: float,
         dead_letters: DeadLetterRoute,
     ) -> None:
-        """``dead_letters``: where a record that makes it fail goes (written by the views
+        """``publish_interval_s``: how often its changed shares are published.
+        ``dead_letters``: where a record that makes it fail goes (written by the views
         stage only, so it is a view's: the views' dead-letter topic)."""
         super().__init__(partition, store, outbox, dead_letters)
         self._partials_topic = partials_topic
@@ -34,6 +36,7 @@ class SegmentUsersProcessor(Processor):
         self.users = SegmentWeeklyUsers(store)
         self.latest_week = self.applied.load(LATEST_WEEK_KEY, 0)
         self._unpublished: set[tuple[int, str]] = set(self.users.segment_weeks())
+        self.schedule(publish_interval_s, self._publish)
 
     def step(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
         entries = by_user.decode(key, value)
@@ -56,20 +59,15 @@ class SegmentUsersProcessor(Processor):
                 self._partials_topic, 0, partial_key(USERS, self.partition, week, segment), None
             )
 
-    @property
-    def has_unpublished(self) -> bool:
-        return bool(self._unpublished)
-
-    def commit_step(self, now_ms: int, publish: bool) -> None:
-        if publish:
-            for week, segment in sorted(self._unpublished):
-                self.outbox.add(
-                    self._partials_topic,
-                    0,
-                    partial_key(USERS, self.partition, week, segment),
-                    users_partial(self.users.unique_users(week, segment)),
-                )
-            self._unpublished.clear()
+    def _publish(self) -> None:
+        for week, segment in sorted(self._unpublished):
+            self.outbox.add(
+                self._partials_topic,
+                0,
+                partial_key(USERS, self.partition, week, segment),
+                users_partial(self.users.unique_users(week, segment)),
+            )
+        self._unpublished.clear()
 
     def positions(self) -> dict[bytes, int]:
         return {LATEST_WEEK_KEY: self.latest_week}

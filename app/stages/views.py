@@ -66,6 +66,7 @@ class ViewsConfig:
     dedupe_horizon_ms: int
     rules: TrendRules
     dlq_max_message_bytes: int
+    partials_publish_s: float
 
     @classmethod
     def from_settings(cls, s: Settings) -> ViewsConfig:
@@ -92,6 +93,7 @@ class ViewsConfig:
                 trend_ratio=s.trend_ratio,
             ),
             dlq_max_message_bytes=s.dlq_max_message_bytes,
+            partials_publish_s=s.partials_publish_seconds,
         )
 
 
@@ -140,6 +142,7 @@ class ViewsProcessor(Processor):
         self._baselines: dict[str, tuple[int, float]] = {}  # property -> (hour, baseline)
         # repartition partition -> distinct (user, week, segment) of this batch (see by_user)
         self._by_user: dict[int, set[by_user.Entry]] = {}
+        self.schedule(config.partials_publish_s, self._publish_partials)
 
     # -- per event ----------------------------------------------------------------------
     def step(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
@@ -283,8 +286,11 @@ class ViewsProcessor(Processor):
 
     # -- retention ----------------------------------------------------------------------
     def _expire(self) -> None:
+        """Retention, once stream time has entered a new hour since it last ran."""
         cfg = self.config
         stream_time = self.stream_time
+        if hour_start(stream_time) <= self._expired_through_hour:
+            return
         self._expired_through_hour = hour_start(stream_time)
         self._prune_baselines()
         self.hourly.expire_before(hour_start(stream_time - cfg.hourly_retention_ms))
@@ -307,17 +313,13 @@ class ViewsProcessor(Processor):
             del self._baselines[prop]
 
     # -- commit -------------------------------------------------------------------------
-    @property
-    def has_unpublished(self) -> bool:
-        return bool(self._unpublished)
-
-    def commit_step(self, now_ms: int, publish: bool) -> None:
+    def commit_step(self, now_ms: int) -> None:
         cfg = self.config
+        self.hourly.flush()  # the hour summaries this round changed, once each
         # Retention once per commit, not when a view moves stream time into a new hour: a
         # range scan merges every pending write, which is cheapest once per commit. What it
         # removes is past every window's lateness, so no decision depends on when it runs.
-        if hour_start(self.stream_time) > self._expired_through_hour:
-            self._expire()
+        self._expire()
         for target, entries in self._by_user.items():
             packed = by_user.pack(entries)
             for value in packed.records:
@@ -332,13 +334,14 @@ class ViewsProcessor(Processor):
                 )
                 self.outcomes[f"dropped:{cfg.repartition_topic}"] += 1
         self._by_user.clear()
-        if publish:
-            self._publish_partials()
 
     def positions(self) -> dict[bytes, int]:
         return {STREAM_TIME_KEY: self.stream_time}
 
     def _publish_partials(self) -> None:
+        """Every PARTIALS_PUBLISH_SECONDS: the shares changed since, with their position (after
+        retention: a week that expires is tombstoned, not published once more)."""
+        self._expire()
         cfg = self.config
         for week, segment in sorted(self._unpublished):
             value = views_partial(

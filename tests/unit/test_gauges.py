@@ -106,12 +106,11 @@ def test_a_stalled_commit_shows_in_the_gauges_until_it_ends():
     gauges.refresh(rt)
     assert value(rt, "commits_stalled") == 0 and value(rt, "commit_wait_seconds") == 0
 
-    token = watch.begin("views: commit of views[0]")
-    now[0] += 20
-    gauges.refresh(rt)
-    assert value(rt, "commits_stalled") == 1 and value(rt, "commit_wait_seconds") == 20
+    with watch.watching("views: commit of views[0]"):
+        now[0] += 20
+        gauges.refresh(rt)
+        assert value(rt, "commits_stalled") == 1 and value(rt, "commit_wait_seconds") == 20
 
-    watch.end(token)
     gauges.refresh(rt)
     assert value(rt, "commits_stalled") == 0 and value(rt, "commit_wait_seconds") == 0
 

@@ -53,7 +53,10 @@ class FakeWriter:
             if on_error is not None:
                 on_error(self.fail)
             raise self.fail
+        # what the writer sends: each partition's records, then its changelog writes
         records = {tp: list(bucket) for tp, bucket in outbox.records.items()}
+        for tp, writes in outbox.writes.items():
+            records.setdefault(tp, []).extend((k, v, []) for k, v in writes.items())
         self.commits.append(
             SimpleNamespace(
                 records=records,
@@ -80,23 +83,11 @@ class Echo(Processor):
         super().__init__(
             partition, store, outbox, DeadLetterRoute(SOURCE, DEAD_LETTERS, 2 * MAX_BATCH_BYTES)
         )
-        self.publish_asks: list[bool] = []
-        self.unpublished = False  # as a stage with shares to publish after its records
 
     def step(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
         self.store.put(key, value)
         self.outbox.add(OUTPUT, self.partition, key, value)
         self.outcomes["accepted"] += 1
-        self.unpublished = True
-
-    @property
-    def has_unpublished(self) -> bool:
-        return self.unpublished
-
-    def commit_step(self, now_ms: int, publish: bool) -> None:
-        self.publish_asks.append(publish)
-        if publish:
-            self.unpublished = False
 
 
 def owned_partitions(
@@ -108,8 +99,10 @@ def owned_partitions(
     monkeypatch.setattr(partitions_module, "TransactionalWriter", FakeWriter)
     awaited: list[int] = []
 
-    async def stable_offset(client_kwargs, group_id, tp) -> None:  # noqa: ANN001
+    async def stable_offset(client_kwargs, group_id, tp, **takeover) -> list[str]:  # noqa: ANN001
         awaited.append(tp.partition)
+        owned.takeovers.append(takeover)
+        return []
 
     monkeypatch.setattr(partitions_module, "stable_offset", stable_offset)
 
@@ -130,6 +123,7 @@ def owned_partitions(
         watch=watch,
     )
     owned.stable_offsets = awaited
+    owned.takeovers = []
     return owned
 
 
