@@ -8,8 +8,9 @@ batch as the records, exactly as a restore does (``app.engine.restore``). When t
 becomes active here, the keeper closes its store first; the stage's normal opening then
 restores only what the copy had not applied yet: the tail.
 
-The copy is never read by anything but its later owner's restore, and it holds committed data
-only, so it can lag without harm: a lagging copy makes a longer tail.
+The copy holds committed data only, so it can lag without harm: a lagging copy makes a longer
+tail. Besides its later owner's restore, only reads that accept a stale answer
+(``?consistency=standby``, ``app.web.standby_reads``) look at it, through ``copy``.
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ class StandbyKeeper:
 
     def stores(self) -> list[PartitionStore]:
         return list(self._stores.values())
+
+    def copy(self, key: Key) -> tuple[PartitionStore, int | None] | None:
+        """The copy of ``key`` open here and its lag (None before its first fetch), or None.
+        Read it without awaiting in between: ``update`` may close it at any await."""
+        store = self._stores.get(key)
+        return None if store is None else (store, self.lag.get(key))
 
     async def update(self, wanted: set[Key]) -> None:
         """Keep exactly ``wanted``. Returns once every copy no longer wanted is closed (so a
