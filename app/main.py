@@ -16,6 +16,7 @@ from app import agents, commands, membership, web
 from app.access import check_connection, check_privileges
 from app.engine.faust_fixes import leave_to_stages
 from app.engine.identity import worker_id
+from app.engine.standby_assignor import StandbyAssignor
 from app.runtime import Runtime
 from app.settings import Settings
 from app.settings_errors import fail, settings_or_exit
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         # faust's assignor places standbys of every subscribed topic's partitions with this,
         # and prefers a partition's standby when its active moves (app.engine.standby).
         table_standby_replicas=settings.standby_replicas,
+        PartitionAssignor=StandbyAssignor,  # faust's, with the standbys spread evenly
         consumer_group_instance_id=membership.instance_id(
             settings.group_instance_id, settings.app_id, lambda: worker_id(settings.data_dir)
         ),

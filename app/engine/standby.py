@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 5000
 _FETCH_WAIT_MS = 200  # a copy may lag this much behind a quiet changelog
 _RETRY_S = 1.0  # after the brokers failed the keeper's consumer
+_WAIT_ACTIVE_S = 0.2  # how often the copies look whether the active partitions are open
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,12 @@ class StandbyKeeper:
         rocksdb_options: Any,
         client_kwargs: dict[str, Any],
         consumer_factory: Callable[[], Consumer] | None = None,
+        active_opened: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``active_opened``: whether the partitions this worker is active for are all open.
+        The copies wait for it after each assignment: a takeover's restores come first, and
+        copies made from scratch would compete with them for the CPU and the event loop."""
+        self._active_opened = active_opened
         self._stages = {stage.name: stage for stage in stages}
         self._options = rocksdb_options
         self._consumer_factory = consumer_factory or (
@@ -175,6 +181,8 @@ class StandbyKeeper:
     async def _keep(self) -> None:
         """Apply the wanted copies' changelogs until cancelled; broker trouble restarts the
         consumer from the stores' checkpoints."""
+        while not self._active_opened():
+            await asyncio.sleep(_WAIT_ACTIVE_S)
         while True:
             try:
                 await self._follow()
