@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import faust
@@ -45,6 +46,11 @@ class AnalyticsApp(faust.App):
                 log.info("created topics: %s", ", ".join(created))
                 await check_privileges(settings)  # and the topics just created
         await super().on_first_start()
+        # What exists now (modules, the app, its agents, tables and views) lives as long as
+        # the worker: frozen, it is out of the collector's way, and a full collection walks
+        # the objects of the work instead (docs/measurements.md: 5.4 -> 2.6 % of its CPU).
+        gc.collect()
+        gc.freeze()
 
 
 class AnalyticsWorker(faust.Worker):
