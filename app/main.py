@@ -109,6 +109,9 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        # faust's assignor places standbys of every subscribed topic's partitions with this,
+        # and prefers a partition's standby when its active moves (app.engine.standby).
+        table_standby_replicas=settings.standby_replicas,
         consumer_group_instance_id=membership.instance_id(
             settings.group_instance_id, settings.app_id, lambda: worker_id(settings.data_dir)
         ),

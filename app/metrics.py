@@ -21,6 +21,8 @@ from app.models.insights import PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND
 disable_created_metrics()
 
 PREFIX = "property_analytics_"
+# Durations of a batch's processing and of a commit round.
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 INSIGHT_TYPES = (PROPERTY_HOURLY_SPIKE, SEGMENT_PROPERTY_TREND)
 
 
@@ -28,178 +30,158 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        p = PREFIX
-        self.events_consumed = Counter(
-            p + "events_consumed_total", "Input records consumed, by topic", ["topic"], registry=r
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(PREFIX + name, doc, labels, registry=r)
+
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(PREFIX + name, doc, labels, registry=r)
+
+        def histogram(name: str, doc: str, *labels: str, buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(PREFIX + name, doc, labels, registry=r, buckets=buckets)
+
+        self.events_consumed = counter(
+            "events_consumed_total", "Input records consumed, by topic", "topic",
         )
-        self.events_accepted = Counter(
-            p + "events_accepted_total", "Views accepted into the windows", registry=r
+        self.events_accepted = counter("events_accepted_total", "Views accepted into the windows")
+        self.events_duplicate = counter(
+            "events_duplicate_total", "Views skipped as duplicates of an accepted eventId",
         )
-        self.events_duplicate = Counter(
-            p + "events_duplicate_total",
-            "Views skipped as duplicates of an accepted eventId",
-            registry=r,
+        self.events_late = counter(
+            "events_late_total",
+            "Late views, by the window they missed: window=\"hour\" counts accepted views left out "
+            "of their hourly window only; window=\"week\" counts views late for both windows (not "
+            "accepted, also counted as rejected with reason=\"late\")",
+            "window",
         )
-        self.events_late = Counter(
-            p + "events_late_total",
-            "Late views, by the window they missed: window=\"hour\" counts accepted views left "
-            "out of their hourly window only; window=\"week\" counts views late for both windows "
-            "(not accepted, also counted as rejected with reason=\"late\")",
-            ["window"],
-            registry=r,
+        self.events_rejected = counter(
+            "events_rejected_total", "Records dead-lettered, by topic and reason",
+            "topic", "reason",
         )
-        self.events_rejected = Counter(
-            p + "events_rejected_total",
-            "Records dead-lettered, by topic and reason",
-            ["topic", "reason"],
-            registry=r,
-        )
-        self.outputs_dropped = Counter(
-            p + "outputs_dropped_total",
+        self.outputs_dropped = counter(
+            "outputs_dropped_total",
             "Output entries left out because one alone exceeds a record's byte budget, by output "
             "topic (cannot happen for validated input: each one is also logged as an error)",
-            ["topic"],
-            registry=r,
+            "topic",
         )
-        self.produce_refused = Counter(
-            p + "produce_refused_total",
+        self.produce_refused = counter(
+            "produce_refused_total",
             "Transactions the broker refused for good (record too large, authorization...), by "
-            "topic and error; the worker exits right after, so the log and exit status 70 are "
-            "the lasting signal",
-            ["topic", "error"],
-            registry=r,
+            "topic and error; the worker exits right after, so the log and exit status 70 are the "
+            "lasting signal",
+            "topic", "error",
         )
-        self.processing_errors = Counter(
-            p + "processing_errors_total",
+        self.processing_errors = counter(
+            "processing_errors_total",
             "Records that made a stage raise, by stage and exception type: each was dead-lettered "
             "with reason processing_error and its partial changes rolled back (or, with "
             "PROCESSING_ERRORS=fail, the worker exited)",
-            ["stage", "error"],
-            registry=r,
+            "stage", "error",
         )
-        self.events_replayed = Counter(
-            p + "events_replayed_total",
+        self.events_replayed = counter(
+            "events_replayed_total",
             "Records seen again after a crash or rebalance and skipped (already applied)",
-            ["topic"],
-            registry=r,
+            "topic",
         )
-        self.events_reread = Counter(
-            p + "events_reread_total",
+        self.events_reread = counter(
+            "events_reread_total",
             "Records read twice because the worker sought back over an offset gap (skipped)",
-            ["topic"],
-            registry=r,
+            "topic",
         )
-        self.profiles_records = Counter(
-            p + "profiles_records_total",
-            "Records of user.profiles read into this worker's profiles table, by outcome: "
-            "stored, deleted, skipped (invalid; dead-lettered once by the profile-rejects stage), "
-            "failed (reading it raised; dead-lettered as processing_error by that stage)",
-            ["outcome"],
-            registry=r,
+        self.profiles_records = counter(
+            "profiles_records_total",
+            "Records of user.profiles read into this worker's profiles table, by outcome: stored, "
+            "deleted, skipped (invalid; dead-lettered once by the profile-rejects stage), failed "
+            "(reading it raised; dead-lettered as processing_error by that stage)",
+            "outcome",
         )
-        self.profiles_lag = Gauge(
-            p + "profiles_lag_records",
+        self.profiles_lag = gauge(
+            "profiles_lag_records",
             "Offsets of user.profiles this worker's profiles table has not read yet, per partition",
-            ["partition"],
-            registry=r,
+            "partition",
         )
-        self.readmodel_records_skipped = Counter(
-            p + "readmodel_records_skipped_total",
+        self.readmodel_records_skipped = counter(
+            "readmodel_records_skipped_total",
             "Records of a tailed topic (segment partials, insights) that the worker's in-memory "
             "read model could not read and passed over",
-            ["topic"],
-            registry=r,
+            "topic",
         )
-        self.property_events = Counter(
-            p + "property_events_total",
+        self.property_events = counter(
+            "property_events_total",
             "Records of property.events applied to their property's aggregate or skipped as "
             "duplicates, by outcome: applied, duplicate (rejections are events_rejected_total)",
-            ["outcome"],
-            registry=r,
+            "outcome",
         )
-        self.insights_emitted = Counter(
-            p + "insights_emitted_total", "Insights published, by type", ["type"], registry=r
+        self.insights_emitted = counter(
+            "insights_emitted_total", "Insights published, by type", "type",
         )
-        self.consumer_lag = Gauge(
-            p + "consumer_lag_records",
-            "Records behind the end of each owned input partition (a transactionally written "
-            "topic keeps at least 1: its commit marker)",
-            ["topic", "partition"],
-            registry=r,
+        self.consumer_lag = gauge(
+            "consumer_lag_records",
+            "Records behind the end of each owned input partition (a transactionally written topic "
+            "keeps at least 1: its commit marker)",
+            "topic", "partition",
         )
-        self.latency_event_time = Histogram(
-            p + "processing_latency_event_time_seconds",
-            "From the event time of a partition's newest accepted view to the commit of the "
-            "batch that advanced it (one observation per partition and batch)",
+        self.latency_event_time = histogram(
+            "processing_latency_event_time_seconds",
+            "From the event time of a partition's newest accepted view to the commit of the batch "
+            "that advanced it (one observation per partition and batch)",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
-            registry=r,
         )
-        self.latency_receive = Histogram(
-            p + "processing_latency_receive_seconds",
-            "From a batch's records received by the stage to the end of its processing, and "
-            "its commit when one was due (one observation per batch)",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=r,
+        self.latency_receive = histogram(
+            "processing_latency_receive_seconds",
+            "From a batch's records received by the stage to the end of its processing, and its "
+            "commit when one was due (one observation per batch)",
+            buckets=SECONDS_BUCKETS,
         )
-        self.commit_seconds = Histogram(
-            p + "commit_seconds",
+        self.commit_seconds = histogram(
+            "commit_seconds",
             "One commit round of a stage: one transaction over every changed partition",
-            ["stage"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=r,
+            "stage", buckets=SECONDS_BUCKETS,
         )
-        self.table_keys = Gauge(
-            p + "table_keys",
-            "Estimated keys per state store (RocksDB 'rocksdb.estimate-num-keys', summed over "
-            "the partitions open on this worker)",
-            ["store"],
-            registry=r,
+        self.table_keys = gauge(
+            "table_keys",
+            "Estimated keys per state store (RocksDB 'rocksdb.estimate-num-keys', summed over the "
+            "partitions open on this worker)",
+            "store",
         )
-        self.rocksdb_memory = Gauge(
-            p + "rocksdb_memory_bytes",
-            "Native memory of the RocksDB databases open on this worker, by kind: memtables "
-            "and table readers summed over the databases, the block cache they share once",
-            ["kind"],
-            registry=r,
+        self.rocksdb_memory = gauge(
+            "rocksdb_memory_bytes",
+            "Native memory of the RocksDB databases open on this worker, by kind: memtables and "
+            "table readers summed over the databases, the block cache they share once",
+            "kind",
         )
-        self.owned_partitions = Gauge(
-            p + "owned_partitions", "Partitions open on this worker, per store", ["store"], registry=r
+        self.owned_partitions = gauge(
+            "owned_partitions", "Partitions open on this worker, per store", "store",
         )
-        self.recovery_complete = Gauge(
-            p + "table_recovery_complete",
+        self.recovery_complete = gauge(
+            "table_recovery_complete",
             "1 once this worker's tables are recovered: the profiles table has read user.profiles "
             "up to the end offsets seen at start-up, and faust has resumed the streams",
-            registry=r,
         )
-        self.commits_stalled = Gauge(
-            p + "commits_stalled",
+        self.commits_stalled = gauge(
+            "commits_stalled",
             "1 while a commit or a partition's opening has waited on the brokers longer than "
             "COMMIT_STALL_ALERT_SECONDS (brokers unreachable, or fewer replicas in sync than "
             "min.insync.replicas); nothing is dropped meanwhile",
-            registry=r,
         )
-        self.commit_wait_seconds = Gauge(
-            p + "commit_wait_seconds",
+        self.commit_wait_seconds = gauge(
+            "commit_wait_seconds",
             "How long the oldest commit or opening in flight has waited on the brokers (0: none)",
-            registry=r,
         )
-        self.rounds_fenced = Counter(
-            p + "commit_rounds_fenced_total",
-            "Commit rounds refused (the group moved on: a newer generation, or this worker "
-            "no longer a member) or aborted by the transaction coordinator; their work is "
-            "dropped and read again by the partitions' owners",
-            ["stage"],
-            registry=r,
+        self.rounds_fenced = counter(
+            "commit_rounds_fenced_total",
+            "Commit rounds refused (the group moved on: a newer generation, or this worker no "
+            "longer a member) or aborted by the transaction coordinator; their work is dropped and "
+            "read again by the partitions' owners",
+            "stage",
         )
-        self.commit_errors = Counter(
-            p + "commit_errors_total",
+        self.commit_errors = counter(
+            "commit_errors_total",
             "Failed attempts of a commit or a partition's opening, retried, by error",
-            ["error"],
-            registry=r,
+            "error",
         )
-        self.ready = Gauge(
-            p + "ready", "1 while GET /ready answers 200 (all state recovered, read models caught up)",
-            registry=r,
+        self.ready = gauge(
+            "ready", "1 while GET /ready answers 200 (all state recovered, read models caught up)",
         )
         for insight_type in INSIGHT_TYPES:
             self.insights_emitted.labels(insight_type)

@@ -26,6 +26,7 @@ MIB = 1024 * 1024
 MAX_INT32 = 2**31 - 1  # Kafka's sizes on the wire
 MAX_PARTITIONS = 10_000
 MAX_REPLICAS = 32_767  # CreateTopics' replication factor is an int16
+MAX_STANDBY_REPLICAS = 8  # each is a full copy of the state on another worker
 MAX_RETENTION_S = 3653 * DAY_S  # ten years
 MAX_RETENTION_WEEKS = 522  # ten years
 MAX_BASELINE_HOURS = 31 * 24
@@ -230,6 +231,10 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(10.0, ge=6, le=1800)
     """A dead worker's partitions move after this long (the broker's default bounds: 6 s to
     30 min)."""
+    standby_replicas: int = Field(1, ge=0, le=MAX_STANDBY_REPLICAS)
+    """Other workers that keep a copy of each partition's stores, applying its changelog as it
+    is committed, so that the worker that takes a partition over restores only the tail. At
+    most the group's workers minus one are used (none with one worker); 0 keeps no copies."""
     group_instance_id: str | None = None
     """Static membership of the consumer group (KIP-345): a worker restarted within
     SESSION_TIMEOUT_SECONDS takes its own partitions back, and no other worker's move. `auto`:

@@ -9,7 +9,7 @@ import os
 import shlex
 import sys
 
-from bench import procs, report, targets
+from bench import arguments, procs, report, targets
 from bench.run import STAGES, Bench, Options
 
 
@@ -42,13 +42,8 @@ def _numbers(
 
 def parse(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--views", type=int, default=None, help="views to preload (default 500000; 50000 with --quick)")
-    parser.add_argument("--properties", type=int, default=20_000)
-    parser.add_argument("--users", type=int, default=50_000)
-    parser.add_argument("--segments", type=int, default=5)
-    parser.add_argument("--partitions", type=int, default=12, help="partitions of the views topic (TOPIC_PARTITIONS)")
-    parser.add_argument("--days", type=float, default=3.0, help="event times spread over this many days before now")
-    parser.add_argument("--seed", type=int, default=7)
+    arguments.add_workload(parser, views=None, views_help="views to preload (default 500000; 50000 with --quick)",
+                           users=50_000, days=3.0)
     parser.add_argument("--skip", action="append", default=[], choices=STAGES, metavar="STAGE",
                         help=f"leave out a stage (repeatable): {', '.join(STAGES)}")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 50000 views, 10 s of latency")
@@ -66,13 +61,9 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--curve-seconds", type=float, default=None,
                         help="live production time of each curve point (default 15; 10 with --quick)")
     parser.add_argument("--quix-guarantee", default="exactly-once", choices=("exactly-once", "at-least-once"))
-    parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics on the broker")
     args = parser.parse_args(argv)
-    for name in ("views", "properties", "users", "segments", "partitions", "budget",
-                 "latency_rate", "latency_seconds", "curve_seconds"):
-        value = getattr(args, name)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            parser.error(f"--{name.replace('_', '-')} must be a number greater than 0 (got {value})")
+    arguments.require_positive(parser, args, ("views", "properties", "users", "segments", "partitions", "days",
+                                              "budget", "latency_rate", "latency_seconds", "curve_seconds"))
     full_run = not args.quick
     curve = _numbers(parser, "--curve", args.curve, DEFAULT_CURVE if full_run else ())
     if not all(0 < share <= 1 for share in curve):
@@ -80,15 +71,11 @@ def parse(argv: list[str]) -> Options:
     curve_rates = _numbers(parser, "--curve-rates", args.curve_rates, DEFAULT_CURVE_RATES if full_run else ())
     if not all(rate > 0 for rate in curve_rates):
         parser.error(f"--curve-rates must be greater than 0 (got {args.curve_rates!r})")
+    if args.views is None:
+        args.views = 50_000 if args.quick else 500_000
+    command = shlex.join([os.path.basename(sys.executable), "-m", "bench", *argv])
     return Options(
-        bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
-        views=args.views if args.views is not None else (50_000 if args.quick else 500_000),
-        properties=args.properties,
-        users=args.users,
-        segments=args.segments,
-        partitions=args.partitions,
-        days=args.days,
-        seed=args.seed,
+        **arguments.workload(args, command),
         skip=set(args.skip),
         quick=args.quick,
         budget_s=args.budget,
@@ -98,8 +85,6 @@ def parse(argv: list[str]) -> Options:
         curve_rates=curve_rates,
         curve_s=args.curve_seconds if args.curve_seconds is not None else (10.0 if args.quick else 15.0),
         quix_guarantee=args.quix_guarantee,
-        keep_topics=args.keep_topics,
-        command=shlex.join([os.path.basename(sys.executable), "-m", "bench", *argv]),
     )
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -25,13 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from app.generator import Workload, produce
-from app.settings import Settings
 from app.topics import ensure_topics
 from app.windows import HOUR_MS
-from bench import answers, procs, report
+from bench import answers, arguments, procs, report
 from bench.groups import GroupWatch
 from bench.moves import (
     Group,
@@ -46,47 +42,32 @@ from bench.moves import (
 )
 from bench.preload import segment_names
 from bench.procs import Proc, faust_worker, wait_http
+from bench.topics import app_env, delete_run_topics, run_env, settings_of
 from tests.support.oracle import Oracle
 
 
 @dataclass
-class Options:
-    bootstrap: str
-    views: int = 200_000
-    users: int = 100_000
-    properties: int = 20_000
-    segments: int = 5
-    partitions: int = 12
+class Options(arguments.Workload):
     workers: int = 3
-    days: float = 1.5
-    seed: int = 7
     live_views: int = 30_000
     live_rate: float = 250.0
     poll_timeout_s: float = 25.0
     group_instance_id: str | None = None  # GROUP_INSTANCE_ID of the workers (auto: static)
-    keep_topics: bool = False
-    command: str = ""
 
 
 def parse(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.failover", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap", default=None, help="default: KAFKA_BOOTSTRAP_SERVERS or localhost:9092")
-    parser.add_argument("--views", type=int, default=200_000, help="views in all, the live ones included")
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--properties", type=int, default=20_000)
-    parser.add_argument("--segments", type=int, default=5)
-    parser.add_argument("--partitions", type=int, default=12)
+    arguments.add_workload(parser, views=200_000, views_help="views in all, the live ones included",
+                           users=100_000, days=1.5)
     parser.add_argument("--workers", type=int, default=3, help="at least 2")
-    parser.add_argument("--days", type=float, default=1.5, help="event times spread over this many days before now")
-    parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--live-views", type=int, default=30_000, help="of --views, produced during the moves")
     parser.add_argument("--live-rate", type=float, default=250.0, help="views/s during the moves")
     parser.add_argument("--poll-timeout", type=float, default=25.0,
                         help="the clients' ?timeout= (s, at most 30): how long a worker may wait for a moving partition")
     parser.add_argument("--group-instance-id", default=None, choices=("auto",),
                         help="GROUP_INSTANCE_ID=auto for the workers: static membership")
-    parser.add_argument("--keep-topics", action="store_true")
     args = parser.parse_args(argv)
+    arguments.require_positive(parser, args, ("properties", "users", "segments", "partitions", "days", "live_rate"))
     problems = []
     if args.workers < 2:
         problems.append("--workers must be at least 2 (one is killed)")
@@ -94,15 +75,12 @@ def parse(argv: list[str]) -> Options:
         problems.append("--views must be at least 1000 and --live-views between 1 and --views - 1")
     if not 0 < args.poll_timeout <= 30:
         problems.append("--poll-timeout must be above 0 and at most 30 seconds")
-    if args.live_rate <= 0 or args.partitions < 1 or args.users < 1 or args.properties < 1:
-        problems.append("--live-rate, --partitions, --users and --properties must be positive")
     if problems:
         parser.error("; ".join(problems))
-    bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
     return Options(
-        bootstrap, args.views, args.users, args.properties, args.segments, args.partitions,
-        args.workers, args.days, args.seed, args.live_views, args.live_rate, args.poll_timeout,
-        args.group_instance_id, args.keep_topics, "python -m bench.failover " + " ".join(argv),
+        **arguments.workload(args, "python -m bench.failover " + " ".join(argv)),
+        workers=args.workers, live_views=args.live_views, live_rate=args.live_rate,
+        poll_timeout_s=args.poll_timeout, group_instance_id=args.group_instance_id,
     )
 
 
@@ -117,37 +95,18 @@ class Failover:
         self.stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
         self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-failover-{self.tag}-"))
         self.logs = report.RESULTS / "logs" / f"failover-{self.stamp}"
-        prefix = f"bench-{self.tag}"
-        self.env = {
-            "KAFKA_BOOTSTRAP_SERVERS": o.bootstrap,
-            "APP_ID": f"{prefix}-failover",
-            "VIEWS_TOPIC": f"{prefix}-views",
-            "PROFILES_TOPIC": f"{prefix}-profiles",
-            "PROPERTY_EVENTS_TOPIC": f"{prefix}-property-events",
-            "INSIGHTS_TOPIC": f"{prefix}-failover-insights",
-            "TOPIC_PARTITIONS": str(o.partitions),
-        }
+        self.env = app_env(run_env(self.tag, o.bootstrap, o.partitions), self.tag, "failover")
         if o.group_instance_id is not None:
             self.env["GROUP_INSTANCE_ID"] = o.group_instance_id
-        self.settings = Settings(
-            kafka_bootstrap_servers=o.bootstrap, app_id=self.env["APP_ID"],
-            views_topic=self.env["VIEWS_TOPIC"], profiles_topic=self.env["PROFILES_TOPIC"],
-            property_events_topic=self.env["PROPERTY_EVENTS_TOPIC"],
-            insights_topic=self.env["INSIGHTS_TOPIC"], topic_partitions=o.partitions,
-        )
+        self.settings = settings_of(self.env)
         self.kwargs = self.settings.kafka_client_kwargs()
         self.procs: list[Proc] = []
 
     async def run(self) -> dict:
         o = self.o
         results: dict = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "command": o.command,
+            **report.header(o.command, o.bootstrap),
             "parameters": {k: v for k, v in vars(o).items() if k not in ("command", "bootstrap")},
-            "broker": o.bootstrap,
-            "machine": report.machine(),
-            "code": report.code_version(),
-            "loadavg_start": report.loadavg(),
             "session_timeout_s": self.settings.session_timeout_seconds,
         }
         try:
@@ -199,7 +158,7 @@ class Failover:
             for proc in self.procs:
                 proc.stop()
             if not o.keep_topics:
-                await self._delete_topics()
+                await delete_run_topics(self.kwargs, self.tag)
             shutil.rmtree(self.tmp, ignore_errors=True)
         results["loadavg_end"] = report.loadavg()
         return results
@@ -258,19 +217,6 @@ class Failover:
             got = await answers.from_product(proc.url, sample, weeks, want)
             checks[proc.name] = answers.compare(got, want)
         return checks
-
-    async def _delete_topics(self) -> None:
-        admin = AIOKafkaAdminClient(**self.kwargs)
-        try:
-            await admin.start()
-            mine = [t for t in await admin.list_topics() if f"bench-{self.tag}" in t]
-            if mine:
-                await admin.delete_topics(mine)
-        except Exception as exc:  # noqa: BLE001 - leftover topics are a nuisance, not a failure
-            print(f"could not delete the run's topics: {exc!r}", file=sys.stderr)
-        finally:
-            await admin.close()
-
 
 def summary(results: dict) -> list[str]:
     """The figures as lines for the terminal and docs/measurements.md."""

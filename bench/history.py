@@ -16,7 +16,6 @@ import argparse
 import random
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -26,25 +25,11 @@ from app.engine.transactions import Outbox
 from app.settings import Settings
 from app.stages.properties import PropertiesConfig, PropertiesProcessor
 from app.windows import iso_ms
+from tests.support.counting_store import CountingStore
 
 COMMIT_EVERY = 2_000
 MINUTE_MS = 60_000
 PROPERTY = "prop-popular"
-
-
-class CountingStore(PartitionStore):
-    """A partition store that counts what it reads."""
-
-    reads = 0
-
-    def get(self, key: bytes) -> bytes | None:
-        self.reads += 1
-        return super().get(key)
-
-    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
-        for item in super().scan(start, end):
-            self.reads += 1
-            yield item
 
 
 def _event(index: int, ts: int) -> bytes:

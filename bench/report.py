@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -76,6 +77,18 @@ class CpuMeter:
 
 def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def header(command: str, broker: str) -> dict:
+    """What every results file begins with: when, how it was run, where, and on which code."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "command": command,
+        "broker": broker,
+        "machine": machine(),
+        "code": code_version(),
+        "loadavg_start": loadavg(),
+    }
 
 
 def write(results: dict, stamp: str) -> list[Path]:

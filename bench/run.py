@@ -21,13 +21,14 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.settings import Settings
 from app.topics import ensure_topics
 from bench import answers, ceiling, latency, profile, report, targets
+from bench.arguments import Workload
 from bench.groups import GroupWatch
 from bench.preload import preload
 from bench.procs import Proc, faust_worker, get_json, rocksdb_memory, wait_http
 from bench.progress import Progress, rate_text
+from bench.topics import app_env, delete_run_topics, run_env, settings_of
 
 STAGES = ("ceiling", "floor", "pipeline", "quix", "pipeline2", "latency", "profile")
 # Seconds each stage may take for the default 500k views; scaled by the input size.
@@ -45,15 +46,7 @@ POLL_S = 0.5
 
 
 @dataclass
-class Options:
-    bootstrap: str
-    views: int = 500_000
-    properties: int = 20_000
-    users: int = 50_000
-    segments: int = 5
-    partitions: int = 12
-    days: float = 3.0
-    seed: int = 7
+class Options(Workload):
     skip: set[str] = field(default_factory=set)
     quick: bool = False
     budget_s: float = 1200.0
@@ -67,8 +60,6 @@ class Options:
     curve_rates: tuple[float, ...] = ()
     curve_s: float = 15.0
     quix_guarantee: str = "exactly-once"
-    keep_topics: bool = False
-    command: str = ""
 
 
 class Bench:
@@ -82,18 +73,10 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-{self.tag}-"))
         self.logs = report.RESULTS / "logs" / self.stamp
         self.procs: list[Proc] = []
-        prefix = f"bench-{self.tag}"
-        self.base_env = {
-            "KAFKA_BOOTSTRAP_SERVERS": opts.bootstrap,
-            "VIEWS_TOPIC": f"{prefix}-views",
-            "PROFILES_TOPIC": f"{prefix}-profiles",
-            "PROPERTY_EVENTS_TOPIC": f"{prefix}-property-events",
-            "TOPIC_PARTITIONS": str(opts.partitions),
-        }
-        self.settings = self._settings("p1")
+        self.base_env = run_env(self.tag, opts.bootstrap, opts.partitions)
+        self.settings = settings_of(self.env("p1"))
         self.results: dict = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "command": opts.command,
+            **report.header(opts.command, opts.bootstrap),
             "parameters": {
                 "views": opts.views, "properties": opts.properties, "users": opts.users,
                 "segments": opts.segments, "partitions": opts.partitions, "days": opts.days,
@@ -104,11 +87,7 @@ class Bench:
                 "curve_s": opts.curve_s,
                 "quix_guarantee": opts.quix_guarantee,
             },
-            "broker": opts.bootstrap,
             "run_id": self.tag,
-            "machine": report.machine(),
-            "code": report.code_version(),
-            "loadavg_start": report.loadavg(),
             "stages": {},
             "checks": {},
             "latency": None,
@@ -119,21 +98,8 @@ class Bench:
         self.want = None
 
     # -- helpers ------------------------------------------------------------------------
-    def _settings(self, name: str) -> Settings:
-        env = self.env(name)
-        return Settings(
-            kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-            app_id=env["APP_ID"],
-            views_topic=env["VIEWS_TOPIC"],
-            profiles_topic=env["PROFILES_TOPIC"],
-            property_events_topic=env["PROPERTY_EVENTS_TOPIC"],
-            insights_topic=env["INSIGHTS_TOPIC"],
-            topic_partitions=self.o.partitions,
-        )
-
     def env(self, name: str) -> dict[str, str]:
-        app_id = f"bench-{self.tag}-{name}"
-        return {**self.base_env, "APP_ID": app_id, "INSIGHTS_TOPIC": f"{app_id}-insights"}
+        return app_env(self.base_env, self.tag, name)
 
     def runs(self, stage: str) -> bool:
         return stage not in self.o.skip
@@ -172,7 +138,7 @@ class Bench:
             for proc in self.procs:
                 proc.stop()
             if not self.o.keep_topics:
-                await self._delete_topics()
+                await delete_run_topics(self.settings.kafka_client_kwargs(), self.tag)
             shutil.rmtree(self.tmp, ignore_errors=True)
         self._ratios()
         self.results["targets"] = [asdict(t) for t in targets.targets(self.results)]
@@ -554,19 +520,6 @@ class Bench:
             stage["ratio_to_quix"] = round(rate / quix, 3) if rate and quix else None
             per_cpu = report.per_cpu_second(stage)
             stage["events_per_cpu_s"] = round(per_cpu) if per_cpu else None
-
-    async def _delete_topics(self) -> None:
-        admin = AIOKafkaAdminClient(**self.settings.kafka_client_kwargs())
-        try:
-            await admin.start()
-            mine = [t for t in await admin.list_topics() if f"bench-{self.tag}" in t]
-            if mine:
-                await admin.delete_topics(mine)
-        except Exception as exc:  # noqa: BLE001 - leftover topics are a nuisance, not a failure
-            print(f"could not delete the run's topics: {exc!r}", file=sys.stderr)
-        finally:
-            await admin.close()
-
 
 def _cpu(procs: list[Proc]) -> float | None:
     values = [p.cpu_seconds() for p in procs]

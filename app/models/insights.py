@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -53,7 +54,8 @@ class TrendInsight:
         return orjson.dumps(self.to_wire())
 
 
-def spike_insight(
+def hour_insight(
+    kind: str,
     property_id: str,
     hour_start_ms: int,
     hour_end_ms: int,
@@ -61,9 +63,11 @@ def spike_insight(
     now_ms: int,
     property: dict[str, Any] | None = None,
 ) -> TrendInsight:
+    """An insight of type ``kind`` about one property in one hour: one per (type, property,
+    hour), its id says which."""
     return TrendInsight(
-        insight_id=f"{PROPERTY_HOURLY_SPIKE}:{id_component(property_id)}:{iso_ms(hour_start_ms)}",
-        type=PROPERTY_HOURLY_SPIKE,
+        insight_id=f"{kind}:{id_component(property_id)}:{iso_ms(hour_start_ms)}",
+        type=kind,
         subject={"propertyId": property_id},
         window_start_ms=hour_start_ms,
         window_end_ms=hour_end_ms,
@@ -73,26 +77,9 @@ def spike_insight(
     )
 
 
-def rented_demand_insight(
-    property_id: str,
-    hour_start_ms: int,
-    hour_end_ms: int,
-    metrics: dict[str, Any],
-    now_ms: int,
-    property: dict[str, Any] | None,
-) -> TrendInsight:
-    """Once per (property, hour): a property rented at the time of a view drew at least the
-    spike threshold of views that hour."""
-    return TrendInsight(
-        insight_id=f"{RENTED_PROPERTY_DEMAND}:{id_component(property_id)}:{iso_ms(hour_start_ms)}",
-        type=RENTED_PROPERTY_DEMAND,
-        subject={"propertyId": property_id},
-        window_start_ms=hour_start_ms,
-        window_end_ms=hour_end_ms,
-        metrics=metrics,
-        detected_at_ms=now_ms,
-        property=property,
-    )
+spike_insight = partial(hour_insight, PROPERTY_HOURLY_SPIKE)
+# A property rented at the time of a view drew at least the spike threshold of views that hour.
+rented_demand_insight = partial(hour_insight, RENTED_PROPERTY_DEMAND)
 
 
 def trend_insight(

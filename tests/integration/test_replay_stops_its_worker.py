@@ -8,28 +8,15 @@ import os
 import re
 import signal
 import time
-from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.support.commands import ReplayProcess, run
+from tests.support.processes import in_session
 from tests.support.workers import free_port, isolated_env
 
 pytestmark = pytest.mark.timeout(400)
-
-
-def alive_in_session(sid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return pids
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
@@ -45,16 +32,16 @@ async def test_stopping_replay_stops_its_worker(kafka_bootstrap, tmp_path, sig):
     try:
         await replay.wait_for("worker pid", 120)
         worker = int(re.search(r"worker pid (\d+)", replay.output()).group(1))
-        assert alive_in_session(worker)
+        assert in_session(worker)
         replay.proc.send_signal(sig)  # to the command only
         replay.proc.wait(90)
         deadline = time.monotonic() + 60
-        while alive_in_session(worker) and time.monotonic() < deadline:
+        while in_session(worker) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not alive_in_session(worker), f"worker {worker} left running after {sig.name}"
+        assert not in_session(worker), f"worker {worker} left running after {sig.name}"
     finally:
         if worker is not None:
-            for pid in alive_in_session(worker):
+            for pid in in_session(worker):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:

@@ -140,6 +140,26 @@ def _document(value: bytes) -> str | dict:
     return doc
 
 
+def _event(value: bytes | None, now_ms: int) -> str | tuple[dict, datetime, int]:
+    """An event's JSON object, its timestamp and its event time, or the reason it is not one
+    (what a view and a property event are checked for first, in this order)."""
+    if value is None:
+        return "malformed_json"
+    doc = _document(value)
+    if isinstance(doc, str):
+        return doc
+    stamp = doc.get("timestamp")
+    if stamp is None:
+        return "missing_field"
+    if problem := time_problem(stamp):
+        return problem
+    moment = datetime.fromisoformat(stamp)
+    ts = to_ms(moment)
+    if ts > now_ms + FUTURE_TOLERANCE:
+        return "future_timestamp"
+    return doc, moment, ts
+
+
 def _ids(doc: dict, names: tuple[str, ...]) -> str | None:
     for name in names:
         if doc.get(name) is None:
@@ -188,20 +208,10 @@ _windows: dict[datetime, tuple[int, int]] = {}  # UTC hour -> (hour start, week 
 
 def validate(value: bytes | None, now_ms: int, key: bytes | None) -> str | View:
     """A dead-letter reason, or the view with its event time and windows."""
-    if value is None:
-        return "malformed_json"
-    doc = _document(value)
-    if isinstance(doc, str):
-        return doc
-    stamp = doc.get("timestamp")
-    if stamp is None:
-        return "missing_field"
-    if problem := time_problem(stamp):
-        return problem
-    moment = datetime.fromisoformat(stamp)
-    ts = to_ms(moment)
-    if ts > now_ms + FUTURE_TOLERANCE:
-        return "future_timestamp"
+    event = _event(value, now_ms)
+    if isinstance(event, str):
+        return event
+    doc, moment, ts = event
     problem = _ids(doc, ("eventId", "propertyId", "userId"))
     if problem:
         return problem
@@ -248,20 +258,10 @@ class PropertyEvent(NamedTuple):
 
 def property_verdict(value: bytes | None, now_ms: int, key: bytes | None) -> str | PropertyEvent:
     """A dead-letter reason, or the event with the known fields of its type."""
-    if value is None:
-        return "malformed_json"
-    doc = _document(value)
-    if isinstance(doc, str):
-        return doc
-    stamp = doc.get("timestamp")
-    if stamp is None:
-        return "missing_field"
-    if problem := time_problem(stamp):
-        return problem
-    moment = datetime.fromisoformat(stamp)
-    ts = to_ms(moment)
-    if ts > now_ms + FUTURE_TOLERANCE:
-        return "future_timestamp"
+    event = _event(value, now_ms)
+    if isinstance(event, str):
+        return event
+    doc, _, ts = event
     problem = _ids(doc, ("eventId", "propertyId"))
     if problem:
         return problem

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.commands import command_env
+from tests.support.processes import in_session
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,20 +36,6 @@ DRIVER = textwrap.dedent("""
 
     asyncio.run(main())
 """)
-
-
-def in_session(sid: int) -> list[int]:
-    """Live processes of session ``sid``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return pids
 
 
 def start(tmp_path: Path, through_shell: bool) -> tuple[subprocess.Popen, int]:

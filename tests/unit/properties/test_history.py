@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -25,27 +24,13 @@ from app.stages.properties import PropertiesConfig, PropertiesProcessor
 from app.tables.keys import family_range, plain_key
 from app.tables.properties import SNAPSHOT_EVERY, SNAPSHOTS, PropertyTable
 from app.windows import iso_ms
+from tests.support.counting_store import CountingStore
 
 from ..stores import commit
 
 T0 = 1_700_000_000_000
 MIN = 60_000
 _ids = itertools.count()
-
-
-class CountingStore(PartitionStore):
-    """Counts the reads a lookup makes: gets, and items scans return."""
-
-    reads = 0
-
-    def get(self, key: bytes) -> bytes | None:
-        self.reads += 1
-        return super().get(key)
-
-    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
-        for item in super().scan(start, end):
-            self.reads += 1
-            yield item
 
 
 def applied_history(table: PropertyTable, prop: str, raw) -> list[StoredEvent]:  # noqa: ANN001
