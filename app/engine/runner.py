@@ -176,10 +176,6 @@ class StageRunner:
                     continue
                 count += self._apply(partition, processor, batch, now_ms)
                 self._dirty.add(partition)
-                # Between partitions, what waits on the loop runs: a round's requests and
-                # its end, answers to HTTP requests. A fetch can take a whole core for a
-                # while (2,000 records); those would wait for all of it otherwise.
-                await asyncio.sleep(0)
             if orphaned:
                 # The required stage's partition went with a fenced round (a round covers
                 # all of a stage's changed partitions): this one waits for the same rebalance.

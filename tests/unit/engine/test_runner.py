@@ -350,19 +350,6 @@ async def test_the_next_round_waits_for_the_round_gap_after_the_last_one_ended(m
     assert time.monotonic() - ended >= 0.3  # not before the gap had passed
 
 
-async def test_what_waits_on_the_loop_runs_between_the_partitions_of_a_fetch(make) -> None:
-    """A round's end or an HTTP answer does not wait for the whole of a large fetch: the loop
-    runs them between its partitions."""
-    runner = await make(commit_s=LONG)
-    seen = []
-    asyncio.get_running_loop().call_soon(
-        lambda: seen.append([runner.owned.processor(p).applied_offset for p in (0, 3)])
-    )
-    await runner.process({**batch(0, range(3)), **batch(1, [0]), **batch(3, range(2))})
-    assert seen == [[2, -1]]  # partition 0 applied, partition 3 not yet
-    assert [runner.owned.processor(p).applied_offset for p in (0, 3)] == [2, 1]
-
-
 async def test_the_first_record_beyond_the_applied_offset_seeks_back_to_it(make) -> None:
     runner = await make(commit_s=LONG)
     await runner.process(batch(1, [5, 6]))  # records 0-4 were skipped on the way
