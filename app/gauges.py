@@ -29,6 +29,9 @@ def refresh(runtime: Runtime) -> None:
         metrics.owned_partitions.labels(owned.name).set(len(owned.partitions))
         metrics.table_keys.labels(owned.name).set(sum(p.store.estimated_keys() for p in processors))
         memory.extend(p.store.memory() for p in processors)
+    # Standby copies hold memory too (the same shared cache and memtable bound).
+    memory.extend(store.memory() for store in runtime.standbys.stores())
+    metrics.set_standby_lag(runtime.standbys.lag)
     metrics.table_keys.labels("profiles").set(runtime.profiles.estimated_keys())
     memory.append(runtime.profiles.memory())
     for kind, size in total_memory(memory).items():

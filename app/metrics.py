@@ -153,6 +153,12 @@ class Metrics:
         self.owned_partitions = gauge(
             "owned_partitions", "Partitions open on this worker, per store", "store",
         )
+        self.standby_lag = gauge(
+            "standby_lag_records",
+            "Committed changelog records the standby copy of a stage's partition kept on this "
+            "worker has not applied yet (what a takeover here would restore)",
+            "stage", "partition",
+        )
         self.recovery_complete = gauge(
             "table_recovery_complete",
             "1 once this worker's tables are recovered: the profiles table has read user.profiles "
@@ -173,6 +179,13 @@ class Metrics:
             "Commit rounds refused (the group moved on: a newer generation, or this worker no "
             "longer a member) or aborted by the transaction coordinator; their work is dropped and "
             "read again by the partitions' owners",
+            "stage",
+        )
+        self.takeovers_fenced = counter(
+            "takeover_transactions_fenced_total",
+            "Transactions of a partition's previous owner that an opening here ended at once "
+            "(InitProducerId) because they had outlived their timeout: a dead worker's last "
+            "round, aborted instead of waiting for the transaction coordinator's clean-up",
             "stage",
         )
         self.commit_errors = counter(
@@ -232,6 +245,14 @@ class Metrics:
             previous = before.get(partition)  # None: opened during the batch, no baseline
             if previous is not None and stream_time > previous:
                 self.latency_event_time.observe(max(committed_at_ms - stream_time, 0) / 1000)
+
+    def set_standby_lag(self, lag: dict[tuple[str, int], int]) -> None:
+        """The copies' lag; the series of copies no longer kept here are dropped."""
+        for labels in _label_sets(self.standby_lag):
+            if (labels["stage"], int(labels["partition"])) not in lag:
+                self.standby_lag.remove(labels["stage"], labels["partition"])
+        for (stage, partition), records in lag.items():
+            self.standby_lag.labels(stage, str(partition)).set(records)
 
     def prune_lag(self, owned: dict[str, set[int]]) -> None:
         """Drop the lag series of partitions this worker no longer owns (else they stay frozen)."""

@@ -13,9 +13,11 @@ from app.engine.identity import transactional_id, worker_id
 from app.engine.partitions import OwnedPartitions, ProcessorFactory
 from app.engine.reader import StageReader
 from app.engine.runner import StageRunner
+from app.engine.standby import StandbyKeeper, StandbyStage, wanted_standbys
 from app.engine.stall import CommitWatch
 from app.engine.store import rocksdb_options
 from app.metrics import Metrics, RateSampler
+from app.models.dead_letter import DeadLetterRoute
 from app.properties.aggregate import PropertyState
 from app.readmodels.insights import InsightsMemory
 from app.readmodels.partials import PartialsView, partials_tail
@@ -40,7 +42,6 @@ class StageSpec:
     source: str
     changelog: str
     commit_s: float
-    dead_letter_topic: str
     factory: ProcessorFactory
     check_gaps: bool = False
     waits_for_profiles: bool = False  # no record applied before the profiles table is read
@@ -85,6 +86,15 @@ class Runtime:
             self._runners[spec.name] = self._stage(spec)
         self.stages = tuple(self._runners[spec.name] for spec in self.specs)
         self.views, self.segments, self.profile_rejects, self.properties = self.stages
+        # Copies of other workers' partitions, to take them over with only a tail to restore.
+        self.standbys = StandbyKeeper(
+            [
+                StandbyStage(stage.owned.name, stage.owned.changelog_topic, stage.owned.store_path)
+                for stage in self.stages
+            ],
+            self._options,
+            self._client_kwargs,
+        )
         self.partials = PartialsView()
         self.insights = InsightsMemory(settings.insights_memory)
         self.tails = self._tails()
@@ -118,7 +128,7 @@ class Runtime:
             # property.views -> hourly and weekly tables, insights, dead letters, views-by-user
             StageSpec(
                 "views", "property_views", s.views_topic, s.views_changelog_topic,
-                s.views_commit_interval_seconds, s.dlq_views_topic,
+                s.views_commit_interval_seconds,
                 lambda partition, store, outbox: ViewsProcessor(
                     partition, store, outbox, views_config, self.profiles.segment_of,
                     self.property_at(partition),
@@ -133,11 +143,15 @@ class Runtime:
             # written by the views stage only, so a record of it that fails is a view's
             StageSpec(
                 "segment-users", "segment_users", s.segments_repartition_topic,
-                s.segments_changelog_topic, s.segments_commit_interval_seconds, s.dlq_views_topic,
+                s.segments_changelog_topic, s.segments_commit_interval_seconds,
                 functools.partial(
                     SegmentUsersProcessor,
                     partials_topic=s.partials_topic,
                     retention_weeks=s.weekly_retention_weeks,
+                    publish_interval_s=s.partials_publish_seconds,
+                    dead_letters=DeadLetterRoute(
+                        s.segments_repartition_topic, s.dlq_views_topic, s.dlq_max_message_bytes
+                    ),
                 ),
             ),
             # user.profiles in the group: its invalid records to user.profiles.dlq, once each
@@ -145,7 +159,6 @@ class Runtime:
             StageSpec(
                 "profile-rejects", "user_profiles", s.profiles_topic,
                 s.profile_rejects_changelog_topic, s.profiles_commit_interval_seconds,
-                s.dlq_profiles_topic,
                 functools.partial(
                     ProfileRejectsProcessor,
                     source_topic=s.profiles_topic,
@@ -158,7 +171,6 @@ class Runtime:
             StageSpec(
                 "properties", "property_events", s.property_events_topic,
                 s.properties_changelog_topic, s.properties_commit_interval_seconds,
-                s.dlq_property_events_topic,
                 lambda partition, store, outbox: PropertiesProcessor(
                     partition, store, outbox, properties_config
                 ),
@@ -177,10 +189,10 @@ class Runtime:
             rocksdb_options=self._options,
             client_kwargs=self._client_kwargs,
             factory=spec.factory,
-            dead_letter_topic=spec.dead_letter_topic,
             transactional_id=lambda: transactional_id(s.app_id, name, self.worker_id),
             max_request_size=s.dlq_max_message_bytes,
             watch=self.commit_watch,
+            on_fenced=self.metrics.takeovers_fenced.labels(name).inc,
         )
         reader = StageReader(
             spec.source,
@@ -196,7 +208,6 @@ class Runtime:
             reader,
             self.metrics,
             s.batch_max_events,
-            s.partials_publish_seconds,
             spec.commit_s,
             max_uncommitted=s.max_uncommitted_events,
             check_gaps=spec.check_gaps,
@@ -222,6 +233,19 @@ class Runtime:
                 start_back=s.insights_memory,
                 on_skipped=skipped.labels(s.insights_topic).inc,
             ),
+        )
+
+    def wanted_standbys(self) -> set[tuple[str, int]]:
+        """The (stage, partition) copies the latest assignment asks this worker to keep."""
+        active = {
+            (stage.owned.name, partition)
+            for stage in self.stages
+            for partition in stage.assigned_partitions()
+        }
+        return wanted_standbys(
+            ((stage.owned.name, stage.owned.source_topic) for stage in self.stages),
+            ((tp.topic, tp.partition) for tp in self.app.assignor.assigned_standbys()),
+            active,
         )
 
     @property

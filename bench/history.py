@@ -44,7 +44,7 @@ def _event(index: int, ts: int) -> bytes:
 
 
 def _commit(processor: PropertiesProcessor, store: PartitionStore, now: int, offset: int) -> None:
-    if processor.before_commit(now, publish=True):
+    if processor.before_commit(now):
         store.seal()
         store.apply_sealed(offset)
     processor.outbox = Outbox()

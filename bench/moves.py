@@ -28,8 +28,9 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from app.engine.committed import read_to_end
 from app.engine.partitioner import key_partition
 from app.windows import hour_start, iso_ms
 
@@ -100,35 +101,14 @@ def restore_summary(found: Iterable[Restore], byte_count: int | None = None) -> 
 
 
 async def changelog_bytes(client_kwargs: dict, found: Iterable[Restore]) -> int:
-    """Key + value bytes of the committed changelog records in each restore's offsets."""
-    ranges: dict[TopicPartition, list[tuple[int, int]]] = {}
-    for r in found:
-        ranges.setdefault(TopicPartition(r.topic, r.partition), []).append((r.first, r.last))
-    if not ranges:
-        return 0
-    consumer = AIOKafkaConsumer(
-        isolation_level="read_committed", enable_auto_commit=False, **client_kwargs
-    )
-    await consumer.start()
+    """Key + value bytes of the committed changelog records in each restore's offsets (what
+    compaction or deletion has removed since is not counted)."""
     total = 0
-    try:
-        for tp, spans in ranges.items():
-            consumer.assign([tp])
-            for first, last in spans:
-                consumer.seek(tp, first)
-                while await consumer.position(tp) <= last:
-                    batch = await consumer.getmany(tp, timeout_ms=2000, max_records=20000)
-                    records = batch.get(tp, [])
-                    if not records and await consumer.position(tp) <= last:
-                        ends = await consumer.end_offsets([tp])
-                        if await consumer.position(tp) >= ends[tp]:
-                            break  # compacted or deleted since: count what is left
-                    for record in records:
-                        if record.offset > last:
-                            break
-                        total += len(record.key or b"") + len(record.value or b"")
-    finally:
-        await consumer.stop()
+    for r in found:
+        tp = TopicPartition(r.topic, r.partition)
+        batches = read_to_end(client_kwargs, [tp], starts={tp: r.first}, ends={tp: r.last + 1})
+        async for records in batches:
+            total += sum(len(x.key or b"") + len(x.value or b"") for x in records)
     return total
 
 

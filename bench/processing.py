@@ -39,7 +39,8 @@ def run_once(views: int, users: int, properties: int, seed: int) -> float:
         for offset, record in enumerate(records):
             processor.process(offset, record.key, record.value, now)
             if offset % COMMIT_EVERY == COMMIT_EVERY - 1:
-                if processor.before_commit(now, publish=True):
+                processor.punctuate(now, every=True)  # the shares, as at every commit before
+                if processor.before_commit(now):
                     changelog_offset += len(store.pending)
                     store.seal()
                     store.apply_sealed(changelog_offset)

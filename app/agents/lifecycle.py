@@ -1,7 +1,7 @@
 """Background work of a worker, all of it in one place: keep the profiles table up to date,
-open assigned partitions, close revoked ones, commit what batches left uncommitted (on a
-timer and at shutdown), publish throttled segment shares, tail the read-model topics, and
-refresh the gauges and the dashboard's rates."""
+open assigned partitions, close revoked ones, commit what batches and punctuators left
+uncommitted (on a timer and at shutdown), tail the read-model topics, and refresh the gauges
+and the dashboard's rates."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def _rebalance_hooks(app: faust.App, runtime: Runtime) -> None:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: faust.App, assigned: Set[TP], **_: object) -> None:
         generation = app.consumer_generation_id
+        # Before any stage may open its new partitions: a copy kept here of one that is now
+        # active here is closed first, and the stage's opening restores only its tail.
+        await runtime.standbys.update(runtime.wanted_standbys())
         for stage in runtime.stages:
             stage.on_assigned(generation)
             app.add_future(
@@ -63,7 +66,6 @@ def _rebalance_hooks(app: faust.App, runtime: Runtime) -> None:
 
 
 def _commit_timers(app: faust.App, runtime: Runtime) -> None:
-    settings = runtime.settings
     commit_check_s = min(spec.commit_s for spec in runtime.specs)
 
     # A safety net: each round starts the next itself (``StageRunner._round_ended``), and a
@@ -74,15 +76,11 @@ def _commit_timers(app: faust.App, runtime: Runtime) -> None:
         for stage in runtime.stages:
             await stage.commit_due()
 
-    @app.timer(max(settings.partials_publish_seconds, 0.2))
-    async def publish_pending_shares() -> None:
-        for stage in runtime.stages:
-            await stage.publish_pending()
-
     @app.on_before_shutdown.connect
     async def commit_before_shutdown(sender: faust.App, **_: object) -> None:
         for stage in runtime.stages:
             await stage.commit_all()
+        await runtime.standbys.stop()
 
 
 def _background_tasks(app: faust.App, runtime: Runtime) -> None:

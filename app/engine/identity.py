@@ -53,3 +53,9 @@ def worker_id(data_dir: Path) -> str:
 def transactional_id(app_id: str, stage: str, worker: str) -> str:
     """``<APP_ID>-<stage>-<worker id>``: under the ``<APP_ID>-`` prefix the ACLs grant."""
     return f"{app_id}-{stage}-{worker}"
+
+
+def stage_transactional_ids(app_id: str, stage: str) -> re.Pattern[str]:
+    """What every worker's ``transactional_id`` of ``stage`` matches (``fullmatch``), and no
+    other: not another stage's, nor another app's whose id starts with this one's."""
+    return re.compile(re.escape(f"{app_id}-{stage}-") + _ID.pattern)

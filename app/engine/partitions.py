@@ -15,24 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.client import AIOKafkaClient
 from rocksdict import Options
 
-from app.engine.kip447 import GroupMetadata, fetch_committed
+from app.engine.identity import stage_transactional_ids
+from app.engine.kip447 import GroupMetadata
 from app.engine.moved import Moved
+from app.engine.processor import Processor
 from app.engine.restore import restore_partition
 from app.engine.retry import retry
 from app.engine.stall import CommitWatch
+from app.engine.takeover import stable_offset
 from app.engine.store import PartitionStore
-from app.models.dead_letter import fit_dead_letter
-from app.models.events import Rejection
 from app.engine.transactions import (
     MAX_BATCH_BYTES,
     Failure,
@@ -43,34 +42,6 @@ from app.engine.transactions import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class Processor(Protocol):
-    """Domain logic of one partition: reads and writes its store, fills its outbox.
-
-    ``applied_offset`` is the last input offset it has taken into account (stored in its
-    state); ``process`` skips anything at or below it. ``outcomes`` tallies what became of
-    the records (the runner folds it into the metrics and clears it).
-    """
-
-    partition: int
-    store: PartitionStore
-    outbox: Outbox
-    applied_offset: int
-    outcomes: Counter[str]
-
-    def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None: ...
-
-    def first_time(self, offset: int) -> bool:
-        """Take ``offset`` as applied; False when it was applied before."""
-        ...
-
-    def before_commit(self, now_ms: int, publish: bool) -> bool:
-        """Stage bookkeeping and shares for commit; True when there is anything to commit."""
-        ...
-
-    @property
-    def has_unpublished(self) -> bool: ...
 
 
 ProcessorFactory = Callable[[int, PartitionStore, Outbox], Processor]
@@ -90,16 +61,17 @@ class OwnedPartitions:
         rocksdb_options: Options,
         client_kwargs: dict[str, Any],
         factory: ProcessorFactory,
-        dead_letter_topic: str,
         transactional_id: Callable[[], str],
         max_request_size: int = 2 * MAX_BATCH_BYTES,
         watch: CommitWatch | None = None,
+        on_fenced: Callable[[], None] | None = None,
     ) -> None:
-        """``dead_letter_topic``: where a record that made the processor fail goes
-        (``dead_letter``). ``transactional_id``: gives the stage's producer's id on this
-        worker (``app.engine.identity``), asked when the first partition opens. ``max_request_size``: the largest record the stage's
-        writer may send (see ``TransactionalWriter``). ``watch`` sees every opening and
-        commit while it waits on the brokers (``app.engine.stall``)."""
+        """``transactional_id``: gives the stage's producer's id on this worker
+        (``app.engine.identity``), asked when the first partition opens. ``max_request_size``:
+        the largest record the stage's writer may send (see ``TransactionalWriter``).
+        ``watch`` sees every opening and commit while it waits on the brokers
+        (``app.engine.stall``). ``on_fenced`` is called
+        for each dead owner's transaction an opening fenced (``app.engine.takeover``)."""
         self.name = name
         self.source_topic = source_topic
         self.changelog_topic = changelog_topic
@@ -107,9 +79,9 @@ class OwnedPartitions:
         self._options = rocksdb_options
         self._client_kwargs = client_kwargs
         self._factory = factory
-        self.dead_letter_topic = dead_letter_topic
         self._max_request_size = max_request_size
         self._watch = watch or CommitWatch(float("inf"))
+        self._on_fenced = on_fenced
         self._group_id = app_id
         self._transactional_id = transactional_id
         self._writer: TransactionalWriter | None = None
@@ -123,6 +95,10 @@ class OwnedPartitions:
     @property
     def partitions(self) -> set[int]:
         return set(self._open)
+
+    def store_path(self, partition: int) -> Path:
+        """Where the partition's store lives on this worker (a standby copy uses it too)."""
+        return self._data_dir / self.name / f"{partition:03d}"
 
     def processor(self, partition: int) -> Processor | None:
         return self._open.get(partition)
@@ -139,20 +115,17 @@ class OwnedPartitions:
         if processor is not None:
             return processor
         what = f"{self.name}: opening {self.source_topic}[{partition}]"
+        with self._watch.watching(what) as failed:
 
-        async def noted(exc: BaseException) -> None:
-            self._watch.failed(what, exc)
+            async def noted(exc: BaseException) -> None:
+                failed(exc)
 
-        token = self._watch.begin(what)
-        try:
             processor = await retry(
                 lambda: self._open_once(partition),
                 what,
                 refused=lambda exc: classify(exc) is Failure.REFUSED,
                 before_retry=noted,
             )
-        finally:
-            self._watch.end(token)
         self._open[partition] = processor
         self.moved.notify()
         log.info(
@@ -166,11 +139,17 @@ class OwnedPartitions:
         # ACL stops the worker as soon as it is given partitions, not at its first commit.
         await self.writer().start()
         # The previous owner is not fenced by this opening (KIP-447): a transaction of its
-        # that commits this partition's offset may still be open. Wait until it has ended;
-        # the restore then waits for its commit markers on the changelog.
-        await stable_offset(self._client_kwargs, self._group_id,
-                            TopicPartition(self.source_topic, partition))
-        store = PartitionStore(self._data_dir / self.name / f"{partition:03d}", self._options)
+        # that commits this partition's offset may still be open. Wait until it has ended
+        # (fenced at once once it is past its timeout: app.engine.takeover); the restore then
+        # waits for its markers on the changelog.
+        await stable_offset(
+            self._client_kwargs, self._group_id, TopicPartition(self.source_topic, partition),
+            changelog=TopicPartition(self.changelog_topic, partition),
+            stage_ids=stage_transactional_ids(self._group_id, self.name),
+            own_id=self.writer().transactional_id,
+            on_fenced=self._on_fenced,
+        )
+        store = PartitionStore(self.store_path(partition), self._options)
         try:
             await restore_partition(store, self.changelog_topic, partition, self._client_kwargs)
         except BaseException:
@@ -207,26 +186,8 @@ class OwnedPartitions:
         self._open[partition] = fresh
         return fresh
 
-    def dead_letter(
-        self,
-        processor: Processor,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        rejection: Rejection,
-    ) -> None:
-        """Send the record at ``offset`` to the dead-letter topic instead of processing it, in
-        the partition's next transaction with the applied offset that moves past it."""
-        if not processor.first_time(offset):
-            return
-        partition = processor.partition
-        headers = rejection.dlq_headers(self.source_topic, partition, offset)
-        key, value, headers = fit_dead_letter(key, value, headers, self._max_request_size)
-        processor.outbox.add(self.dead_letter_topic, partition, key, value, headers)
-        processor.outcomes[f"rejected:{rejection.reason}"] += 1
-
     # -- commit -------------------------------------------------------------------------
-    def seal(self, partition: int, now_ms: int, publish: bool) -> Sealed | None:
+    def seal(self, partition: int, now_ms: int) -> Sealed | None:
         """Take the partition's pending work for a commit; None if there is nothing to commit.
 
         Processing may go on meanwhile: its writes start a new pending set, read over the
@@ -235,7 +196,7 @@ class OwnedPartitions:
         processor = self._open.get(partition)
         if processor is None:
             return None
-        if not processor.before_commit(now_ms, publish):
+        if not processor.before_commit(now_ms):
             return None
         store, outbox = processor.store, processor.outbox
         outbox.extend(self.changelog_topic, partition, store.pending.items())
@@ -254,15 +215,12 @@ class OwnedPartitions:
         partitions = sorted(work.partition for work in sealed)
         source = {TopicPartition(self.source_topic, w.partition): w.source_offset for w in sealed}
         what = f"{self.name}: commit of {_names(self.source_topic, partitions)}"
-        token = self._watch.begin(what)
+        merged = Outbox.merged(work.outbox for work in sealed)
         try:
-            offsets = await self.writer().commit(
-                Outbox.merged(work.outbox for work in sealed),
-                self.changelog_topic,
-                source,
-                group,
-                on_error=lambda exc: self._watch.failed(what, exc),
-            )
+            with self._watch.watching(what) as failed:
+                offsets = await self.writer().commit(
+                    merged, self.changelog_topic, source, group, on_error=failed
+                )
         except Fenced as exc:
             log.warning(
                 "%s: round of %s fenced (%s); dropping its uncommitted work",
@@ -274,8 +232,6 @@ class OwnedPartitions:
                     processor.store.discard_pending()
                     processor.outbox.clear()
             return set(partitions)
-        finally:
-            self._watch.end(token)
         for partition in partitions:
             processor = self._open.get(partition)
             if processor is not None:
@@ -286,17 +242,6 @@ class OwnedPartitions:
 
 def _names(topic: str, partitions: Iterable[int]) -> str:
     return ", ".join(f"{topic}[{p}]" for p in partitions)
-
-
-async def stable_offset(client_kwargs: dict[str, Any], group_id: str, tp: TopicPartition) -> None:
-    """Return once no open transaction holds the group's offset of ``tp`` (OffsetFetch with
-    ``require_stable``, asked again while the coordinator answers UNSTABLE_OFFSET_COMMIT)."""
-    client = AIOKafkaClient(**client_kwargs)
-    try:
-        await client.bootstrap()
-        await fetch_committed(client, group_id, [tp])
-    finally:
-        await client.close()
 
 
 @dataclass(frozen=True, slots=True)

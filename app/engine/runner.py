@@ -51,7 +51,6 @@ class StageRunner:
         reader: StageReader,
         metrics: Metrics,
         batch_max_events: int,
-        publish_interval_s: float,
         commit_interval_s: float,
         max_uncommitted: int = 4_000,
         check_gaps: bool = False,
@@ -79,8 +78,6 @@ class StageRunner:
         self._metrics = metrics
         metrics.rounds_fenced.labels(owned.name)  # 0 until a round is fenced
         self._batch_max_events = batch_max_events
-        self._publish_interval_s = publish_interval_s
-        self._last_publish = 0.0
         # Partitions with applied but uncommitted records. A round commits them all, in one
         # transaction; rounds start at most every ``commit_interval_s`` (Kafka Streams'
         # commit.interval.ms), and as soon as the round before has ended.
@@ -189,11 +186,7 @@ class StageRunner:
             if full or self._round_wait(received) <= 0:
                 if full:
                     await self._join()  # back pressure: the commit in flight first
-                publish = (
-                    count < self._batch_max_events
-                    or received - self._last_publish >= self._publish_interval_s
-                )
-                sealed = await self._commit_dirty(now_ms, publish)
+                sealed = await self._commit_dirty(now_ms)
                 self._metrics.observe_event_time(
                     int(time.time() * 1000), stream_times, _stream_times(owned, sealed)
                 )
@@ -213,7 +206,9 @@ class StageRunner:
             verdict = admit(offset)
             if verdict is Verdict.APPLY:
                 if poison and offset in poison:
-                    self._dead_letter(processor, record, poison[offset])
+                    if processor.first_time(offset):
+                        rejection = Rejection("processing_error", poison[offset])
+                        processor.dead_letter(offset, record.key, record.value, rejection)
                     applied += 1
                     continue
                 try:
@@ -248,18 +243,12 @@ class StageRunner:
         log.error(
             "%s[%d]@%d: processing failed (%s); its partition's work from offset %d on is rolled "
             "back and read again, the record goes to %s with reason processing_error",
-            owned.source_topic, partition, record.offset, detail, resume, owned.dead_letter_topic,
+            owned.source_topic, partition, record.offset, detail, resume, fresh.dead_letters.topic,
             exc_info=exc,
         )
         self._metrics.processing_errors.labels(owned.name, type(exc).__name__).inc()
         self._order[partition] = PartitionOrder.rewound(resume, record.offset, self._check_gaps)
         self._reader.seek(partition, resume)
-
-    def _dead_letter(self, processor, record: ConsumerRecord, detail: str) -> None:  # noqa: ANN001
-        self.owned.dead_letter(
-            processor, record.offset, record.key, record.value,
-            Rejection("processing_error", detail),
-        )
 
     def _read_again(self, records: Mapping[int, Sequence[ConsumerRecord]]) -> None:
         """Records not applied, of partitions still open: fetch them again, never skip them."""
@@ -330,53 +319,46 @@ class StageRunner:
         self._reader.add(partition, applied_offset + 1)
 
     async def commit_due(self) -> None:
-        """Commit what batches left uncommitted once the interval has passed (a quiet stream)."""
+        """Commit what batches and punctuators left uncommitted once the interval has passed
+        (a quiet stream)."""
         if self._inflight is not None and self._inflight.done():
             async with self.owned.lock:
                 await self._reap()
-        if not self._dirty or self._round_wait(time.monotonic()) > 0:
+        if self._round_wait(time.monotonic()) > 0:
             return
         async with self.owned.lock:
-            publish = time.monotonic() - self._last_publish >= self._publish_interval_s
-            await self._commit_dirty(int(time.time() * 1000), publish)
-
-    async def publish_pending(self) -> None:
-        """Publish shares left unpublished by throttling, when the stream is quiet."""
-        owned = self.owned
-        async with owned.lock:
-            pending = {
-                p for p in owned.partitions if (proc := owned.processor(p)) and proc.has_unpublished
-            }
-            if pending or self._dirty:
-                await self._commit_dirty(int(time.time() * 1000), True, also=pending)
+            await self._commit_dirty(int(time.time() * 1000))
 
     async def commit_all(self) -> None:
         """Commit everything applied so far, and wait for it (before a shutdown)."""
         async with self.owned.lock:
-            await self._commit_dirty(int(time.time() * 1000), True, wait=True)
+            await self._commit_dirty(int(time.time() * 1000), wait=True)
 
-    async def _commit_dirty(
-        self, now_ms: int, publish: bool, also: set[int] = frozenset(), wait: bool = False
-    ) -> set[int]:
-        """Seal the dirty partitions' work and commit it in a round in the background (under
-        the lock), under the group member this worker is now.
+    async def _commit_dirty(self, now_ms: int, wait: bool = False) -> set[int]:
+        """Seal the dirty partitions' work, with what their due punctuators write, and commit
+        it in a round in the background (under the lock), under the group member this worker
+        is now.
 
         With a round still in flight, nothing new starts (the work stays dirty for the next
         round, which starts when that one ends: ``_round_ended``) unless ``wait``: then the
-        round in flight and the new one are both awaited. Returns the partitions sealed.
+        round in flight and the new one are both awaited, and every punctuator runs first (a
+        handover). Returns the partitions sealed.
         """
         if self._inflight is not None:
             if not wait and not self._inflight.done():
                 return set()
             await self._join()
         owned = self.owned
-        partitions = (self._dirty | also) & owned.partitions - self._lost
+        for partition in owned.partitions - self._lost:
+            if owned.processor(partition).punctuate(now_ms, every=wait):
+                self._dirty.add(partition)
+        partitions = self._dirty & owned.partitions - self._lost
         self._dirty = set()
         self._uncommitted = 0
+        if not partitions:
+            return set()
         self._last_commit = time.monotonic()
-        sealed = [work for p in sorted(partitions) if (work := owned.seal(p, now_ms, publish))]
-        if publish:
-            self._last_publish = time.monotonic()
+        sealed = [work for p in sorted(partitions) if (work := owned.seal(p, now_ms))]
         for partition in partitions:
             processor = owned.processor(partition)
             if processor is not None:
@@ -490,7 +472,7 @@ class StageRunner:
             # Still ours in this generation, which the group keeps until every member has
             # rejoined: hand over everything applied, as Kafka Streams commits on revocation
             # (the next owner's opening waits for this round to end).
-            await self._commit_dirty(int(time.time() * 1000), True, wait=True)
+            await self._commit_dirty(int(time.time() * 1000), wait=True)
             await self._close(partitions)
             self._generation = None
             self._lost.clear()  # the next assignment starts from the committed offsets

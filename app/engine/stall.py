@@ -13,10 +13,12 @@ answers 503 on ``/ready`` with the cause, and sets ``property_analytics_commits_
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ class Stall:
 
 
 class CommitWatch:
-    """Work in flight against the brokers (``begin``/``end``), its errors (``failed``)."""
+    """Work in flight against the brokers (``watching``), its errors (``failed``)."""
 
     def __init__(
         self,
@@ -59,15 +61,18 @@ class CommitWatch:
         self._stalled: Stall | None = None  # as of the last ``check``
         self._stalled_at: float | None = None
 
-    def begin(self, what: str) -> int:
+    @contextmanager
+    def watching(self, what: str) -> Iterator[Callable[[BaseException], None]]:
+        """``what`` waits on the brokers while the block runs; the block is given the call
+        that notes each error it meets (``failed``)."""
         token = next(self._ids)
         self._inflight[token] = (what, self._clock())
-        return token
-
-    def end(self, token: int) -> None:
-        what, _ = self._inflight.pop(token, ("", 0.0))
-        if not any(w == what for w, _ in self._inflight.values()):
-            self._last_error.pop(what, None)
+        try:
+            yield functools.partial(self.failed, what)
+        finally:
+            del self._inflight[token]
+            if not any(w == what for w, _ in self._inflight.values()):
+                self._last_error.pop(what, None)
 
     def failed(self, what: str, exc: BaseException) -> None:
         """The latest error of ``what`` (its stall's cause until it ends)."""

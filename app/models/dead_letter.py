@@ -12,6 +12,10 @@ cut). A copy that fits is left exactly as it was.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from app.models.events import Rejection
+
 TRUNCATED = "dlq.truncated"
 ORIGINAL_BYTES = "dlq.original.bytes"
 ORIGINAL_KEY_BYTES = "dlq.original.key.bytes"
@@ -21,6 +25,30 @@ ORIGINAL_KEY_BYTES = "dlq.original.key.bytes"
 BATCH_OVERHEAD = 61 + 21
 
 Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRoute:
+    """Where a stage's rejected records go: copies of records of ``origin`` to ``topic``, each
+    at most ``limit`` bytes (the dead-letter topic's ``max.message.bytes``)."""
+
+    origin: str
+    topic: str
+    limit: int
+
+
+def dead_letter(
+    route: DeadLetterRoute,
+    rejection: Rejection,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+) -> tuple[bytes | None, bytes | None, Headers]:
+    """The dead-letter copy of the record at ``origin[partition]@offset``: its own key and
+    value with the rejection's headers, cut to fit the route's limit (``fit_dead_letter``)."""
+    headers = rejection.dlq_headers(route.origin, partition, offset)
+    return fit_dead_letter(key, value, headers, route.limit)
 
 
 def record_size(key: bytes | None, value: bytes | None, headers: Headers) -> int:

@@ -16,7 +16,7 @@ from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
 from app.properties import snapshots
 from app.properties.aggregate import PropertyState, StoredEvent
-from app.stages.applied import APPLIED_KEY
+from app.engine.applied import APPLIED_KEY
 from app.stages.properties import PropertiesConfig, PropertiesProcessor
 from app.tables import properties as table
 from app.tables.keys import META, encode_text

@@ -26,7 +26,8 @@ from app.engine.clients import committed_reader, partitions_of, stop_consumer
 from app.engine.committed import TopicNotFound, read_to_end, records_between
 from app.readmodels.partials import BadPartial, PartialsView, SegmentWeek
 from app.settings import Settings
-from app.stages.views import APPLIED_KEY, STREAM_TIME_KEY
+from app.engine.applied import APPLIED_KEY
+from app.stages.views import STREAM_TIME_KEY
 from app.tables.hourly import COUNTS
 from app.tables.keys import MalformedKey, encode_text, split_key
 

@@ -31,7 +31,7 @@ from app.engine.transactions import Outbox, write_once
 from app.replay.manifest import KEY, Manifest
 from app.replay.shadow import Shadow
 from app.settings import Settings
-from app.stages.applied import seed
+from app.engine.applied import seed
 from app.topics import COMPACT, MIN_INSYNC_REPLICAS, ensure_topics
 
 log = logging.getLogger(__name__)

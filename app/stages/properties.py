@@ -12,18 +12,17 @@ the property's own state, so a replay decides exactly as the first run did.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass
 
 from app import codec
 from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
-from app.models.dead_letter import fit_dead_letter
+from app.engine.processor import Processor
+from app.models.dead_letter import DeadLetterRoute
 from app.models.events import PropertyEvent, Rejection
 from app.properties import history, snapshots
 from app.properties.aggregate import PropertyState, Refused, StoredEvent, apply
 from app.settings import Settings
-from app.stages.applied import APPLIED_KEY, Applied, AppliedOffsets
 from app.tables.properties import PropertyTable
 
 log = logging.getLogger(__name__)
@@ -52,21 +51,18 @@ class PropertiesConfig:
         )
 
 
-class PropertiesProcessor(AppliedOffsets):
+class PropertiesProcessor(Processor):
     def __init__(
         self, partition: int, store: PartitionStore, outbox: Outbox, config: PropertiesConfig
     ) -> None:
-        self.partition = partition
-        self.store = store
-        self.outbox = outbox
+        super().__init__(
+            partition, store, outbox,
+            DeadLetterRoute(config.source_topic, config.dlq_topic, config.dlq_max_message_bytes),
+        )
         self.config = config
         self.table = PropertyTable(store)
-        self.applied = Applied(store, APPLIED_KEY)
-        self.outcomes: Counter[str] = Counter()
 
-    def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if not self.first_time(offset):
-            return
+    def step(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
         cfg = self.config
         event = codec.decode_property_event(
             key,
@@ -78,7 +74,7 @@ class PropertiesProcessor(AppliedOffsets):
             max_version_chars=cfg.max_version_chars,
         )
         if isinstance(event, Rejection):
-            self._dead_letter(offset, key, value, event)
+            self._reject(offset, key, value, event)
             return
         table = self.table
         if table.has_applied(event.property_id, event.event_id):
@@ -86,7 +82,7 @@ class PropertiesProcessor(AppliedOffsets):
             return
         result = apply(table.state(event.property_id), event)
         if isinstance(result, Refused):
-            self._dead_letter(offset, key, value, Rejection(codec.INVALID_TRANSITION, str(result)))
+            self._reject(offset, key, value, Rejection(codec.INVALID_TRANSITION, str(result)))
             return
         table.record(result, StoredEvent(result.version, event))
         self.outcomes["property_applied"] += 1
@@ -97,29 +93,15 @@ class PropertiesProcessor(AppliedOffsets):
         O(log n) in the history's length (``app.properties.history``)."""
         return history.state_at(self.table, property_id, ts_ms)
 
-    def _dead_letter(
-        self, offset: int, key: bytes | None, value: bytes | None, rejection: Rejection
-    ) -> None:
-        cfg = self.config
+    def _reject(self, offset: int, key: bytes | None, value: bytes | None, rejection: Rejection) -> None:
         log.warning(
             "%s[%d]@%d rejected: %s (%s)",
-            cfg.source_topic, self.partition, offset, rejection.reason, rejection.detail[:200],
+            self.config.source_topic, self.partition, offset, rejection.reason, rejection.detail[:200],
         )
-        headers = rejection.dlq_headers(cfg.source_topic, self.partition, offset)
-        key, value, headers = fit_dead_letter(key, value, headers, cfg.dlq_max_message_bytes)
-        self.outbox.add(cfg.dlq_topic, self.partition, key, value, headers)
-        self.outcomes[f"rejected:{rejection.reason}"] += 1
+        self.dead_letter(offset, key, value, rejection)
 
-    @property
-    def has_unpublished(self) -> bool:
-        return False
-
-    def before_commit(self, now_ms: int, publish: bool) -> bool:
-        backfilled = snapshots.step(self.table, self.store)  # a store from before snapshots: a bit more
-        if not backfilled and not self.applied.unstaged and not len(self.outbox):
-            return False
-        self.applied.stage()
-        return True
+    def commit_step(self, now_ms: int) -> None:
+        snapshots.step(self.table, self.store)  # a store from before snapshots: a bit more
 
 
 __all__ = ["PropertiesConfig", "PropertiesProcessor", "PropertyEvent"]

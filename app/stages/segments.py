@@ -3,12 +3,11 @@ per (ISO week, segment). Each user is owned by one partition, so shares add up e
 
 from __future__ import annotations
 
-from collections import Counter
-
 from app.stages import by_user
-from app.stages.applied import Applied, AppliedOffsets
+from app.engine.processor import Processor
 from app.engine.store import PartitionStore
 from app.engine.transactions import Outbox
+from app.models.dead_letter import DeadLetterRoute
 from app.tables.keys import meta_key
 from app.readmodels.partials import USERS, partial_key, users_partial
 from app.tables.segment_users import SegmentWeeklyUsers
@@ -17,7 +16,7 @@ from app.windows import WEEK_MS
 LATEST_WEEK_KEY = meta_key("latest-week")
 
 
-class SegmentUsersProcessor(AppliedOffsets):
+class SegmentUsersProcessor(Processor):
     def __init__(
         self,
         partition: int,
@@ -25,21 +24,21 @@ class SegmentUsersProcessor(AppliedOffsets):
         outbox: Outbox,
         partials_topic: str,
         retention_weeks: int,
+        publish_interval_s: float,
+        dead_letters: DeadLetterRoute,
     ) -> None:
-        self.partition = partition
-        self.store = store
-        self.outbox = outbox
+        """``publish_interval_s``: how often its changed shares are published.
+        ``dead_letters``: where a record that makes it fail goes (written by the views
+        stage only, so it is a view's: the views' dead-letter topic)."""
+        super().__init__(partition, store, outbox, dead_letters)
         self._partials_topic = partials_topic
         self._retention_ms = retention_weeks * WEEK_MS
         self.users = SegmentWeeklyUsers(store)
-        self.applied = Applied(store)
         self.latest_week = self.applied.load(LATEST_WEEK_KEY, 0)
         self._unpublished: set[tuple[int, str]] = set(self.users.segment_weeks())
-        self.outcomes: Counter[str] = Counter()
+        self.schedule(publish_interval_s, self._publish)
 
-    def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if not self.first_time(offset):
-            return
+    def step(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
         entries = by_user.decode(key, value)
         if entries is None:  # written only by the views stage; never expected
             self.outcomes["malformed"] += 1
@@ -60,21 +59,15 @@ class SegmentUsersProcessor(AppliedOffsets):
                 self._partials_topic, 0, partial_key(USERS, self.partition, week, segment), None
             )
 
-    @property
-    def has_unpublished(self) -> bool:
-        return bool(self._unpublished)
+    def _publish(self) -> None:
+        for week, segment in sorted(self._unpublished):
+            self.outbox.add(
+                self._partials_topic,
+                0,
+                partial_key(USERS, self.partition, week, segment),
+                users_partial(self.users.unique_users(week, segment)),
+            )
+        self._unpublished.clear()
 
-    def before_commit(self, now_ms: int, publish: bool) -> bool:
-        if publish:
-            for week, segment in sorted(self._unpublished):
-                self.outbox.add(
-                    self._partials_topic,
-                    0,
-                    partial_key(USERS, self.partition, week, segment),
-                    users_partial(self.users.unique_users(week, segment)),
-                )
-            self._unpublished.clear()
-        if not self.applied.unstaged and not len(self.outbox):
-            return False
-        self.applied.stage({LATEST_WEEK_KEY: self.latest_week})
-        return True
+    def positions(self) -> dict[bytes, int]:
+        return {LATEST_WEEK_KEY: self.latest_week}

@@ -6,16 +6,14 @@ and the event itself, in offset order, so a replay decides exactly as the first 
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from app import codec, dedupe
 from app.stages import by_user
-from app.stages.applied import APPLIED_KEY, Applied, AppliedOffsets
-from app.models.dead_letter import fit_dead_letter
+from app.engine.processor import Processor
+from app.models.dead_letter import DeadLetterRoute
 from app.models.events import PropertyViewed, Rejection
 from app.models.insights import (
     TrendInsight,
@@ -68,6 +66,7 @@ class ViewsConfig:
     dedupe_horizon_ms: int
     rules: TrendRules
     dlq_max_message_bytes: int
+    partials_publish_s: float
 
     @classmethod
     def from_settings(cls, s: Settings) -> ViewsConfig:
@@ -94,6 +93,7 @@ class ViewsConfig:
                 trend_ratio=s.trend_ratio,
             ),
             dlq_max_message_bytes=s.dlq_max_message_bytes,
+            partials_publish_s=s.partials_publish_seconds,
         )
 
 
@@ -108,7 +108,7 @@ def _no_property(property_id: str, ts_ms: int) -> None:
 BASELINES_CACHED = 50_000
 
 
-class ViewsProcessor(AppliedOffsets):
+class ViewsProcessor(Processor):
     """State and rules of one ``property.views`` partition."""
 
     def __init__(
@@ -122,16 +122,16 @@ class ViewsProcessor(AppliedOffsets):
     ) -> None:
         """``property_at(propertyId, ts)``: the property's aggregate as of a view's time
         (read from the properties stage of the same partition); None: no properties known."""
-        self.partition = partition
-        self.store = store
-        self.outbox = outbox
+        super().__init__(
+            partition, store, outbox,
+            DeadLetterRoute(config.views_topic, config.dlq_topic, config.dlq_max_message_bytes),
+        )
         self.config = config
         self._segment_of = segment_of
         self._property_at = property_at or _no_property
         self.hourly = HourlyPropertyViews(store)
         self.weekly = WeeklySegmentPatterns(store)
         self.seen = SeenEvents(store)
-        self.applied = Applied(store, APPLIED_KEY)
         self.stream_time = self.applied.load(STREAM_TIME_KEY, 0)
         self._expired_through_hour = hour_start(self.stream_time)
         self._last_seen_purge = self.stream_time
@@ -139,15 +139,13 @@ class ViewsProcessor(AppliedOffsets):
         # come between committing counts and publishing them.
         self._unpublished: set[tuple[int, str]] = set(self.weekly.segment_weeks())
         self._published_position: int | None = None  # the offset last published with them
-        self.outcomes: Counter[str] = Counter()
         self._baselines: dict[str, tuple[int, float]] = {}  # property -> (hour, baseline)
         # repartition partition -> distinct (user, week, segment) of this batch (see by_user)
         self._by_user: dict[int, set[by_user.Entry]] = {}
+        self.schedule(config.partials_publish_s, self._publish_partials)
 
     # -- per event ----------------------------------------------------------------------
-    def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if not self.first_time(offset):
-            return
+    def step(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
         cfg = self.config
         event = codec.decode_view(
             key,
@@ -157,7 +155,7 @@ class ViewsProcessor(AppliedOffsets):
             future_tolerance_ms=cfg.future_tolerance_ms,
         )
         if isinstance(event, Rejection):
-            self._dead_letter(offset, key, value, event)
+            self.dead_letter(offset, key, value, event)
             return
         self._process_valid(offset, key, value, event, now_ms)
 
@@ -176,7 +174,7 @@ class ViewsProcessor(AppliedOffsets):
         hourly_late = is_late(hour + HOUR_MS, cfg.hourly_grace_ms, stream_time)
         weekly_late = is_late(week + WEEK_MS, cfg.weekly_grace_ms, stream_time)
         if hourly_late and weekly_late:
-            self._dead_letter(
+            self.dead_letter(
                 offset, key, value, Rejection(codec.LATE, f"late for hour and week by stream time {stream_time}")
             )
             return
@@ -286,19 +284,13 @@ class ViewsProcessor(AppliedOffsets):
         )
         self.outcomes[f"insight:{insight.type}"] += 1
 
-    def _dead_letter(
-        self, offset: int, key: bytes | None, value: bytes | None, rejection: Rejection
-    ) -> None:
-        cfg = self.config
-        headers = rejection.dlq_headers(cfg.views_topic, self.partition, offset)
-        key, value, headers = fit_dead_letter(key, value, headers, cfg.dlq_max_message_bytes)
-        self.outbox.add(cfg.dlq_topic, self.partition, key, value, headers)
-        self.outcomes[f"rejected:{rejection.reason}"] += 1
-
     # -- retention ----------------------------------------------------------------------
     def _expire(self) -> None:
+        """Retention, once stream time has entered a new hour since it last ran."""
         cfg = self.config
         stream_time = self.stream_time
+        if hour_start(stream_time) <= self._expired_through_hour:
+            return
         self._expired_through_hour = hour_start(stream_time)
         self._prune_baselines()
         self.hourly.expire_before(hour_start(stream_time - cfg.hourly_retention_ms))
@@ -321,17 +313,12 @@ class ViewsProcessor(AppliedOffsets):
             del self._baselines[prop]
 
     # -- commit -------------------------------------------------------------------------
-    @property
-    def has_unpublished(self) -> bool:
-        return bool(self._unpublished)
-
-    def before_commit(self, now_ms: int, publish: bool) -> bool:
+    def commit_step(self, now_ms: int) -> None:
         cfg = self.config
         # Retention once per commit, not when a view moves stream time into a new hour: a
         # range scan merges every pending write, which is cheapest once per commit. What it
         # removes is past every window's lateness, so no decision depends on when it runs.
-        if hour_start(self.stream_time) > self._expired_through_hour:
-            self._expire()
+        self._expire()
         for target, entries in self._by_user.items():
             packed = by_user.pack(entries)
             for value in packed.records:
@@ -346,14 +333,14 @@ class ViewsProcessor(AppliedOffsets):
                 )
                 self.outcomes[f"dropped:{cfg.repartition_topic}"] += 1
         self._by_user.clear()
-        if publish:
-            self._publish_partials()
-        if not self.applied.unstaged and not len(self.outbox):
-            return False
-        self.applied.stage({STREAM_TIME_KEY: self.stream_time})
-        return True
+
+    def positions(self) -> dict[bytes, int]:
+        return {STREAM_TIME_KEY: self.stream_time}
 
     def _publish_partials(self) -> None:
+        """Every PARTIALS_PUBLISH_SECONDS: the shares changed since, with their position (after
+        retention: a week that expires is tombstoned, not published once more)."""
+        self._expire()
         cfg = self.config
         for week, segment in sorted(self._unpublished):
             value = views_partial(

@@ -20,7 +20,7 @@ from app.properties.history import state_at
 from app.readmodels.partials import SegmentWeek
 from app.runtime import Runtime
 from app.tables.hourly import HourlyPropertyViews
-from app.stages.applied import APPLIED_KEY
+from app.engine.applied import APPLIED_KEY
 from app.web import routing
 from app.web.consistency import (
     DEFAULT_TIMEOUT_S,
@@ -246,7 +246,7 @@ class PartitionGone(Exception):
 
 def stage_position(topic: str, processor, latest: bool) -> Position:  # noqa: ANN001
     """The input offset a stage partition's state reflects: applied (``latest``), or as
-    committed (stored with the committed state, ``app.stages.applied``)."""
+    committed (stored with the committed state, ``app.engine.applied``)."""
     if latest:
         return Position({(topic, processor.partition): processor.applied_offset}, committed=False)
     raw = processor.store.committed().get(APPLIED_KEY)

@@ -32,7 +32,7 @@ from app.metrics import Metrics, RateSampler
 from app.runtime import Runtime
 from app.properties.aggregate import PropertyState
 from app.readmodels.partials import SegmentWeek
-from app.stages.applied import APPLIED_KEY
+from app.engine.applied import APPLIED_KEY
 from app.tables.hourly import LEADERS
 from app.tables.hourly import top_of_hour as hourly_top
 from app.tables.properties import PropertyTable
@@ -207,6 +207,12 @@ def worker_summary(metrics: Metrics, rates: RateSampler, views_topic: str) -> di
     }
 
 
+def standby_summary(held: set[tuple[str, int]], lag: dict[tuple[str, int], int]) -> dict:
+    """The partitions this worker keeps standby copies of (of any stage), and the committed
+    records those copies have not applied yet, summed."""
+    return {"partitions": sorted({p for _, p in held}), "lag": sum(lag.values())}
+
+
 class Shares:
     """This worker's share of the summary, and the other workers' ones."""
 
@@ -260,6 +266,7 @@ class Shares:
                 for p, n in sorted(shares_behind.items()) if n is not None
             ],
             **worker_summary(runtime.metrics, runtime.rates, runtime.settings.views_topic),
+            "standbys": standby_summary(runtime.standbys.held, runtime.standbys.lag),
         }
         self._cache.put((hour, limit), now, share)
         return share
@@ -386,6 +393,14 @@ def _behind_item(item: object) -> bool:
     )
 
 
+def _standbys(value: object) -> bool:
+    return (
+        isinstance(value, dict)
+        and _list_of(value.get("partitions"), lambda p: isinstance(p, int) and not isinstance(p, bool))
+        and _is_number(value.get("lag"))
+    )
+
+
 def _lag_item(item: object) -> bool:
     return (
         isinstance(item, dict)
@@ -426,6 +441,8 @@ def share_problem(share: object) -> str | None:
     for name in ("behind", "weekBehind"):  # absent: an older peer
         if name in share and not _list_of(share[name], _behind_item):
             wrong.append(name)
+    if "standbys" in share and not _standbys(share["standbys"]):  # absent: an older peer
+        wrong.append("standbys")
     return f"a share with missing or wrong {', '.join(wrong)}" if wrong else None
 
 
@@ -489,6 +506,7 @@ def merge(
                 "ready": s.get("ready", False),
                 "partitions": s.get("partitions", []),
                 "eventsPerSecond": s.get("eventsPerSecond"),
+                "standbys": s.get("standbys", {"partitions": [], "lag": 0}),
                 **({"error": s["error"]} if "error" in s else {}),
             }
             for s in shares

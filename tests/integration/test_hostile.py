@@ -25,14 +25,7 @@ import pytest
 
 from app.generator import Workload
 from tests.support.codecs import CODECS, batch_codecs, produce_rotating
-from tests.support.checks import (
-    check_dlq,
-    check_hourly,
-    check_insights,
-    check_weekly,
-    get_all,
-    load_profiles,
-)
+from tests.support.checks import check_all, get_all, load_profiles
 from tests.support.oracle import HOUR, hour_of, iso, oracle, profile_verdict, segments_from, to_ms
 from tests.support.topics import read_topic
 from tests.support.workers import Worker, isolated_env, wait_caught_up, wait_views_committed
@@ -193,14 +186,8 @@ async def test_two_workers_survive_hostile_records_and_answer_exactly(kafka_boot
         assert any(seg == ODD_SEGMENT for seg, _ in exp.weekly), exp.weekly.keys()
 
         # Every answer, from either worker (each routes to the owner of the key).
-        for worker in workers:
-            problems = await check_hourly(worker.url, exp, SEED)
-            assert not problems, problems[:20]
-        problems = await check_weekly(b.url, exp)
-        assert not problems, problems[:20]
-        problems, _ = await check_insights(kafka_bootstrap, env["INSIGHTS_TOPIC"], exp, True)
-        assert not problems, problems[:20]
-        problems, _ = await check_dlq(kafka_bootstrap, env["VIEWS_TOPIC"], exp, produced, True)
+        urls = [worker.url for worker in workers]
+        problems, _ = await check_all(kafka_bootstrap, urls, env, exp, produced, SEED, True)
         assert not problems, problems[:20]
 
         # Profiles: the hostile ones are dead letters, once each, with their reasons; the odd

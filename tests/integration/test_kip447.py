@@ -28,6 +28,7 @@ from app.engine.kip447 import (
 )
 from app.engine.kip447.outcomes import UNSTABLE_OFFSET_COMMIT
 from app.engine.kip447.protocol import StableOffsetFetch
+from tests.support.topics import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -71,24 +72,9 @@ async def _transactional(bootstrap: str):
         await producer.stop()
 
 
-async def _committed_values(bootstrap: str, topic: str) -> list[bytes]:
-    """Every record of ``topic`` a read_committed reader sees (partition 0)."""
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                              enable_auto_commit=False)
-    await reader.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        reader.assign([tp])
-        await reader.seek_to_beginning(tp)
-        end = (await reader.end_offsets([tp]))[tp]
-        values: list[bytes] = []
-        async with asyncio.timeout(30):
-            while await reader.position(tp) < end:
-                for records in (await reader.getmany(tp, timeout_ms=500)).values():
-                    values.extend(r.value for r in records)
-        return values
-    finally:
-        await stop_consumer(reader)
+async def _values(bootstrap: str, topic: str) -> list[bytes]:
+    """Every record of ``topic`` a read_committed reader sees."""
+    return [record.value for record in await read_topic(bootstrap, topic)]
 
 
 async def _raw_stable_fetch_codes(
@@ -124,7 +110,7 @@ async def test_a_commit_with_the_current_generation_is_accepted_and_visible(
 
             assert await fetch_committed(producer.client, group, [tp]) == {tp: 5}
         assert await a.committed(tp) == 5  # aiokafka's own fetch sees the same offset
-        assert await _committed_values(kafka_bootstrap, sink) == [b"round-1"]
+        assert await _values(kafka_bootstrap, sink) == [b"round-1"]
     finally:
         await stop_consumer(a)
         await stop_consumer(b)
@@ -176,7 +162,7 @@ async def test_a_stale_generation_is_refused_and_nothing_commits(
             assert await fetch_committed(producer.client, group, [tp]) == {tp: 9}
 
         # The refused rounds were aborted on the broker, not carried into the next transaction.
-        assert await _committed_values(kafka_bootstrap, sink) == [b"owner"]
+        assert await _values(kafka_bootstrap, sink) == [b"owner"]
     finally:
         await stop_consumer(a)
         await stop_consumer(b)

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from app.generator import BAD_KINDS, Workload
-from tests.support.checks import check_dlq, check_hourly, check_insights, check_weekly, load_profiles
+from tests.support.checks import check_all, load_profiles
 from tests.support.oracle import HOUR, hour_of, oracle, segments_from
 from tests.support.topics import produce
 from tests.support.workers import Worker, isolated_env, wait_caught_up, wait_views_committed
@@ -71,15 +71,8 @@ async def test_one_worker_answers_equal_the_oracle(kafka_bootstrap, capsys, reco
                   f"{len(exp.hourly)} (property, hour) windows, {len(exp.weekly)} segment weeks, "
                   f"{len(exp.spikes)} spikes, {len(exp.trends)} trends")
 
-        problems = await check_hourly(worker.url, exp, SEED)
-        assert not problems, show(problems)
-        problems = await check_weekly(worker.url, exp)
-        assert not problems, show(problems)
-        insights = env["INSIGHTS_TOPIC"]
-        problems, _ = await check_insights(kafka_bootstrap, insights, exp, exactly_once=True)
-        assert not problems, show(problems)
-        problems, by_reason = await check_dlq(kafka_bootstrap, env["VIEWS_TOPIC"], exp, produced,
-                                              exactly_once=True)
+        problems, by_reason = await check_all(kafka_bootstrap, [worker.url], env, exp, produced,
+                                              SEED, exactly_once=True)
         assert not problems, show(problems)
         assert by_reason == reasons
         assert worker.alive

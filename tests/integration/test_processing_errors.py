@@ -19,7 +19,7 @@ import time
 import pytest
 
 from app.generator import Workload
-from tests.support.checks import check_dlq, check_hourly, check_insights, check_weekly, load_profiles
+from tests.support.checks import check_all, check_hourly, check_weekly, load_profiles
 from tests.support.commands import run
 from tests.support.failing_app import POISON_PREFIX
 from tests.support.oracle import HOUR, Produced, hour_of, oracle
@@ -72,13 +72,8 @@ async def test_records_that_make_a_stage_raise_are_dead_lettered_and_the_rest_is
         # ...which are dead letters, once each, with their original key and bytes.
         for rec in failing:
             exp.dlq[(rec.partition, rec.offset)] = "processing_error"
-        problems = await check_hourly(worker.url, exp, SEED)
-        assert not problems, problems[:20]
-        problems = await check_weekly(worker.url, exp)
-        assert not problems, problems[:20]
-        problems, _ = await check_insights(kafka_bootstrap, env["INSIGHTS_TOPIC"], exp, True)
-        assert not problems, problems[:20]
-        problems, by_reason = await check_dlq(kafka_bootstrap, env["VIEWS_TOPIC"], exp, produced, True)
+        problems, by_reason = await check_all(kafka_bootstrap, [worker.url], env, exp, produced,
+                                              SEED, exactly_once=True)
         assert not problems, problems[:20]
         assert by_reason["processing_error"] == len(failing)
 

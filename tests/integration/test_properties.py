@@ -24,8 +24,9 @@ from app.generator import Record, Workload
 from app.windows import parse_iso
 from tests.support.checks import check_hourly, check_insights, diff, get_all, load_profiles
 from tests.support.commands import run
+from tests.support.kills import Kill, kill_mid_stream
 from tests.support.oracle import HOUR, hour_of, iso, oracle
-from tests.support.topics import TransactionProbe, committed_views, produce, read_topic
+from tests.support.topics import produce, read_topic
 from tests.support.workers import Worker, isolated_env, wait_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -88,27 +89,9 @@ def seg(prop: str) -> str:
     return quote(prop, safe="")
 
 
-async def kill_mid_stream(kafka_bootstrap, worker, env, topic, total, share, changelog, wipe):  # noqa: ANN001
-    """Once ``share`` of ``topic`` is committed, SIGKILL the worker with a transaction of
-    ``changelog`` open if one comes within 15 s; restart it (on a wiped data dir)."""
-    started = time.monotonic()
-    while True:
-        done, _ = await committed_views(kafka_bootstrap, env["APP_ID"], topic)
-        if done >= total * share:
-            break
-        assert worker.alive, f"worker died; see {worker.log_path}"
-        assert time.monotonic() - started < 120, f"only {done}/{total} of {topic} committed"
-        await asyncio.sleep(0.05)
-    async with TransactionProbe(kafka_bootstrap, changelog) as probe:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not await probe.open():
-            pass
-        worker.kill()
-        inside = await probe.open()
-    if wipe:
-        shutil.rmtree(worker.data_dir)
-    worker.start()
-    return f"{topic} at {done}/{total} (inside a transaction: {inside}, wiped: {wipe})"
+def kill_note(topic: str, total: int, kill: Kill, wipe: bool) -> str:
+    inside = kill.inside
+    return f"{topic} at {kill.committed}/{total} (inside a transaction: {inside}, wiped: {wipe})"
 
 
 async def test_aggregates_as_of_histories_and_insights_are_exact_after_sigkills(
@@ -143,8 +126,9 @@ async def test_aggregates_as_of_histories_and_insights_are_exact_after_sigkills(
         ]
         events += long_history(start)
         producing = asyncio.create_task(produce(kafka_bootstrap, topic, events, rate=1500.0))
-        kills = [await kill_mid_stream(kafka_bootstrap, worker, env, topic, len(events), 0.4,
-                                       f"{app_id}-properties-state-changelog", wipe=False)]
+        kill = await kill_mid_stream(kafka_bootstrap, worker, topic, len(events), 0.4,
+                                     f"{app_id}-properties-state-changelog", wipe=False)
+        kills = [kill_note(topic, len(events), kill, wipe=False)]
         produced_events = await producing
         await worker.wait_ready(180)
         await wait_caught_up(kafka_bootstrap, env, timeout=120)
@@ -153,9 +137,9 @@ async def test_aggregates_as_of_histories_and_insights_are_exact_after_sigkills(
         records = with_long_views(records, start)
         producing = asyncio.create_task(
             produce(kafka_bootstrap, env["VIEWS_TOPIC"], records, rate=3000.0))
-        kills.append(await kill_mid_stream(kafka_bootstrap, worker, env, env["VIEWS_TOPIC"],
-                                           len(records), 0.5,
-                                           f"{app_id}-views-state-changelog", wipe=True))
+        kill = await kill_mid_stream(kafka_bootstrap, worker, env["VIEWS_TOPIC"], len(records),
+                                     0.5, f"{app_id}-views-state-changelog", wipe=True)
+        kills.append(kill_note(env["VIEWS_TOPIC"], len(records), kill, wipe=True))
         produced = await producing
         await wait_caught_up(kafka_bootstrap, env, timeout=180)
         assert worker.alive, f"worker died; see {worker.log_path}"

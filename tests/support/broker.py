@@ -54,6 +54,27 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def kill_group(pid: int | None, port: int, what: str) -> None:
+    """SIGKILL a broker's process group (``pid``, none: not running) and wait until it is gone
+    and its two ports (``port``, ``port + 1``) are free.
+
+    The JVM takes a moment to die: its leader thread can show as a zombie while other threads
+    still hold the listening sockets.
+    """
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not _running(pid) and _port_free(port) and _port_free(port + 1):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} (pid {pid}) or its ports survived SIGKILL")
+
+
 class Broker:
     def __init__(self, home: Path, port: int | None = None, heap: str = "-Xms128m -Xmx512m") -> None:
         self.home = home
@@ -112,21 +133,7 @@ class Broker:
 
     def kill(self) -> None:
         """SIGKILL the broker's process group: no controlled shutdown, no flush."""
-        pid = self.pid
-        if pid is None:
-            return
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        # The JVM takes a moment to die: its leader thread can show as a zombie while other
-        # threads still hold the listening sockets. Wait for the process and both ports.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if not _running(pid) and _port_free(self.port) and _port_free(self.port + 1):
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"broker pid {pid} or its ports survived SIGKILL")
+        kill_group(self.pid, self.port, "broker")
 
     def destroy(self) -> None:
         """Stop it (SIGKILL if need be) and delete its home (data, logs, linked jars)."""

@@ -199,6 +199,22 @@ async def check_dlq(bootstrap: Connection, views_topic: str, exp: Oracle, produc
     return problems, by_reason
 
 
+async def check_all(
+    bootstrap: Connection, urls: list[str], env: dict[str, str], exp: Oracle,
+    produced: list[Produced], seed: int, exactly_once: bool,
+) -> tuple[list[str], Counter]:
+    """Every answer of a run against the oracle: hourly and weekly from each worker in
+    ``urls``, the insights and the dead letters of the views from their topics; returns
+    (problems, dead letters by reason)."""
+    problems = []
+    for url in urls:
+        problems += await check_hourly(url, exp, seed)
+        problems += await check_weekly(url, exp)
+    problems += (await check_insights(bootstrap, env["INSIGHTS_TOPIC"], exp, exactly_once))[0]
+    dlq, by_reason = await check_dlq(bootstrap, env["VIEWS_TOPIC"], exp, produced, exactly_once)
+    return problems + dlq, by_reason
+
+
 async def load_profiles(bootstrap: Connection, base_url: str, workload: Workload,
                         topic: str) -> list[tuple]:
     """Produce the workload's profiles (made with ``edge_cases``) and wait until the worker

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.support.broker import _port_free, _running
+from tests.support.broker import _port_free, _running, kill_group
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SH = REPO / "tools" / "kafka" / "cluster.sh"
@@ -102,20 +101,7 @@ class KafkaCluster:
 
     def kill(self, node: int) -> None:
         """SIGKILL one node's process group (no controlled shutdown) and wait for its ports."""
-        pid = self.pid(node)
-        if pid is None:
-            return
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + 60
-        port = self.port(node)
-        while time.monotonic() < deadline:
-            if not _running(pid) and _port_free(port) and _port_free(port + 1):
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"node {node} (pid {pid}) or its ports survived SIGKILL")
+        kill_group(self.pid(node), self.port(node), f"node {node}")
 
     def destroy(self) -> None:
         try:

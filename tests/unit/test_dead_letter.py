@@ -13,6 +13,8 @@ from app.models.dead_letter import (
     ORIGINAL_BYTES,
     ORIGINAL_KEY_BYTES,
     TRUNCATED,
+    DeadLetterRoute,
+    dead_letter,
     fit_dead_letter,
     record_size,
 )
@@ -83,3 +85,31 @@ def test_a_copy_at_the_limit_is_kept_and_one_byte_more_is_cut():
 def test_headers_that_cannot_fit_are_an_error_not_a_bad_record():
     with pytest.raises(ValueError, match="headers alone"):
         fit_dead_letter(b"k", b"v", [("h", b"x" * 5000)], 4096)
+
+
+@settings(max_examples=100, deadline=None)
+@given(reason=st.sampled_from(["oversized", "processing_error", "invalid_transition"]),
+       detail=st.text(max_size=2000), partition=st.integers(0, 10_000),
+       offset=st.integers(0, 2**63 - 1), key=st.none() | st.binary(max_size=64),
+       value_n=SIZES)
+def test_the_copy_of_any_rejected_record_names_its_origin_and_fits_its_route(
+    reason, detail, partition, offset, key, value_n
+):
+    """The one dead-letter copy every stage sends: the rejection's headers naming the
+    record's origin, the original bytes, cut only when they would not fit the route's limit."""
+    route = DeadLetterRoute("property.views", "property.views.dlq", 65_536)
+    value = sized(value_n)
+    got_key, got_value, headers = dead_letter(
+        route, Rejection(reason, detail), partition, offset, key, value
+    )
+    named = dict(headers)
+    assert named["dlq.reason"] == reason.encode()
+    assert named["dlq.origin.topic"] == b"property.views"
+    assert named["dlq.origin.partition"] == str(partition).encode()
+    assert named["dlq.origin.offset"] == str(offset).encode()
+    assert record_size(got_key, got_value, headers) <= route.limit
+    base = Rejection(reason, detail).dlq_headers("property.views", partition, offset)
+    if record_size(key, value, base) <= route.limit:
+        assert (got_key, got_value, headers) == (key, value, base)
+    else:
+        assert named[TRUNCATED] == b"true" and value.startswith(got_value)

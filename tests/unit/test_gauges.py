@@ -33,8 +33,16 @@ def stage(
     )
 
 
-def runtime(stages: list, ready: bool = True, watch: CommitWatch | None = None) -> SimpleNamespace:
+def standbys(lag: dict[tuple[str, int], int] | None = None, stores: int = 0) -> SimpleNamespace:
+    store = SimpleNamespace(memory=lambda: {"memtables": 50, "table_readers": 5, "block_cache": 500})
+    return SimpleNamespace(lag=lag or {}, stores=lambda: [store] * stores)
+
+
+def runtime(
+    stages: list, ready: bool = True, watch: CommitWatch | None = None, copies=None  # noqa: ANN001
+) -> SimpleNamespace:
     return SimpleNamespace(
+        standbys=copies or standbys(),
         metrics=Metrics(),
         commit_watch=watch or CommitWatch(15.0),
         ready=ready,
@@ -98,11 +106,28 @@ def test_a_stalled_commit_shows_in_the_gauges_until_it_ends():
     gauges.refresh(rt)
     assert value(rt, "commits_stalled") == 0 and value(rt, "commit_wait_seconds") == 0
 
-    token = watch.begin("views: commit of views[0]")
-    now[0] += 20
-    gauges.refresh(rt)
-    assert value(rt, "commits_stalled") == 1 and value(rt, "commit_wait_seconds") == 20
+    with watch.watching("views: commit of views[0]"):
+        now[0] += 20
+        gauges.refresh(rt)
+        assert value(rt, "commits_stalled") == 1 and value(rt, "commit_wait_seconds") == 20
 
-    watch.end(token)
     gauges.refresh(rt)
     assert value(rt, "commits_stalled") == 0 and value(rt, "commit_wait_seconds") == 0
+
+
+def test_standby_copies_show_their_lag_and_count_in_the_memory():
+    copies = standbys({("views", 3): 12, ("properties", 3): 0}, stores=2)
+    rt = runtime([stage("views", "views", {0: 9}, keys=1)], copies=copies)
+
+    gauges.refresh(rt)
+
+    assert value(rt, "standby_lag_records", stage="views", partition="3") == 12
+    assert value(rt, "standby_lag_records", stage="properties", partition="3") == 0
+    # one partition database, two copies and the profiles': the cache counted once
+    assert value(rt, "rocksdb_memory_bytes", kind="memtables") == 1000 + 2 * 50 + 7
+    assert value(rt, "rocksdb_memory_bytes", kind="block_cache") == 500
+
+    copies.lag = {("views", 3): 4}  # the properties copy was dropped
+    gauges.refresh(rt)
+    assert value(rt, "standby_lag_records", stage="views", partition="3") == 4
+    assert value(rt, "standby_lag_records", stage="properties", partition="3") is None

@@ -52,12 +52,12 @@ class UnsupportedByBroker(IncompatibleBrokerVersion):
 
     def __init__(
         self, api: str, version: int, what: str, broker: tuple[int, int] | None,
-        where: str = "the broker",
+        where: str = "the broker", since: str = "2.5",
     ) -> None:
         known = "does not know the API" if broker is None else f"supports v{broker[0]}-v{broker[1]}"
         super().__init__(
             f"{api} v{version} is needed for {what}, and {where} {known}; "
-            "Kafka 2.5 or later has it"
+            f"Kafka {since} or later has it"
         )
         self.api = api
         self.version = version
@@ -66,12 +66,13 @@ class UnsupportedByBroker(IncompatibleBrokerVersion):
 
 def version_problem(
     api: str, struct: type[RequestStruct], versions: dict[int, tuple[int, int]], what: str,
-    where: str = "the broker",
+    where: str = "the broker", since: str = "2.5",
 ) -> UnsupportedByBroker | None:
-    """What is wrong when a broker announcing ``versions`` cannot take ``struct``, or None."""
+    """What is wrong when a broker announcing ``versions`` cannot take ``struct``, or None;
+    ``since``: the first Kafka release that has it."""
     broker = versions.get(struct.API_KEY)
     if broker is None or not broker[0] <= struct.API_VERSION <= broker[1]:
-        return UnsupportedByBroker(api, struct.API_VERSION, what, broker, where)
+        return UnsupportedByBroker(api, struct.API_VERSION, what, broker, where, since)
     return None
 
 
@@ -256,3 +257,132 @@ class StableOffsetFetch(Request[OffsetFetchRequest_v7]):
             (topic, list(partitions), {}) for topic, partitions in self._topics
         ]
         return request_struct_class(self._group_id, topics, self._require_stable, {})
+
+
+# --- ListTransactions v0 and DescribeTransactions v0 (KIP-664) ----------------------------
+# What a new owner of a partition asks to find the open transaction of a dead previous owner
+# (``app.engine.takeover``). Both are flexible from v0 (Kafka 3.0). The schemas follow
+# ``ListTransactionsRequest.json``, ``ListTransactionsResponse.json``,
+# ``DescribeTransactionsRequest.json`` and ``DescribeTransactionsResponse.json``
+# (kafka-clients 4.4.0). aiokafka 0.14 has neither (``aiokafka.protocol.transaction`` upstream).
+
+LIST_TRANSACTIONS_KEY = 66
+DESCRIBE_TRANSACTIONS_KEY = 65
+
+
+class ListTransactionsResponse_v0(Response):
+    API_KEY = LIST_TRANSACTIONS_KEY
+    API_VERSION = 0
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("error_code", Int16),
+        ("unknown_state_filters", CompactArray(CompactString("utf-8"))),
+        ("transaction_states", CompactArray(
+            ("transactional_id", CompactString("utf-8")),
+            ("producer_id", Int64),
+            ("transaction_state", CompactString("utf-8")),
+            ("tags", TaggedFields),
+        )),
+        ("tags", TaggedFields),
+    )
+
+
+class ListTransactionsRequest_v0(RequestStruct):
+    FLEXIBLE_VERSION = True
+    API_KEY = LIST_TRANSACTIONS_KEY
+    API_VERSION = 0
+    RESPONSE_TYPE = ListTransactionsResponse_v0
+    SCHEMA = Schema(
+        ("state_filters", CompactArray(CompactString("utf-8"))),
+        ("producer_id_filters", CompactArray(Int64)),
+        ("tags", TaggedFields),
+    )
+
+
+class ListTransactions(Request[ListTransactionsRequest_v0]):
+    """ListTransactions v0: the transactions one broker coordinates, in any of
+    ``state_filters`` (e.g. ``["Ongoing"]``; empty: every state) and of any of
+    ``producer_id_filters`` (empty: every producer). Ask every broker for all of them."""
+
+    API_KEY = LIST_TRANSACTIONS_KEY
+    API_NAME: ClassVar[str] = "ListTransactions"
+    WHAT: ClassVar[str] = "listing open transactions (KIP-664)"
+
+    def __init__(
+        self, state_filters: list[str] | None = None, producer_id_filters: list[int] | None = None
+    ) -> None:
+        self._state_filters = list(state_filters or [])
+        self._producer_id_filters = list(producer_id_filters or [])
+
+    def prepare(self, versions: dict[int, tuple[int, int]]) -> ListTransactionsRequest_v0:
+        problem = version_problem(
+            self.API_NAME, ListTransactionsRequest_v0, versions, self.WHAT, since="3.0"
+        )
+        if problem is not None:
+            raise problem
+        return self.build(ListTransactionsRequest_v0)
+
+    def build(
+        self, request_struct_class: type[ListTransactionsRequest_v0]
+    ) -> ListTransactionsRequest_v0:
+        return request_struct_class(self._state_filters, self._producer_id_filters, {})
+
+
+class DescribeTransactionsResponse_v0(Response):
+    API_KEY = DESCRIBE_TRANSACTIONS_KEY
+    API_VERSION = 0
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("transaction_states", CompactArray(
+            ("error_code", Int16),
+            ("transactional_id", CompactString("utf-8")),
+            ("transaction_state", CompactString("utf-8")),
+            ("transaction_timeout_ms", Int32),
+            ("transaction_start_time_ms", Int64),
+            ("producer_id", Int64),
+            ("producer_epoch", Int16),
+            ("topics", CompactArray(
+                ("topic", CompactString("utf-8")),
+                ("partitions", CompactArray(Int32)),
+                ("tags", TaggedFields),
+            )),
+            ("tags", TaggedFields),
+        )),
+        ("tags", TaggedFields),
+    )
+
+
+class DescribeTransactionsRequest_v0(RequestStruct):
+    FLEXIBLE_VERSION = True
+    API_KEY = DESCRIBE_TRANSACTIONS_KEY
+    API_VERSION = 0
+    RESPONSE_TYPE = DescribeTransactionsResponse_v0
+    SCHEMA = Schema(
+        ("transactional_ids", CompactArray(CompactString("utf-8"))),
+        ("tags", TaggedFields),
+    )
+
+
+class DescribeTransactions(Request[DescribeTransactionsRequest_v0]):
+    """DescribeTransactions v0: state, timeout, start time, producer and partitions of each
+    of ``transactional_ids``, asked of their transaction coordinator."""
+
+    API_KEY = DESCRIBE_TRANSACTIONS_KEY
+    API_NAME: ClassVar[str] = "DescribeTransactions"
+    WHAT: ClassVar[str] = "describing open transactions (KIP-664)"
+
+    def __init__(self, transactional_ids: list[str]) -> None:
+        self._transactional_ids = list(transactional_ids)
+
+    def prepare(self, versions: dict[int, tuple[int, int]]) -> DescribeTransactionsRequest_v0:
+        problem = version_problem(
+            self.API_NAME, DescribeTransactionsRequest_v0, versions, self.WHAT, since="3.0"
+        )
+        if problem is not None:
+            raise problem
+        return self.build(DescribeTransactionsRequest_v0)
+
+    def build(
+        self, request_struct_class: type[DescribeTransactionsRequest_v0]
+    ) -> DescribeTransactionsRequest_v0:
+        return request_struct_class(self._transactional_ids, {})

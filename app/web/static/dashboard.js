@@ -214,7 +214,9 @@
       ...d.workers.map((w) => h("span", {
         class: "worker" + (w.error || !w.ready ? " down" : ""),
         title: w.error || (w.ready ? "ready" : "recovering"),
-        text: `${hostOf(w.url)} [${w.partitions.join(",")}]`,
+        text: `${hostOf(w.url)} [${w.partitions.join(",")}]` +
+          (w.standbys && w.standbys.partitions.length
+            ? ` standby [${w.standbys.partitions.join(",")}] lag ${w.standbys.lag}` : ""),
       })),
     );
   }

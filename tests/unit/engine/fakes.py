@@ -4,7 +4,6 @@ would publish, and a processor that echoes each record to its state and to an ou
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,8 +13,9 @@ from app.engine.partitions import OwnedPartitions
 from app.engine.kip447 import GroupMetadata
 from app.engine.stall import CommitWatch
 from app.engine.store import PartitionStore, rocksdb_options
-from app.engine.transactions import Outbox
-from app.stages.applied import Applied
+from app.engine.processor import Processor
+from app.engine.transactions import MAX_BATCH_BYTES, Outbox
+from app.models.dead_letter import DeadLetterRoute
 
 SOURCE = "in"
 CHANGELOG = "in-changelog"
@@ -73,48 +73,18 @@ class FakeWriter:
 GROUP = GroupMetadata("app", 1, "member-1")
 
 
-class Echo:
+class Echo(Processor):
     """A processor: each record's value is stored under its key and sent to ``OUTPUT``."""
 
     def __init__(self, partition: int, store: PartitionStore, outbox: Outbox) -> None:
-        self.partition = partition
-        self.store = store
-        self.outbox = outbox
-        self.applied = Applied(store)
-        self.outcomes: Counter[str] = Counter()
-        self.publish_asks: list[bool] = []
-        self.unpublished = False  # as a stage with shares to publish after its records
+        super().__init__(
+            partition, store, outbox, DeadLetterRoute(SOURCE, DEAD_LETTERS, 2 * MAX_BATCH_BYTES)
+        )
 
-    @property
-    def applied_offset(self) -> int:
-        return self.applied.offset
-
-    def first_time(self, offset: int) -> bool:
-        if self.applied.advance(offset):
-            return True
-        self.outcomes["replayed"] += 1
-        return False
-
-    def process(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
-        if not self.first_time(offset):
-            return
+    def step(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:
         self.store.put(key, value)
         self.outbox.add(OUTPUT, self.partition, key, value)
         self.outcomes["accepted"] += 1
-        self.unpublished = True
-
-    @property
-    def has_unpublished(self) -> bool:
-        return self.unpublished
-
-    def before_commit(self, now_ms: int, publish: bool) -> bool:
-        self.publish_asks.append(publish)
-        if publish:
-            self.unpublished = False
-        if not self.applied.unstaged and not len(self.outbox):
-            return False
-        self.applied.stage()
-        return True
 
 
 def owned_partitions(
@@ -126,8 +96,10 @@ def owned_partitions(
     monkeypatch.setattr(partitions_module, "TransactionalWriter", FakeWriter)
     awaited: list[int] = []
 
-    async def stable_offset(client_kwargs, group_id, tp) -> None:  # noqa: ANN001
+    async def stable_offset(client_kwargs, group_id, tp, **takeover) -> list[str]:  # noqa: ANN001
         awaited.append(tp.partition)
+        owned.takeovers.append(takeover)
+        return []
 
     monkeypatch.setattr(partitions_module, "stable_offset", stable_offset)
 
@@ -144,11 +116,11 @@ def owned_partitions(
         rocksdb_options=rocksdb_options(SMALL, SMALL),
         client_kwargs={},
         factory=factory,
-        dead_letter_topic=DEAD_LETTERS,
         transactional_id=lambda: "app-echo-w1",
         watch=watch,
     )
     owned.stable_offsets = awaited
+    owned.takeovers = []
     return owned
 
 

@@ -14,7 +14,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from app.engine.store import CHECKPOINT_KEY
 from app.engine.transactions import Fenced, OutputRefused
-from app.stages.applied import APPLIED_KEY
+from app.engine.applied import APPLIED_KEY
 from tests.unit.engine.fakes import CHANGELOG, GROUP, FakeWriter, OUTPUT, SOURCE, owned_partitions, writer_of
 
 NOW = 1_800_000_000_000
@@ -36,6 +36,12 @@ async def test_opening_waits_for_a_stable_offset_and_starts_the_stages_one_write
     await owned.open(5)
     assert first is again and owned.partitions == {3, 5}
     assert owned.stable_offsets == [3, 5]  # once per opening, before the restore
+    # It may fence a dead owner of the stage's changelog partition, never this worker.
+    takeover = owned.takeovers[0]
+    assert takeover["changelog"] == TopicPartition(CHANGELOG, 3)
+    assert takeover["own_id"] == "app-echo-w1"
+    assert takeover["stage_ids"].fullmatch("app-echo-0123456789ab")
+    assert not takeover["stage_ids"].fullmatch("app-views-0123456789ab")
     [writer] = FakeWriter.made
     assert writer.started and writer.transactional_id == "app-echo-w1"
     assert first.applied_offset == -1
@@ -45,7 +51,7 @@ async def test_a_commit_publishes_outputs_changelog_and_input_offset_then_writes
     processor = await owned.open(2)
     feed(processor, 0, (b"a", b"1"), (b"b", b"2"))
 
-    sealed = owned.seal(2, NOW, publish=True)
+    sealed = owned.seal(2, NOW)
     assert sealed is not None and sealed.source_offset == 2  # the next offset to read
     assert processor.store.committed().get(b"a") is None  # nothing in RocksDB before the commit
 
@@ -67,14 +73,14 @@ async def test_a_commit_publishes_outputs_changelog_and_input_offset_then_writes
 
 async def test_nothing_to_commit_seals_nothing(owned) -> None:
     await owned.open(0)
-    assert owned.seal(0, NOW, publish=True) is None  # nothing applied, nothing to send
-    assert owned.seal(7, NOW, publish=True) is None  # not open here
+    assert owned.seal(0, NOW) is None  # nothing applied, nothing to send
+    assert owned.seal(7, NOW) is None  # not open here
 
 
 async def test_work_applied_while_a_commit_is_in_flight_waits_for_the_next_one(owned) -> None:
     processor = await owned.open(1)
     feed(processor, 0, (b"a", b"1"))
-    sealed = owned.seal(1, NOW, publish=True)
+    sealed = owned.seal(1, NOW)
     gate = writer_of(owned).gate = asyncio.Event()
     commit = asyncio.ensure_future(owned.commit([sealed], GROUP))
     await asyncio.sleep(0)
@@ -87,7 +93,7 @@ async def test_work_applied_while_a_commit_is_in_flight_waits_for_the_next_one(o
     committed = processor.store.committed()
     assert committed.get(b"a") == b"1" and committed.get(b"c") is None
     assert processor.store.pending == {b"a": b"2", b"c": b"3"}
-    second = owned.seal(1, NOW, publish=True)
+    second = owned.seal(1, NOW)
     assert second.source_offset == 3 and second.outbox.records[(OUTPUT, 1)] == [
         (b"a", b"2", []), (b"c", b"3", [])
     ]
@@ -96,7 +102,7 @@ async def test_work_applied_while_a_commit_is_in_flight_waits_for_the_next_one(o
 async def test_a_fenced_partition_drops_all_its_uncommitted_work(owned) -> None:
     processor = await owned.open(4)
     feed(processor, 0, (b"a", b"1"))
-    sealed = owned.seal(4, NOW, publish=True)
+    sealed = owned.seal(4, NOW)
     feed(processor, 1, (b"b", b"2"))  # applied after the seal: pending
     writer_of(owned).fail = Fenced("generation 1 refused")
 
@@ -113,7 +119,7 @@ async def test_a_fenced_partition_drops_all_its_uncommitted_work(owned) -> None:
 async def test_one_round_commits_every_partition_in_one_transaction(owned) -> None:
     for partition in (0, 1, 2):
         feed(await owned.open(partition), 0, (b"k%d" % partition, b"v"))
-    sealed = [owned.seal(p, NOW, True) for p in (0, 1, 2)]
+    sealed = [owned.seal(p, NOW) for p in (0, 1, 2)]
 
     assert await owned.commit(sealed, GROUP) == set()
 
@@ -130,7 +136,7 @@ async def test_one_round_commits_every_partition_in_one_transaction(owned) -> No
 async def test_a_fenced_round_drops_the_work_of_every_partition_in_it(owned) -> None:
     for partition in (0, 1, 2):
         feed(await owned.open(partition), 0, (b"k%d" % partition, b"v"))
-    sealed = [owned.seal(p, NOW, True) for p in (0, 1)]  # partition 2 is not in the round
+    sealed = [owned.seal(p, NOW) for p in (0, 1)]  # partition 2 is not in the round
     writer_of(owned).fail = Fenced("generation 1 refused")
 
     assert await owned.commit(sealed, GROUP) == {0, 1}
@@ -145,7 +151,7 @@ async def test_a_fenced_round_drops_the_work_of_every_partition_in_it(owned) -> 
 async def test_a_failed_commit_writes_nothing_and_a_restart_replays_the_batch(owned) -> None:
     processor = await owned.open(5)
     feed(processor, 0, (b"a", b"1"))
-    sealed = owned.seal(5, NOW, publish=True)
+    sealed = owned.seal(5, NOW)
     refused = OutputRefused(OUTPUT, 5, 2_000_000, 1, MessageSizeTooLargeError())
     writer_of(owned).fail = refused
 
@@ -158,7 +164,7 @@ async def test_a_failed_commit_writes_nothing_and_a_restart_replays_the_batch(ow
     assert store.get(b"a") == b"1"  # still sealed: no more work can be sealed (the worker exits)
     feed(processor, 1, (b"b", b"2"))
     with pytest.raises(RuntimeError, match="already in flight"):
-        owned.seal(5, NOW, publish=True)
+        owned.seal(5, NOW)
 
     await owned.close({5})
     again = await owned.open(5)
@@ -176,7 +182,7 @@ async def test_a_commit_waiting_on_the_brokers_is_watched_until_it_goes_through(
     assert watch.stall() is None  # the opening is over
     feed(processor, 0, (b"a", b"1"))
     writer_of(owned).gate = asyncio.Event()
-    commit = asyncio.ensure_future(owned.commit([owned.seal(1, NOW, publish=True)], GROUP))
+    commit = asyncio.ensure_future(owned.commit([owned.seal(1, NOW)], GROUP))
     await asyncio.sleep(0.01)
 
     stall = watch.stall()
@@ -198,5 +204,5 @@ async def test_a_failed_commit_names_its_error_as_the_cause(tmp_path, monkeypatc
     feed(processor, 0, (b"a", b"1"))
     writer_of(owned).fail = NotEnoughReplicasError()
     with pytest.raises(NotEnoughReplicasError):
-        await owned.commit([owned.seal(0, NOW, publish=True)], GROUP)
+        await owned.commit([owned.seal(0, NOW)], GROUP)
     assert [type(e) for e in errors] == [NotEnoughReplicasError]

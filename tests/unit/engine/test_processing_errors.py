@@ -50,7 +50,7 @@ def make(tmp_path, monkeypatch):
         owned = owned_partitions(path or tmp_path, monkeypatch, factory=factory)
         app = SimpleNamespace(consumer_generation_id=1, consumer=Consumer({0, 1}))
         runner = StageRunner(
-            app, owned, Reader(), Metrics(), 100, LONG, commit_s,
+            app, owned, Reader(), Metrics(), 100, commit_s,
             processing_errors=processing_errors, group_metadata=lambda: GROUP, round_gap_s=0.0,
         )
         runner.exits = exits
@@ -218,7 +218,7 @@ def test_processing_errors_takes_continue_or_fail_only(tmp_path, monkeypatch) ->
     owned = owned_partitions(tmp_path, monkeypatch)
     app = SimpleNamespace(consumer_generation_id=1, consumer=Consumer({0}))
     with pytest.raises(ValueError, match="continue or fail"):
-        StageRunner(app, owned, Reader(), Metrics(), 100, LONG, LONG, processing_errors="skip")
+        StageRunner(app, owned, Reader(), Metrics(), 100, LONG, processing_errors="skip")
 
 
 _examples = iter(range(1_000_000))

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.engine import restore as restore_module
-from app.engine.restore import at_stable_end, restore_partition
+from app.engine import committed as committed_module
+from app.engine.committed import at_stable_end
+from app.engine.restore import restore_partition
 from app.engine.store import PartitionStore, rocksdb_options
 
 TP_TOPIC = "views-changelog"
@@ -63,7 +64,11 @@ def store(tmp_path):
 
 
 def reading(monkeypatch, changelog: Changelog) -> None:  # noqa: ANN001
-    monkeypatch.setattr(restore_module, "committed_reader", lambda kwargs, **options: changelog)
+    def reader(kwargs, **options):  # noqa: ANN001, ANN202
+        changelog.options = options
+        return changelog
+
+    monkeypatch.setattr(committed_module, "committed_reader", reader)
 
 
 async def test_the_restore_waits_for_a_transaction_open_on_the_changelog(store, monkeypatch) -> None:
@@ -97,6 +102,28 @@ async def test_a_restore_starts_after_the_stores_checkpoint(store, monkeypatch) 
     reading(monkeypatch, changelog)
     assert await restore_partition(store, TP_TOPIC, 0, {}) == 0
     assert changelog.fetched == 1
+
+
+async def test_a_restore_fetches_briefly_and_in_large_chunks(store, monkeypatch) -> None:
+    changelog = Changelog([([], 0, 0, 0)])
+    reading(monkeypatch, changelog)
+    await restore_partition(store, TP_TOPIC, 0, {})
+    # an empty changelog costs one 20 ms fetch, not the 500 ms of a read to a fixed end
+    assert changelog.options["fetch_max_wait_ms"] == 20
+    assert changelog.options["max_partition_fetch_bytes"] == 4 << 20
+
+
+async def test_a_long_wait_for_an_open_transaction_is_logged_once(store, monkeypatch, caplog) -> None:
+    changelog = Changelog([([], 0, 3, 0), ([], 0, 3, 0), ([], 3, 3, 3)])
+    reading(monkeypatch, changelog)
+    monkeypatch.setattr(committed_module, "WAIT_LOG_S", 0.0)
+    with caplog.at_level("INFO", logger="app.engine.committed"):
+        await restore_partition(store, TP_TOPIC, 0, {})
+    waits = [r.getMessage() for r in caplog.records if "waiting for a transaction" in r.getMessage()]
+    assert waits == [
+        f"reading {TP_TOPIC}[0]: waiting for a transaction open on it to end "
+        "(last stable offset 0, high watermark 3)"
+    ]
 
 
 def test_at_stable_end() -> None:

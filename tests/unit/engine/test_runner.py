@@ -19,7 +19,7 @@ from app.engine import runner as runner_module
 from app.engine.runner import StageRunner
 from app.engine.transactions import Fenced, OutputRefused
 from app.metrics import Metrics
-from tests.unit.engine.fakes import GROUP, OUTPUT, SOURCE, owned_partitions, writer_of
+from tests.unit.engine.fakes import GROUP, OUTPUT, SOURCE, Echo, owned_partitions, writer_of
 
 LONG = 60.0  # an interval that does not pass during a test
 
@@ -79,8 +79,8 @@ def make(tmp_path, monkeypatch):
     generation 1 and opened (unless ``open_=False``)."""
 
     async def make_(
+        factory=Echo,  # noqa: ANN001
         commit_s: float = 0.0,
-        publish_s: float = LONG,
         batch_max: int = 100,
         assigned: set[int] = frozenset({0, 1, 2, 3}),
         start_after: asyncio.Event | None = None,
@@ -88,10 +88,10 @@ def make(tmp_path, monkeypatch):
         max_uncommitted: int = 10_000,
         gap_s: float = 0.0,
     ) -> StageRunner:
-        owned = owned_partitions(tmp_path, monkeypatch)
+        owned = owned_partitions(tmp_path, monkeypatch, factory=factory)
         app = SimpleNamespace(consumer_generation_id=1, consumer=Consumer(set(assigned)))
         runner = StageRunner(
-            app, owned, Reader(), Metrics(), batch_max, publish_s, commit_s,
+            app, owned, Reader(), Metrics(), batch_max, commit_s,
             max_uncommitted=max_uncommitted, start_after=start_after, group_metadata=lambda: GROUP,
             round_gap_s=gap_s,
         )
@@ -204,17 +204,69 @@ async def test_past_max_uncommitted_a_fetch_waits_for_the_commit_in_flight(make)
     assert committed_offsets(runner, 0) == [1, 4, 7]
 
 
-async def test_shares_are_published_with_a_batch_that_is_not_full_or_after_the_interval(make) -> None:
-    runner = await make(batch_max=3)
-    await runner.process(batch(0, [0]))  # short batch: the stream has caught up
+TICKS = "ticks"
+
+
+class Ticker(Echo):
+    """Echo with a punctuator every 0.2 s that sends how many records it has applied, when
+    that changed (as a stage publishes its changed shares)."""
+
+    def __init__(self, *args) -> None:  # noqa: ANN002
+        super().__init__(*args)
+        self.ticks: list[int] = []
+        self._sent = 0
+        self.schedule(0.2, self._tick)
+
+    def _tick(self) -> None:
+        applied = self.applied_offset + 1
+        self.ticks.append(applied)
+        if applied != self._sent:
+            self.outbox.add(TICKS, 0, None, b"%d" % applied)
+            self._sent = applied
+
+
+def ticks_committed(runner: StageRunner) -> list[bytes]:
+    return [v for c in writer_of(runner.owned).commits for _, v, _ in c.records.get((TICKS, 0), [])]
+
+
+async def test_punctuators_run_at_most_every_interval_and_go_with_the_next_round(make) -> None:
+    runner = await make(factory=Ticker, commit_s=0.0)
+    await runner.process(batch(0, [0]))  # the first round: punctuators are due at once
     await settle()
-    await runner.process(batch(0, [1, 2, 3]))  # full batch: a backlog, publish later
+    assert ticks_committed(runner) == [b"1"]
+    await runner.process(batch(0, [1, 2]))  # a round within the interval: no punctuation
     await settle()
-    assert runner.owned.processor(0).publish_asks == [True, False]
-    await runner.publish_pending()  # the quiet-stream timer publishes what was left
-    assert runner.owned.processor(0).publish_asks == [True, False, True]
-    await runner.publish_pending()  # nothing left: nothing asked
-    assert runner.owned.processor(0).publish_asks == [True, False, True]
+    assert ticks_committed(runner) == [b"1"]
+    assert committed_offsets(runner, 0) == [1, 3]
+    assert runner.owned.processor(1).ticks == [0]  # every open partition, due or not dirty
+
+    await asyncio.sleep(0.25)
+    await runner.commit_due()  # a quiet stream: the commit timer punctuates
+    await settle()
+    assert ticks_committed(runner) == [b"1", b"3"]
+    assert committed_offsets(runner, 0) == [1, 3, 3]  # its own round, no record since
+    await runner.commit_due()  # nothing due and nothing written: no round
+    await settle()
+    assert len(writer_of(runner.owned).commits) == 3
+
+
+async def test_a_punctuator_that_writes_nothing_starts_no_round(make) -> None:
+    runner = await make(factory=Ticker, commit_s=0.0)
+    await runner.commit_due()
+    await asyncio.sleep(0.25)
+    await runner.commit_due()
+    assert runner.owned.processor(0).ticks == [0, 0]
+    assert writer_of(runner.owned).commits == []
+
+
+async def test_every_punctuator_runs_before_a_handover(make) -> None:
+    runner = await make(factory=Ticker, commit_s=LONG)
+    await runner.process(batch(2, [0]))  # the first round, with the first punctuation
+    await runner.process(batch(2, [1]))  # left for the interval
+    await settle()
+    await runner.on_revoked({2})  # not due yet, run anyway: nothing waits for the next owner
+    assert ticks_committed(runner) == [b"1", b"2"]
+    assert committed_offsets(runner, 2) == [1, 2]
 
 
 async def test_a_revocation_commits_everything_applied_then_closes(make) -> None:
@@ -426,15 +478,15 @@ def _reader_and_read(tmp_path, monkeypatch, read_assigned: set[int]):  # noqa: A
     read_owned = OwnedPartitions(
         name="props", app_id="app", source_topic="props-in", changelog_topic="props-cl",
         data_dir=tmp_path / "read", rocksdb_options=rocksdb_options(1 << 20, 1 << 20),
-        client_kwargs={}, factory=Echo, dead_letter_topic="props-in.dlq",
+        client_kwargs={}, factory=Echo,
         transactional_id=lambda: "app-props-w1",
     )
     consumer = Consumer({0, 1})
     consumer.assigned |= {TP("props-in", p) for p in read_assigned}
     app = SimpleNamespace(consumer_generation_id=1, consumer=consumer)
-    read = StageRunner(app, read_owned, Reader(), Metrics(), 100, LONG, 0.0,
+    read = StageRunner(app, read_owned, Reader(), Metrics(), 100, 0.0,
                        group_metadata=lambda: GROUP)
-    reader = StageRunner(app, owned, Reader(), Metrics(), 100, LONG, 0.0, requires=read,
+    reader = StageRunner(app, owned, Reader(), Metrics(), 100, 0.0, requires=read,
                          group_metadata=lambda: GROUP)
     read.on_assigned(1)
     reader.on_assigned(1)

@@ -110,9 +110,9 @@ def _long_history(store: PartitionStore, events: int) -> PropertiesProcessor:
                "propertyId": "popular", "data": data}
         processor.process(i, b"popular", orjson.dumps(doc), now)
         if i % 5000 == 4999:
-            processor.before_commit(now, True)
+            processor.before_commit(now)
             commit(store, i)
-    processor.before_commit(now, True)
+    processor.before_commit(now)
     commit(store, events)
     return processor
 
@@ -190,4 +190,4 @@ def test_an_older_store_answers_exactly_and_is_backfilled_to_the_same_snapshots(
 def test_a_fresh_store_is_marked_done_at_its_first_commit_and_then_costs_nothing(store):
     processor = _long_history(store, 3)
     assert snapshots.is_done(store.get(snapshots.PROGRESS_KEY))
-    assert processor.before_commit(T0, True) is False  # nothing new: nothing to commit
+    assert processor.before_commit(T0) is False  # nothing new: nothing to commit

@@ -40,7 +40,7 @@ def stored_after_a_run(open_store, upto: int) -> dict[bytes, bytes]:
     proc = PropertiesProcessor(0, store, Outbox(), CONFIG)
     for offset, key, value in records()[: upto + 1]:
         proc.process(offset, key, value, NOW)
-    proc.before_commit(NOW, True)
+    proc.before_commit(NOW)
     return {k: v for k, v in store.pending.items() if v is not None}
 
 
@@ -85,7 +85,7 @@ def stored_long(open_store, updates: int) -> dict[bytes, bytes]:
     proc = PropertiesProcessor(0, store, Outbox(), CONFIG)
     for offset, key, value in long_records(updates):
         proc.process(offset, key, value, NOW)
-    proc.before_commit(NOW, True)
+    proc.before_commit(NOW)
     return {k: v for k, v in store.pending.items() if v is not None}
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.replay.snapshot import Snapshot, _Changelog, _take_insight
-from app.stages.views import APPLIED_KEY, STREAM_TIME_KEY
+from app.engine.applied import APPLIED_KEY
+from app.stages.views import STREAM_TIME_KEY
 from app.tables.hourly import COUNTS, USERS, HourlyCounts
 from app.tables.keys import window_key
 

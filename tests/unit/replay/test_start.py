@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.engine.ordering import PartitionOrder, Verdict
 from app.engine.store import PartitionStore, rocksdb_options
 from app.replay.start import start_offsets
-from app.stages.applied import APPLIED_KEY, Applied, seed
+from app.engine.applied import APPLIED_KEY, Applied, seed
 
 
 def test_a_partition_without_records_at_or_after_the_time_starts_at_its_end():

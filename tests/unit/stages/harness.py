@@ -1,7 +1,7 @@
 """Drive a partition processor the way app.engine.partitions.OwnedPartitions does, minus Kafka.
 
-``commit`` mirrors ``OwnedPartitions._commit_one``: before_commit, then (as if the Kafka
-transaction succeeded) the outbox counts as published and the pending state is applied to
+``commit`` mirrors a commit round: the punctuators (all of them with ``publish``, none
+without), before_commit, then (as if the Kafka transaction succeeded) the outbox counts as published and the pending state is applied to
 RocksDB with a changelog offset; a "crash" is simply not committing.
 """
 
@@ -75,7 +75,9 @@ class Driver:
 
     def commit(self, publish: bool = True) -> bool:
         proc = self.proc
-        if not proc.before_commit(self.now_ms, publish):
+        if publish:
+            proc.punctuate(self.now_ms, every=True)
+        if not proc.before_commit(self.now_ms):
             return False
         self.changelog_offset += len(proc.store.pending)
         self.published.extend(records(proc.outbox))

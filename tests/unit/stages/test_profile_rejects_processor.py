@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from app import codec
-from app.stages.applied import APPLIED_KEY
+from app.engine.applied import APPLIED_KEY
 from app.stages.profile_rejects import ProfileRejectsProcessor
 from app.engine.transactions import Outbox
 from app.tables.profiles import SKIPPED, fold

@@ -14,22 +14,24 @@ from app.engine.partitioner import key_partition
 from app.stages.views import ViewsConfig, ViewsProcessor
 from app.settings import Settings
 from app.engine.transactions import Outbox
+from app.models.dead_letter import DeadLetterRoute
 from app.readmodels.partials import USERS, PartialsView, SegmentWeek, partial_key
 from app.windows import HOUR_MS, WEEK_MS, parse_iso
 
-from .harness import Driver, Record
+from .harness import Driver, Record, records
 
 P = 5
 NOW = parse_iso("2027-03-01T00:00:00Z")
 W47 = parse_iso("2026-11-16T00:00:00Z")
 W48 = W47 + WEEK_MS
 PARTIALS = "property-analytics-segment-partials"
+DEAD = DeadLetterRoute("views-by-user", "property.views.dlq", 1 << 20)
 
 
 @pytest.fixture
 def make(open_store):
     def make_(name: str = "segments-005", partition: int = P) -> Driver:
-        proc = SegmentUsersProcessor(partition, open_store(name), Outbox(), PARTIALS, 5)
+        proc = SegmentUsersProcessor(partition, open_store(name), Outbox(), PARTIALS, 5, 1.0, DEAD)
         return Driver(proc, NOW)
 
     return make_
@@ -37,7 +39,7 @@ def make(open_store):
 
 def reopen(d: Driver, open_store, name: str = "segments-005") -> Driver:
     d.proc.store.close()
-    proc = SegmentUsersProcessor(d.proc.partition, open_store(name), Outbox(), PARTIALS, 5)
+    proc = SegmentUsersProcessor(d.proc.partition, open_store(name), Outbox(), PARTIALS, 5, 1.0, DEAD)
     return Driver(proc, NOW)
 
 
@@ -70,7 +72,7 @@ def test_unique_users_per_week_and_segment_exact(make):
     assert d.proc.latest_week == W48
 
 
-def test_partials_published_on_before_commit_with_publish(make):
+def test_partials_published_when_punctuated(make):
     d = make()
     for user in ["u1", "u2", "u1"]:
         send(d, user, W47, "investor")
@@ -78,7 +80,6 @@ def test_partials_published_on_before_commit_with_publish(make):
 
     assert d.commit(publish=False)
     assert partials(d.published) == []
-    assert d.proc.has_unpublished
 
     send(d, "u3", W47, "investor")
     send(d, "u3", W47, "investor")
@@ -88,14 +89,23 @@ def test_partials_published_on_before_commit_with_publish(make):
         (partial_key(USERS, P, W47, "renter"), {"uniqueUsers": 1}),
     ]
     assert all(r.partition == 0 for r in d.published)
-    assert not d.proc.has_unpublished
 
     # A repeated user changes nothing to publish; the offset still has to be committed.
     send(d, "u1", W47, "investor")
-    assert not d.proc.has_unpublished
     assert d.commit(publish=True)
     assert len(partials(d.published)) == 2
-    assert d.proc.before_commit(NOW, publish=True) is False
+    assert d.commit(publish=True) is False
+
+
+def test_the_shares_are_punctuated_every_publish_interval(make):
+    d = make()  # every 1.0 s (see make)
+    send(d, "u1", W47, "investor")
+    assert d.proc.punctuate(NOW) is True  # due at once
+    send(d, "u2", W47, "investor")
+    assert d.proc.punctuate(NOW + 999) is False  # not due yet: nothing written
+    assert d.proc.punctuate(NOW + 1000) is True
+    assert [v for _, v in partials(records(d.proc.outbox))] == [{"uniqueUsers": 1}, {"uniqueUsers": 2}]
+    assert d.proc.punctuate(NOW + 2000) is False  # due, nothing changed: nothing written
 
 
 def test_replay_is_skipped_and_restart_resumes(make, open_store):
@@ -127,7 +137,6 @@ def test_restart_republishes_every_live_share(make, open_store):
     first = partials(d.published)
 
     d = reopen(d, open_store)
-    assert d.proc.has_unpublished
     assert d.commit(publish=True)
     assert partials(d.published) == first
 
@@ -186,7 +195,7 @@ def test_both_stages_end_to_end_give_exact_segment_weeks(open_store):
     }
     user_stage = {
         p: Driver(
-            SegmentUsersProcessor(p, open_store(f"s{p}"), Outbox(), cfg.partials_topic, 5), NOW
+            SegmentUsersProcessor(p, open_store(f"s{p}"), Outbox(), cfg.partials_topic, 5, 1.0, DEAD), NOW
         )
         for p in range(4)
     }

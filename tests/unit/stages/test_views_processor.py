@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from app.stages import by_user
+from app.engine.applied import APPLIED_KEY
 from app.stages.views import (
-    APPLIED_KEY,
     STREAM_TIME_KEY,
     ViewsConfig,
     ViewsProcessor,
@@ -499,14 +499,14 @@ def test_segment_trend_not_repeated_after_restart(make, open_store):
 
 def test_before_commit_false_when_nothing_changed(make):
     d = make()
-    assert d.proc.before_commit(NOW, publish=False) is False
-    assert d.proc.before_commit(NOW, publish=True) is False
+    assert d.proc.before_commit(NOW) is False
+    assert d.commit(publish=True) is False
     assert d.proc.store.pending == {}
 
     d.view("ev-1", H14)
     assert d.commit() is True
-    assert d.proc.before_commit(NOW, publish=False) is False
-    assert d.proc.before_commit(NOW, publish=True) is False
+    assert d.proc.before_commit(NOW) is False
+    assert d.commit(publish=True) is False
 
 
 def test_before_commit_true_for_a_duplicate_alone(make):
@@ -515,19 +515,19 @@ def test_before_commit_true_for_a_duplicate_alone(make):
     d.commit()
     d.view("ev-1", H14)  # nothing to output, but the input offset moved
     assert d.pending() == []
-    assert d.proc.before_commit(NOW, publish=False) is True
+    assert d.proc.before_commit(NOW) is True
 
 
 def test_before_commit_stages_applied_offset_and_stream_time(make):
     d = make()
     d.view("ev-1", H14 + 5 * MIN)
     d.send(b"junk")
-    assert d.proc.before_commit(NOW, publish=False) is True
+    assert d.proc.before_commit(NOW) is True
     assert d.proc.store.pending[APPLIED_KEY] == b"1"
     assert d.proc.store.pending[STREAM_TIME_KEY] == b"%d" % (H14 + 5 * MIN)
 
 
-def test_partials_published_on_commit_with_publish(make):
+def test_partials_published_when_punctuated(make):
     d = make()
     d.view("ev-1", H14, prop="prop-a", user="inv-1")
     d.view("ev-2", H14 + MIN, prop="prop-b", user="inv-2")
@@ -536,11 +536,9 @@ def test_partials_published_on_commit_with_publish(make):
 
     assert d.commit(publish=False)
     assert [r for r in d.published if r.topic == PARTIALS] == []
-    assert d.proc.has_unpublished
 
     d.view("ev-5", H14 + 4 * MIN, prop="prop-c", user="inv-3")
     assert d.commit(publish=True)
-    assert not d.proc.has_unpublished
     partials = [
         (r.partition, r.key, orjson.loads(r.value)) for r in d.published if r.topic == PARTIALS
     ]
@@ -553,13 +551,25 @@ def test_partials_published_on_commit_with_publish(make):
     ]
 
 
+def test_the_shares_are_punctuated_every_partials_publish_seconds(make):
+    d = make(cfg=config(partials_publish_seconds=2.0))
+    d.view("ev-1", H14, prop="prop-a", user="inv-1")
+    assert d.proc.punctuate(NOW) is True  # due at once
+    d.view("ev-2", H14, prop="prop-a", user="inv-1")
+    assert d.proc.punctuate(NOW + 1999) is False  # not due yet: nothing written
+    assert d.proc.punctuate(NOW + 2000) is True
+    views = [orjson.loads(r.value)["views"] for r in d.pending(PARTIALS) if r.key != position_key(P)]
+    assert views == [1, 2]
+    assert d.proc.punctuate(NOW + 4000) is False  # due, nothing changed: nothing written
+
+
 def test_position_published_once_per_move(make):
     d = make()
     d.view("ev-1", H14, prop="prop-a", user="inv-1")
     assert d.commit(publish=True)
     first = [r for r in d.published if r.key == position_key(P)]
     assert [orjson.loads(r.value) for r in first] == [{"offset": d.proc.applied_offset}]
-    assert d.proc.before_commit(NOW, publish=True) is False  # nothing moved: nothing sent
+    assert d.commit(publish=True) is False  # nothing moved: nothing sent
     d.view("ev-2", H14 + MIN, prop="prop-a", user="inv-1")
     assert d.commit(publish=True)
     offsets = [orjson.loads(r.value)["offset"] for r in d.published if r.key == position_key(P)]
@@ -580,7 +590,7 @@ def test_replayed_offsets_are_skipped(make):
     assert d.proc.outcomes["accepted"] == 5
     assert d.pending() == []
     assert d.proc.hourly.get("prop-1", H14) == HourlyCounts(5, 5)
-    assert d.proc.before_commit(NOW, publish=False) is False
+    assert d.proc.before_commit(NOW) is False
 
 
 def test_restart_resumes_with_applied_offset_and_stream_time(make, open_store):
@@ -622,7 +632,6 @@ def test_restart_republishes_live_partials(make, open_store):
 
     d = reopen(d, open_store)
 
-    assert d.proc.has_unpublished
     assert d.commit(publish=True)
     assert [r for r in d.published if r.topic == PARTIALS] == first
 

@@ -13,6 +13,7 @@ from app.web.dashboard import (
     merged_top,
     records_behind,
     share_problem,
+    standby_summary,
     worker_summary,
 )
 from app.windows import iso_ms
@@ -84,9 +85,10 @@ def test_a_worker_that_did_not_answer_leaves_its_partitions_missing_and_adds_not
 
     assert summary["partitions"]["missing"] == [2, 3, 4, 5]
     assert summary["workers"] == [
-        {"url": "http://a", "ready": True, "partitions": [0, 1], "eventsPerSecond": 10.0},
+        {"url": "http://a", "ready": True, "partitions": [0, 1], "eventsPerSecond": 10.0,
+         "standbys": {"partitions": [], "lag": 0}},
         {"url": "http://b", "ready": False, "partitions": [], "eventsPerSecond": None,
-         "error": "did not answer: TimeoutError"},
+         "standbys": {"partitions": [], "lag": 0}, "error": "did not answer: TimeoutError"},
     ]
     assert summary["hourViews"] == 3 and summary["hourProperties"] == 1
     assert summary["totals"] == {"consumed": 100, "accepted": 90}
@@ -205,3 +207,21 @@ def test_how_far_each_number_trails_the_stream():
         "total": 4,
         "partitions": [{"partition": 0, "records": 4}, {"partition": 1, "records": 0}],
     }
+
+
+def test_each_worker_lists_its_standby_partitions_and_their_summed_lag():
+    held = {("views", 4), ("properties", 4), ("views", 5), ("segment-users", 5)}
+    lag = {("views", 4): 3, ("properties", 4): 0, ("views", 5): 7}  # one not fetched yet
+    standbys = standby_summary(held, lag)
+    assert standbys == {"partitions": [4, 5], "lag": 10}
+    a = share("http://a", [0, 1, 2], [], standbys=standbys)
+    old = share("http://b", [3, 4, 5], [])  # a peer without standbys in its share
+    assert share_problem(a) is None and share_problem(old) is None
+    workers = merged([a, old])["workers"]
+    assert [w["standbys"] for w in workers] == [standbys, {"partitions": [], "lag": 0}]
+
+
+def test_a_share_with_malformed_standbys_is_left_out():
+    for bad in (3, {"partitions": [1]}, {"partitions": ["1"], "lag": 0},
+                {"partitions": [True], "lag": 0}, {"partitions": [1], "lag": "x"}):
+        assert "standbys" in share_problem(share("http://a", [0], [], standbys=bad))

@@ -55,7 +55,7 @@ class Partition:
         self.moved.notify()
 
     def commit(self) -> None:
-        self.proc.before_commit(NOW, True)
+        self.proc.before_commit(NOW)
         self.proc.store.seal()
         self.proc.store.apply_sealed(self.next)
         self.moved.notify()

@@ -57,7 +57,7 @@ async def worker(tmp_path) -> AsyncIterator[tuple[TestClient, object]]:
             procs[p].process(offsets[p], prop.encode(), event(eid, kind, T0 + dt * 3_600_000, prop, **data), NOW)
             offsets[p] += 1
     for proc in procs.values():
-        proc.before_commit(NOW, True)
+        proc.before_commit(NOW)
         proc.store.seal()
         proc.store.apply_sealed(1)
     client = TestClient(TestServer(app.web.web_app))

@@ -48,7 +48,7 @@ async def test_properties_timed_before_year_1_are_404_or_served_never_500(tmp_pa
         proc.process(offset, prop.encode(), raw, NOW)
     dead = [dict(h)["dlq.reason"] for _, _, h in proc.outbox.records[(settings.dlq_property_events_topic, 0)]]
     assert dead == [b"bad_timestamp", b"bad_timestamp"]
-    proc.before_commit(NOW, True)
+    proc.before_commit(NOW)
     store.seal()
     store.apply_sealed(1)
     client = TestClient(TestServer(app.web.web_app))

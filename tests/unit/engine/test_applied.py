@@ -3,7 +3,7 @@ survive a commit, vanish with a crash before one, and turn replayed offsets away
 
 from __future__ import annotations
 
-from app.stages.applied import APPLIED_KEY, Applied
+from app.engine.applied import APPLIED_KEY, Applied
 
 POSITION = b"position"
 

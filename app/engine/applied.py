@@ -9,7 +9,6 @@ which input it holds already, and ``advance`` turns that input away when it come
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 
 from app.engine.store import PartitionStore
@@ -56,21 +55,3 @@ class Applied:
         for key, value in (positions or {}).items():
             put(key, b"%d" % value)
         self._staged = self.offset
-
-
-class AppliedOffsets:
-    """What every stage processor shares: its ``Applied`` and the replays it turned away."""
-
-    applied: Applied
-    outcomes: Counter[str]
-
-    @property
-    def applied_offset(self) -> int:
-        return self.applied.offset
-
-    def first_time(self, offset: int) -> bool:
-        """Take ``offset`` as applied; False (counted as a replay) when it was applied before."""
-        if self.applied.advance(offset):
-            return True
-        self.outcomes["replayed"] += 1
-        return False
