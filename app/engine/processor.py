@@ -62,8 +62,9 @@ class Processor:
     ) -> None:
         """Send the record at ``offset`` to the dead-letter topic, in the partition's next
         commit with the applied offset that moves past it."""
-        key, value, headers = dead_letter(self.dead_letters, rejection, self.partition, offset, key, value)
-        self.outbox.add(self.dead_letters.topic, self.partition, key, value, headers)
+        route = self.dead_letters
+        key, value, headers = dead_letter(route, rejection, self.partition, offset, key, value)
+        self.outbox.add(route.topic, self.partition, key, value, headers)
         self.outcomes[f"rejected:{rejection.reason}"] += 1
 
     # -- punctuation --------------------------------------------------------------------

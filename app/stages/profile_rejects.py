@@ -33,9 +33,8 @@ class ProfileRejectsProcessor(Processor):
         max_bytes: int,
         dlq_max_message_bytes: int,
     ) -> None:
-        super().__init__(
-            partition, store, outbox, DeadLetterRoute(source_topic, dlq_topic, dlq_max_message_bytes)
-        )
+        route = DeadLetterRoute(source_topic, dlq_topic, dlq_max_message_bytes)
+        super().__init__(partition, store, outbox, route)
         self._max_bytes = max_bytes
 
     def step(self, offset: int, key: bytes | None, value: bytes | None, now_ms: int) -> None:

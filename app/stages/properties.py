@@ -93,10 +93,13 @@ class PropertiesProcessor(Processor):
         O(log n) in the history's length (``app.properties.history``)."""
         return history.state_at(self.table, property_id, ts_ms)
 
-    def _reject(self, offset: int, key: bytes | None, value: bytes | None, rejection: Rejection) -> None:
+    def _reject(
+        self, offset: int, key: bytes | None, value: bytes | None, rejection: Rejection
+    ) -> None:
         log.warning(
             "%s[%d]@%d rejected: %s (%s)",
-            self.config.source_topic, self.partition, offset, rejection.reason, rejection.detail[:200],
+            self.config.source_topic, self.partition, offset, rejection.reason,
+            rejection.detail[:200],
         )
         self.dead_letter(offset, key, value, rejection)
 

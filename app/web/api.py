@@ -34,7 +34,7 @@ from app.web.consistency import (
     too_late,
     wait_moved,
 )
-from app.web.http import Peers, error, json, path_param
+from app.web.http import Peers, bad_request_is_400, error, json, path_param
 from app.web.params import (
     BadRequest,
     history_hours,
@@ -256,12 +256,10 @@ def stage_position(topic: str, processor, latest: bool) -> Position:  # noqa: AN
 def _property_views(app: faust.App, owners: Owners) -> None:
     @app.page("/api/properties/{property_id}/views")
     class PropertyHour(View):
+        @bad_request_is_400
         async def get(self, request: Request, property_id: str) -> Response:
-            try:
-                property_id = path_param(request, "property_id", "propertyId")
-                hour = param(request.query, "hour", parse_hour)
-            except BadRequest as exc:
-                return error(self, 400, str(exc))
+            property_id = path_param(request, "property_id", "propertyId")
+            hour = param(request.query, "hour", parse_hour)
             path = (["api", "properties", property_id, "views"], {"hour": iso_ms(hour)})
             return await owners.answer(
                 self, request, property_id, path, lambda h: hour_answer(property_id, h, hour)
@@ -269,14 +267,12 @@ def _property_views(app: faust.App, owners: Owners) -> None:
 
     @app.page("/api/properties/{property_id}/views/history")
     class PropertyHistory(View):
+        @bad_request_is_400
         async def get(self, request: Request, property_id: str) -> Response:
-            try:
-                property_id = path_param(request, "property_id", "propertyId")
-                start = param(request.query, "from", parse_utc)
-                end = param(request.query, "to", parse_utc)
-                hours = history_hours(start, end)
-            except BadRequest as exc:
-                return error(self, 400, str(exc))
+            property_id = path_param(request, "property_id", "propertyId")
+            start = param(request.query, "from", parse_utc)
+            end = param(request.query, "to", parse_utc)
+            hours = history_hours(start, end)
             path = (
                 ["api", "properties", property_id, "views", "history"],
                 {"from": iso_ms(start), "to": iso_ms(end)},
@@ -346,12 +342,10 @@ def events_answer(
 def _properties(app: faust.App, owners: Owners) -> None:
     @app.page("/api/properties/{property_id}")
     class PropertyView(View):
+        @bad_request_is_400
         async def get(self, request: Request, property_id: str) -> Response:
-            try:
-                property_id = path_param(request, "property_id", "propertyId")
-                as_of = param(request.query, "asOf", parse_utc, default=None)
-            except BadRequest as exc:
-                return error(self, 400, str(exc))
+            property_id = path_param(request, "property_id", "propertyId")
+            as_of = param(request.query, "asOf", parse_utc, default=None)
             query = {"asOf": iso_ms(as_of)} if as_of is not None else None
             path = (["api", "properties", property_id], query)
             return await owners.aggregate(
@@ -361,13 +355,11 @@ def _properties(app: faust.App, owners: Owners) -> None:
 
     @app.page("/api/properties/{property_id}/events")
     class PropertyEvents(View):
+        @bad_request_is_400
         async def get(self, request: Request, property_id: str) -> Response:
-            try:
-                property_id = path_param(request, "property_id", "propertyId")
-                after = param(request.query, "afterVersion", parse_version, default=0)
-                limit = param(request.query, "limit", parse_events_limit, default=100)
-            except BadRequest as exc:
-                return error(self, 400, str(exc))
+            property_id = path_param(request, "property_id", "propertyId")
+            after = param(request.query, "afterVersion", parse_version, default=0)
+            limit = param(request.query, "limit", parse_events_limit, default=100)
             path = (
                 ["api", "properties", property_id, "events"],
                 {"afterVersion": str(after), "limit": str(limit)},
@@ -417,12 +409,10 @@ def _read_models(app: faust.App, runtime: Runtime) -> None:
 
     @app.page("/api/segments/{segment}/weeks/{week_start}")
     class SegmentWeekView(View):
+        @bad_request_is_400
         async def get(self, request: Request, segment: str, week_start: str) -> Response:
-            try:
-                segment = path_param(request, "segment", "segment")
-                options = read_options(request.query, codec)
-            except BadRequest as exc:
-                return error(self, 400, str(exc))
+            segment = path_param(request, "segment", "segment")
+            options = read_options(request.query, codec)
             try:
                 week = parse_week_start(week_start)
             except BadRequest as exc:
@@ -438,12 +428,10 @@ def _read_models(app: faust.App, runtime: Runtime) -> None:
 
     @app.page("/api/users/{user_id}")
     class UserView(View):
+        @bad_request_is_400
         async def get(self, request: Request, user_id: str) -> Response:
-            try:
-                user_id = path_param(request, "user_id", "userId")
-                options = read_options(request.query, codec)
-            except BadRequest as exc:
-                return error(self, 400, str(exc))
+            user_id = path_param(request, "user_id", "userId")
+            options = read_options(request.query, codec)
             position, reached = await reach(
                 profiles_position, runtime.profiles.moved, options.bound,
                 Deadline(options.timeout_s),
@@ -458,12 +446,10 @@ def _read_models(app: faust.App, runtime: Runtime) -> None:
 
     @app.page("/api/insights")
     class InsightsView(View):
+        @bad_request_is_400
         async def get(self, request: Request) -> Response:
-            try:
-                limit = param(request.query, "limit", parse_insights_limit, default=50)
-                kind = param(request.query, "type", parse_insight_type, default=None)
-            except BadRequest as exc:
-                return error(self, 400, str(exc))
+            limit = param(request.query, "limit", parse_insights_limit, default=50)
+            kind = param(request.query, "type", parse_insight_type, default=None)
             return json(self, {"insights": runtime.insights.latest(limit, kind)})
 
 

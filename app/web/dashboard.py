@@ -37,8 +37,8 @@ from app.tables.hourly import LEADERS
 from app.tables.hourly import top_of_hour as hourly_top
 from app.tables.properties import PropertyTable
 from app.web import routing
-from app.web.http import Peers, error, json
-from app.web.params import BadRequest, limit_parser, param, parse_hour
+from app.web.http import Peers, bad_request_is_400, error, json
+from app.web.params import limit_parser, param, parse_hour
 from app.windows import HOUR_MS, WEEK_MS, hour_start, iso_ms, week_start
 
 log = logging.getLogger(__name__)
@@ -100,20 +100,16 @@ def _summary(app: faust.App, runtime: Runtime, shares: Shares) -> None:
 
     @app.page("/api/dashboard/local")
     class DashboardLocal(View):
+        @bad_request_is_400
         async def get(self, request: Request) -> Response:
-            try:
-                hour, limit = query(request)
-            except BadRequest as exc:
-                return error(self, 400, str(exc))
+            hour, limit = query(request)
             return json(self, shares.local(hour, limit))
 
     @app.page("/api/dashboard")
     class DashboardSummary(View):
+        @bad_request_is_400
         async def get(self, request: Request) -> Response:
-            try:
-                hour, limit = query(request)
-            except BadRequest as exc:
-                return error(self, 400, str(exc))
+            hour, limit = query(request)
             answer = merge(
                 await shares.everyone(hour, limit),
                 hour,

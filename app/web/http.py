@@ -3,7 +3,9 @@ sent them, and one HTTP client session for talking to the other workers."""
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -19,6 +21,23 @@ from app.web.params import BadRequest, path_id
 
 def json(view: View, body: Any, status: int = 200) -> Response:
     return view.bytes(orjson.dumps(body), content_type="application/json", status=status)
+
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+def bad_request_is_400(get: Handler) -> Handler:
+    """A view's ``get`` that answers the BadRequest it raises (a parameter it cannot use) with
+    400 and the reason, the one way every JSON view does."""
+
+    @functools.wraps(get)
+    async def answer(view: View, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return await get(view, request, *args, **kwargs)
+        except BadRequest as exc:
+            return error(view, 400, str(exc))
+
+    return answer
 
 
 def error(view: View, status: int, message: str) -> Response:

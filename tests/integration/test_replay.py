@@ -375,15 +375,8 @@ async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, caps
     assert sorted(ids) == sorted(set(ids)), "an insightId published twice"
     assert set(ids) == wanted, (sorted(set(ids) - wanted), sorted(wanted - set(ids)))
 
-    ends = {}
-    for rec in before:
-        ends[rec.partition] = max(ends.get(rec.partition, 0), rec.offset + 1)
-    wanted_dlq = set(live_exp.dlq) | {
-        (p, o) for p, o in shadow_exp.dlq if o >= ends.get(p, 0)}
-    origins = []
-    for record in await read_topic(live.bootstrap, f"{env['VIEWS_TOPIC']}.dlq"):
-        headers = dict(record.headers)
-        origins.append((int(headers["dlq.origin.partition"]), int(headers["dlq.origin.offset"])))
+    wanted_dlq = set(live_exp.dlq) | past(shadow_exp.dlq, before)
+    origins = await dlq_origins(live.bootstrap, env["VIEWS_TOPIC"])
     assert sorted(origins) == sorted(set(origins)), "a record dead-lettered twice"
     assert set(origins) == wanted_dlq
     for batch in (n1, n2, n3):  # each batch's malformed record, once
@@ -391,19 +384,26 @@ async def test_promote_makes_the_shadow_live_without_gap_or_duplicate(live, caps
         assert (bad.partition, bad.offset) in set(origins)
 
     # The property events' dead letters: pe0 and pe1 from the live app, pe2 copied.
-    pe_ends = {}
-    for rec in live_events:
-        pe_ends[rec.partition] = max(pe_ends.get(rec.partition, 0), rec.offset + 1)
-    wanted_pe = set(live_exp.property_dlq) | {
-        (p, o) for p, o in shadow_exp.property_dlq if o >= pe_ends.get(p, 0)}
-    pe_origins = []
-    for record in await read_topic(live.bootstrap, f"{pe_topic}.dlq"):
-        headers = dict(record.headers)
-        pe_origins.append((int(headers["dlq.origin.partition"]),
-                           int(headers["dlq.origin.offset"])))
+    wanted_pe = set(live_exp.property_dlq) | past(shadow_exp.property_dlq, live_events)
+    pe_origins = await dlq_origins(live.bootstrap, pe_topic)
     assert sorted(pe_origins) == sorted(set(pe_origins)), "a property event dead-lettered twice"
     assert set(pe_origins) == wanted_pe == {(e.partition, e.offset) for e in events[2:]}
 
 
 def shadow_input_of(records: list[Produced], starts: dict[int, int]) -> list[Produced]:
     return [r for r in records if r.offset >= starts.get(r.partition, 0)]
+
+
+def past(origins: dict[tuple[int, int], str], read: list[Produced]) -> set[tuple[int, int]]:
+    """The (partition, offset) among ``origins`` after every record of ``read`` (what the live
+    app read before the promotion), per partition."""
+    ends: dict[int, int] = {}
+    for rec in read:
+        ends[rec.partition] = max(ends.get(rec.partition, 0), rec.offset + 1)
+    return {(p, o) for p, o in origins if o >= ends.get(p, 0)}
+
+
+async def dlq_origins(bootstrap: str, topic: str) -> list[tuple[int, int]]:
+    """The (partition, offset) of the record each dead letter of ``topic`` came from."""
+    headers = [dict(record.headers) for record in await read_topic(bootstrap, f"{topic}.dlq")]
+    return [(int(h["dlq.origin.partition"]), int(h["dlq.origin.offset"])) for h in headers]

@@ -140,9 +140,11 @@ def _document(value: bytes) -> str | dict:
     return doc
 
 
-def _event(value: bytes | None, now_ms: int) -> str | tuple[dict, datetime, int]:
+def _event(
+    value: bytes | None, now_ms: int, ids: tuple[str, ...]
+) -> str | tuple[dict, datetime, int]:
     """An event's JSON object, its timestamp and its event time, or the reason it is not one
-    (what a view and a property event are checked for first, in this order)."""
+    (what a view and a property event are checked for first, in this order, ``ids`` last)."""
     if value is None:
         return "malformed_json"
     doc = _document(value)
@@ -157,7 +159,7 @@ def _event(value: bytes | None, now_ms: int) -> str | tuple[dict, datetime, int]
     ts = to_ms(moment)
     if ts > now_ms + FUTURE_TOLERANCE:
         return "future_timestamp"
-    return doc, moment, ts
+    return _ids(doc, ids) or (doc, moment, ts)
 
 
 def _ids(doc: dict, names: tuple[str, ...]) -> str | None:
@@ -208,13 +210,10 @@ _windows: dict[datetime, tuple[int, int]] = {}  # UTC hour -> (hour start, week 
 
 def validate(value: bytes | None, now_ms: int, key: bytes | None) -> str | View:
     """A dead-letter reason, or the view with its event time and windows."""
-    event = _event(value, now_ms)
+    event = _event(value, now_ms, ("eventId", "propertyId", "userId"))
     if isinstance(event, str):
         return event
     doc, moment, ts = event
-    problem = _ids(doc, ("eventId", "propertyId", "userId"))
-    if problem:
-        return problem
     if key is None or key != doc["propertyId"].encode():
         return "key_mismatch"
     hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -258,13 +257,10 @@ class PropertyEvent(NamedTuple):
 
 def property_verdict(value: bytes | None, now_ms: int, key: bytes | None) -> str | PropertyEvent:
     """A dead-letter reason, or the event with the known fields of its type."""
-    event = _event(value, now_ms)
+    event = _event(value, now_ms, ("eventId", "propertyId"))
     if isinstance(event, str):
         return event
     doc, _, ts = event
-    problem = _ids(doc, ("eventId", "propertyId"))
-    if problem:
-        return problem
     kind = doc.get("eventType")
     if kind is None:
         return "missing_field"
