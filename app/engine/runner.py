@@ -402,7 +402,8 @@ class StageRunner:
         round gap has passed), or once the commit interval since this one started has passed
         (``commit_due``), so that under a light load a record waits for one round, not two."""
         now = self._last_end = time.monotonic()
-        asyncio.get_running_loop().call_later(max(self._round_wait(now), 0.0), self._start_next_round)
+        delay = max(self._round_wait(now), 0.0)
+        asyncio.get_running_loop().call_later(delay, self._start_next_round)
 
     def _start_next_round(self) -> None:
         if not self._dirty:
