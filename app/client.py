@@ -62,7 +62,10 @@ async def hour_at_least(
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The property's hour as soon as it reflects ``bound`` (``Written.bound`` or a position
-    token). Raises AnswerError for anything but 200: 504 when it was not reached in time."""
+    token). Raises AnswerError for anything but 200: 504 when it was not reached in time, 400
+    for a ``consistency`` other than ``committed``, ``latest`` or ``standby`` (with which a
+    standby copy that reflects ``bound`` may answer while the owner cannot: ``"stale": true``
+    and its ``lag`` in the answer)."""
     query = urlencode(
         {"hour": hour, "atLeast": bound, "consistency": consistency, "timeout": f"{timeout_s:g}"}
     )

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import faust
@@ -15,6 +16,7 @@ from app import agents, commands, membership, web
 from app.access import check_connection, check_privileges
 from app.engine.faust_fixes import leave_to_stages
 from app.engine.identity import worker_id
+from app.engine.standby_assignor import StandbyAssignor
 from app.runtime import Runtime
 from app.settings import Settings
 from app.settings_errors import fail, settings_or_exit
@@ -44,6 +46,11 @@ class AnalyticsApp(faust.App):
                 log.info("created topics: %s", ", ".join(created))
                 await check_privileges(settings)  # and the topics just created
         await super().on_first_start()
+        # What exists now (modules, the app, its agents, tables and views) lives as long as
+        # the worker: frozen, it is out of the collector's way, and a full collection walks
+        # the objects of the work instead (docs/measurements.md: 5.4 -> 2.6 % of its CPU).
+        gc.collect()
+        gc.freeze()
 
 
 class AnalyticsWorker(faust.Worker):
@@ -112,6 +119,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         # faust's assignor places standbys of every subscribed topic's partitions with this,
         # and prefers a partition's standby when its active moves (app.engine.standby).
         table_standby_replicas=settings.standby_replicas,
+        PartitionAssignor=StandbyAssignor,  # faust's, with the standbys spread evenly
         consumer_group_instance_id=membership.instance_id(
             settings.group_instance_id, settings.app_id, lambda: worker_id(settings.data_dir)
         ),

@@ -94,6 +94,7 @@ class Runtime:
             ],
             self._options,
             self._client_kwargs,
+            active_opened=lambda: all(stage.ready for stage in self.stages),
         )
         self.partials = PartialsView()
         self.insights = InsightsMemory(settings.insights_memory)

@@ -111,6 +111,7 @@ class Failover:
         self.settings = settings_of(self.env)
         self.kwargs = self.settings.kafka_client_kwargs()
         self.procs: list[Proc] = []
+        self.killed: Proc | None = None  # left down (--sigkill-only)
 
     async def run(self) -> dict:
         o = self.o
@@ -149,7 +150,9 @@ class Failover:
                 kill = await sigkill(group, self.procs[0], poller)
                 say(f"served again {kill['time_to_serve_s']} s after the kill")
                 back = rolling = None
-                if not o.sigkill_only:
+                if o.sigkill_only:
+                    self.killed = self.procs[0]
+                else:
                     say("starting it again")
                     back = await rejoin(group, self.procs[0])
                     say("rolling restart")
@@ -205,7 +208,7 @@ class Failover:
         deadline = time.monotonic() + timeout
         try:
             while True:
-                dead = [p for p in self.procs if not p.alive]
+                dead = [p for p in self.procs if not p.alive and p is not self.killed]
                 if dead:
                     raise RuntimeError(f"{dead[0].name} exited:\n{dead[0].log_tail()}")
                 state = await watch.poll()

@@ -16,6 +16,12 @@ import uuid
 import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from hypothesis import HealthCheck, settings
+
+# Property tests check outcomes, never speed (the benchmark does that): no per-example deadline
+# and no "too slow" health check, which fail on a busy 2-core CI machine for no fault of the code.
+settings.register_profile("outcomes-only", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("outcomes-only")
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 BROKER_CHECK_TIMEOUT_S = 10.0

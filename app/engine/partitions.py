@@ -199,7 +199,7 @@ class OwnedPartitions:
         if not processor.before_commit(now_ms):
             return None
         store, outbox = processor.store, processor.outbox
-        outbox.extend(self.changelog_topic, partition, store.pending.items())
+        outbox.extend(self.changelog_topic, partition, store.pending)
         processor.outbox = Outbox()
         store.seal()
         return Sealed(partition, outbox, processor.applied_offset + 1)

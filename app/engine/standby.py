@@ -8,8 +8,9 @@ batch as the records, exactly as a restore does (``app.engine.restore``). When t
 becomes active here, the keeper closes its store first; the stage's normal opening then
 restores only what the copy had not applied yet: the tail.
 
-The copy is never read by anything but its later owner's restore, and it holds committed data
-only, so it can lag without harm: a lagging copy makes a longer tail.
+The copy holds committed data only, so it can lag without harm: a lagging copy makes a longer
+tail. Besides its later owner's restore, only reads that accept a stale answer
+(``?consistency=standby``, ``app.web.standby_reads``) look at it, through ``copy``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 5000
 _FETCH_WAIT_MS = 200  # a copy may lag this much behind a quiet changelog
 _RETRY_S = 1.0  # after the brokers failed the keeper's consumer
+_WAIT_ACTIVE_S = 0.2  # how often the copies look whether the active partitions are open
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,12 @@ class StandbyKeeper:
         rocksdb_options: Any,
         client_kwargs: dict[str, Any],
         consumer_factory: Callable[[], Consumer] | None = None,
+        active_opened: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``active_opened``: whether the partitions this worker is active for are all open.
+        The copies wait for it after each assignment: a takeover's restores come first, and
+        copies made from scratch would compete with them for the CPU and the event loop."""
+        self._active_opened = active_opened
         self._stages = {stage.name: stage for stage in stages}
         self._options = rocksdb_options
         self._consumer_factory = consumer_factory or (
@@ -119,6 +126,12 @@ class StandbyKeeper:
 
     def stores(self) -> list[PartitionStore]:
         return list(self._stores.values())
+
+    def copy(self, key: Key) -> tuple[PartitionStore, int | None] | None:
+        """The copy of ``key`` open here and its lag (None before its first fetch), or None.
+        Read it without awaiting in between: ``update`` may close it at any await."""
+        store = self._stores.get(key)
+        return None if store is None else (store, self.lag.get(key))
 
     async def update(self, wanted: set[Key]) -> None:
         """Keep exactly ``wanted``. Returns once every copy no longer wanted is closed (so a
@@ -168,6 +181,8 @@ class StandbyKeeper:
     async def _keep(self) -> None:
         """Apply the wanted copies' changelogs until cancelled; broker trouble restarts the
         consumer from the stores' checkpoints."""
+        while not self._active_opened():
+            await asyncio.sleep(_WAIT_ACTIVE_S)
         while True:
             try:
                 await self._follow()

@@ -34,11 +34,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from enum import Enum
+from itertools import repeat
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
@@ -73,6 +74,7 @@ from app.engine.retry import TRANSIENT, retry
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 512 * 1024
+_NO_HEADERS: list = []  # a changelog record's headers, shared (aiokafka wants a list, reads it)
 
 # How long the transaction coordinator keeps a round's transaction open before it aborts it
 # itself. A round lasts milliseconds; this bounds how long a crashed worker's open
@@ -179,11 +181,20 @@ def refuses_batch(exc: BaseException) -> bool:
 
 @dataclass(slots=True)
 class Outbox:
-    """Records waiting for the next commit, grouped by (topic, partition)."""
+    """Records waiting for the next commit, grouped by (topic, partition): ``records`` added one
+    by one with their headers, and ``writes``, a changelog's keyed writes.
+
+    A changelog is compacted and restored in order, so within one transaction only the last
+    value of a key matters: ``writes`` holds that value per key, as the store's pending writes
+    do, and is sent from that dict as it is. Copying them into a list of records first cost
+    more than encoding them (``Outbox.extend`` was 14 % of a worker's profile, most of it the
+    garbage collector walking the records kept until the commit: docs/measurements.md).
+    """
 
     records: dict[tuple[str, int], list[tuple[bytes | None, bytes | None, list]]] = field(
         default_factory=dict
     )
+    writes: dict[tuple[str, int], dict[bytes, bytes | None]] = field(default_factory=dict)
 
     def add(
         self,
@@ -199,27 +210,41 @@ class Outbox:
         bucket.append((key, value, headers or []))
 
     def extend(
-        self, topic: str, partition: int, items: Iterable[tuple[bytes, bytes | None]]
+        self,
+        topic: str,
+        partition: int,
+        writes: Mapping[bytes, bytes | None] | Iterable[tuple[bytes, bytes | None]],
     ) -> None:
-        """Add keyed records without headers (a changelog's pending writes)."""
-        bucket = self.records.setdefault((topic, partition), [])
-        bucket.extend((key, value, []) for key, value in items)
+        """Add keyed records without headers, the last value of each key only (a changelog's
+        writes; None deletes). A dict is kept as it is, not copied: it must not change
+        afterwards (a store's sealed writes do not)."""
+        tp = (topic, partition)
+        new = writes if isinstance(writes, dict) else dict(writes)
+        current = self.writes.get(tp)
+        self.writes[tp] = new if current is None else {**current, **new}
 
     @classmethod
     def merged(cls, outboxes: Iterable[Outbox]) -> Outbox:
         """One outbox with the records of ``outboxes`` (a round's partitions), each
         (topic, partition)'s in the order the outboxes and their records come."""
-        records: dict[tuple[str, int], list] = {}
+        merged = cls()
         for outbox in outboxes:
             for tp, bucket in outbox.records.items():
-                records.setdefault(tp, []).extend(bucket)
-        return cls(records)
+                merged.records.setdefault(tp, []).extend(bucket)
+            for (topic, partition), writes in outbox.writes.items():
+                merged.extend(topic, partition, writes)
+        return merged
+
+    def partitions(self) -> list[tuple[str, int]]:
+        """Every (topic, partition) with something to send."""
+        return [*self.records, *(tp for tp in self.writes if tp not in self.records)]
 
     def __len__(self) -> int:
-        return sum(len(bucket) for bucket in self.records.values())
+        return sum(map(len, self.records.values())) + sum(map(len, self.writes.values()))
 
     def clear(self) -> None:
         self.records = {}
+        self.writes = {}
 
 
 class TransactionalWriter:
@@ -321,7 +346,7 @@ class TransactionalWriter:
                 "more, to close what a restarting broker may have left open",
                 self.transactional_id, took,
             )
-            partitions = [TopicPartition(topic, p) for topic, p in outbox.records]
+            partitions = [TopicPartition(topic, p) for topic, p in outbox.partitions()]
             await self._with_retries(
                 lambda: self._mark_once(partitions, source_offsets, group), on_error
             )
@@ -409,8 +434,16 @@ class TransactionalWriter:
         await producer.begin_transaction()
         try:
             deliveries = []
-            for (topic, partition), records in outbox.records.items():
-                for batch in _batches(producer, records, topic, partition, self._max_request_size):
+            limit = self._max_request_size
+            sends = [
+                *((tp, _batches(producer, records, tp, limit))
+                  for tp, records in outbox.records.items()),
+                *((tp, _batches(producer, zip(writes, writes.values(), repeat(_NO_HEADERS)),
+                                tp, limit))
+                  for tp, writes in outbox.writes.items()),
+            ]
+            for (topic, partition), batches in sends:
+                for batch in batches:
                     size, count = batch.size(), batch.record_count()
                     fut = await producer.send_batch(batch, topic, partition=partition)
                     deliveries.append((topic, partition, size, count, fut))
@@ -474,29 +507,41 @@ async def _send_offsets(
 
 
 def _batches(
-    producer: AIOKafkaProducer, records: list, topic: str, partition: int, max_bytes: int
+    producer: AIOKafkaProducer,
+    records: Iterable[tuple[bytes | None, bytes | None, list]],
+    tp: tuple[str, int],
+    max_bytes: int,
 ) -> list:
-    """``records`` in batches of at most MAX_BATCH_BYTES, or of one larger record.
+    """``records`` (key, value, headers) in batches of at most MAX_BATCH_BYTES, or of one
+    larger record.
 
     aiokafka takes a record of any size into an empty batch, and ``send_batch`` checks no
     limit: a record over ``max_bytes`` is refused here, before anything is sent (the broker
     would refuse it, or drop the connection over a request too large, which looks transient).
+    Only a batch's first record can be larger than MAX_BATCH_BYTES (<= ``max_bytes``): a
+    record that fits into a batch with others is smaller than that, so only first records
+    are measured.
     """
     batches = []
     batch = producer.create_batch()
+    first = True
     for key, value, headers in records:
         if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
             batches.append(batch)
             batch = producer.create_batch()
             batch.append(key=key, value=value, timestamp=None, headers=headers)
-        if batch.record_count() == 1 and batch.size() > max_bytes:
-            raise OutputRefused(
-                topic,
-                partition,
-                batch.size(),
-                1,
-                RecordTooLargeError(f"over the producer's max_request_size of {max_bytes} bytes"),
-            )
+            first = True
+        if first:
+            first = False
+            if batch.size() > max_bytes:
+                raise OutputRefused(
+                    *tp,
+                    batch.size(),
+                    1,
+                    RecordTooLargeError(
+                        f"over the producer's max_request_size of {max_bytes} bytes"
+                    ),
+                )
     if batch.record_count():
         batches.append(batch)
     return batches

@@ -315,6 +315,7 @@ class ViewsProcessor(Processor):
     # -- commit -------------------------------------------------------------------------
     def commit_step(self, now_ms: int) -> None:
         cfg = self.config
+        self.hourly.flush()  # the hour summaries this round changed, once each
         # Retention once per commit, not when a view moves stream time into a new hour: a
         # range scan merges every pending write, which is cheapest once per commit. What it
         # removes is past every window's lateness, so no decision depends on when it runs.

@@ -20,14 +20,23 @@ def _key(event_id: str) -> bytes:
 class SeenEvents:
     def __init__(self, store: PartitionStore) -> None:
         self._store = store
+        # the last id's key: a view's id is looked up, then remembered (one key built, not two)
+        self._last_id: str | None = None
+        self._last_key = b""
+
+    def _key(self, event_id: str) -> bytes:
+        if event_id != self._last_id:
+            self._last_key = _key(event_id)
+            self._last_id = event_id
+        return self._last_key
 
     def accepted_at(self, event_id: str) -> int | None:
         """Event time (ms) of the accepted view with this id, if one is remembered."""
-        raw = self._store.get(_key(event_id))
+        raw = self._store.get(self._key(event_id))
         return int(raw) if raw is not None else None
 
     def remember(self, event_id: str, ts_ms: int) -> None:
-        self._store.put(_key(event_id), b"%d" % ts_ms)
+        self._store.put(self._key(event_id), b"%d" % ts_ms)
 
     def expire(self, oldest_kept_ms: int) -> int:
         """Forget ids accepted with an event time before ``oldest_kept_ms``; returns how many."""

@@ -98,7 +98,8 @@ class WeeklySegmentPatterns:
         store.put(key, counts.to_bytes())
         self._top(week_ms, segment).update(property_id, counts.views)
         segment_key = window_key(SEGMENT_VIEWS, week_ms, segment)
-        store.put(segment_key, b"%d" % (self.segment_views(week_ms, segment) + 1))
+        raw = store.get(segment_key)
+        store.put(segment_key, b"%d" % ((int(raw) if raw is not None else 0) + 1))
         return counts
 
     def property_views(self, week_ms: int, segment: str, property_id: str) -> int:

@@ -21,7 +21,7 @@ from app.readmodels.partials import SegmentWeek
 from app.runtime import Runtime
 from app.tables.hourly import HourlyPropertyViews
 from app.engine.applied import APPLIED_KEY
-from app.web import routing
+from app.web import routing, standby_reads
 from app.web.consistency import (
     DEFAULT_TIMEOUT_S,
     POSITION_HEADER,
@@ -152,18 +152,30 @@ class Owners:
                     return await self._local(view, owned, partition, options, deadline, local)
                 except PartitionGone:
                     continue  # revoked while it waited: look again for its new owner
-            if step is routing.Step.REFUSE:
-                break
             if step is routing.Step.FORWARD:
                 try:
-                    answer = await self._forward(owner, forward, options, deadline)
+                    answer = await self._forward(owner, forward, options, deadline, options.standby)
                 except routing.OwnerUnreachable as exc:
                     problem = f"partition {partition}: its owner {exc.reason}; retry shortly"
                     detail, last = f"{exc.url} {exc.reason}", None
                 else:
-                    if not routing.worth_retrying(answer):
+                    # Its 504 came after the 1 s a standby request gives it: ask again in time.
+                    again = options.standby and answer.status == 504 and deadline.remaining > 0
+                    if not (routing.worth_retrying(answer) or again):
                         return relayed(view, answer, partition)
                     detail, last = f"{owner} answered {answer.status}", answer
+            if options.standby:  # no ready owner here, and the owner (if any) did not answer
+                stale = self._from_copy(view, owned, partition, options.bound, local)
+                if stale is not None:
+                    return stale
+                if not routed:
+                    elsewhere = await self._ask_copies(
+                        owned.source_topic, owner, forward, options, deadline
+                    )
+                    if elsewhere is not None:
+                        return relayed(view, elsewhere, partition)
+            if step is routing.Step.REFUSE:
+                break
             if not await pause(owned.moved, before, deadline):
                 break
         log.warning(
@@ -180,18 +192,74 @@ class Owners:
         forward: tuple[list[str], dict[str, str] | None],
         options: ReadOptions,
         deadline: Deadline,
+        brief: bool = False,
     ) -> routing.Answer:
         """Ask ``owner``, with what is left of the request's time: the owner waits that long
-        for the partition to open (or the bound to be reached) before it says 503 (or 504)."""
+        for the partition to open (or the bound to be reached) before it says 503 (or 504).
+        ``brief`` (a standby request: a copy may answer instead): ``OWNER_WAIT_S`` at most."""
         segments, query = forward
         remaining = deadline.remaining
+        grace = routing.FORWARD_TIMEOUT_S
+        if brief:
+            remaining = min(remaining, standby_reads.OWNER_WAIT_S)
+            grace = standby_reads.OWNER_WAIT_S
         query = {**(query or {}), **options.forward_query(self.codec, remaining)}
         if abs(remaining - DEFAULT_TIMEOUT_S) > TIMEOUT_SLACK_S:  # the owner's default else
             query["timeout"] = f"{remaining:.3f}"
         path = routing.path_qs(segments, query)
-        return await self._peers.get(
-            owner, path, timeout_s=routing.FORWARD_TIMEOUT_S + remaining
+        return await self._peers.get(owner, path, timeout_s=grace + remaining)
+
+    async def _ask_copies(
+        self,
+        topic: str,
+        owner,  # noqa: ANN001 - a URL or None
+        forward: tuple[list[str], dict[str, str] | None],
+        options: ReadOptions,
+        deadline: Deadline,
+    ) -> routing.Answer | None:
+        """A standby request no copy here could answer, its owner silent: ask each other
+        member, briefly. The assignment does not say who keeps copies, but a member asked by
+        a peer answers from its copy (if it has one that can) before it refuses; the first
+        answer that is not a 503 is the one."""
+        for url in routing.members(self._app, topic):
+            if url == owner or routing.is_self(self._app, url) or deadline.remaining <= 0:
+                continue
+            try:
+                answer = await self._forward(url, forward, options, deadline, brief=True)
+            except routing.OwnerUnreachable:
+                continue
+            if not routing.worth_retrying(answer):
+                return answer
+        return None
+
+    def _copy(self, stage: str, partition: int):  # noqa: ANN202 - (PartitionStore, lag) | None
+        return self._runtime.standbys.copy((stage, partition))
+
+    def _from_copy(
+        self,
+        view: View,
+        owned,  # noqa: ANN001 - OwnedPartitions
+        partition: int,
+        bound: Position | None,
+        local: Callable[[CommittedState | PartitionStore], tuple[int, dict]],
+    ) -> Response | None:
+        """The answer of the standby copy of the partition kept here, marked stale, when it
+        can give one (``standby_reads.usable``); None otherwise. No await: the copy cannot
+        close between its position and its state."""
+        held = self._copy(owned.name, partition)
+        if held is None:
+            return None
+        store, lag = held
+        state = store.committed()
+        position = standby_reads.copy_position(owned.source_topic, partition, state)
+        if not standby_reads.usable(position, lag, bound):
+            return None
+        status, body = local(state)
+        log.debug(
+            "%s[%d]@%d answered from the standby copy here, %s records behind",
+            owned.source_topic, partition, position.offsets[(owned.source_topic, partition)], lag,
         )
+        return positioned(view, standby_reads.marked(body, lag), position, self.codec, status)
 
     async def _local(
         self,
@@ -218,6 +286,8 @@ class Owners:
         # No await from ``look`` to here: the state read is the state the position describes.
         state = processor.store if options.latest else processor.store.committed()
         status, body = local(state)
+        if options.standby:
+            body = standby_reads.marked(body, None)
         return positioned(view, body, position, self.codec, status)
 
 

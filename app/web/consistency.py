@@ -2,7 +2,8 @@
 an answer reports (its body's ``position`` and the ``X-Position`` header).
 
 ``consistency=committed`` (the default) answers from committed state; ``latest`` from the
-state the owner has applied, ahead of its commit. ``atLeast`` (a position token or
+state the owner has applied, ahead of its commit; ``standby`` as committed, or from a standby
+copy of the partition when its owner cannot answer (``app.web.standby_reads``). ``atLeast`` (a position token or
 ``topic:partition:offset``) makes the owner answer only once the state it reads reflects at
 least that, waiting up to ``timeout`` seconds (default 5, at most 30); past it the answer is
 504 with the position reached. Parsing is pure and raises nothing but BadRequest.
@@ -28,6 +29,8 @@ from app.web.params import BadRequest, param
 POSITION_HEADER = routing.POSITION_HEADER
 COMMITTED = "committed"
 LATEST = "latest"
+STANDBY = "standby"
+CONSISTENCIES = (COMMITTED, LATEST, STANDBY)
 DEFAULT_TIMEOUT_S = 5.0
 MAX_TIMEOUT_S = 30.0
 _SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
@@ -45,11 +48,11 @@ def codec_of(settings: Settings) -> PositionCodec:
     )
 
 
-def parse_consistency(text: str) -> bool:
-    """True for ``latest``."""
-    if text not in (COMMITTED, LATEST):
-        raise BadRequest(f"must be {COMMITTED} or {LATEST}")
-    return text == LATEST
+def parse_consistency(text: str) -> str:
+    """One of ``CONSISTENCIES``."""
+    if text not in CONSISTENCIES:
+        raise BadRequest(f"must be {COMMITTED}, {LATEST} or {STANDBY}")
+    return text
 
 
 def parse_timeout(text: str) -> float:
@@ -67,10 +70,13 @@ class ReadOptions:
     latest: bool = False
     bound: Position | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
+    standby: bool = False  # a standby copy may answer when the owner cannot
 
     def forward_query(self, codec: PositionCodec, remaining_s: float) -> dict[str, str]:
         """The same options for the owner, the time already spent taken off the timeout."""
         query = {"consistency": LATEST} if self.latest else {}
+        if self.standby:
+            query = {"consistency": STANDBY}
         if self.bound is not None:
             query["atLeast"] = codec.token(self.bound)
             query["timeout"] = f"{max(remaining_s, 0.0):.3f}"
@@ -79,7 +85,7 @@ class ReadOptions:
 
 def read_options(query: Mapping[str, str], codec: PositionCodec) -> ReadOptions:
     """The options of a request; BadRequest for any bad one."""
-    latest = param(query, "consistency", parse_consistency, default=False)
+    consistency = param(query, "consistency", parse_consistency, default=COMMITTED)
 
     def parse_bound(text: str) -> Position:
         try:
@@ -89,7 +95,7 @@ def read_options(query: Mapping[str, str], codec: PositionCodec) -> ReadOptions:
 
     bound = param(query, "atLeast", parse_bound, default=None)
     timeout = param(query, "timeout", parse_timeout, default=DEFAULT_TIMEOUT_S)
-    return ReadOptions(latest, bound, timeout)
+    return ReadOptions(consistency == LATEST, bound, timeout, consistency == STANDBY)
 
 
 class Deadline:

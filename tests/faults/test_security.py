@@ -31,12 +31,12 @@ from aiokafka.errors import TopicAuthorizationFailedError
 
 from app.generator import Workload
 from faults._harness import ARTIFACTS, log
-from tests.support.checks import check_dlq, check_hourly, check_insights, check_weekly, load_profiles
+from tests.support.checks import check_all, load_profiles
 from tests.support.commands import run
 from tests.support.oracle import HOUR, hour_of, oracle
 from tests.support.secure_broker import SecureBroker
-from tests.support.topics import committed_views, produce
-from tests.support.workers import Worker, isolated_env
+from tests.support.topics import produce
+from tests.support.workers import Worker, isolated_env, wait_views_committed
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
@@ -111,23 +111,11 @@ async def test_the_printed_acls_are_enough_and_answers_are_exact(secured):
         start = hour_of(now) - (HOURS + 3) * HOUR + 17 * 60_000
         records = list(workload.views(VIEWS, start, HOURS * HOUR / VIEWS, now_ms=now))
         produced = await produce(admin, env["VIEWS_TOPIC"], records)
-        started = time.monotonic()
-        while True:
-            done, total = await committed_views(admin, env["APP_ID"], env["VIEWS_TOPIC"])
-            if done >= total:
-                break
-            assert all(w.alive for w in workers), f"a worker died; see {[w.log_path for w in workers]}"
-            assert time.monotonic() - started < 240, f"only {done}/{total} views processed"
-            await asyncio.sleep(0.5)
+        await wait_views_committed(admin, env, workers, timeout=240)
         exp = oracle(produced, profiles, now)
-        for worker in workers:  # each answers every key (routing to the other when not its own)
-            problems = await check_hourly(worker.url, exp, SEED)
-            assert not problems, problems[:20]
-            problems = await check_weekly(worker.url, exp)
-            assert not problems, problems[:20]
-        problems, _ = await check_insights(admin, env["INSIGHTS_TOPIC"], exp, exactly_once=True)
-        assert not problems, problems[:20]
-        problems, _ = await check_dlq(admin, env["VIEWS_TOPIC"], exp, produced, exactly_once=True)
+        # each worker answers every key (routing to the other when not its own)
+        urls = [worker.url for worker in workers]
+        problems, _ = await check_all(admin, urls, env, exp, produced, SEED, exactly_once=True)
         assert not problems, problems[:20]
         assert all(w.alive for w in workers)
         for worker in workers:

@@ -84,6 +84,16 @@ def wait_for(log: Path, text: str, script: subprocess.Popen, timeout: float) -> 
         time.sleep(0.3)
 
 
+def clean_up(script: subprocess.Popen, groups: set[int], port: int) -> None:
+    """Whatever a test leaves: the processes the script started, the script, the data dir of
+    the worker on ``port``."""
+    for pid in started_by(script.pid, groups):
+        os.kill(pid, signal.SIGKILL)
+    if script.poll() is None:
+        script.kill()
+    shutil.rmtree(REPO / "data" / f"worker-{port}", ignore_errors=True)
+
+
 def script_env(kafka_bootstrap: str) -> dict[str, str]:
     # KAFKA_PORT=1: the scripts take KAFKA_BOOTSTRAP_SERVERS as a broker of someone else's,
     # which they neither start nor stop.
@@ -104,11 +114,7 @@ def test_workers_sh_stops_its_workers(kafka_bootstrap, tmp_path, sig):
         assert any("app.main worker" in table()[pid][3] for pid in children if pid in table())
         stop_and_check(script, sig, groups, log)
     finally:
-        for pid in started_by(script.pid, groups):
-            os.kill(pid, signal.SIGKILL)
-        if script.poll() is None:
-            script.kill()
-        shutil.rmtree(REPO / "data" / f"worker-{port}", ignore_errors=True)
+        clean_up(script, groups, port)
 
 
 def test_demo_sh_stops_its_worker_and_generator(kafka_bootstrap, tmp_path):
@@ -124,8 +130,4 @@ def test_demo_sh_stops_its_worker_and_generator(kafka_bootstrap, tmp_path):
         assert any("app.generator" in c for c in commands)
         stop_and_check(script, signal.SIGTERM, groups, log)
     finally:
-        for pid in started_by(script.pid, groups):
-            os.kill(pid, signal.SIGKILL)
-        if script.poll() is None:
-            script.kill()
-        shutil.rmtree(REPO / "data" / f"worker-{port}", ignore_errors=True)
+        clean_up(script, groups, port)

@@ -182,12 +182,13 @@ async def committed_lag(bootstrap: str, group: str, topics: list[str]) -> int:
 
 
 async def wait_views_committed(
-    bootstrap: str, env: dict[str, str], workers: list[Worker], timeout: float = 300,
+    bootstrap: str | dict, env: dict[str, str], workers: list[Worker], timeout: float = 300,
     poll: float = 0.5,
 ) -> float:
     """Wait until the group has committed every record of the views topic, the workers
     staying up (the topic is not written transactionally: committed == end offsets exactly
-    then); returns seconds."""
+    then); returns seconds. ``bootstrap``: an address, or a secured cluster's client
+    arguments (``tests.support.topics.Connection``)."""
     from tests.support.topics import committed_views
 
     started = time.monotonic()

@@ -72,3 +72,16 @@ async def test_a_bound_not_reached_raises_with_the_status_and_the_position_reach
         await server.close()
     assert caught.value.status == 504 and caught.value.body["error"] == "not reached"
     assert seen[0][1]["consistency"] == "latest"
+
+
+async def test_a_standby_answer_comes_back_as_the_worker_gave_it():
+    seen: list = []
+    body = {"views": 1, "stale": True, "lag": 4, "position": {"committed": True}}
+    server = await worker(200, body, seen)
+    try:
+        async with aiohttp.ClientSession() as session:
+            _, answer = await view_and_count(Producer(), session, str(server.make_url("/")), VIEW,
+                                             consistency="standby")
+    finally:
+        await server.close()
+    assert answer == body and seen[0][1]["consistency"] == "standby"

@@ -14,8 +14,13 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
+import pytest
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 from faust.assignor.client_assignment import ClientAssignment, ClientMetadata
+from faust.assignor.partition_assignor import PartitionAssignor
+from hypothesis import given, strategies as st
+
+from app.engine.standby_assignor import StandbyAssignor, room_after_loss, spread_standbys
 
 from app.main import AnalyticsApp, create_app
 from app.settings import Settings
@@ -31,8 +36,11 @@ class _Cluster:
         return set(range(self._partitions.get(topic, 0)))
 
 
-def _apps(tmp_path: Path, members: list[str], replicas: int) -> dict[str, AnalyticsApp]:
-    return {
+def _apps(
+    tmp_path: Path, members: list[str], replicas: int, assignor: type = PartitionAssignor
+) -> dict[str, AnalyticsApp]:
+    """Apps whose assignor is ``assignor`` (faust's own by default: what faust does)."""
+    apps = {
         member: create_app(
             Settings(
                 data_dir=tmp_path / member,
@@ -43,6 +51,9 @@ def _apps(tmp_path: Path, members: list[str], replicas: int) -> dict[str, Analyt
         )
         for i, member in enumerate(members)
     }
+    for app in apps.values():
+        app.assignor = assignor(app, replicas=app.conf.table_standby_replicas)
+    return apps
 
 
 def _sources(app: AnalyticsApp) -> dict[str, int]:
@@ -156,3 +167,72 @@ def test_no_standbys_with_one_worker_or_with_standby_replicas_0(tmp_path: Path) 
     _assign(none, {})
     for apps in (alone, none):
         assert all(app.assignor.assigned_standbys() == set() for app in apps.values())
+
+
+# -- the product's assignor: faust's, with the standbys spread (app.engine.standby_assignor) --
+
+
+def test_the_apps_assignor_is_the_one_that_spreads_standbys(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path, app_id="standby-assignor"))
+    assert type(app.assignor) is StandbyAssignor and app.assignor.replicas == 1
+
+
+@pytest.mark.parametrize("dead", ["a", "b", "c"])
+def test_with_spread_standbys_every_partition_of_a_dead_worker_is_promoted(
+    tmp_path: Path, dead: str
+) -> None:
+    apps = _apps(tmp_path, ["a", "b", "c"], replicas=1, assignor=StandbyAssignor)
+    first = _assign(apps, {})
+    topics = _sources(apps["a"])
+    holders = {topic: {p: m for m, held in _standbys(apps, topic).items() for p in held} for topic in topics}
+    survivors = {m: apps[m] for m in apps if m != dead}
+    second = _assign(survivors, {m: first[m] for m in survivors})
+    for topic in topics:
+        actives, after = _actives(first, topic), _actives(second, topic)
+        for partition in actives[dead]:
+            assert partition in after[holders[topic][partition]], (topic, partition, holders, after)
+
+
+def test_spread_standbys_example() -> None:
+    actives = {"a": {0, 3, 6, 9}, "b": {1, 4, 7, 10}, "c": {2, 5, 8, 11}}
+    # faust's own placement put three of a's four copies on b
+    previous = {"a": {2, 11, 4, 5}, "b": {0, 8, 3, 6}, "c": {9, 10, 1, 7}}
+    spread = spread_standbys(actives, previous, 1)
+    # two copies of each worker's partitions on each of the others, those held before kept
+    # where that stays even
+    assert spread == {"a": {4, 10, 2, 11}, "b": {0, 6, 5, 8}, "c": {3, 9, 1, 7}}
+    assert room_after_loss(actives, spread) and not room_after_loss(actives, previous)
+
+
+@st.composite
+def _layouts(draw):  # noqa: ANN202
+    clients = draw(st.integers(1, 6))
+    partitions = draw(st.integers(1, 40))
+    owner = draw(st.lists(st.integers(0, clients - 1), min_size=partitions, max_size=partitions))
+    actives = {f"c{i}": {p for p in range(partitions) if owner[p] == i} for i in range(clients)}
+    previous = {
+        c: set(draw(st.lists(st.integers(0, partitions - 1), max_size=partitions))) for c in actives
+    }
+    return actives, previous, draw(st.integers(0, 4))
+
+
+def _balanced(actives: dict[str, set[int]]) -> dict[str, set[int]]:
+    """The same partitions dealt evenly, as faust's actives are."""
+    clients = sorted(actives)
+    every = sorted(p for parts in actives.values() for p in parts)
+    return {c: set(every[i :: len(clients)]) for i, c in enumerate(clients)}
+
+
+@given(_layouts())
+def test_spread_standbys_properties(layout) -> None:  # noqa: ANN001
+    actives, previous, replicas = layout
+    spread = spread_standbys(actives, previous, replicas)
+    copies = min(replicas, len(actives) - 1)
+    assert set(spread) == set(actives)
+    for owner, parts in actives.items():
+        assert not spread[owner] & parts  # never a copy where it is active
+        for partition in parts:
+            assert sum(partition in held for held in spread.values()) == max(copies, 0)
+    balanced = _balanced(actives)
+    if copies == 1:  # (with more copies faust promotes one of them: room for one is enough)
+        assert room_after_loss(balanced, spread_standbys(balanced, previous, replicas))

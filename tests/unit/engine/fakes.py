@@ -53,7 +53,10 @@ class FakeWriter:
             if on_error is not None:
                 on_error(self.fail)
             raise self.fail
+        # what the writer sends: each partition's records, then its changelog writes
         records = {tp: list(bucket) for tp, bucket in outbox.records.items()}
+        for tp, writes in outbox.writes.items():
+            records.setdefault(tp, []).extend((k, v, []) for k, v in writes.items())
         self.commits.append(
             SimpleNamespace(
                 records=records,

@@ -234,3 +234,24 @@ def test_copy_lag(position, highwater, last_stable) -> None:
     else:
         end = last_stable if last_stable is not None else highwater
         assert lag == max(end - position, 0) and lag >= 0
+
+
+async def test_copies_wait_until_the_active_partitions_are_open(tmp_path, logs) -> None:
+    """A takeover's restores first: no copy is read while the worker's own partitions open."""
+    opened = False
+    keeper = StandbyKeeper(
+        [StandbyStage("views", "views-changelog", _path(tmp_path, "views"))],
+        rocksdb_options(SMALL, SMALL),
+        {},
+        consumer_factory=logs.consumer,
+        active_opened=lambda: opened,
+    )
+    logs.write(TopicPartition("views-changelog", 0), (b"a", b"1"))
+    try:
+        await keeper.update({("views", 0)})
+        await asyncio.sleep(0.5)
+        assert logs.made == 0 and keeper.applied[("views", 0)] == 0
+        opened = True
+        await _until(lambda: keeper.applied[("views", 0)] == 1)
+    finally:
+        await keeper.stop()

@@ -29,6 +29,7 @@ from aiokafka.errors import (
     UnknownError,
 )
 from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
 
 from app.engine import transactions as writer_module
 from app.engine.kip447 import GenerationFenced, GroupMetadata, UnsupportedByBroker
@@ -143,6 +144,7 @@ class ScriptedProducer:
         self.answers = answers
         self.config = config
         self.sent: list[tuple[str, int, int]] = []  # topic, partition, batch bytes
+        self.records: list[tuple[str, int, bytes | None, bytes | None, list]] = []  # as sent
         self.committed = self.aborted = 0
         self.added: list[TopicPartition] = []  # partitions added to a transaction without a record
         self.offsets_sent = 0
@@ -162,6 +164,8 @@ class ScriptedProducer:
 
     async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int):
         self.sent.append((topic, partition, batch.size()))
+        for record in MemoryRecords(bytes(batch._build())).next_batch():  # noqa: SLF001
+            self.records.append((topic, partition, record.key, record.value, record.headers))
         fut = asyncio.get_running_loop().create_future()
         answer = self.answers.pop(0) if self.answers else None
         if isinstance(answer, RaisedAtSend):
@@ -321,8 +325,58 @@ async def test_a_round_commits_every_partitions_offsets_under_the_group_metadata
     assert (to, sent, group) == (producer, offsets, GROUP)
     assert producer.offsets_sent == 0  # never aiokafka's own, generation-less commit
     assert producer.committed == 1
-    # the last changelog offset of each changelog partition (the scripted offsets count sends)
-    assert last == {0: 1, 2: 2}
+    # the last changelog offset of each changelog partition (the scripted offsets count sends:
+    # the records added first, then the changelog writes)
+    assert last == {0: 2, 2: 3}
+
+
+async def test_changelog_writes_are_sent_from_the_dict_with_the_last_value_of_each_key(
+    producers,
+) -> None:
+    """A store's sealed writes go out as they are (no copy into records first); a key given
+    twice to one transaction is sent once, with its last value (a compacted changelog restored
+    in order ends the same), and no dict given is changed."""
+    sealed = {b"a": b"1", b"gone": None}
+    first = Outbox()
+    first.extend("changelog", 0, sealed)
+    later = Outbox()
+    later.extend("changelog", 0, [(b"a", b"2"), (b"b", b"3"), (b"b", b"4")])
+    later.add("out", 0, b"k", b"v", [("h", b"1")])
+    merged = Outbox.merged([first, later])
+    assert first.writes["changelog", 0] is sealed  # kept, not copied
+    assert len(merged) == 4 and merged.partitions() == [("out", 0), ("changelog", 0)]
+
+    await commit(TransactionalWriter("views-3", {}), merged)
+
+    assert producers.made[0].records == [
+        ("out", 0, b"k", b"v", [("h", b"1")]),
+        ("changelog", 0, b"a", b"2", []),
+        ("changelog", 0, b"gone", None, []),
+        ("changelog", 0, b"b", b"4", []),
+    ]
+    assert sealed == {b"a": b"1", b"gone": None}
+
+
+async def test_changelog_writes_fill_several_batches_and_a_write_too_large_is_refused(
+    producers,
+) -> None:
+    value = b"v" * 100_000
+    writes = {b"k%02d" % i: value for i in range(12)}  # 1.2 MB: three batches of 512 KiB
+    writer = TransactionalWriter("views-3", {}, max_request_size=MAX_BATCH_BYTES + 1000)
+    outbox = Outbox()
+    outbox.extend("changelog", 3, writes)
+    await commit(writer, outbox)
+    [producer] = producers.made
+    assert [size <= MAX_BATCH_BYTES for _, _, size in producer.sent] == [True] * 3
+    assert [(key, v) for _, _, key, v, _ in producer.records] == list(writes.items())
+
+    too_large = Outbox()
+    too_large.extend("changelog", 3, {**writes, b"big": b"x" * (MAX_BATCH_BYTES + 1000)})
+    with pytest.raises(OutputRefused) as raised:
+        await commit(writer, too_large)
+    assert (raised.value.topic, raised.value.partition) == ("changelog", 3)
+    assert raised.value.size > MAX_BATCH_BYTES + 1000
+    assert len(producer.sent) == 3  # nothing of it sent
 
 
 async def test_a_round_the_group_refuses_is_aborted_and_not_retried(producers, kip447) -> None:

@@ -175,7 +175,7 @@ def test_values_it_cannot_read_raise_bad_partial_and_change_nothing(kind, value)
     assert view.segment_week("investor", W47) == SegmentWeek(0, 0, [])
 
 
-def test_position_records_say_what_each_partitions_shares_reflect():
+async def test_position_records_say_what_each_partitions_shares_reflect():
     view = PartialsView()
     woken = view.moved.next()
     view.apply(position_key(3), position_partial(120))

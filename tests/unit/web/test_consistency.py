@@ -45,7 +45,7 @@ def test_latest_bound_and_timeout():
 @pytest.mark.parametrize(
     ("query", "fragment"),
     [
-        ({"consistency": "eventual"}, "consistency: must be committed or latest"),
+        ({"consistency": "eventual"}, "consistency: must be committed, latest or standby"),
         ({"timeout": "31"}, "timeout: must be at most 30"),
         ({"timeout": "-1"}, "timeout: must be a number"),
         ({"timeout": "nan"}, "timeout: must be a number"),
@@ -68,6 +68,22 @@ def test_any_options_parse_or_are_400(consistency, bound, timeout):
         assert str(exc)
         return
     assert 0 <= options.timeout_s <= 30
+    assert (options.latest, options.standby) == (consistency == "latest", consistency == "standby")
+
+
+@given(st.sampled_from(["committed", "latest", "standby"]), st.none() | st.integers(0, 10**6),
+       st.floats(0, 30))
+def test_every_consistency_travels_to_the_owner_as_it_came(consistency, offset, remaining):
+    query = {"consistency": consistency}
+    if offset is not None:
+        query["atLeast"] = f"property.views:3:{offset}"
+    options = read_options(query, CODEC)
+    forwarded = options.forward_query(CODEC, remaining)
+    assert forwarded.get("consistency", "committed") == consistency
+    again = read_options(forwarded, CODEC)
+    assert (again.latest, again.standby, again.bound) == (
+        options.latest, options.standby, options.bound
+    )
 
 
 @given(ANY_TEXT)

@@ -82,6 +82,7 @@ async def worker(tmp_path) -> AsyncIterator[tuple[TestClient, Reads, dict]]:
                 for v in range(views_of(p, i) if hour == H else 1):
                     hourly.add_view(prop, hour, f"u{v}")
                 expected[hour].append((views_of(p, i) if hour == H else 1, prop))
+        hourly.flush()
         commit(store, None)
         app.runtime.views.owned._open[p] = SimpleNamespace(store=CountedStore(store, reads))
     week = week_start(H)
