@@ -263,3 +263,12 @@ async def test_a_property_and_its_events_come_from_the_properties_copy(worker, t
     finally:
         keeper._stores.pop((app.runtime.properties.owned.name, P))
         store.close()
+
+
+async def test_segment_weeks_and_users_answer_standby_as_committed(worker):
+    path = "/api/segments/investor/weeks/2026-11-16?consistency=standby"
+    status, body, _ = await get(worker.client, path)
+    assert status == 200 and body["views"] == 0 and "stale" not in body
+    assert body["position"]["committed"] is True
+    status, body, _ = await get(worker.client, "/api/users/nobody?consistency=standby")
+    assert status == 404 and "position" in body and "stale" not in body
