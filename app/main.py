@@ -30,6 +30,7 @@ class AnalyticsApp(faust.App):
     """faust.App that creates every topic of the product before anything subscribes."""
 
     runtime: Runtime
+    standby_replicas: int
 
     async def on_first_start(self) -> None:
         leave_to_stages(self, {stage.owned.source_topic for stage in self.runtime.stages})
@@ -116,9 +117,11 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
-        # faust's assignor places standbys of every subscribed topic's partitions with this,
-        # and prefers a partition's standby when its active moves (app.engine.standby).
-        table_standby_replicas=settings.standby_replicas,
+        # faust's assignor places standbys of every subscribed topic's partitions, and prefers
+        # a partition's standby when its active moves (app.engine.standby). At 0 faust would
+        # drop its assignor for aiokafka's round robin (no copartitioning, no routing map):
+        # it is given 1, and StandbyAssignor places STANDBY_REPLICAS copies, 0 included.
+        table_standby_replicas=max(settings.standby_replicas, 1),
         PartitionAssignor=StandbyAssignor,  # faust's, with the standbys spread evenly
         consumer_group_instance_id=membership.instance_id(
             settings.group_instance_id, settings.app_id, lambda: worker_id(settings.data_dir)
@@ -129,6 +132,7 @@ def create_app(settings: Settings | None = None) -> AnalyticsApp:
         Worker=AnalyticsWorker,
     )
     app.runtime = Runtime(app, settings)
+    app.standby_replicas = settings.standby_replicas  # what StandbyAssignor places
     agents.register(app, app.runtime)
     web.register(app, app.runtime)
 

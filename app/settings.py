@@ -206,7 +206,7 @@ class Settings(BaseSettings):
     partials_publish_seconds: float = Field(1.0, ge=0, le=MAX_INTERVAL_S)
     """Shortest interval between two publications of a partition's weekly segment shares; weekly
     answers trail by about this much."""
-    views_commit_interval_seconds: float = Field(0.1, ge=0, le=MAX_INTERVAL_S)
+    views_commit_interval_seconds: float = Field(0.05, ge=0, le=MAX_INTERVAL_S)
     """The views stage commits its partitions' state, outputs and input offsets (one transaction
     per round, over every changed partition; the next round starts as soon as the last one
     ends) at most this often, and always before a revocation or a shutdown; hourly answers

@@ -33,6 +33,15 @@ from app.engine.transactions import OutputRefused
 
 log = logging.getLogger(__name__)
 
+# The least time from a round's end to the next round's start. The broker completes a
+# transaction (writes its markers) after it has answered its commit; the next transaction
+# of the same producer, begun before that, has its first requests answered "try again"
+# (CONCURRENT_TRANSACTIONS, NOT_ENOUGH_REPLICAS for produce) and retried after 20 ms
+# (``transactions.RETRY_BACKOFF_MS``). On one broker the markers took 1-3 ms: a round begun
+# within 2 ms of the last one's end paid that retry in 58 % of rounds, one begun 2-5 ms after
+# it in 2 % (docs/measurements.md).
+ROUND_GAP_S = 0.005
+
 
 class StageRunner:
     def __init__(
@@ -49,9 +58,11 @@ class StageRunner:
         requires: StageRunner | None = None,
         processing_errors: str = "continue",
         group_metadata: Callable[[], GroupMetadata] | None = None,
+        round_gap_s: float = ROUND_GAP_S,
     ) -> None:
         """``group_metadata``: the group member this worker is now, which each round's
-        offsets are committed under (faust's consumer's, by default)."""
+        offsets are committed under (faust's consumer's, by default). ``round_gap_s``: the
+        least time from a round's end to the next one's start (``ROUND_GAP_S``)."""
         self._app = app
         self._group_metadata = group_metadata or (lambda: faust_group_metadata(app))
         self._reader = reader
@@ -78,7 +89,9 @@ class StageRunner:
         # with the backlog (Kafka Streams' buffered records per partition play this part).
         self._uncommitted = 0
         self._max_uncommitted = max_uncommitted
-        self._last_commit = 0.0
+        self._last_commit = 0.0  # when the last round started
+        self._round_gap_s = round_gap_s
+        self._last_end = -round_gap_s  # when the last round ended
         # The round in flight, if any. Processing goes on while it runs (the stores read
         # over its sealed changes); the next round waits for it (one transaction at a time
         # per stage). Returns the partitions it found fenced.
@@ -170,7 +183,7 @@ class StageRunner:
             await self._reap()
             self._uncommitted += count
             full = self._uncommitted >= self._max_uncommitted
-            if full or received - self._last_commit >= self._commit_interval_s:
+            if full or self._round_wait(received) <= 0:
                 if full:
                     await self._join()  # back pressure: the commit in flight first
                 sealed = await self._commit_dirty(now_ms)
@@ -311,7 +324,7 @@ class StageRunner:
         if self._inflight is not None and self._inflight.done():
             async with self.owned.lock:
                 await self._reap()
-        if time.monotonic() - self._last_commit < self._commit_interval_s:
+        if self._round_wait(time.monotonic()) > 0:
             return
         async with self.owned.lock:
             await self._commit_dirty(int(time.time() * 1000))
@@ -376,17 +389,26 @@ class StageRunner:
         self._metrics.commit_seconds.labels(owned.name).observe(time.monotonic() - started)
         return fenced
 
+    def _round_wait(self, now: float) -> float:
+        """Seconds until the next round may start: the commit interval since the last one
+        started, and ``round_gap_s`` since it ended."""
+        return max(
+            self._last_commit + self._commit_interval_s - now,
+            self._last_end + self._round_gap_s - now,
+        )
+
     def _round_ended(self, _: asyncio.Future) -> None:
-        """Commit continuously: the next round starts as soon as this one has ended, or once
-        the commit interval since this one started has passed (``commit_due``), so that
-        under a light load a record waits for one round, not two."""
-        delay = self._last_commit + self._commit_interval_s - time.monotonic()
-        asyncio.get_running_loop().call_later(max(delay, 0.0), self._start_next_round)
+        """Commit continuously: the next round starts as soon as this one has ended (and the
+        round gap has passed), or once the commit interval since this one started has passed
+        (``commit_due``), so that under a light load a record waits for one round, not two."""
+        now = self._last_end = time.monotonic()
+        delay = max(self._round_wait(now), 0.0)
+        asyncio.get_running_loop().call_later(delay, self._start_next_round)
 
     def _start_next_round(self) -> None:
         if not self._dirty:
             return
-        remaining = self._last_commit + self._commit_interval_s - time.monotonic()
+        remaining = self._round_wait(time.monotonic())
         if remaining > 0:
             # A timer may fire a little early (uvloop counts whole milliseconds); then
             # ``commit_due`` would find the interval not passed and no round would follow.

@@ -75,12 +75,17 @@ def room_after_loss(actives: Mapping[str, set[int]], standbys: Mapping[str, set[
 
 
 class StandbyAssignor(PartitionAssignor):
-    """faust's ``PartitionAssignor``; its standby placement replaced by ``spread_standbys``."""
+    """faust's ``PartitionAssignor``; its standby placement replaced by ``spread_standbys``.
+
+    It places ``app.standby_replicas`` copies when the app sets it (``app.main``): faust's
+    ``table_standby_replicas`` cannot be 0 there, or faust's consumer would not use this
+    assignor at all (docs/internals.md)."""
+
+    def __init__(self, app, replicas: int = 0) -> None:  # noqa: ANN001 - faust's signature
+        super().__init__(app, replicas=getattr(app, "standby_replicas", replicas))
 
     def _perform_assignment(self, cluster, member_metadata):  # noqa: ANN001, ANN202 - faust's signature
         answers = super()._perform_assignment(cluster, member_metadata)
-        if self.replicas <= 0:
-            return answers
         previous = {
             member: self._get_client_metadata(metadata).assignment
             for member, metadata in member_metadata.items()

@@ -152,16 +152,15 @@ class Owners:
                     return await self._local(view, owned, partition, options, deadline, local)
                 except PartitionGone:
                     continue  # revoked while it waited: look again for its new owner
-            copy_here = options.standby and self._copy(owned.name, partition) is not None
             if step is routing.Step.FORWARD:
                 try:
-                    answer = await self._forward(owner, forward, options, deadline, copy_here)
+                    answer = await self._forward(owner, forward, options, deadline, options.standby)
                 except routing.OwnerUnreachable as exc:
                     problem = f"partition {partition}: its owner {exc.reason}; retry shortly"
                     detail, last = f"{exc.url} {exc.reason}", None
                 else:
-                    # Its 504 came after the 1 s a copy here leaves it: ask it again in time.
-                    again = copy_here and answer.status == 504 and deadline.remaining > 0
+                    # Its 504 came after the 1 s a standby request gives it: ask again in time.
+                    again = options.standby and answer.status == 504 and deadline.remaining > 0
                     if not (routing.worth_retrying(answer) or again):
                         return relayed(view, answer, partition)
                     detail, last = f"{owner} answered {answer.status}", answer
@@ -169,6 +168,12 @@ class Owners:
                 stale = self._from_copy(view, owned, partition, options.bound, local)
                 if stale is not None:
                     return stale
+                if not routed:
+                    elsewhere = await self._ask_copies(
+                        owned.source_topic, owner, forward, options, deadline
+                    )
+                    if elsewhere is not None:
+                        return relayed(view, elsewhere, partition)
             if step is routing.Step.REFUSE:
                 break
             if not await pause(owned.moved, before, deadline):
@@ -187,15 +192,15 @@ class Owners:
         forward: tuple[list[str], dict[str, str] | None],
         options: ReadOptions,
         deadline: Deadline,
-        copy_here: bool = False,
+        brief: bool = False,
     ) -> routing.Answer:
         """Ask ``owner``, with what is left of the request's time: the owner waits that long
         for the partition to open (or the bound to be reached) before it says 503 (or 504).
-        With a copy here that may answer instead, the owner gets ``OWNER_WAIT_S`` at most."""
+        ``brief`` (a standby request: a copy may answer instead): ``OWNER_WAIT_S`` at most."""
         segments, query = forward
         remaining = deadline.remaining
         grace = routing.FORWARD_TIMEOUT_S
-        if copy_here:
+        if brief:
             remaining = min(remaining, standby_reads.OWNER_WAIT_S)
             grace = standby_reads.OWNER_WAIT_S
         query = {**(query or {}), **options.forward_query(self.codec, remaining)}
@@ -203,6 +208,29 @@ class Owners:
             query["timeout"] = f"{remaining:.3f}"
         path = routing.path_qs(segments, query)
         return await self._peers.get(owner, path, timeout_s=grace + remaining)
+
+    async def _ask_copies(
+        self,
+        topic: str,
+        owner,  # noqa: ANN001 - a URL or None
+        forward: tuple[list[str], dict[str, str] | None],
+        options: ReadOptions,
+        deadline: Deadline,
+    ) -> routing.Answer | None:
+        """A standby request no copy here could answer, its owner silent: ask each other
+        member, briefly. The assignment does not say who keeps copies, but a member asked by
+        a peer answers from its copy (if it has one that can) before it refuses; the first
+        answer that is not a 503 is the one."""
+        for url in routing.members(self._app, topic):
+            if url == owner or routing.is_self(self._app, url) or deadline.remaining <= 0:
+                continue
+            try:
+                answer = await self._forward(url, forward, options, deadline, brief=True)
+            except routing.OwnerUnreachable:
+                continue
+            if not routing.worth_retrying(answer):
+                return answer
+        return None
 
     def _copy(self, stage: str, partition: int):  # noqa: ANN202 - (PartitionStore, lag) | None
         return self._runtime.standbys.copy((stage, partition))

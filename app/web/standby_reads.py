@@ -4,7 +4,8 @@ While a property's partition has no ready owner (a rebalance, a restore, an owne
 not yet noticed by the group), a worker that keeps a standby copy of it
 (``app.engine.standby``) may answer from the copy instead of making the client wait or fail:
 at each look at the partition that finds it not open here and its owner, if any, not answering
-(unreachable, or its 503 while it opens the partition).
+(unreachable, or its 503 while it opens the partition). Without a copy here, the worker first
+asked tries the other members briefly: the assignment does not say who keeps copies.
 The copy holds committed state only, as far as it has applied the stage's changelog: its
 position is the input offset the stage stored with that state (``APPLIED_KEY``, written in
 the same transaction), and its lag the committed changelog records it has not applied yet.
@@ -22,8 +23,9 @@ from app.engine.applied import APPLIED_KEY
 from app.engine.store import CommittedState
 from app.positions import Position
 
-# With a copy here, the owner is asked with at most this much of the request's time: an owner
-# still opening the partition (or gone, or hung) must not keep the copy's answer back.
+# A standby request gives the owner (or a member that may keep a copy) at most this much of
+# its time at once: an owner still opening the partition (or gone, or hung) must not keep a
+# copy's answer back.
 OWNER_WAIT_S = 1.0
 
 

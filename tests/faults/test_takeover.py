@@ -10,6 +10,11 @@ that partition once the transaction has ended.
 
 Frozen instead of killed, the worker is a zombie: fenced while it sleeps, then resumed, it
 finds its round refused, drops it and rejoins; that costs it the round, never a count.
+
+The broker is one of the tests' own, whose transaction coordinator looks for timed-out
+transactions only every 10 minutes (``CLEANUP_MS``; Kafka's default is 10 s): without the fence
+the partitions would stay closed for minutes, so the fence is the only way they can open within
+the test's waits, whatever the timing.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import re
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 from aiokafka.client import AIOKafkaClient, ConnectionGroup, CoordinationType
@@ -25,7 +31,8 @@ from aiokafka.client import AIOKafkaClient, ConnectionGroup, CoordinationType
 from app.engine.identity import transactional_id, worker_id
 from app.engine.kip447.outcomes import UNSTABLE_OFFSET_COMMIT
 from app.engine.kip447.protocol import DescribeTransactions, StableOffsetFetch
-from faults._harness import Cluster, Scenario, conclude, log, metric
+from faults._harness import ARTIFACTS, Cluster, Scenario, conclude, log, metric
+from tests.support.broker import Broker
 from tests.support.workers import Worker
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
@@ -34,6 +41,28 @@ RATE = 300  # views/s: transactions every round, the lag before the fault ~0
 AT = 0.6
 PARTITIONS = 6
 FENCED = "property_analytics_takeover_transactions_fenced_total"
+CLEANUP_MS = 600_000  # the test broker's transaction.abort.timed.out.transaction.cleanup.interval.ms
+
+
+@pytest.fixture
+def slow_cleanup_broker(request: pytest.FixtureRequest, monkeypatch) -> Iterator[Broker]:  # noqa: ANN001
+    """A broker of this test's own that aborts timed-out transactions only every
+    ``CLEANUP_MS``. Request it before ``clusters``, so that the workers stop first."""
+    props = ARTIFACTS / "kafka-slow-transaction-cleanup.properties"
+    props.parent.mkdir(parents=True, exist_ok=True)
+    props.write_text(f"transaction.abort.timed.out.transaction.cleanup.interval.ms={CLEANUP_MS}\n")
+    monkeypatch.setenv("KAFKA_EXTRA_PROPS", str(props))
+    broker = Broker(ARTIFACTS / f"kafka-{request.node.name[:40]}")
+    log(f"starting a broker with a {CLEANUP_MS // 1000} s transaction clean-up on {broker.bootstrap}")
+    took = broker.start()
+    log(f"broker ready in {took:.1f}s")
+    yield broker
+    passed = getattr(request.node, "_faults_call", None) is not None and request.node._faults_call.passed
+    if not passed:
+        keep = ARTIFACTS / "logs" / f"{broker.home.name}-server.log"
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        keep.write_text(broker.log_tail(5000))
+    broker.destroy()
 
 
 async def _holds_an_offset(client: AIOKafkaClient, cluster: Cluster, txn_id: str) -> bool:
@@ -101,8 +130,10 @@ async def all_open_after(worker: Worker, mark: int, timeout: float = 120) -> flo
     raise AssertionError(f"worker {worker.port} did not open every views partition in {timeout}s")
 
 
-async def test_sigkill_with_a_transaction_open_is_fenced_by_the_survivor(clusters) -> None:
-    cluster = clusters(TOPIC_PARTITIONS=str(PARTITIONS))
+async def test_sigkill_with_a_transaction_open_is_fenced_by_the_survivor(
+    slow_cleanup_broker, clusters
+) -> None:
+    cluster = clusters(slow_cleanup_broker.bootstrap, TOPIC_PARTITIONS=str(PARTITIONS))
     a, b = cluster.add(), cluster.add()
     await cluster.ready()
     scenario = Scenario(cluster, seed=404)
@@ -123,15 +154,18 @@ async def test_sigkill_with_a_transaction_open_is_fenced_by_the_survivor(cluster
         "SIGKILL 1 of 2 workers with its views transaction open, no restart",
         scenario, [b], fault_at, produced_at, **timings,
     )
-    # The survivor ended the dead worker's transaction itself: nothing else could have ended
-    # it before the coordinator's clean-up, which never fences a producer by InitProducerId.
+    # The survivor ended the dead worker's transaction itself: the coordinator's clean-up
+    # would have come minutes later.
+    assert timings["views_open_s"] < CLEANUP_MS / 1000 / 4, timings
     assert await metric([b], FENCED) >= 1
     text = b.log_path.read_text(errors="replace")
     assert f"fenced transactional id {dead_id}" in text, cluster.log_tails(40)
 
 
-async def test_a_zombie_fenced_while_frozen_loses_only_its_round(clusters) -> None:
-    cluster = clusters(TOPIC_PARTITIONS=str(PARTITIONS))
+async def test_a_zombie_fenced_while_frozen_loses_only_its_round(
+    slow_cleanup_broker, clusters
+) -> None:
+    cluster = clusters(slow_cleanup_broker.bootstrap, TOPIC_PARTITIONS=str(PARTITIONS))
     a, b = cluster.add(), cluster.add()
     await cluster.ready()
     scenario = Scenario(cluster, seed=505)

@@ -1,9 +1,11 @@
-"""``?consistency=standby`` against two real workers with ``STANDBY_REPLICAS=1``: worker A is
-SIGKILLed, and while its partitions move to B (the session timeout, the rebalance, B's restore
-of the tails), B answers every hour of A's partitions asked with ``consistency=standby``: 200,
-from its copy (``"stale": true`` with its lag) until it owns the partition, fresh after; the
-counts equal the oracle's (the copies had every committed record), positions never go back for
-a client that passes its last one as ``atLeast``, and nothing is a 5xx."""
+"""``?consistency=standby`` against real workers with ``STANDBY_REPLICAS=1``: worker A is
+SIGKILLed, and while its partitions move (the session timeout, the rebalance, the restore of
+the tails), every survivor answers every hour of A's partitions asked with
+``consistency=standby``: 200, from a copy (``"stale": true`` with its lag; with three workers
+the survivor without the copy gets it from the one with it) until the partition has an owner
+again, fresh after; the counts equal the oracle's (the copies had every committed record),
+positions never go back for a client that passes its last one as ``atLeast``, and nothing is
+a 5xx. The same hours asked as ``committed`` meanwhile are timed, for comparison."""
 
 from __future__ import annotations
 
@@ -28,11 +30,12 @@ LAG = re.compile(
 )
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def cluster(kafka_bootstrap, tmp_path_factory):
+@pytest_asyncio.fixture(params=[2, 3], ids=["2-workers", "3-workers"])
+async def cluster(request, kafka_bootstrap, tmp_path_factory):
     group = start_cluster(
-        kafka_bootstrap, tmp_path_factory.mktemp("standby-reads"), 2, STANDBY_REPLICAS="1",
-        SESSION_TIMEOUT_SECONDS=str(SESSION_TIMEOUT_S), HEARTBEAT_INTERVAL_SECONDS="1",
+        kafka_bootstrap, tmp_path_factory.mktemp("standby-reads"), request.param,
+        STANDBY_REPLICAS="1", SESSION_TIMEOUT_SECONDS=str(SESSION_TIMEOUT_S),
+        HEARTBEAT_INTERVAL_SECONDS="1",
     )
     try:
         await group.settled(timeout=120)
@@ -41,12 +44,14 @@ async def cluster(kafka_bootstrap, tmp_path_factory):
         group.stop()
 
 
-async def copies_caught_up(worker, partitions: set[int]) -> None:  # noqa: ANN001
-    """``worker`` keeps a copy of every one of ``partitions`` and each has applied all but
-    the commit markers of its changelog."""
-    status, body = await worker.get("/metrics")
-    assert status == 200
-    lag = {int(p): float(v) for p, v in LAG.findall(body)}
+async def copies_caught_up(workers, partitions: set[int]) -> None:  # noqa: ANN001
+    """Each of ``partitions`` has a copy on one of ``workers`` that has applied all but the
+    commit markers of its changelog."""
+    lag: dict[int, float] = {}
+    for worker in workers:
+        status, body = await worker.get("/metrics")
+        assert status == 200
+        lag.update({int(p): float(v) for p, v in LAG.findall(body)})
     assert partitions <= set(lag), f"copies of {sorted(lag)}, not of {sorted(partitions)}"
     assert all(lag[p] <= 1 for p in partitions), lag
 
@@ -63,47 +68,47 @@ def timings(answers: list[tuple[int, int]]) -> dict:
 
 async def test_standby_reads_answer_a_killed_owners_partitions_during_the_move(cluster):
     exp = await cluster.feed(views=3000)
-    a, b = cluster.workers
-    a_owned, _ = await cluster.owned()
-    await eventually(lambda: copies_caught_up(b, a_owned), timeout=60)
+    a, *survivors = cluster.workers
+    a_owned = (await cluster.owned())[0]
+    await eventually(lambda: copies_caught_up(survivors, a_owned), timeout=60)
     # One counted hour of a property on each of A's partitions.
-    asked: dict[int, tuple[str, int]] = {}
+    hours: dict[int, tuple[str, int]] = {}
     for prop, hour in sorted(exp.hourly, key=lambda ph: (-exp.hourly[ph][0], ph)):
-        asked.setdefault(partition_of(prop, PARTITIONS), (prop, hour))
-    asked = {p: asked[p] for p in sorted(a_owned)}
-    assert len(asked) == len(a_owned), (asked, a_owned)
+        hours.setdefault(partition_of(prop, PARTITIONS), (prop, hour))
+    keys = [(w, p) for w in range(len(survivors)) for p in sorted(a_owned)]
     topic = cluster.env["VIEWS_TOPIC"]
-    answers: dict[int, list[tuple[bool, int, int, dict]]] = {p: [] for p in asked}
-    tokens: dict[int, str | None] = dict.fromkeys(asked)
+    answers: dict[tuple[int, int], list[tuple[bool, int, int, dict]]] = {k: [] for k in keys}
+    tokens: dict[tuple[int, int], str | None] = dict.fromkeys(keys)
     problems: list[str] = []
 
-    async def ask(session: aiohttp.ClientSession, partition: int) -> None:
-        prop, hour = asked[partition]
-        url = (f"{b.url}/api/properties/{prop}/views?hour={iso(hour)}"
-               f"&consistency=standby&timeout=5")
-        if tokens[partition]:
-            url += f"&atLeast={tokens[partition]}"
+    def url_of(key: tuple[int, int], query: str) -> str:
+        prop, hour = hours[key[1]]
+        return f"{survivors[key[0]].url}/api/properties/{prop}/views?hour={iso(hour)}&{query}"
+
+    async def ask(session: aiohttp.ClientSession, key: tuple[int, int]) -> None:
+        url = url_of(key, "consistency=standby&timeout=5")
+        if tokens[key]:
+            url += f"&atLeast={tokens[key]}"
         started = time.monotonic()
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
             body = orjson.loads(await response.read())
             took = time.monotonic() - started
             if response.status != 200:
-                problems.append(f"{partition}: {response.status} {body} after {took:.1f} s")
+                problems.append(f"{key}: {response.status} {body} after {took:.1f} s")
                 return
-            tokens[partition] = response.headers["X-Position"]
-            offset = body["position"]["offsets"][topic][str(partition)]
-            answers[partition].append((body["stale"], offset, round(took * 1000), body))
+            tokens[key] = response.headers["X-Position"]
+            offset = body["position"]["offsets"][topic][str(key[1])]
+            answers[key].append((body["stale"], offset, round(took * 1000), body))
 
     # For comparison, the same hours asked as committed meanwhile (statuses and times only).
     committed: list[tuple[int, int]] = []
     done = asyncio.Event()
 
-    async def ask_committed(session: aiohttp.ClientSession, partition: int) -> None:
-        prop, hour = asked[partition]
-        url = f"{b.url}/api/properties/{prop}/views?hour={iso(hour)}&timeout=5"
+    async def ask_committed(session: aiohttp.ClientSession, key: tuple[int, int]) -> None:
         while not done.is_set():
             started = time.monotonic()
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
+            async with session.get(url_of(key, "timeout=5"),
+                                   timeout=aiohttp.ClientTimeout(total=30)) as response:
                 await response.read()
                 committed.append((response.status, round((time.monotonic() - started) * 1000)))
             await asyncio.sleep(0.2)
@@ -111,38 +116,34 @@ async def test_standby_reads_answer_a_killed_owners_partitions_during_the_move(c
     a.kill()
     killed = time.monotonic()
     async with aiohttp.ClientSession() as session:
-        comparing = [asyncio.ensure_future(ask_committed(session, p)) for p in asked]
-        # Until B has owned every one of A's partitions for a while (or 60 s at most).
+        comparing = [asyncio.ensure_future(ask_committed(session, k)) for k in keys]
+        # Until every survivor has answered fresh 5 times in a row for each (60 s at most).
         while time.monotonic() - killed < 60:
-            await asyncio.gather(*(ask(session, p) for p in asked))
-            fresh_for = [
-                sum(1 for stale, *_ in reversed(got[-5:]) if not stale) for got in answers.values()
-            ]
-            if all(n >= 5 for n in fresh_for):
+            await asyncio.gather(*(ask(session, k) for k in keys))
+            if all(len(got) >= 5 and not any(s for s, *_ in got[-5:]) for got in answers.values()):
                 break
             await asyncio.sleep(0.2)
         done.set()
         await asyncio.gather(*comparing)
-    stale_total = sum(1 for got in answers.values() for stale, *_ in got if stale)
     summary = {
-        p: (len(got), sum(1 for s, *_ in got if s), max((ms for *_, ms, _ in got), default=None))
-        for p, got in answers.items()
+        k: (len(got), sum(1 for s, *_ in got if s), max((ms for *_, ms, _ in got), default=None))
+        for k, got in answers.items()
     }
-    print(f"standby, per partition (answers, stale, slowest ms): {summary}")
+    print(f"standby, per (survivor, partition) (answers, stale, slowest ms): {summary}")
     print(f"standby, all: {timings([(200, ms) for got in answers.values() for *_, ms, _ in got])}")
     print(f"committed, all: {timings(committed)}")
     assert not problems, problems[:10]
-    assert stale_total > 0, f"no answer came from a copy: {summary}"
-    for partition, got in answers.items():
-        prop, hour = asked[partition]
+    for key, got in answers.items():
+        prop, hour = hours[key[1]]
         expected = exp.hour_answer(prop, hour)
-        assert got and not got[-1][0], f"{partition}: B never answered as its owner: {got[-3:]}"
+        assert any(stale for stale, *_ in got), f"{key}: no answer came from a copy: {summary}"
+        assert not got[-1][0], f"{key}: never answered fresh: {got[-3:]}"
         offsets = [offset for _, offset, _, _ in got]
-        assert offsets == sorted(offsets), (partition, offsets)
+        assert offsets == sorted(offsets), (key, offsets)
         for stale, _, _, body in got:
             if stale:
                 assert isinstance(body["lag"], int) and body["lag"] >= 0, body
             else:
                 assert "lag" not in body, body
             counts = {k: body[k] for k in expected}
-            assert counts == expected, (partition, stale, counts, expected)
+            assert counts == expected, (key, stale, counts, expected)

@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 from faust.assignor.client_assignment import ClientAssignment, ClientMetadata
 from faust.assignor.partition_assignor import PartitionAssignor
@@ -52,7 +53,7 @@ def _apps(
         for i, member in enumerate(members)
     }
     for app in apps.values():
-        app.assignor = assignor(app, replicas=app.conf.table_standby_replicas)
+        app.assignor = assignor(app, replicas=replicas)
     return apps
 
 
@@ -165,8 +166,32 @@ def test_no_standbys_with_one_worker_or_with_standby_replicas_0(tmp_path: Path) 
     _assign(alone, {})
     none = _apps(tmp_path / "none", ["a", "b", "c"], replicas=0)
     _assign(none, {})
-    for apps in (alone, none):
+    ours = _apps(tmp_path / "ours", ["a", "b", "c"], replicas=0, assignor=StandbyAssignor)
+    _assign(ours, {})
+    for apps in (alone, none, ours):
         assert all(app.assignor.assigned_standbys() == set() for app in apps.values())
+
+
+async def test_faust_drops_its_assignor_at_0_standby_replicas_so_the_app_never_gives_it_0(
+    tmp_path: Path,
+) -> None:
+    """faust's consumer uses aiokafka's round robin when ``table_standby_replicas`` is 0 and
+    the app has no faust table: no copartitioning (a views partition without its properties
+    partition) and no map of who owns what (requests for another worker's partitions got 503
+    in the failover bench). So faust is always given at least 1, and ``StandbyAssignor``
+    places ``STANDBY_REPLICAS`` copies itself."""
+    app = create_app(Settings(data_dir=tmp_path, app_id="standby-assignor", standby_replicas=0))
+    assert app.conf.table_standby_replicas == 1 and app.assignor.replicas == 0
+    thread = app.consumer._thread
+    consumers = [thread._create_worker_consumer(thread.transport)]
+    try:
+        assert thread._assignor is app.assignor  # ours, with no standbys to place
+        app.conf.table_standby_replicas = 0
+        consumers.append(thread._create_worker_consumer(thread.transport))
+        assert thread._assignor is RoundRobinPartitionAssignor  # faust at 0
+    finally:
+        for consumer in consumers:
+            await consumer.stop()
 
 
 # -- the product's assignor: faust's, with the standbys spread (app.engine.standby_assignor) --

@@ -5,7 +5,8 @@ generation, and fetches offsets with OffsetFetch v3, which cannot wait for an op
 transaction. Without them, the only way to keep a zombie from committing is a transactional
 producer per input partition (Kafka's first exactly-once design). This package adds:
 
-- ``protocol``: TxnOffsetCommit v3 and OffsetFetch v7 as aiokafka protocol classes;
+- ``protocol``: TxnOffsetCommit v3 and OffsetFetch v7 as aiokafka protocol classes (and
+  ListTransactions v0 and DescribeTransactions v0 for ``app.engine.takeover``);
 - ``commit.send_offsets_to_transaction``: a transaction's offsets committed under the
   group's generation; ``GenerationFenced`` when the coordinator refuses it;
 - ``fetch.fetch_committed``: committed offsets with ``require_stable``;

@@ -1,4 +1,5 @@
-"""The two KIP-447 requests aiokafka 0.14 lacks, as aiokafka's own protocol classes.
+"""The two KIP-447 requests aiokafka 0.14 lacks, as aiokafka's own protocol classes (and, at
+the end, the two KIP-664 ones ``app.engine.takeover`` uses).
 
 - TxnOffsetCommit v3 (API key 28): a transaction's offset commit that carries the consumer
   group's generation, member id and group instance id, so that the group coordinator refuses

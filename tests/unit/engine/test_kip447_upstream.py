@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 
 import aiokafka
+import aiokafka.protocol.admin as admin_protocol
 import aiokafka.protocol.commit as commit_protocol
 import aiokafka.protocol.transaction as transaction_protocol
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -28,6 +29,17 @@ def test_aiokafka_has_no_offset_fetch_v7():
     When this fails, use its fetch and delete ``app/engine/kip447/fetch.py``."""
     versions = sorted(n for n in dir(commit_protocol) if n.startswith("OffsetFetchRequest_v"))
     assert versions == [f"OffsetFetchRequest_v{v}" for v in range(4)], aiokafka.__version__
+
+
+def test_aiokafka_has_no_transaction_listing():
+    """aiokafka has neither ListTransactions nor DescribeTransactions (KIP-664). When this
+    fails, use its classes in ``app/engine/takeover.py`` and delete ours from
+    ``app/engine/kip447/protocol.py``."""
+    found = [
+        name for module in (admin_protocol, transaction_protocol) for name in dir(module)
+        if name.startswith(("ListTransactions", "DescribeTransactions"))
+    ]
+    assert found == [], aiokafka.__version__
 
 
 async def test_aiokafka_forgets_the_transactions_partitions_on_an_abortable_error():

@@ -51,7 +51,7 @@ def make(tmp_path, monkeypatch):
         app = SimpleNamespace(consumer_generation_id=1, consumer=Consumer({0, 1}))
         runner = StageRunner(
             app, owned, Reader(), Metrics(), 100, commit_s,
-            processing_errors=processing_errors, group_metadata=lambda: GROUP,
+            processing_errors=processing_errors, group_metadata=lambda: GROUP, round_gap_s=0.0,
         )
         runner.exits = exits
         runner.on_assigned(1)

@@ -86,12 +86,14 @@ def make(tmp_path, monkeypatch):
         start_after: asyncio.Event | None = None,
         open_: bool = True,
         max_uncommitted: int = 10_000,
+        gap_s: float = 0.0,
     ) -> StageRunner:
         owned = owned_partitions(tmp_path, monkeypatch, factory=factory)
         app = SimpleNamespace(consumer_generation_id=1, consumer=Consumer(set(assigned)))
         runner = StageRunner(
             app, owned, Reader(), Metrics(), batch_max, commit_s,
             max_uncommitted=max_uncommitted, start_after=start_after, group_metadata=lambda: GROUP,
+            round_gap_s=gap_s,
         )
         runner.on_assigned(1)
         if open_:
@@ -380,6 +382,24 @@ async def test_rounds_start_at_most_once_per_commit_interval(make) -> None:
         await asyncio.sleep(0.01)  # with no other trigger than the round's end
     assert committed_offsets(runner, 0) == [1, 2]
     assert time.monotonic() - first >= 1.0  # not before the interval had passed
+
+
+async def test_the_next_round_waits_for_the_round_gap_after_the_last_one_ended(make) -> None:
+    """A round begun right after the last one ended would meet the broker still completing
+    that transaction (and wait for a retry): the next one starts ``round_gap_s`` after it, even
+    with no commit interval and work waiting, with no other trigger (no fetch, no timer)."""
+    runner = await make(commit_s=0.0, gap_s=0.3)
+    await runner.process(batch(0, [0]))  # the first round: at once
+    await settle()
+    ended = time.monotonic()  # after the first round's end
+    await runner.process(batch(0, [1]))  # no round: the first has just ended
+    await runner.commit_due()
+    await settle()
+    assert committed_offsets(runner, 0) == [1]
+    while committed_offsets(runner, 0) == [1] and time.monotonic() - ended < 5:
+        await asyncio.sleep(0.01)
+    assert committed_offsets(runner, 0) == [1, 2]
+    assert time.monotonic() - ended >= 0.3  # not before the gap had passed
 
 
 async def test_the_first_record_beyond_the_applied_offset_seeks_back_to_it(make) -> None:

@@ -1,7 +1,8 @@
 """``?consistency=standby`` in this process (no broker): a standby copy kept here answers a
 property's hour, marked stale with its lag and at its own position, when the partition is not
 open here and its owner is unreachable or still opening it; never behind ``atLeast``, never
-with an unknown lag; the owner's own answer is marked fresh; the copy's position and the
+with an unknown lag; the owner's own answer is marked fresh; a property and its events from the
+properties stage's copy; without a copy here, another member's; the copy's position and the
 checks on it as pure functions over any offsets."""
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from app.engine.transactions import Outbox
 from app.main import create_app
 from app.positions import Position
 from app.settings import Settings
+from app.stages.properties import PropertiesConfig, PropertiesProcessor
 from app.stages.views import ViewsConfig, ViewsProcessor
 from app.web.routing import partition_of
 from app.web.standby_reads import copy_position, marked, usable
 
 from ..conftest import SMALL
 from .test_positions_api import HOUR, NOW, PROP, Partition, get
+from .test_properties_api import T0, event
 from .test_requests import Member
 
 TOPIC = "property.views"
@@ -183,3 +186,89 @@ def test_marked_adds_stale_and_lag_and_keeps_the_rest(body, lag):
     expected = {**body, "stale": False} if lag is None else {**body, "stale": True, "lag": lag}
     assert out == expected
     assert marked([1], lag) == [1]
+
+
+@pytest_asyncio.fixture
+async def no_copy_here(tmp_path) -> AsyncIterator[tuple[TestClient, Member]]:
+    """A worker without a copy of PROP's partition, whose owner is gone, and another member
+    (a stand-in) that owns nothing of the views."""
+    gone, other = Member(), Member()
+    await gone.server.start_server()
+    owner_url = gone.url
+    await gone.server.close()
+    await other.server.start_server()
+    settings = Settings(app_id="web-standby-peers", worker_data_dir=tmp_path / "d",
+                        topic_partitions=4)
+    app = create_app(settings)
+    app.web.init_server()
+    topic = settings.views_topic
+    app.assignor.external_topics_metadata = lambda: {
+        owner_url: {topic: set(range(4))}, other.url: {topic: set()}
+    }
+    client = TestClient(TestServer(app.web.web_app))
+    await client.start_server()
+    yield client, other
+    await client.close()
+    await other.server.close()
+
+
+async def test_without_a_copy_here_another_member_that_keeps_one_answers(no_copy_here):
+    client, other = no_copy_here
+    other.answer = (200, "application/json", b'{"views": 3, "stale": true, "lag": 0}')
+    status, body, _ = await get(client, hour_path())
+    assert status == 200 and body == {"views": 3, "stale": True, "lag": 0}
+    path, headers = other.seen[-1]
+    assert "consistency=standby" in path and headers.get("X-Routed-By")
+
+
+async def test_without_any_copy_the_members_are_asked_until_the_timeout(no_copy_here):
+    client, other = no_copy_here
+    other.answer = (503, "application/json", b'{"error": "not here"}')
+    status, body, _ = await get(client, hour_path("&timeout=1"))
+    asked = len(other.seen)
+    assert status == 503 and asked >= 2
+    status, body, _ = await get(  # committed: the other members are never asked
+        client, f"/api/properties/{PROP}/views?hour={HOUR}&timeout=0.5"
+    )
+    assert status == 503 and len(other.seen) == asked and "stale" not in body
+
+
+async def test_a_property_and_its_events_come_from_the_properties_copy(worker, tmp_path):
+    """The aggregate endpoints read the properties stage's copy, at a position of
+    ``property.events``; the owner is gone."""
+    app = worker.app
+    settings = app.runtime.settings
+    store = PartitionStore(tmp_path / "props-copy", rocksdb_options(SMALL, SMALL))
+    proc = PropertiesProcessor(P, store, Outbox(), PropertiesConfig.from_settings(settings))
+    proc.process(0, PROP.encode(), event("c", "created", T0, PROP, title="t", city="Lyon", price=10), NOW)
+    proc.before_commit(NOW)
+    store.seal()
+    store.apply_sealed(0)
+    keeper = app.runtime.standbys
+    keeper._stores[(app.runtime.properties.owned.name, P)] = store
+    keeper.lag[(app.runtime.properties.owned.name, P)] = 0
+    await worker.member.server.close()
+    try:
+        status, body, _ = await get(worker.client, f"/api/properties/{PROP}?consistency=standby")
+        assert status == 200 and body["status"] == "listed" and body["version"] == 1, body
+        assert body["stale"] is True and body["lag"] == 0
+        assert body["position"]["offsets"] == {settings.property_events_topic: {str(P): 0}}
+        status, body, _ = await get(
+            worker.client, f"/api/properties/{PROP}/events?consistency=standby"
+        )
+        assert status == 200 and [e["version"] for e in body["events"]] == [1]
+        assert body["stale"] is True
+        status, body, _ = await get(worker.client, "/api/properties/nobody?consistency=standby")
+        assert status == 404 and body["stale"] is True  # the copy's 404, marked as such
+    finally:
+        keeper._stores.pop((app.runtime.properties.owned.name, P))
+        store.close()
+
+
+async def test_segment_weeks_and_users_answer_standby_as_committed(worker):
+    path = "/api/segments/investor/weeks/2026-11-16?consistency=standby"
+    status, body, _ = await get(worker.client, path)
+    assert status == 200 and body["views"] == 0 and "stale" not in body
+    assert body["position"]["committed"] is True
+    status, body, _ = await get(worker.client, "/api/users/nobody?consistency=standby")
+    assert status == 404 and "position" in body and "stale" not in body
