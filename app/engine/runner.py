@@ -186,6 +186,10 @@ class StageRunner:
             if full or self._round_wait(received) <= 0:
                 if full:
                     await self._join()  # back pressure: the commit in flight first
+                    # and the round gap after it, as for any round (``ROUND_GAP_S``)
+                    gap = self._last_end + self._round_gap_s - time.monotonic()
+                    if gap > 0:
+                        await asyncio.sleep(gap)
                 sealed = await self._commit_dirty(now_ms)
                 self._metrics.observe_event_time(
                     int(time.time() * 1000), stream_times, _stream_times(owned, sealed)

@@ -204,6 +204,22 @@ async def test_past_max_uncommitted_a_fetch_waits_for_the_commit_in_flight(make)
     assert committed_offsets(runner, 0) == [1, 4, 7]
 
 
+async def test_past_max_uncommitted_the_next_round_still_waits_for_the_round_gap(make) -> None:
+    """A catch-up round (the uncommitted limit reached) starts once the round in flight has
+    ended and ``round_gap_s`` has passed, as any round: not at once, when the broker would
+    still be completing the last transaction."""
+    runner = await make(commit_s=LONG, max_uncommitted=3, gap_s=0.3)
+    await runner.process(batch(0, [0]))  # the first round: at once
+    await settle()
+    ended = runner._last_end  # noqa: SLF001
+    assert committed_offsets(runner, 0) == [1] and ended > 0
+    await runner.process(batch(0, [1, 2, 3]))  # 3 uncommitted: a round despite the interval
+    assert committed_offsets(runner, 0) == [1]  # sealed and sent in the background
+    await settle()
+    assert committed_offsets(runner, 0) == [1, 4]
+    assert time.monotonic() - ended >= 0.3  # not before the gap had passed
+
+
 TICKS = "ticks"
 
 
