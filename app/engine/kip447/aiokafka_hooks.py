@@ -16,13 +16,6 @@ offsets queued with group metadata, and leaves everything else to aiokafka:
   ABORTABLE_ERROR (``_abortable``), which makes ``commit_transaction`` raise and leaves
   ``abort_transaction`` as the only way on.
 
-``install`` also shortens one wait: a transaction begun while the broker still writes the
-previous one's markers has its first AddPartitionsToTxn answered CONCURRENT_TRANSACTIONS, and
-aiokafka sends it again after a fixed 20 ms (``BACKOFF_OVERRIDE``, as Java's producer does);
-the markers took 1-3 ms on one broker, so ``AddPartitionsToTxnHandler`` asks again after
-``CONCURRENT_TRANSACTIONS_BACKOFF_S``. Every other answer keeps aiokafka's handling and the
-producer's ``retry_backoff_ms``.
-
 ``_abortable`` also works around an aiokafka bug: its ``error_transaction`` forgets the
 partitions and group already added to the transaction, so the abort that follows sends no
 EndTxn and the broker's transaction stays open; the producer's next transaction then carries
@@ -32,8 +25,8 @@ partitions and group are kept here so that the abort reaches the broker
 
 What this touches, all of aiokafka 0.14 unless said (listed in docs/internals.md):
 ``AIOKafkaProducer._txn_manager``, ``._sender``; ``Sender._do_txn_offset_commit``,
-``._find_coordinator``, ``._coordinator_dead``, ``._retry_backoff``,
-``._do_add_partitions_to_txn``; the sender's ``BaseHandler`` and ``AddPartitionsToTxnHandler``; ``TransactionManager.add_offsets_to_txn``, ``.offset_committed``,
+``._find_coordinator``, ``._coordinator_dead``, ``._retry_backoff``; the sender's
+``BaseHandler``; ``TransactionManager.add_offsets_to_txn``, ``.offset_committed``,
 ``.error_transaction``, ``._txn_partitions``, ``._txn_consumer_group``;
 ``AIOKafkaConsumer._coordinator`` (``.group_id``, ``.generation``, ``.member_id``,
 ``._group_instance_id``); faust's ``Consumer._thread._consumer``.
@@ -50,13 +43,11 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.client import ConnectionGroup, CoordinationType
 from aiokafka.errors import (
-    ConcurrentTransactions,
     GroupAuthorizationFailedError,
     IllegalOperation,
     ProducerFenced,
     for_code,
 )
-from aiokafka.producer.sender import AddPartitionsToTxnHandler as AiokafkaAddPartitions
 from aiokafka.producer.sender import BaseHandler
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -72,10 +63,6 @@ from app.engine.kip447.protocol import TxnOffsetCommitWithGeneration, Unsupporte
 log = logging.getLogger(__name__)
 
 _INSTALLED = "_kip447_installed"
-
-# The wait before a transaction's first AddPartitionsToTxn is sent again after
-# CONCURRENT_TRANSACTIONS (module docstring): a few times the 1-3 ms the markers took.
-CONCURRENT_TRANSACTIONS_BACKOFF_S = 0.003
 
 
 class _GroupOffsets(dict):
@@ -106,19 +93,11 @@ def queue_offsets(
 
 def install(producer: AIOKafkaProducer) -> None:
     """Make the producer's sender commit offsets queued with group metadata with TxnOffsetCommit
-    v3 (once per producer; aiokafka's own path stays for any other offsets), and add a
-    transaction's partitions with ``AddPartitionsToTxnHandler`` (from the transaction after
-    the first offsets: the first transaction of a producer follows none)."""
+    v3 (once per producer; aiokafka's own path stays for any other offsets)."""
     sender = producer._sender  # noqa: SLF001
     if getattr(sender, _INSTALLED, False):
         return
     aiokafka_commit = sender._do_txn_offset_commit  # noqa: SLF001
-
-    async def do_add_partitions_to_txn(tps: set[TopicPartition]) -> bool:
-        # aiokafka's ``Sender._do_add_partitions_to_txn`` with the handler below.
-        find = sender._find_coordinator  # noqa: SLF001
-        node_id = await find(CoordinationType.TRANSACTION, sender._txn_manager.transactional_id)  # noqa: SLF001
-        return await AddPartitionsToTxnHandler(sender, tps).do(node_id)
 
     async def do_txn_offset_commit(offsets: dict, group_id: str) -> None:
         group = getattr(offsets, "group", None)
@@ -128,7 +107,6 @@ def install(producer: AIOKafkaProducer) -> None:
             await _commit_with_generation(sender, offsets, group)
 
     sender._do_txn_offset_commit = do_txn_offset_commit  # noqa: SLF001
-    sender._do_add_partitions_to_txn = do_add_partitions_to_txn  # noqa: SLF001
     setattr(sender, _INSTALLED, True)
 
 
@@ -170,23 +148,6 @@ def _describe(offsets: dict[TopicPartition, OffsetAndMetadata]) -> str:
     return ", ".join(
         f"{tp.topic}[{tp.partition}]@{om.offset}" for tp, om in sorted(offsets.items())
     )
-
-
-class AddPartitionsToTxnHandler(AiokafkaAddPartitions):
-    """aiokafka's, asking again after ``CONCURRENT_TRANSACTIONS_BACKOFF_S`` when the broker
-    answered a transaction's first partitions CONCURRENT_TRANSACTIONS (module docstring)."""
-
-    def handle_response(self, resp: Any) -> float | None:
-        first = not self._sender._txn_manager.txn_partitions  # noqa: SLF001
-        backoff = super().handle_response(resp)
-        if backoff is not None and first and _all_concurrent(resp):
-            return CONCURRENT_TRANSACTIONS_BACKOFF_S
-        return backoff
-
-
-def _all_concurrent(resp: Any) -> bool:
-    codes = [code for _topic, partitions in resp.errors for _partition, code in partitions]
-    return bool(codes) and all(for_code(code) is ConcurrentTransactions for code in codes)
 
 
 class TxnOffsetCommitV3Handler(BaseHandler):

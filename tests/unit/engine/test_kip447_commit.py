@@ -17,18 +17,12 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 from aiokafka.errors import IllegalOperation, ProducerFenced, TransactionalIdAuthorizationFailed
-from aiokafka.producer import sender as sender_module
 from aiokafka.producer.transaction_manager import TransactionResult, TransactionState
 from aiokafka.protocol.transaction import TxnOffsetCommitRequest_v0
 from aiokafka.structs import OffsetAndMetadata
 
 from app.engine.kip447 import GenerationFenced, GroupMetadata, UnsupportedByBroker
-from app.engine.kip447.aiokafka_hooks import (
-    CONCURRENT_TRANSACTIONS_BACKOFF_S,
-    faust_group_metadata,
-    install,
-    queue_offsets,
-)
+from app.engine.kip447.aiokafka_hooks import faust_group_metadata, queue_offsets
 from app.engine.kip447.commit import send_offsets_to_transaction, validated_offsets
 from app.engine.kip447.protocol import TxnOffsetCommitRequest_v3, TxnOffsetCommitResponse_v3
 from app.main import create_app
@@ -236,83 +230,6 @@ def test_a_non_transactional_producer_is_refused():
             await producer.client.close()
 
     asyncio.run(run())
-
-
-# --- AddPartitionsToTxn answered CONCURRENT_TRANSACTIONS --------------------------------------
-
-CONCURRENT, LOAD_IN_PROGRESS = 51, 14
-OUT1 = TopicPartition("out", 1)
-
-
-def add_partitions_answer(*codes: int) -> Callable:
-    """An AddPartitionsToTxn answer giving the asked partitions ``codes`` in order."""
-
-    def respond(request):  # noqa: ANN001
-        asked = [(t, p) for t, parts in request.topics for p in parts]
-        by_topic: dict[str, list] = {}
-        for (topic, partition), code in zip(asked, codes, strict=True):
-            by_topic.setdefault(topic, []).append((partition, code))
-        return type(request).RESPONSE_TYPE(0, list(by_topic.items()))
-
-    return respond
-
-
-@pytest.fixture
-def adding(producer, monkeypatch):
-    """The producer with the hooks, a 50 ms ``retry_backoff_ms``, AddPartitionsToTxn v0 known
-    to its broker, and the waits of its sender recorded (and not waited)."""
-    install(producer)
-    producer._sender._retry_backoff = 0.05
-    producer.broker.versions = {**KAFKA_4_4, 24: (0, 0)}
-    waits: list[float] = []
-    sleep = asyncio.sleep
-
-    async def recorded(delay, *args):  # noqa: ANN001, ANN002
-        waits.append(delay)
-        await sleep(0)
-
-    monkeypatch.setattr(sender_module.asyncio, "sleep", recorded)
-    producer.waits = waits
-    return producer
-
-
-async def add_partitions(producer: AIOKafkaProducer, *tps: TopicPartition) -> bool:
-    """One AddPartitionsToTxn as the sender's loop sends it for records sent to ``tps``."""
-    txn = producer._txn_manager
-    for tp in tps:
-        txn.maybe_add_partition_to_txn(tp)
-    return await producer._sender._do_add_partitions_to_txn(txn.partitions_to_add())
-
-
-async def test_a_transactions_first_partitions_refused_as_concurrent_are_asked_again_soon(adding):
-    """The broker still completing the last transaction: asked again after 3 ms, not after
-    aiokafka's 20 ms, then added."""
-    txn = adding._txn_manager
-    txn._txn_partitions.clear()  # the transaction's first records
-    adding.broker.answers = [
-        add_partitions_answer(CONCURRENT, CONCURRENT), add_partitions_answer(0, 0),
-    ]
-    assert await add_partitions(adding, SENT_TO_TXN, OUT1) is False
-    assert adding.waits == [CONCURRENT_TRANSACTIONS_BACKOFF_S] and not txn.txn_partitions
-    assert await add_partitions(adding) is True
-    assert adding.waits == [CONCURRENT_TRANSACTIONS_BACKOFF_S]
-    assert txn.txn_partitions == {SENT_TO_TXN, OUT1} and not txn.partitions_to_add()
-    assert [r.topics for r in adding.broker.requests] == [[("out", [0, 1])]] * 2
-
-
-@pytest.mark.parametrize(("first", "codes"), [
-    (False, (CONCURRENT,)),  # partitions already added: not the last transaction's end
-    (True, (LOAD_IN_PROGRESS,)),  # another retriable answer
-    (True, (0, CONCURRENT)),  # one partition added meanwhile
-])
-async def test_other_refusals_keep_the_producers_retry_backoff(adding, first, codes):
-    txn = adding._txn_manager
-    if first:
-        txn._txn_partitions.clear()
-    adding.broker.answers = [add_partitions_answer(*codes)]
-    tps = [OUT1, TopicPartition("out", 2)][: len(codes)]
-    assert await add_partitions(adding, *tps) is False
-    assert adding.waits == [0.05]
 
 
 # --- the group metadata of a consumer ------------------------------------------------------

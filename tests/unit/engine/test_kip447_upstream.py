@@ -10,9 +10,7 @@ import aiokafka.protocol.admin as admin_protocol
 import aiokafka.protocol.commit as commit_protocol
 import aiokafka.protocol.transaction as transaction_protocol
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.producer.sender import AddPartitionsToTxnHandler
 from aiokafka.producer.transaction_manager import TransactionManager
-from aiokafka.protocol.transaction import AddPartitionsToTxnResponse_v0
 
 
 def test_aiokafka_has_no_txn_offset_commit_v3():
@@ -59,24 +57,3 @@ async def test_aiokafka_forgets_the_transactions_partitions_on_an_abortable_erro
     txn.wait_for_transaction_end().exception()
     txn.aborting_transaction()
     assert txn.is_empty_transaction()
-
-
-async def test_aiokafka_asks_again_20_ms_after_concurrent_transactions_on_the_first_partitions():
-    """aiokafka sends a transaction's first AddPartitionsToTxn again 20 ms after
-    CONCURRENT_TRANSACTIONS (its ``BACKOFF_OVERRIDE``, whatever ``retry_backoff_ms``);
-    ``aiokafka_hooks.AddPartitionsToTxnHandler`` asks again sooner. When this fails, aiokafka
-    changed that wait: see whether the hook is still needed."""
-    producer = AIOKafkaProducer(transactional_id="txn-1", retry_backoff_ms=50)
-    try:
-        txn = producer._txn_manager
-        txn.set_pid_and_epoch(1, 0)
-        txn.begin_transaction()
-        out = TopicPartition("out", 0)
-        handler = AddPartitionsToTxnHandler(producer._sender, {out})
-        concurrent = AddPartitionsToTxnResponse_v0(0, [("out", [(0, 51)])])
-        assert handler.handle_response(concurrent) == 0.02
-        txn.maybe_add_partition_to_txn(out)
-        assert handler.handle_response(AddPartitionsToTxnResponse_v0(0, [("out", [(0, 0)])])) is None
-        assert handler.handle_response(concurrent) == 0.05  # with partitions added: its backoff
-    finally:
-        await producer.client.close()
