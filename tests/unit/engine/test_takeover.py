@@ -10,7 +10,7 @@ import time
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import TransactionalIdAuthorizationFailed
+from aiokafka.errors import ConcurrentTransactions, TransactionalIdAuthorizationFailed
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -216,8 +216,8 @@ async def test_a_transaction_never_ending_still_fails_the_opening_in_words(monke
 
 async def test_fence_gives_up_in_words_when_the_abort_never_completes():
     broker = Broker(Txn(DEAD, [CHANGELOG], age_s=30), init_busy=10**6)
-    with pytest.raises(Exception, match=r"InitProducerId of app-views-0123456789ab: "
-                                        r"CONCURRENT_TRANSACTIONS"):
+    with pytest.raises(ConcurrentTransactions, match=r"InitProducerId of app-views-0123456789ab: "
+                                                     r"CONCURRENT_TRANSACTIONS"):
         await takeover.fence(broker, DEAD, 10_000, give_up_s=0.05)
     with pytest.raises(TransactionalIdAuthorizationFailed):
         await takeover.fence(Broker(Txn(DEAD, [], age_s=1), init_error=53), DEAD, 10_000)
