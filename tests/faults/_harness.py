@@ -9,6 +9,7 @@ the checks are those of ``tests/support``; this module only drives them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -16,14 +17,16 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.generator import Record, Workload
+from tests.support.broker import Broker
 from tests.support.checks import check_dlq, check_insights, get_all, hour_path, week_path
 from tests.support.oracle import HOUR, Oracle, Produced, hour_of, oracle, segments_from
 from tests.support.topics import produce
@@ -40,6 +43,25 @@ def now_ms() -> int:
 
 def log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+@contextlib.contextmanager
+def own_broker(request: Any, what: str = "dedicated broker") -> Iterator[Broker]:
+    """A broker of the requesting test's own (tools/kafka/kafka.sh on other ports), removed
+    afterwards; its log is kept under tests/artifacts/logs/ when the test did not pass."""
+    broker = Broker(ARTIFACTS / f"kafka-{request.node.name[:40]}")
+    log(f"starting a {what} on {broker.bootstrap} ({broker.home})")
+    took = broker.start()
+    log(f"{what} ready in {took:.1f}s")
+    try:
+        yield broker
+    finally:
+        passed = getattr(request.node, "_faults_call", None) is not None and request.node._faults_call.passed
+        if not passed:
+            keep = ARTIFACTS / "logs" / f"{broker.home.name}-server.log"
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            keep.write_text(broker.log_tail(5000))
+        broker.destroy()
 
 
 # --- workers ---------------------------------------------------------------------------------

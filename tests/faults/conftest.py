@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from faults._harness import ARTIFACTS, Cluster, log
+from faults._harness import ARTIFACTS, Cluster, log, own_broker
 from tests.support.broker import Broker
 from tests.support.cluster import NODES, KafkaCluster
 
@@ -71,20 +71,10 @@ async def clusters(request: pytest.FixtureRequest, kafka_bootstrap: str) -> Asyn
 
 @pytest.fixture
 def dedicated_broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
-    """A broker of this test's own (tools/kafka/kafka.sh on other ports), to restart and kill.
-    Removed afterwards (its log kept under tests/artifacts/logs/ on failure). Request it before
-    ``clusters``, so that the workers are stopped before their broker goes."""
-    broker = Broker(ARTIFACTS / f"kafka-{request.node.name[:40]}")
-    log(f"starting a dedicated broker on {broker.bootstrap} ({broker.home})")
-    took = broker.start()
-    log(f"dedicated broker ready in {took:.1f}s")
-    yield broker
-    passed = getattr(request.node, "_faults_call", None) is not None and request.node._faults_call.passed
-    if not passed:
-        keep = ARTIFACTS / "logs" / f"{broker.home.name}-server.log"
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        keep.write_text(broker.log_tail(5000))
-    broker.destroy()
+    """A broker of this test's own, to restart and kill. Request it before ``clusters``, so
+    that the workers are stopped before their broker goes."""
+    with own_broker(request) as broker:
+        yield broker
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from aiokafka.client import AIOKafkaClient, ConnectionGroup, CoordinationType
 from app.engine.identity import transactional_id, worker_id
 from app.engine.kip447.outcomes import UNSTABLE_OFFSET_COMMIT
 from app.engine.kip447.protocol import DescribeTransactions, StableOffsetFetch
-from faults._harness import ARTIFACTS, Cluster, Scenario, conclude, log, metric
+from faults._harness import ARTIFACTS, Cluster, Scenario, conclude, log, metric, own_broker
 from tests.support.broker import Broker
 from tests.support.workers import Worker
 
@@ -52,17 +52,8 @@ def slow_cleanup_broker(request: pytest.FixtureRequest, monkeypatch) -> Iterator
     props.parent.mkdir(parents=True, exist_ok=True)
     props.write_text(f"transaction.abort.timed.out.transaction.cleanup.interval.ms={CLEANUP_MS}\n")
     monkeypatch.setenv("KAFKA_EXTRA_PROPS", str(props))
-    broker = Broker(ARTIFACTS / f"kafka-{request.node.name[:40]}")
-    log(f"starting a broker with a {CLEANUP_MS // 1000} s transaction clean-up on {broker.bootstrap}")
-    took = broker.start()
-    log(f"broker ready in {took:.1f}s")
-    yield broker
-    passed = getattr(request.node, "_faults_call", None) is not None and request.node._faults_call.passed
-    if not passed:
-        keep = ARTIFACTS / "logs" / f"{broker.home.name}-server.log"
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        keep.write_text(broker.log_tail(5000))
-    broker.destroy()
+    with own_broker(request, f"broker with a {CLEANUP_MS // 1000} s transaction clean-up") as broker:
+        yield broker
 
 
 async def _holds_an_offset(client: AIOKafkaClient, cluster: Cluster, txn_id: str) -> bool:
