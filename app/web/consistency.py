@@ -57,9 +57,10 @@ def parse_consistency(text: str) -> str:
 
 def parse_timeout(text: str) -> float:
     """Seconds to wait for ``atLeast``: a decimal number from 0 to 30."""
-    if not _SECONDS.fullmatch(text.strip()):
+    seconds = text.strip()  # what is checked is what is converted: float() strips less
+    if not _SECONDS.fullmatch(seconds):
         raise BadRequest(f"must be a number of seconds from 0 to {MAX_TIMEOUT_S:g}")
-    value = float(text)
+    value = float(seconds)
     if value > MAX_TIMEOUT_S:
         raise BadRequest(f"must be at most {MAX_TIMEOUT_S:g} seconds")
     return value
